@@ -1,0 +1,134 @@
+"""Read a word list, build its vocabulary, split it, and turn words into (context, next) pairs."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+BOUNDARY = 0  # index of the start/end-of-word token; it is no character of the data
+DEFAULT_FRACTIONS = (0.8, 0.1, 0.1)
+
+
+class UserError(ValueError):
+    """Bad input from the user: the CLIs print the message as one line and exit with status 2."""
+
+
+class DatasetError(UserError):
+    """A dataset that cannot be used."""
+
+
+def bundled_names_path() -> Path:
+    """Path of the bundled names.txt (32,033 first names)."""
+    return Path(str(resources.files("makemore.data").joinpath("names.txt")))
+
+
+def read_words(path: str | Path) -> list[str]:
+    """Read a UTF-8 file of one item per line; strip each line and drop blank ones."""
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise DatasetError(f"data file not found: {path}") from None
+    except IsADirectoryError:
+        raise DatasetError(f"data path is a directory, not a file: {path}") from None
+    except UnicodeDecodeError as err:
+        raise DatasetError(f"data file is not UTF-8 text: {path} (byte {err.start})") from None
+    except OSError as err:
+        raise DatasetError(f"cannot read data file {path}: {err.strerror}") from None
+    words = [line.strip() for line in text.splitlines()]
+    words = [w for w in words if w]
+    if not words:
+        raise DatasetError(f"data file has no words: {path}")
+    if len(set(words)) < 2:
+        raise DatasetError(f"data file needs at least 2 distinct words, found 1: {path}")
+    if len(words) < 3:
+        raise DatasetError(f"data file needs at least 3 words for a train/val/test split: {path}")
+    return words
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes (identifies the data a model was trained on)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Vocab:
+    """Characters for indices 1..V-1; index 0 is the boundary token."""
+
+    chars: str
+
+    @classmethod
+    def from_words(cls, words: list[str]) -> Vocab:
+        return cls("".join(sorted(set("".join(words)))))
+
+    @property
+    def size(self) -> int:
+        """V: the characters plus the boundary token."""
+        return len(self.chars) + 1
+
+    @cached_property
+    def index(self) -> dict[str, int]:
+        """Character -> index (1..V-1)."""
+        return {ch: i + 1 for i, ch in enumerate(self.chars)}
+
+    def encode(self, word: str) -> list[int]:
+        try:
+            return [self.index[ch] for ch in word]
+        except KeyError as err:
+            raise DatasetError(f"character {err.args[0]!r} is not in the vocabulary") from None
+
+    def decode(self, ids: list[int] | np.ndarray) -> str:
+        return "".join(self.chars[i - 1] for i in ids if i != BOUNDARY)
+
+
+@dataclass(frozen=True)
+class Split:
+    """Train/val/test words, in shuffled order."""
+
+    train: list[str]
+    val: list[str]
+    test: list[str]
+
+    def __getitem__(self, name: str) -> list[str]:
+        if name not in ("train", "val", "test"):
+            raise DatasetError(f"unknown split {name!r}: choose train, val or test")
+        return getattr(self, name)
+
+
+def split_words(words: list[str], seed: int = 42, fractions: tuple[float, float, float] = DEFAULT_FRACTIONS) -> Split:
+    """Shuffle with `seed` and cut into train/val/test by `fractions` (each split non-empty)."""
+    n = len(words)
+    order = np.random.default_rng(seed).permutation(n)
+    shuffled = [words[i] for i in order]
+    n_val = max(1, int(round(n * fractions[1])))
+    n_test = max(1, int(round(n * fractions[2])))
+    n_train = n - n_val - n_test
+    if n_train < 1:
+        raise DatasetError(f"too few words ({n}) for a train/val/test split")
+    return Split(
+        train=shuffled[:n_train],
+        val=shuffled[n_train : n_train + n_val],
+        test=shuffled[n_train + n_val :],
+    )
+
+
+def make_examples(words: list[str], vocab: Vocab, block_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """All (context, next index) pairs: int64 X[N, block_size] and Y[N].
+
+    Each word contributes len(word) + 1 examples: every character, then the end boundary.
+    """
+    contexts: list[list[int]] = []
+    targets: list[int] = []
+    for word in words:
+        context = [BOUNDARY] * block_size
+        for ix in vocab.encode(word) + [BOUNDARY]:
+            contexts.append(context)
+            targets.append(ix)
+            context = context[1:] + [ix]
+    x = np.array(contexts, dtype=np.int64).reshape(len(targets), block_size)
+    return x, np.array(targets, dtype=np.int64)

@@ -1,0 +1,1 @@
+"""Checkpoint -> self-contained ONNX file."""

@@ -1,0 +1,22 @@
+"""The torch-free runtime: sample and score makemore ONNX models with onnxruntime + numpy.
+
+onnxruntime writes device-id files under ~/.cache and $TMPDIR when imported, unless telemetry
+is off; we turn it off here (keeping any value the user set), before anything imports it.
+"""
+
+import os
+
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
+from makemore.runtime.model_info import ModelFileError, ModelInfo  # noqa: E402
+from makemore.runtime.sampling import Sampler, SamplingError  # noqa: E402
+
+__all__ = ["ModelFileError", "ModelInfo", "OnnxSampler", "Sampler", "SamplingError"]
+
+
+def __getattr__(name: str):  # imports onnxruntime only when OnnxSampler is asked for
+    if name == "OnnxSampler":
+        from makemore.runtime.onnx_sampler import OnnxSampler
+
+        return OnnxSampler
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

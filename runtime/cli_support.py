@@ -1,0 +1,36 @@
+"""What every CLI shares: one-line errors with exit status 2, and the check for the training extra."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Callable
+from typing import NoReturn
+
+from makemore.data import UserError
+
+USAGE_ERROR = 2
+INTERRUPTED = 130
+
+
+def fail(message: str, status: int = USAGE_ERROR) -> NoReturn:
+    """Print `error: message` on stderr and exit with `status`."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(status)
+
+
+def require_training_extra(command: str) -> None:
+    """Exit with one line naming the extra to install when torch or onnx is missing."""
+    missing = [name for name in ("torch", "onnx") if importlib.util.find_spec(name) is None]
+    if missing:
+        fail(f"{command} needs {' and '.join(missing)}: pip install 'makemore-onnx[train]'")
+
+
+def run_cli(app: Callable[[], object]) -> None:
+    """Run a typer app, turning UserError and Ctrl-C into one line on stderr."""
+    try:
+        app()
+    except UserError as err:
+        fail(str(err))
+    except KeyboardInterrupt:
+        fail("interrupted", INTERRUPTED)

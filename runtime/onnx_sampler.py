@@ -1,0 +1,64 @@
+"""OnnxSampler: a makemore .onnx file run by onnxruntime (no torch, no onnx package)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from makemore.runtime.model_info import ModelFileError, ModelInfo
+from makemore.runtime.sampling import Sampler
+
+INPUT_NAME = "context"
+OUTPUT_NAME = "logits"
+
+
+def session_options() -> ort.SessionOptions:
+    """Options for tiny models: the per-call overhead matters more than parallelism."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # errors only
+    return options
+
+
+def open_session(model: str | Path | bytes, source: str = "model") -> ort.InferenceSession:
+    """An onnxruntime CPU session for a model path or serialized bytes."""
+    if not isinstance(model, bytes):
+        path = Path(model)
+        source = str(path)
+        if not path.is_file():
+            raise ModelFileError(f"model file not found: {path}")
+        model = str(path)
+    try:
+        session = ort.InferenceSession(model, sess_options=session_options(), providers=["CPUExecutionProvider"])
+    except Exception as err:  # onnxruntime raises several untyped errors for a bad file
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ModelFileError(f"{source} is not a valid ONNX model ({reason[:160]})") from None
+    return session
+
+
+def read_model_info(session: ort.InferenceSession, source: str = "model") -> ModelInfo:
+    """The makemore metadata of a session's model, checked against its input and output."""
+    info = ModelInfo.from_metadata(session.get_modelmeta().custom_metadata_map, source)
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    if [i.name for i in inputs] != [INPUT_NAME] or OUTPUT_NAME not in [o.name for o in outputs]:
+        raise ModelFileError(f"{source} does not have the makemore signature context -> logits")
+    if inputs[0].shape[1] != info.block_size:
+        raise ModelFileError(f"{source}: input width {inputs[0].shape[1]} != block_size {info.block_size}")
+    return info
+
+
+class OnnxSampler(Sampler):
+    """Sample and score names with a makemore ONNX model through onnxruntime."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.session = open_session(self.path)
+        self.info = read_model_info(self.session, str(self.path))
+
+    def logits(self, context: np.ndarray) -> np.ndarray:
+        """int64 context [B, block_size] -> float32 logits [B, V]."""
+        context = np.ascontiguousarray(context, dtype=np.int64)
+        return self.session.run([OUTPUT_NAME], {INPUT_NAME: context})[0]

@@ -1,0 +1,178 @@
+"""The one sampling loop, fed by any logits function (onnxruntime's or torch's).
+
+All names advance together, one forward call per character position; finished rows drop out.
+Draws are inverse-CDF from a seeded numpy generator: at every position `rng.random(n)` gives one
+uniform per original row, so two backends whose logits differ in the last bits disagree on at
+most the name where a draw lands on a rounding flip, never on the names after it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from makemore.data import BOUNDARY, DatasetError, UserError, Vocab
+from makemore.runtime.model_info import ModelInfo
+from makemore.runtime.scoring import LogitsFn, mean_nll, score_names
+
+
+class SamplingError(UserError):
+    """Sampling arguments that make no sense; the message is one line meant for the user."""
+
+
+def check_sampling_args(
+    n: int,
+    vocab: Vocab,
+    *,
+    temperature: float,
+    top_k: int | None,
+    top_p: float | None,
+    prefix: str,
+    max_len: int,
+) -> list[int]:
+    """Validate the arguments; return the prefix as indices."""
+    if n < 1:
+        raise SamplingError(f"n must be at least 1, got {n}")
+    if not (temperature > 0 and math.isfinite(temperature)):
+        raise SamplingError(f"temperature must be a positive number, got {temperature}")
+    if top_k is not None and top_k < 1:
+        raise SamplingError(f"top_k must be at least 1, got {top_k}")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise SamplingError(f"top_p must be in (0, 1], got {top_p}")
+    if max_len < 1:
+        raise SamplingError(f"max_len must be at least 1, got {max_len}")
+    try:
+        prefix_ids = vocab.encode(prefix)
+    except DatasetError:
+        bad = sorted(set(prefix) - set(vocab.chars))
+        raise SamplingError(f"prefix has characters outside the model's vocabulary: {''.join(bad)!r}") from None
+    if len(prefix_ids) > max_len:
+        raise SamplingError(f"prefix is longer ({len(prefix_ids)}) than max_len ({max_len})")
+    return prefix_ids
+
+
+def next_token_probs(
+    logits: np.ndarray,
+    *,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    forbid_boundary: bool = False,
+) -> np.ndarray:
+    """Turn logits [B, V] into sampling probabilities [B, V] (float64)."""
+    z = logits.astype(np.float64) / temperature
+    if forbid_boundary:
+        z[:, BOUNDARY] = -np.inf
+    if top_k is not None and top_k < z.shape[1]:
+        kth = np.partition(z, -top_k, axis=1)[:, -top_k, None]
+        z[z < kth] = -np.inf
+    z -= z.max(axis=1, keepdims=True)
+    probs = np.exp(z)
+    probs /= probs.sum(axis=1, keepdims=True)
+    if top_p is not None and top_p < 1:
+        order = np.argsort(-probs, axis=1, kind="stable")
+        sorted_probs = np.take_along_axis(probs, order, axis=1)
+        mass_before = np.cumsum(sorted_probs, axis=1) - sorted_probs
+        keep = np.zeros_like(probs, dtype=bool)
+        np.put_along_axis(keep, order, mass_before < top_p, axis=1)
+        probs = np.where(keep, probs, 0.0)
+        probs /= probs.sum(axis=1, keepdims=True)
+    return probs
+
+
+def draw(probs: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
+    """Inverse-CDF draw: for each row, the first index whose cumulative probability exceeds u."""
+    cdf = np.cumsum(probs, axis=1)
+    threshold = uniforms * cdf[:, -1]
+    picks = (cdf <= threshold[:, None]).sum(axis=1)
+    return np.minimum(picks, probs.shape[1] - 1)
+
+
+def sample_names(
+    logits_fn: LogitsFn,
+    info: ModelInfo,
+    n: int,
+    *,
+    seed: int | None = None,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    prefix: str = "",
+    max_len: int | None = None,
+) -> list[str]:
+    """Sample `n` names; see the module docstring for how draws are made."""
+    max_len = info.max_len if max_len is None else max_len
+    prefix_ids = check_sampling_args(
+        n, info.vocab, temperature=temperature, top_k=top_k, top_p=top_p, prefix=prefix, max_len=max_len
+    )
+    rng = np.random.default_rng(seed)
+    context = np.zeros((n, info.block_size), dtype=np.int64)
+    for ix in prefix_ids:
+        context = np.concatenate([context[:, 1:], np.full((n, 1), ix, dtype=np.int64)], axis=1)
+    tokens = np.zeros((n, max_len), dtype=np.int64)
+    tokens[:, : len(prefix_ids)] = prefix_ids
+    lengths = np.full(n, max_len)
+    active = np.arange(n)
+    for pos in range(len(prefix_ids), max_len):
+        uniforms = rng.random(n)
+        if active.size == 0:
+            break
+        logits = np.asarray(logits_fn(context))
+        probs = next_token_probs(logits, temperature=temperature, top_k=top_k, top_p=top_p, forbid_boundary=pos == 0)
+        picks = draw(probs, uniforms[active])
+        tokens[active, pos] = picks
+        ended = picks == BOUNDARY
+        lengths[active[ended]] = pos
+        context = np.concatenate([context[:, 1:], picks[:, None]], axis=1)[~ended]
+        active = active[~ended]
+    return [info.vocab.decode(tokens[i, : lengths[i]]) for i in range(n)]
+
+
+class Sampler:
+    """Sampling and scoring over a backend's forward pass; subclasses define `logits`."""
+
+    info: ModelInfo
+
+    @property
+    def vocab(self) -> Vocab:
+        return self.info.vocab
+
+    @property
+    def block_size(self) -> int:
+        return self.info.block_size
+
+    def logits(self, context: np.ndarray) -> np.ndarray:
+        """int64 context [B, block_size] -> float32 logits [B, V]."""
+        raise NotImplementedError
+
+    def sample(
+        self,
+        n: int,
+        *,
+        seed: int | None = None,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        prefix: str = "",
+        max_len: int | None = None,
+    ) -> list[str]:
+        """Sample `n` names (see `sample_names`)."""
+        return sample_names(
+            self.logits,
+            self.info,
+            n,
+            seed=seed,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            prefix=prefix,
+            max_len=max_len,
+        )
+
+    def nll(self, words: list[str]) -> float:
+        """Mean NLL per predicted character over `words` (the training loss)."""
+        return mean_nll(self.logits, self.info, words)
+
+    def score(self, names: list[str]) -> list[float]:
+        """Each name's mean NLL per predicted character: lower is more name-like."""
+        return score_names(self.logits, self.info, names)

@@ -1,0 +1,102 @@
+"""The checkpoint file (model.pt): a plain dict, saved atomically, loaded with weights_only=True.
+
+Keys: format_version (1), kind, config, vocab (characters of indices 1..V-1), state_dict,
+metrics (train/val/test loss and the loss history), data_sha256.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+
+import torch
+from makemore.data import UserError, Vocab
+from makemore.runtime.model_info import FORMAT_VERSION, ModelInfo
+from makemore.train.models import build_model
+from torch import nn
+
+KEYS = ("format_version", "kind", "config", "vocab", "state_dict", "metrics", "data_sha256")
+
+
+class CheckpointError(UserError):
+    """A checkpoint that cannot be used; the message is one line meant for the user."""
+
+
+def atomic_write(path: str | Path, write) -> None:
+    """Call write(tmp_path) on a temporary file beside `path`, then rename it into place."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def make_checkpoint(kind: str, config: dict, vocab: Vocab, model: nn.Module, metrics: dict, data_sha256: str) -> dict:
+    return {
+        "format_version": FORMAT_VERSION,
+        "kind": kind,
+        "config": dict(config),
+        "vocab": vocab.chars,
+        "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()},
+        "metrics": dict(metrics),
+        "data_sha256": data_sha256,
+    }
+
+
+def save_checkpoint(checkpoint: dict, path: str | Path) -> None:
+    """Write the checkpoint atomically (a temporary file, then rename)."""
+    atomic_write(path, lambda tmp: torch.save(checkpoint, tmp))
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Load and check a checkpoint; untrusted input, so weights_only=True (no code runs)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise CheckpointError(f"{path} was refused by the safe loader (weights_only): {first[:160]}") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
+        raise CheckpointError(f"{path} is not a readable checkpoint ({type(err).__name__})") from None
+    if not isinstance(checkpoint, dict) or "format_version" not in checkpoint:
+        raise CheckpointError(f"{path} is not a makemore checkpoint")
+    if checkpoint["format_version"] != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} has checkpoint format version {checkpoint['format_version']!r}; this reads {FORMAT_VERSION}"
+        )
+    missing = [k for k in KEYS if k not in checkpoint]
+    if missing:
+        raise CheckpointError(f"{path} lacks checkpoint keys: {', '.join(missing)}")
+    return checkpoint
+
+
+def model_info(checkpoint: dict) -> ModelInfo:
+    """The runtime's view of a checkpoint (vocabulary, block size, config, losses)."""
+    return ModelInfo(
+        kind=checkpoint["kind"],
+        vocab=Vocab(checkpoint["vocab"]),
+        block_size=int(checkpoint["config"]["block_size"]),
+        config=checkpoint["config"],
+        metrics=checkpoint["metrics"],
+        data_sha256=checkpoint["data_sha256"],
+    )
+
+
+def load_model(checkpoint: dict, source: str = "checkpoint") -> nn.Module:
+    """Rebuild the model of a checkpoint, in eval mode."""
+    try:
+        model = build_model(checkpoint["kind"], len(checkpoint["vocab"]) + 1, checkpoint["config"])
+        model.load_state_dict(checkpoint["state_dict"])
+    except (KeyError, ValueError, TypeError, RuntimeError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"{source} does not match its model kind: {reason[:160]}") from None
+    return model.eval()

@@ -1,0 +1,80 @@
+"""mm-train: train a model on a file of one item per line and write a checkpoint."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from makemore.runtime.cli_support import INTERRUPTED, require_training_extra, run_cli
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
+
+
+class Kind(str, Enum):
+    bigram = "bigram"
+    bigram_nn = "bigram-nn"
+    mlp = "mlp"
+
+
+@app.command(help="Train a bigram, bigram-nn or mlp model and write a checkpoint (model.pt).")
+def train_command(
+    kind: Annotated[Kind, typer.Argument(help="Model to train.")],
+    data: Annotated[Path | None, typer.Option(help="Text file, one item per line [default: bundled names]")] = None,
+    out: Annotated[Path, typer.Option(help="Checkpoint to write.")] = Path("model.pt"),
+    resume: Annotated[Path | None, typer.Option(help="Continue training this checkpoint's weights.")] = None,
+    preset: Annotated[str | None, typer.Option(help="Named mlp config: default, lecture, ...")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed for initialisation and batches.")] = None,
+    split_seed: Annotated[int, typer.Option(help="Seed of the 80/10/10 train/val/test split.")] = 42,
+    block_size: Annotated[int | None, typer.Option(help="Context length (mlp).")] = None,
+    n_embd: Annotated[int | None, typer.Option(help="Embedding size (mlp).")] = None,
+    n_hidden: Annotated[int | None, typer.Option(help="Hidden layer size (mlp).")] = None,
+    dropout: Annotated[float | None, typer.Option(help="Dropout on the hidden layer (mlp).")] = None,
+    steps: Annotated[int | None, typer.Option(help="Optimisation steps.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Minibatch size (mlp).")] = None,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate.")] = None,
+    optimizer: Annotated[str | None, typer.Option(help="sgd, adam or adamw.")] = None,
+    weight_decay: Annotated[float | None, typer.Option(help="Weight decay (L2).")] = None,
+    smoothing: Annotated[float | None, typer.Option(help="Add-k smoothing of the counts (bigram).")] = None,
+    samples: Annotated[int, typer.Option(help="Names to print after training.")] = 5,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or table.")] = False,
+) -> None:
+    from makemore.train.run import TrainRequest, run_training
+
+    request = TrainRequest(
+        kind=kind.value,
+        data=data,
+        out=out,
+        resume=resume,
+        preset=preset,
+        split_seed=split_seed,
+        samples=samples,
+        quiet=quiet,
+        overrides=dict(
+            seed=seed,
+            block_size=block_size,
+            n_embd=n_embd,
+            n_hidden=n_hidden,
+            dropout=dropout,
+            steps=steps,
+            batch_size=batch_size,
+            lr=lr,
+            optimizer=optimizer,
+            weight_decay=weight_decay,
+            smoothing=smoothing,
+        ),
+    )
+    if not run_training(request):
+        raise SystemExit(INTERRUPTED)
+
+
+def main() -> None:
+    if not {"-h", "--help"} & set(sys.argv[1:]):
+        require_training_extra("mm-train")
+    run_cli(app)
+
+
+if __name__ == "__main__":
+    main()

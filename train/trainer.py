@@ -1,0 +1,225 @@
+"""Training: hyperparameter defaults and presets, and one loop per way of fitting a model."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from makemore.data import Split, UserError, Vocab, make_examples
+from makemore.train.models import Bigram, build_model, cross_entropy
+from torch import nn
+
+MODEL_KINDS = ("bigram", "bigram-nn", "mlp")
+
+# Hyperparameters of each kind. `steps`, `lr`, ... are what the CLI flags override.
+DEFAULTS: dict[str, dict] = {
+    "bigram": {"block_size": 1, "smoothing": 1.0},
+    "bigram-nn": {"block_size": 1, "steps": 100, "lr": 0.5, "optimizer": "adam", "weight_decay": 0.0, "seed": 1337},
+    "mlp": {
+        "block_size": 4,
+        "n_embd": 16,
+        "n_hidden": 300,
+        "dropout": 0.0,
+        "steps": 12000,
+        "batch_size": 256,
+        "lr": 0.005,
+        "optimizer": "adamw",
+        "weight_decay": 0.01,
+        "seed": 1337,
+    },
+}
+
+# Named MLP configs, each with the val loss it reached here (see the README's tables).
+PRESETS: dict[str, dict] = {
+    "default": {},
+    # The lecture's recipe: plain SGD, lr 0.1 then 0.01, embedding 10, hidden 200.
+    "lecture": {
+        "block_size": 3,
+        "n_embd": 10,
+        "n_hidden": 200,
+        "optimizer": "sgd",
+        "lr": 0.1,
+        "batch_size": 32,
+        "steps": 200000,
+        "weight_decay": 0.0,
+    },
+}
+
+ARCHITECTURE_KEYS = ("block_size", "n_embd", "n_hidden")  # fixed once a model is built
+RECORD_KEYS = ("split_seed", "split_fractions", "max_len", "steps_done")  # what a checkpoint's config also records
+
+EVAL_POINTS = 40  # how many times the val loss is logged over a run
+
+
+class ConfigError(UserError):
+    """Hyperparameters that make no sense; the message is one line meant for the user."""
+
+
+def make_config(kind: str, preset: str | None = None, **overrides) -> dict:
+    """The full hyperparameter dict for `kind`: defaults, then the preset, then non-None overrides."""
+    if kind not in MODEL_KINDS:
+        raise ConfigError(f"unknown model kind {kind!r}: choose one of {', '.join(MODEL_KINDS)}")
+    config = dict(DEFAULTS[kind])
+    if preset is not None:
+        if kind != "mlp" or preset not in PRESETS:
+            raise ConfigError(f"unknown preset {preset!r} for {kind}: choose one of {', '.join(PRESETS)}")
+        config.update(PRESETS[preset])
+    config.update({k: v for k, v in overrides.items() if v is not None and k in config})
+    config.update({k: v for k, v in overrides.items() if k in RECORD_KEYS})
+    check_config(kind, config)
+    return config
+
+
+def check_config(kind: str, config: dict) -> None:
+    """Raise ConfigError for nonsense values."""
+    positive = ("block_size", "n_embd", "n_hidden", "steps", "batch_size")
+    for key in positive:
+        if key in config and not (isinstance(config[key], int) and config[key] >= 1):
+            raise ConfigError(f"{key.replace('_', '-')} must be a positive integer, got {config[key]}")
+    if "lr" in config and not (config["lr"] > 0 and math.isfinite(config["lr"])):
+        raise ConfigError(f"lr must be a positive number, got {config['lr']}")
+    if "smoothing" in config and not (config["smoothing"] >= 0 and math.isfinite(config["smoothing"])):
+        raise ConfigError(f"smoothing must be >= 0, got {config['smoothing']}")
+    if "weight_decay" in config and not config["weight_decay"] >= 0:
+        raise ConfigError(f"weight-decay must be >= 0, got {config['weight_decay']}")
+    if "dropout" in config and not 0 <= config["dropout"] < 1:
+        raise ConfigError(f"dropout must be in [0, 1), got {config['dropout']}")
+    if "optimizer" in config and config["optimizer"] not in ("sgd", "adam", "adamw"):
+        raise ConfigError(f"optimizer must be sgd, adam or adamw, got {config['optimizer']!r}")
+
+
+@dataclass
+class Progress:
+    """What the loop reports after each step (for a progress bar)."""
+
+    step: int
+    steps: int
+    loss: float
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module
+    metrics: dict
+    steps_done: int
+    interrupted: bool = False
+    history: dict = field(default_factory=dict)
+
+
+def split_tensors(split: Split, vocab: Vocab, block_size: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """(X, Y) tensors of every split."""
+    out = {}
+    for name in ("train", "val", "test"):
+        x, y = make_examples(split[name], vocab, block_size)
+        out[name] = (torch.from_numpy(x), torch.from_numpy(y))
+    return out
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 65536) -> float:
+    """Mean NLL over all examples, in eval mode."""
+    was_training = model.training
+    model.eval()
+    total = 0.0
+    for start in range(0, len(y), chunk):
+        logits = model(x[start : start + chunk])
+        total += nn.functional.cross_entropy(logits, y[start : start + chunk], reduction="sum").item()
+    model.train(was_training)
+    return total / len(y)
+
+
+def learning_rate(config: dict, step: int) -> float:
+    """SGD: the lecture's step decay (lr, then lr/10 for the second half). Adam(W): cosine to lr/10."""
+    lr, steps = config["lr"], config["steps"]
+    if config["optimizer"] == "sgd":
+        return lr if step < steps // 2 else lr / 10
+    return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
+
+
+def make_optimizer(model: nn.Module, config: dict) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if config["optimizer"] == "sgd":
+        return torch.optim.SGD(params, lr=config["lr"], weight_decay=config["weight_decay"])
+    if config["optimizer"] == "adam":
+        return torch.optim.Adam(params, lr=config["lr"], weight_decay=config["weight_decay"])
+    # weight decay on matrices only, not on biases (nanoGPT's rule)
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": config["weight_decay"]},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=config["lr"])
+
+
+def train(
+    kind: str,
+    config: dict,
+    split: Split,
+    vocab: Vocab,
+    *,
+    state_dict: dict | None = None,
+    on_step: Callable[[Progress], None] | None = None,
+) -> TrainResult:
+    """Fit a model of `kind` on split.train; losses of every split in the result's metrics.
+
+    Ctrl-C (KeyboardInterrupt) during the loop stops it early; the result says so.
+    """
+    data = split_tensors(split, vocab, config["block_size"])
+    x_train, y_train = data["train"]
+    torch.manual_seed(config.get("seed", 0))
+    model = build_model(kind, vocab.size, config)
+    if state_dict is not None:
+        model.load_state_dict(state_dict)
+    steps_done, interrupted = 0, False
+    history: dict = {"step": [], "train_loss": [], "val_step": [], "val_loss": []}
+    if isinstance(model, Bigram):
+        model.fit(x_train, y_train, config["smoothing"])
+    else:
+        steps_done, interrupted = _gradient_descent(model, config, data, history, on_step)
+    model.eval()
+    metrics = {f"{name}_loss": evaluate(model, *data[name]) for name in ("train", "val", "test")}
+    return TrainResult(model, metrics, steps_done, interrupted, history)
+
+
+def _gradient_descent(
+    model: nn.Module,
+    config: dict,
+    data: dict[str, tuple[torch.Tensor, torch.Tensor]],
+    history: dict,
+    on_step: Callable[[Progress], None] | None,
+) -> tuple[int, bool]:
+    """Minibatch descent (full batch when no batch_size); returns (steps done, interrupted)."""
+    x_train, y_train = data["train"]
+    steps = config["steps"]
+    batch_size = config.get("batch_size")
+    generator = torch.Generator().manual_seed(config.get("seed", 0))
+    optimizer = make_optimizer(model, config)
+    eval_every = max(1, steps // EVAL_POINTS)
+    log_every = max(1, steps // 500)
+    model.train()
+    step = 0
+    try:
+        for step in range(steps):
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(config, step)
+            if batch_size:
+                ix = torch.randint(0, len(y_train), (batch_size,), generator=generator)
+                loss = cross_entropy(model, x_train[ix], y_train[ix])
+            else:
+                loss = cross_entropy(model, x_train, y_train)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_value = loss.item()
+            if step % log_every == 0:
+                history["step"].append(step)
+                history["train_loss"].append(loss_value)
+            if (step + 1) % eval_every == 0 or step + 1 == steps:
+                history["val_step"].append(step + 1)
+                history["val_loss"].append(evaluate(model, *data["val"]))
+            if on_step is not None:
+                on_step(Progress(step + 1, steps, loss_value))
+    except KeyboardInterrupt:
+        return step, True
+    return steps, False
