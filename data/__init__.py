@@ -12,6 +12,7 @@ from makemore.data.dataset import (
     bundled_names_path,
     file_sha256,
     make_examples,
+    read_lines,
     read_words,
     split_words,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "bundled_names_path",
     "file_sha256",
     "make_examples",
+    "read_lines",
     "read_words",
     "split_words",
 ]

@@ -27,11 +27,11 @@ def bundled_names_path() -> Path:
     return Path(str(resources.files("makemore.data").joinpath("names.txt")))
 
 
-def read_words(path: str | Path) -> list[str]:
+def read_lines(path: str | Path) -> list[str]:
     """Read a UTF-8 file of one item per line; strip each line and drop blank ones."""
     path = Path(path)
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = path.read_bytes().decode("utf-8-sig")  # a leading BOM is not part of the first word
     except FileNotFoundError:
         raise DatasetError(f"data file not found: {path}") from None
     except IsADirectoryError:
@@ -40,8 +40,12 @@ def read_words(path: str | Path) -> list[str]:
         raise DatasetError(f"data file is not UTF-8 text: {path} (byte {err.start})") from None
     except OSError as err:
         raise DatasetError(f"cannot read data file {path}: {err.strerror}") from None
-    words = [line.strip() for line in text.splitlines()]
-    words = [w for w in words if w]
+    return [line.strip() for line in text.split("\n") if line.strip()]
+
+
+def read_words(path: str | Path) -> list[str]:
+    """Read a dataset (as `read_lines`) and check it can be split and learned from."""
+    words = read_lines(path)
     if not words:
         raise DatasetError(f"data file has no words: {path}")
     if len(set(words)) < 2:

@@ -2,13 +2,15 @@
 
 All names advance together, one forward call per character position; finished rows drop out.
 Draws are inverse-CDF from a seeded numpy generator: at every position `rng.random(n)` gives one
-uniform per original row, so two backends whose logits differ in the last bits disagree on at
+uniform per original row (requests above CHUNK_SIZE names run in chunks of that many rows, one
+after another from the same generator, to bound memory), so two backends whose logits differ in the last bits disagree on at
 most the name where a draw lands on a rounding flip, never on the names after it.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import numpy as np
 from makemore.data import BOUNDARY, DatasetError, UserError, Vocab
@@ -88,12 +90,15 @@ def draw(probs: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
     return np.minimum(picks, probs.shape[1] - 1)
 
 
+CHUNK_SIZE = 65536  # names generated together; larger requests run chunk after chunk
+
+
 def sample_names(
     logits_fn: LogitsFn,
     info: ModelInfo,
     n: int,
     *,
-    seed: int | None = None,
+    seed: int | np.random.Generator | None = None,
     temperature: float = 1.0,
     top_k: int | None = None,
     top_p: float | None = None,
@@ -101,11 +106,38 @@ def sample_names(
     max_len: int | None = None,
 ) -> list[str]:
     """Sample `n` names; see the module docstring for how draws are made."""
+    chunks = iter_sample_chunks(
+        logits_fn, info, n, seed=seed, temperature=temperature, top_k=top_k, top_p=top_p, prefix=prefix, max_len=max_len
+    )
+    return [name for chunk in chunks for name in chunk]
+
+
+def iter_sample_chunks(
+    logits_fn: LogitsFn,
+    info: ModelInfo,
+    n: int,
+    *,
+    seed: int | np.random.Generator | None = None,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    prefix: str = "",
+    max_len: int | None = None,
+) -> Iterator[list[str]]:
+    """Yield the `n` names in chunks of at most CHUNK_SIZE, one shared generator for all chunks."""
     max_len = info.max_len if max_len is None else max_len
     prefix_ids = check_sampling_args(
         n, info.vocab, temperature=temperature, top_k=top_k, top_p=top_p, prefix=prefix, max_len=max_len
     )
     rng = np.random.default_rng(seed)
+    for start in range(0, n, CHUNK_SIZE):
+        rows = min(CHUNK_SIZE, n - start)
+        tokens, lengths = _sample_chunk(logits_fn, info, rows, rng, prefix_ids, max_len, temperature, top_k, top_p)
+        yield [info.vocab.decode(tokens[i, : lengths[i]]) for i in range(rows)]
+
+
+def _sample_chunk(logits_fn, info, n, rng, prefix_ids, max_len, temperature, top_k, top_p):
+    """Sample n rows together: (tokens [n, max_len], lengths [n])."""
     context = np.zeros((n, info.block_size), dtype=np.int64)
     for ix in prefix_ids:
         context = np.concatenate([context[:, 1:], np.full((n, 1), ix, dtype=np.int64)], axis=1)
@@ -118,14 +150,16 @@ def sample_names(
         if active.size == 0:
             break
         logits = np.asarray(logits_fn(context))
-        probs = next_token_probs(logits, temperature=temperature, top_k=top_k, top_p=top_p, forbid_boundary=pos == 0)
+        probs = next_token_probs(
+            logits, temperature=temperature, top_k=top_k, top_p=top_p, forbid_boundary=pos == 0
+        )
         picks = draw(probs, uniforms[active])
         tokens[active, pos] = picks
         ended = picks == BOUNDARY
         lengths[active[ended]] = pos
         context = np.concatenate([context[:, 1:], picks[:, None]], axis=1)[~ended]
         active = active[~ended]
-    return [info.vocab.decode(tokens[i, : lengths[i]]) for i in range(n)]
+    return tokens, lengths
 
 
 class Sampler:
@@ -149,7 +183,7 @@ class Sampler:
         self,
         n: int,
         *,
-        seed: int | None = None,
+        seed: int | np.random.Generator | None = None,
         temperature: float = 1.0,
         top_k: int | None = None,
         top_p: float | None = None,
@@ -168,6 +202,10 @@ class Sampler:
             prefix=prefix,
             max_len=max_len,
         )
+
+    def sample_chunks(self, n: int, **options) -> Iterator[list[str]]:
+        """The names of `sample(n, **options)`, yielded chunk by chunk (bounded memory)."""
+        return iter_sample_chunks(self.logits, self.info, n, **options)
 
     def nll(self, words: list[str]) -> float:
         """Mean NLL per predicted character over `words` (the training loss)."""

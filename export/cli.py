@@ -1,0 +1,39 @@
+"""mm-export: checkpoint -> self-contained ONNX file, verified against torch."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from makemore.runtime.cli_support import require_training_extra, run_cli
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
+
+
+@app.command(help="Export a checkpoint (model.pt) to one self-contained ONNX file with its metadata.")
+def export_command(
+    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint written by mm-train.")],
+    out: Annotated[Path, typer.Argument(help="ONNX file to write.")] = Path("model.onnx"),
+    opset: Annotated[int, typer.Option(help="ONNX opset version.")] = 17,
+) -> None:
+    from makemore.export.onnx_export import export_checkpoint
+
+    report = export_checkpoint(checkpoint, out, opset=opset)
+    print(
+        f"wrote {report.path} ({report.size_bytes:,} bytes, opset {report.opset});"
+        f" onnxruntime vs torch max |diff| {report.max_abs_diff:.2e}",
+        file=sys.stderr,
+    )
+
+
+def main() -> None:
+    if not {"-h", "--help"} & set(sys.argv[1:]):
+        require_training_extra("mm-export")
+    run_cli(app)
+
+
+if __name__ == "__main__":
+    main()
