@@ -10,8 +10,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import torch
-
-from makemore.data import UserError
+from makemore.data.dataset import UserError, first_line
 from makemore.runtime.onnx_sampler import INPUT_NAME, OUTPUT_NAME, open_session
 from makemore.train.checkpoint import atomic_write, load_checkpoint, load_model, model_info
 
@@ -71,7 +70,7 @@ def export_checkpoint(
     try:
         raw = to_onnx_bytes(model, info.vocab.size, info.block_size, opset)
     except Exception as err:  # the exporter raises many types; report one line
-        raise ExportError(f"torch.onnx.export failed at opset {opset}: {str(err).strip().splitlines()[0][:200]}") from None
+        raise ExportError(f"torch.onnx.export failed at opset {opset}: {first_line(err)}") from None
     proto = onnx.load_from_string(raw)
     proto.producer_name = "makemore-onnx"
     proto.doc_string = f"makemore {info.kind} model: context[batch, {info.block_size}] int64 -> logits[batch, V]"
@@ -79,14 +78,16 @@ def export_checkpoint(
     try:
         onnx.checker.check_model(proto, full_check=True)
     except onnx.checker.ValidationError as err:
-        raise ExportError(f"exported model fails onnx.checker: {str(err).splitlines()[0]}") from None
+        raise ExportError(f"exported model fails onnx.checker: {first_line(err)}") from None
     model_bytes = proto.SerializeToString()
     max_diff = verify_against_torch(model_bytes, model, info.vocab.size, info.block_size, seed)
     atomic_write(out_path, lambda tmp: Path(tmp).write_bytes(model_bytes))
     return ExportReport(out_path, len(model_bytes), max_diff, opset)
 
 
-def verify_against_torch(model_bytes: bytes, model: torch.nn.Module, vocab_size: int, block_size: int, seed: int) -> float:
+def verify_against_torch(
+    model_bytes: bytes, model: torch.nn.Module, vocab_size: int, block_size: int, seed: int
+) -> float:
     """Max |onnxruntime - torch| over random contexts; ExportError beyond the tolerance."""
     session = open_session(model_bytes, "exported model")
     context = np.random.default_rng(seed).integers(0, vocab_size, (VERIFY_BATCH, block_size), dtype=np.int64)

@@ -6,11 +6,10 @@ import json
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import numpy as np
 import typer
-
 from makemore.runtime.cli_support import run_cli
 from makemore.runtime.sampling import Sampler, SamplingError
 
@@ -24,13 +23,13 @@ MAX_NOVEL_ROUNDS = 100
 def gen_command(
     model: Annotated[Path, typer.Argument(help="ONNX model written by mm-export.")],
     n: Annotated[int, typer.Option("--n", help="How many names.")] = 20,
-    seed: Annotated[Optional[int], typer.Option(help="Seed for reproducible names.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed for reproducible names.")] = None,
     temperature: Annotated[float, typer.Option(help="Above 1: wilder; below 1: safer.")] = 1.0,
-    top_k: Annotated[Optional[int], typer.Option(help="Sample from the k likeliest characters only.")] = None,
-    top_p: Annotated[Optional[float], typer.Option(help="Nucleus sampling: the smallest set with mass p.")] = None,
+    top_k: Annotated[int | None, typer.Option(help="Sample from the k likeliest characters only.")] = None,
+    top_p: Annotated[float | None, typer.Option(help="Nucleus sampling: the smallest set with mass p.")] = None,
     prefix: Annotated[str, typer.Option(help="Every name starts with this.")] = "",
-    max_len: Annotated[Optional[int], typer.Option(help="Longest name [default: longest training word].")] = None,
-    novel_vs: Annotated[Optional[Path], typer.Option(help="Drop names in this file; sample until n new ones.")] = None,
+    max_len: Annotated[int | None, typer.Option(help="Longest name [default: longest training word].")] = None,
+    novel_vs: Annotated[Path | None, typer.Option(help="Drop names in this file; sample until n new ones.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list instead of lines.")] = False,
 ) -> None:
     from makemore.data import read_lines
@@ -77,7 +76,7 @@ def write_names(chunks: Iterable[list[str]], as_json: bool) -> None:
 @eval_app.command(help="Mean NLL per character of a dataset split under a makemore ONNX model.")
 def eval_command(
     model: Annotated[Path, typer.Argument(help="ONNX model written by mm-export.")],
-    data: Annotated[Optional[Path], typer.Option(help="Text file, one item per line [default: bundled names]")] = None,
+    data: Annotated[Path | None, typer.Option(help="Text file, one item per line [default: bundled names]")] = None,
     split: Annotated[str, typer.Option(help="train, val or test (the split rule is the model's).")] = "val",
 ) -> None:
     from makemore.data import bundled_names_path, file_sha256, read_words, split_words

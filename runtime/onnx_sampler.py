@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+from makemore.data.dataset import first_line
 from makemore.runtime.model_info import ModelFileError, ModelInfo
 from makemore.runtime.sampling import Sampler
 
@@ -34,8 +35,7 @@ def open_session(model: str | Path | bytes, source: str = "model") -> ort.Infere
     try:
         session = ort.InferenceSession(model, sess_options=session_options(), providers=["CPUExecutionProvider"])
     except Exception as err:  # onnxruntime raises several untyped errors for a bad file
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ModelFileError(f"{source} is not a valid ONNX model ({reason[:160]})") from None
+        raise ModelFileError(f"{source} is not a valid ONNX model ({first_line(err, 160)})") from None
     return session
 
 

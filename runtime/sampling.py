@@ -3,8 +3,9 @@
 All names advance together, one forward call per character position; finished rows drop out.
 Draws are inverse-CDF from a seeded numpy generator: at every position `rng.random(n)` gives one
 uniform per original row (requests above CHUNK_SIZE names run in chunks of that many rows, one
-after another from the same generator, to bound memory), so two backends whose logits differ in the last bits disagree on at
-most the name where a draw lands on a rounding flip, never on the names after it.
+after another from the same generator, to bound memory), so two backends whose logits differ in
+the last bits disagree on at most the name where a draw lands on a rounding flip, never on the
+names after it.
 """
 
 from __future__ import annotations
@@ -150,9 +151,7 @@ def _sample_chunk(logits_fn, info, n, rng, prefix_ids, max_len, temperature, top
         if active.size == 0:
             break
         logits = np.asarray(logits_fn(context))
-        probs = next_token_probs(
-            logits, temperature=temperature, top_k=top_k, top_p=top_p, forbid_boundary=pos == 0
-        )
+        probs = next_token_probs(logits, temperature=temperature, top_k=top_k, top_p=top_p, forbid_boundary=pos == 0)
         picks = draw(probs, uniforms[active])
         tokens[active, pos] = picks
         ended = picks == BOUNDARY

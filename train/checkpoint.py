@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 from makemore.data import UserError, Vocab
+from makemore.data.dataset import first_line
 from makemore.runtime.model_info import FORMAT_VERSION, ModelInfo
 from makemore.train.models import build_model
 from torch import nn
@@ -63,8 +64,7 @@ def load_checkpoint(path: str | Path) -> dict:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        raise CheckpointError(f"{path} was refused by the safe loader (weights_only): {first[:160]}") from None
+        raise CheckpointError(f"{path} was refused by the safe loader (weights_only): {first_line(err, 160)}") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
         raise CheckpointError(f"{path} is not a readable checkpoint ({type(err).__name__})") from None
     if not isinstance(checkpoint, dict) or "format_version" not in checkpoint:
@@ -97,6 +97,5 @@ def load_model(checkpoint: dict, source: str = "checkpoint") -> nn.Module:
         model = build_model(checkpoint["kind"], len(checkpoint["vocab"]) + 1, checkpoint["config"])
         model.load_state_dict(checkpoint["state_dict"])
     except (KeyError, ValueError, TypeError, RuntimeError) as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"{source} does not match its model kind: {reason[:160]}") from None
+        raise CheckpointError(f"{source} does not match its model kind: {first_line(err, 160)}") from None
     return model.eval()
