@@ -1,0 +1,41 @@
+"""Shared fixtures: small trained checkpoints of every kind and their ONNX exports (built once)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
+# Few steps keep the suite fast; the models still learn well below ln(27).
+QUICK_OVERRIDES = {
+    "bigram": {},
+    "bigram-nn": {"steps": 60},
+    "mlp": {"steps": 400, "n_hidden": 64},
+}
+KINDS = tuple(QUICK_OVERRIDES)
+
+
+@pytest.fixture(scope="session")
+def names_path() -> Path:
+    from makemore.data import bundled_names_path
+
+    return bundled_names_path()
+
+
+@pytest.fixture(scope="session")
+def model_files(tmp_path_factory, names_path) -> dict[str, tuple[Path, Path]]:
+    """kind -> (checkpoint path, onnx path), trained quickly on the bundled names."""
+    from makemore.export.onnx_export import export_checkpoint
+    from makemore.train.run import TrainRequest, run_training
+
+    folder = tmp_path_factory.mktemp("models")
+    files = {}
+    for kind, overrides in QUICK_OVERRIDES.items():
+        pt, onnx_path = folder / f"{kind}.pt", folder / f"{kind}.onnx"
+        run_training(TrainRequest(kind=kind, out=pt, samples=0, quiet=True, overrides=overrides))
+        export_checkpoint(pt, onnx_path)
+        files[kind] = (pt, onnx_path)
+    return files
