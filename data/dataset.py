@@ -46,6 +46,8 @@ def read_lines(path: str | Path) -> list[str]:
         raise DatasetError(f"data file is not UTF-8 text: {path} (byte {err.start})") from None
     except OSError as err:
         raise DatasetError(f"cannot read data file {path}: {err.strerror}") from None
+    if "\x00" in text:
+        raise DatasetError(f"data file contains NUL characters (is it binary?): {path}")
     return [line.strip() for line in text.split("\n") if line.strip()]
 
 
@@ -94,6 +96,16 @@ class Vocab:
 
     def decode(self, ids: list[int] | np.ndarray) -> str:
         return "".join(self.chars[i - 1] for i in ids if i != BOUNDARY)
+
+    def decode_rows(self, tokens: np.ndarray) -> list[str]:
+        """Decode int rows [N, L], each a word padded with boundary (0) tokens, in one numpy pass.
+
+        Index -> code point, then each row viewed as one fixed-width string: numpy drops the
+        trailing NULs that the padding becomes (no character of the data is NUL: see read_lines).
+        """
+        code_points = np.array([0] + [ord(ch) for ch in self.chars], dtype=np.uint32)
+        text = np.ascontiguousarray(code_points[tokens])
+        return text.view(f"<U{max(tokens.shape[1], 1)}").ravel().tolist()
 
 
 @dataclass(frozen=True)

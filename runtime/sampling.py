@@ -54,7 +54,7 @@ def check_sampling_args(
     return prefix_ids
 
 
-def next_token_probs(
+def next_token_weights(
     logits: np.ndarray,
     *,
     temperature: float = 1.0,
@@ -62,33 +62,37 @@ def next_token_probs(
     top_p: float | None = None,
     forbid_boundary: bool = False,
 ) -> np.ndarray:
-    """Turn logits [B, V] into sampling probabilities [B, V] (float64)."""
-    z = logits.astype(np.float64) / temperature
+    """Turn logits [B, V] into unnormalised sampling weights [B, V] (float32, max 1 per row)."""
+    z = np.array(logits, dtype=np.float32)  # a copy: the caller's logits stay as they were
+    if temperature != 1.0:
+        z /= np.float32(temperature)
     if forbid_boundary:
         z[:, BOUNDARY] = -np.inf
     if top_k is not None and top_k < z.shape[1]:
         kth = np.partition(z, -top_k, axis=1)[:, -top_k, None]
         z[z < kth] = -np.inf
     z -= z.max(axis=1, keepdims=True)
-    probs = np.exp(z)
-    probs /= probs.sum(axis=1, keepdims=True)
+    weights = np.exp(z, out=z)
     if top_p is not None and top_p < 1:
+        probs = weights / weights.sum(axis=1, keepdims=True)
         order = np.argsort(-probs, axis=1, kind="stable")
         sorted_probs = np.take_along_axis(probs, order, axis=1)
         mass_before = np.cumsum(sorted_probs, axis=1) - sorted_probs
-        keep = np.zeros_like(probs, dtype=bool)
-        np.put_along_axis(keep, order, mass_before < top_p, axis=1)
-        probs = np.where(keep, probs, 0.0)
-        probs /= probs.sum(axis=1, keepdims=True)
-    return probs
+        drop = np.zeros_like(probs, dtype=bool)
+        np.put_along_axis(drop, order, mass_before >= top_p, axis=1)
+        weights[drop] = 0.0
+    return weights
 
 
-def draw(probs: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
-    """Inverse-CDF draw: for each row, the first index whose cumulative probability exceeds u."""
-    cdf = np.cumsum(probs, axis=1)
-    threshold = uniforms * cdf[:, -1]
-    picks = (cdf <= threshold[:, None]).sum(axis=1)
-    return np.minimum(picks, probs.shape[1] - 1)
+def draw(weights: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
+    """Inverse-CDF draw: for each row, the first index whose cumulative weight exceeds u * total.
+
+    The threshold stays strictly below the total, so an index of zero weight is never drawn.
+    """
+    cdf = np.cumsum(weights, axis=1)
+    total = cdf[:, -1]
+    threshold = np.minimum((uniforms * total).astype(cdf.dtype), np.nextafter(total, 0))
+    return (cdf <= threshold[:, None]).sum(axis=1)
 
 
 CHUNK_SIZE = 65536  # names generated together; larger requests run chunk after chunk
@@ -133,32 +137,32 @@ def iter_sample_chunks(
     rng = np.random.default_rng(seed)
     for start in range(0, n, CHUNK_SIZE):
         rows = min(CHUNK_SIZE, n - start)
-        tokens, lengths = _sample_chunk(logits_fn, info, rows, rng, prefix_ids, max_len, temperature, top_k, top_p)
-        yield [info.vocab.decode(tokens[i, : lengths[i]]) for i in range(rows)]
+        tokens = _sample_chunk(logits_fn, info, rows, rng, prefix_ids, max_len, temperature, top_k, top_p)
+        yield info.vocab.decode_rows(tokens)
 
 
 def _sample_chunk(logits_fn, info, n, rng, prefix_ids, max_len, temperature, top_k, top_p):
-    """Sample n rows together: (tokens [n, max_len], lengths [n])."""
+    """Sample n rows together: tokens [n, max_len], each name followed by boundary (0) padding."""
     context = np.zeros((n, info.block_size), dtype=np.int64)
     for ix in prefix_ids:
         context = np.concatenate([context[:, 1:], np.full((n, 1), ix, dtype=np.int64)], axis=1)
     tokens = np.zeros((n, max_len), dtype=np.int64)
     tokens[:, : len(prefix_ids)] = prefix_ids
-    lengths = np.full(n, max_len)
     active = np.arange(n)
     for pos in range(len(prefix_ids), max_len):
         uniforms = rng.random(n)
         if active.size == 0:
             break
         logits = np.asarray(logits_fn(context))
-        probs = next_token_probs(logits, temperature=temperature, top_k=top_k, top_p=top_p, forbid_boundary=pos == 0)
-        picks = draw(probs, uniforms[active])
+        weights = next_token_weights(
+            logits, temperature=temperature, top_k=top_k, top_p=top_p, forbid_boundary=pos == 0
+        )
+        picks = draw(weights, uniforms[active])
         tokens[active, pos] = picks
         ended = picks == BOUNDARY
-        lengths[active[ended]] = pos
         context = np.concatenate([context[:, 1:], picks[:, None]], axis=1)[~ended]
         active = active[~ended]
-    return tokens, lengths
+    return tokens
 
 
 class Sampler:

@@ -1,0 +1,63 @@
+"""Shared by the benchmark scripts: the machine, median timings, trained models, Markdown tables."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+MODELS = ROOT / "out" / "bench"
+
+
+def machine() -> str:
+    """CPU model, cores, Python and key package versions, for the header of every table."""
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import numpy
+    import onnxruntime
+
+    return (
+        f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"numpy {numpy.__version__}, onnxruntime {onnxruntime.__version__}"
+    )
+
+
+def median_time(fn: Callable[[], object], repeats: int = 5) -> float:
+    """Median wall seconds of `repeats` calls (after one warm-up call)."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def trained_model(kind: str, *extra: str) -> tuple[Path, Path]:
+    """(model.pt, model.onnx) of `kind` with default settings, trained once into out/bench/."""
+    MODELS.mkdir(parents=True, exist_ok=True)
+    pt, onnx_path = MODELS / f"{kind}.pt", MODELS / f"{kind}.onnx"
+    if not pt.exists():
+        subprocess.run([BIN / "mm-train", kind, "--out", pt, "--quiet", *extra], check=True)
+    if not onnx_path.exists():
+        subprocess.run([BIN / "mm-export", pt, onnx_path], check=True)
+    return pt, onnx_path
+
+
+def markdown_table(headers: list[str], rows: list[list[object]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
