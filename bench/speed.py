@@ -117,6 +117,23 @@ def cold_start_rows(pt: Path, onnx_path: Path, repeats: int) -> list[list[object
     ]
 
 
+def peak_rss_megabytes(cmd: list[str]) -> float:
+    """Peak resident memory of `cmd`, measured from a fresh parent (Linux ru_maxrss is in KiB)."""
+    probe = (
+        "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    out = subprocess.run([sys.executable, "-c", probe, *cmd], check=True, capture_output=True, text=True)
+    return int(out.stdout) / 1024
+
+
+def memory_rows(onnx_path: Path) -> list[list[object]]:
+    cmd = [str(BIN / "mm-gen"), str(onnx_path), "--n", "1000000", "--seed", "0"]
+    start = time.perf_counter()
+    peak = peak_rss_megabytes(cmd)
+    return [["`mm-gen model.onnx --n 1000000 > /dev/null`", f"{peak:,.0f}", f"{time.perf_counter() - start:.1f}"]]
+
+
 def venv_megabytes(extra: str) -> float:
     """Size of a fresh venv with `pip install .{extra}` (torch from the CPU wheel)."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -174,6 +191,10 @@ def main() -> None:
     sections.append(
         "### Cold start, whole process (ms)\n\n"
         + markdown_table(["command", "ms", "speed-up vs torch"], cold_start_rows(*mlp, repeats))
+    )
+    sections.append(
+        "### Memory: a million names, streamed to stdout\n\n"
+        + markdown_table(["command", "peak RSS (MB)", "seconds"], memory_rows(mlp[1]))
     )
     if not args.quick:
         sections.append(
