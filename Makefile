@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 MODEL_DIR ?= out
 
-.PHONY: demo test lint bench clean install
+.PHONY: demo test lint bench clean install serve browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +14,7 @@ $(BIN)/python:
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/pip install --quiet -e ".[train,test]"
+	$(BIN)/pip install --quiet -e ".[train,test,plot,serve]"
 	touch $@
 
 install: $(VENV)/.installed
@@ -29,8 +29,17 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: install lint
+test: install lint browser
 	$(BIN)/python -m pytest -q
+
+# The page's test drives Debian's Chromium (Playwright never downloads a browser here).
+browser:
+	command -v chromium >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+
+# The HTTP API and page on http://127.0.0.1:8000 for the demo model (trained first if missing).
+serve: install
+	test -f $(MODEL_DIR)/model.onnx || $(MAKE) demo
+	$(BIN)/mm-serve $(MODEL_DIR)/model.onnx
 
 bench: install
 	$(BIN)/python bench/train_bench.py

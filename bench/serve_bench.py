@@ -39,13 +39,14 @@ def main() -> None:
     def body(i: int) -> dict:
         return {"n": args.n, "seed": i}
 
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     with running_server(args.model) as port:
         run_load(port, min(200, args.requests), args.clients, body)  # warm-up: connections, thread pool
         result = run_load(port, args.requests, args.clients, body)
     failed = len(result.errors) + sum(reply.status != 200 for reply in result.replies)
     machine = f"{cpu_model()}, {os.cpu_count()} logical cores, Python {platform.python_version()}"
     p50, p99 = (result.latency_quantile(q) * 1000 for q in (0.5, 0.99))
-    print(f"machine: {machine}")
+    print(f"machine: {machine} (1-minute load average before the run: {load:.1f})")
     print(f"{args.requests} requests of {args.n} names, {args.clients} clients: {failed} failed")
     print(f"{result.requests_per_second:.0f} requests/s, {result.requests_per_second * args.n:.0f} names/s")
     print(f"latency p50 {p50:.1f} ms, p99 {p99:.1f} ms")

@@ -1,0 +1,62 @@
+"""mm-serve: load a makemore ONNX model once and serve it over HTTP (uvicorn), torch-free."""
+
+from __future__ import annotations
+
+import importlib.util
+import ipaddress
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from makemore.runtime.cli_support import fail, run_cli
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` only accepts connections from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@app.command(help="Serve a makemore ONNX model: POST /v1/generate, POST /v1/score, GET /v1/model, a page at /.")
+def serve_command(
+    model: Annotated[Path, typer.Argument(help="ONNX model written by mm-export.")],
+    host: Annotated[str, typer.Option(help="Address to bind; anything but loopback is reachable by others.")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port (0: any free port).")] = 8000,
+    max_n: Annotated[int, typer.Option(min=1, help="Most names one request may generate or score.")] = 10_000,
+    max_body: Annotated[int, typer.Option(min=1, help="Largest request body, in bytes.")] = 1 << 20,
+    data: Annotated[Path | None, typer.Option(help="Training names that novel=true drops [default: bundled]")] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level: debug, info, warning, error.")] = "info",
+) -> None:
+    missing = [name for name in ("starlette", "uvicorn") if importlib.util.find_spec(name) is None]
+    if missing:
+        fail(f"mm-serve needs {' and '.join(missing)}: pip install 'makemore-onnx[serve]'")
+    if log_level not in ("debug", "info", "warning", "error", "critical"):
+        fail(f"unknown log level {log_level!r}: choose debug, info, warning, error or critical")
+    import uvicorn
+    from makemore.data import bundled_names_path, read_lines
+    from makemore.runtime.onnx_sampler import OnnxSampler
+    from makemore.runtime.serve.app import Limits, create_app
+
+    sampler = OnnxSampler(model)
+    known = frozenset(read_lines(data or bundled_names_path()))
+    limits = Limits(max_n=max_n, max_body=max_body)
+    if not is_loopback(host):
+        print(f"warning: binding {host}: other machines can reach this server", file=sys.stderr)
+    uvicorn.run(create_app(sampler, known, limits, name=model.name), host=host, port=port, log_level=log_level)
+
+
+def main() -> None:
+    run_cli(app)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,145 @@
+"""A real mm-serve on a loopback port and a bounded load generator for it (the load test and the benchmark)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HOST = "127.0.0.1"  # loopback only, ever
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def get(port: int, path: str, timeout: float = 10.0) -> tuple[int, bytes]:
+    """GET a path on the loopback server: (status, body)."""
+    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+@contextmanager
+def running_server(model: str | Path, *options: str, startup_timeout: float = 60.0) -> Iterator[int]:
+    """Start `mm-serve model` on a free loopback port in a subprocess; yield the port; stop it on exit."""
+    port = free_port()
+    command = [sys.executable, "-m", "makemore.runtime.serve.cli", str(model), "--host", HOST, "--port", str(port)]
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen([*command, "--log-level", "warning", *options], stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_until_healthy(proc, port, startup_timeout, log)
+            yield port
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def wait_until_healthy(proc: subprocess.Popen, port: int, timeout: float, log) -> None:
+    """Poll GET /healthz until it answers 200; raise with the server's output if it exits or times out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            log.seek(0)
+            raise RuntimeError(f"mm-serve exited with {proc.returncode}: {log.read().decode(errors='replace')}")
+        try:
+            if get(port, "/healthz", timeout=1.0)[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"mm-serve did not answer /healthz on port {port} within {timeout} s")
+
+
+@dataclass
+class Reply:
+    """One request of a load run: its index, HTTP status, decoded JSON (None if not JSON) and latency."""
+
+    index: int
+    status: int
+    payload: object
+    seconds: float
+
+
+@dataclass
+class LoadResult:
+    replies: list[Reply] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # transport failures: refused, reset, timed out
+    seconds: float = 0.0
+
+    @property
+    def requests_per_second(self) -> float:
+        return len(self.replies) / self.seconds if self.seconds else 0.0
+
+    def latency_quantile(self, q: float) -> float:
+        """The q-quantile of the latencies in seconds (nearest rank)."""
+        times = sorted(reply.seconds for reply in self.replies)
+        return times[min(len(times) - 1, max(0, int(q * len(times) + 0.5) - 1))] if times else float("nan")
+
+
+def run_load(
+    port: int, requests: int, clients: int, body: Callable[[int], dict], path: str = "/v1/generate", timeout=30.0
+) -> LoadResult:
+    """POST `requests` JSON bodies (`body(i)` for request i) from `clients` threads, each on one keep-alive
+    connection; every socket operation times out, so the run ends by itself."""
+    result = LoadResult()
+    lock = threading.Lock()
+    next_index = iter(range(requests))
+
+    def client() -> None:
+        conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
+        try:
+            while True:
+                with lock:
+                    i = next(next_index, None)
+                if i is None:
+                    return
+                data = json.dumps(body(i)).encode()
+                start = time.perf_counter()
+                try:
+                    conn.request("POST", path, data, {"Content-Type": "application/json"})
+                    response = conn.getresponse()
+                    raw = response.read()
+                except (OSError, http.client.HTTPException) as err:
+                    with lock:
+                        result.errors.append(f"request {i}: {type(err).__name__}: {err}")
+                    conn.close()
+                    continue
+                seconds = time.perf_counter() - start
+                try:
+                    payload = json.loads(raw)
+                except ValueError:
+                    payload = None
+                with lock:
+                    result.replies.append(Reply(i, response.status, payload, seconds))
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    result.seconds = time.perf_counter() - start
+    return result

@@ -1,0 +1,101 @@
+"""Strict checks of JSON request bodies: known fields only, exact JSON types, bounds; errors name the field."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+INTEGER, NUMBER, STRING, BOOLEAN, STRINGS = "an integer", "a number", "a string", "true or false", "a list of strings"
+
+
+class RequestError(Exception):
+    """A request the server refuses: HTTP status, one-line message and the field at fault (if any)."""
+
+    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+
+    def to_json(self) -> dict:
+        return {"error": self.message, "field": self.field}
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field of a request body: its JSON type, default, and inclusive bounds (on the value or list length)."""
+
+    kind: str
+    default: Any = None
+    nullable: bool = False
+    required: bool = False
+    low: int | None = None
+    high: int | None = None
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_json(body: bytes) -> Any:
+    """Decode a body as strict JSON (no NaN or Infinity); an empty body is {}."""
+    if not body.strip():
+        return {}
+    try:
+        return json.loads(body, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as err:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise RequestError(400, f"the body is not valid JSON: {str(err).splitlines()[0][:160]}") from None
+
+
+def has_kind(value: Any, kind: str) -> bool:
+    """Whether a decoded JSON value is of `kind` (booleans are not numbers here)."""
+    if kind == INTEGER:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == NUMBER:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind == STRING:
+        return isinstance(value, str)
+    if kind == BOOLEAN:
+        return isinstance(value, bool)
+    if kind == STRINGS:
+        return isinstance(value, list)
+    raise ValueError(f"unknown field kind {kind!r}")
+
+
+def check_field(name: str, spec: Field, value: Any) -> Any:
+    """The value if it fits `spec`; raise a 422 RequestError naming the field otherwise."""
+    if value is None and spec.nullable:
+        return None
+    if not has_kind(value, spec.kind):
+        raise RequestError(422, f"{name} must be {spec.kind}{' or null' if spec.nullable else ''}", name)
+    if spec.kind == STRINGS:
+        for i, item in enumerate(value):
+            if not isinstance(item, str):
+                raise RequestError(422, f"{name}[{i}] must be a string", f"{name}[{i}]")
+    size = len(value) if spec.kind == STRINGS else value
+    what = f"{name} must have" if spec.kind == STRINGS else f"{name} must be"
+    unit = " items" if spec.kind == STRINGS else ""
+    if spec.low is not None and size < spec.low:
+        raise RequestError(422, f"{what} at least {spec.low}{unit}, got {size}", name)
+    if spec.high is not None and size > spec.high:
+        raise RequestError(422, f"{what} at most {spec.high}{unit}, got {size}", name)
+    return value
+
+
+def check_body(body: Any, fields: dict[str, Field]) -> dict[str, Any]:
+    """Every field of `fields`, from a decoded JSON object or its default; unknown fields are refused."""
+    if not isinstance(body, dict):
+        raise RequestError(422, "the body must be a JSON object")
+    unknown = [name for name in body if name not in fields]
+    if unknown:
+        raise RequestError(422, f"unknown field {unknown[0]!r}; known: {', '.join(fields)}", unknown[0])
+    values = {}
+    for name, spec in fields.items():
+        if name not in body:
+            if spec.required:
+                raise RequestError(422, f"{name} is required", name)
+            values[name] = spec.default
+        else:
+            values[name] = check_field(name, spec, body[name])
+    return values

@@ -1,0 +1,63 @@
+"""The page in a real headless Chromium (Debian's package, driven by Playwright): open /, Generate, see the names.
+
+Deselect with `pytest -m "not browser"`; `make test` installs Chromium first. The screenshot is kept in the
+test's tmp_path; docs/serve-screenshot.png is the same page served from the demo model (make demo).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from makemore.runtime.serve.loopback import running_server
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+COUNT = 13
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.is_file():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (or deselect with -m 'not browser')")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.mark.browser
+def test_page_generates_the_requested_names(browser, model_files, tmp_path):
+    with running_server(model_files["mlp"][1]) as port:
+        page = browser.new_page(viewport={"width": 900, "height": 560})
+        page.goto(f"http://127.0.0.1:{port}/")
+        page.wait_for_selector("#model:has-text('mlp')")
+        page.fill("#count", str(COUNT))
+        page.fill("#temperature", "0.8")
+        page.fill("#prefix", "a")
+        page.click("#generate")
+        page.wait_for_function(f"document.querySelectorAll('#names li').length === {COUNT}", timeout=20_000)
+        names = page.locator("#names li").all_inner_texts()
+        assert page.inner_text("#status") == f"{COUNT} names"
+        assert page.is_enabled("#copy")
+        shot = tmp_path / "serve-page.png"
+        page.screenshot(path=str(shot), full_page=True)
+
+        page.fill("#prefix", "A")  # outside the vocabulary: the error shows, the list stays
+        page.click("#generate")
+        page.wait_for_selector("#status.error")
+        assert "vocabulary" in page.inner_text("#status")
+        assert page.locator("#names li").count() == COUNT
+        page.close()
+    assert len(names) == COUNT and all(name.startswith("a") for name in names)
+    assert shot.stat().st_size > 1000
