@@ -41,8 +41,9 @@ serve: install
 	test -f $(MODEL_DIR)/model.onnx || $(MAKE) demo
 	$(BIN)/mm-serve $(MODEL_DIR)/model.onnx
 
+# Speed, memory, footprint and training time, measured side by side -> bench/RESULTS.md (several minutes).
 bench: install
-	$(BIN)/python bench/train_bench.py
+	$(BIN)/python bench/speed.py
 
 clean:
 	rm -rf $(VENV) $(MODEL_DIR) build *.egg-info
