@@ -18,6 +18,8 @@ from makemore.data import BOUNDARY, DatasetError, UserError, Vocab
 from makemore.runtime.model_info import ModelInfo
 from makemore.runtime.scoring import LogitsFn, mean_nll, score_names
 
+MAX_LEN_LIMIT = 100_000  # characters in one name: beyond it, a request is a mistake
+
 
 class SamplingError(UserError):
     """Sampling arguments that make no sense; the message is one line meant for the user."""
@@ -42,8 +44,8 @@ def check_sampling_args(
         raise SamplingError(f"top_k must be at least 1, got {top_k}")
     if top_p is not None and not 0 < top_p <= 1:
         raise SamplingError(f"top_p must be in (0, 1], got {top_p}")
-    if max_len < 1:
-        raise SamplingError(f"max_len must be at least 1, got {max_len}")
+    if not 1 <= max_len <= MAX_LEN_LIMIT:
+        raise SamplingError(f"max_len must be between 1 and {MAX_LEN_LIMIT:,}, got {max_len}")
     try:
         prefix_ids = vocab.encode(prefix)
     except DatasetError:
@@ -64,8 +66,9 @@ def next_token_weights(
 ) -> np.ndarray:
     """Turn logits [B, V] into unnormalised sampling weights [B, V] (float32, max 1 per row)."""
     z = np.array(logits, dtype=np.float32)  # a copy: the caller's logits stay as they were
-    if temperature != 1.0:
-        z /= np.float32(temperature)
+    if temperature != 1.0:  # scale the gaps to the max in float64: a tiny temperature gives 0 and -inf, never NaN
+        gaps = (z - z.max(axis=1, keepdims=True)).astype(np.float64) / temperature
+        z = np.maximum(gaps, np.finfo(np.float32).min).astype(np.float32)
     if forbid_boundary:
         z[:, BOUNDARY] = -np.inf
     if top_k is not None and top_k < z.shape[1]:
@@ -129,40 +132,51 @@ def iter_sample_chunks(
     prefix: str = "",
     max_len: int | None = None,
 ) -> Iterator[list[str]]:
-    """Yield the `n` names in chunks of at most CHUNK_SIZE, one shared generator for all chunks."""
+    """The `n` names in chunks of at most CHUNK_SIZE, one shared generator for all chunks.
+
+    The arguments are checked now, before the first chunk is asked for.
+    """
     max_len = info.max_len if max_len is None else max_len
     prefix_ids = check_sampling_args(
         n, info.vocab, temperature=temperature, top_k=top_k, top_p=top_p, prefix=prefix, max_len=max_len
     )
     rng = np.random.default_rng(seed)
-    for start in range(0, n, CHUNK_SIZE):
-        rows = min(CHUNK_SIZE, n - start)
-        tokens = _sample_chunk(logits_fn, info, rows, rng, prefix_ids, max_len, temperature, top_k, top_p)
-        yield info.vocab.decode_rows(tokens)
+    options = dict(temperature=temperature, top_k=top_k, top_p=top_p)
+    sizes = [min(CHUNK_SIZE, n - start) for start in range(0, n, CHUNK_SIZE)]
+    return (
+        info.vocab.decode_rows(_sample_chunk(logits_fn, info, rows, rng, prefix_ids, max_len, options))
+        for rows in sizes
+    )
 
 
-def _sample_chunk(logits_fn, info, n, rng, prefix_ids, max_len, temperature, top_k, top_p):
-    """Sample n rows together: tokens [n, max_len], each name followed by boundary (0) padding."""
+def _sample_chunk(
+    logits_fn: LogitsFn,
+    info: ModelInfo,
+    n: int,
+    rng: np.random.Generator,
+    prefix_ids: list[int],
+    max_len: int,
+    options: dict,
+) -> np.ndarray:
+    """Sample n rows together: tokens [n, length of the longest name], each name padded with boundary (0)."""
     context = np.zeros((n, info.block_size), dtype=np.int64)
     for ix in prefix_ids:
         context = np.concatenate([context[:, 1:], np.full((n, 1), ix, dtype=np.int64)], axis=1)
-    tokens = np.zeros((n, max_len), dtype=np.int64)
-    tokens[:, : len(prefix_ids)] = prefix_ids
+    columns = [np.full(n, ix, dtype=np.int64) for ix in prefix_ids]
     active = np.arange(n)
     for pos in range(len(prefix_ids), max_len):
         uniforms = rng.random(n)
         if active.size == 0:
             break
-        logits = np.asarray(logits_fn(context))
-        weights = next_token_weights(
-            logits, temperature=temperature, top_k=top_k, top_p=top_p, forbid_boundary=pos == 0
-        )
+        weights = next_token_weights(np.asarray(logits_fn(context)), forbid_boundary=pos == 0, **options)
         picks = draw(weights, uniforms[active])
-        tokens[active, pos] = picks
+        column = np.zeros(n, dtype=np.int64)
+        column[active] = picks
+        columns.append(column)
         ended = picks == BOUNDARY
         context = np.concatenate([context[:, 1:], picks[:, None]], axis=1)[~ended]
         active = active[~ended]
-    return tokens
+    return np.stack(columns, axis=1) if columns else np.zeros((n, 0), dtype=np.int64)
 
 
 class Sampler:

@@ -1,0 +1,128 @@
+"""mm-export: one self-contained, checked ONNX file with the makemore metadata; bad checkpoints refused."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from clirun import assert_usage_error, run
+from makemore.export.onnx_export import ExportError, export_checkpoint
+from makemore.runtime.onnx_sampler import open_session
+
+KINDS = ("bigram", "bigram-nn", "mlp")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_export_is_one_file_with_metadata(model_files, kind) -> None:
+    pt, onnx_path = model_files[kind]
+    assert onnx_path.is_file()
+    assert not list(onnx_path.parent.glob("*.data"))  # no external-data side file
+    proto = onnx.load(str(onnx_path))
+    onnx.checker.check_model(proto, full_check=True)
+    checkpoint = torch.load(pt, weights_only=True)
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert meta["makemore.format_version"] == "1"
+    assert meta["makemore.kind"] == kind
+    assert meta["makemore.vocab"] == checkpoint["vocab"]
+    assert meta["makemore.block_size"] == str(checkpoint["config"]["block_size"])
+    assert meta["makemore.data_sha256"] == checkpoint["data_sha256"]
+    config = json.loads(meta["makemore.config"])
+    assert config == checkpoint["config"]
+    assert {"split_seed", "split_fractions", "max_len"} <= set(config)
+    metrics = json.loads(meta["makemore.metrics"])
+    for name in ("train_loss", "val_loss", "test_loss"):
+        assert metrics[name] == checkpoint["metrics"][name]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_export_signature_and_dynamic_batch(model_files, kind) -> None:
+    _, onnx_path = model_files[kind]
+    proto = onnx.load(str(onnx_path))
+    [graph_input] = proto.graph.input
+    assert graph_input.name == "context"
+    assert graph_input.type.tensor_type.elem_type == onnx.TensorProto.INT64
+    batch_dim = graph_input.type.tensor_type.shape.dim[0]
+    assert batch_dim.dim_param and not batch_dim.HasField("dim_value")  # symbolic: any batch
+    [graph_output] = proto.graph.output
+    assert graph_output.name == "logits"
+    assert graph_output.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    block_size = int({p.key: p.value for p in proto.metadata_props}["makemore.block_size"])
+    vocab_size = len({p.key: p.value for p in proto.metadata_props}["makemore.vocab"]) + 1
+    session = open_session(onnx_path)
+    rng = np.random.default_rng(0)
+    for batch in (1, 7, 4096):
+        context = rng.integers(0, vocab_size, (batch, block_size), dtype=np.int64)
+        [logits] = session.run(["logits"], {"context": context})
+        assert logits.shape == (batch, vocab_size) and logits.dtype == np.float32
+
+
+def test_export_api_refuses_missing_folder(model_files, tmp_path) -> None:
+    with pytest.raises(ExportError, match="output folder does not exist"):
+        export_checkpoint(model_files["bigram"][0], tmp_path / "nowhere" / "model.onnx")
+
+
+def test_export_cli_writes_the_file(model_files, tmp_path) -> None:
+    out = tmp_path / "model.onnx"
+    result = run("mm-export", model_files["bigram"][0], out)
+    assert result.returncode == 0, result.stderr
+    assert "max |diff|" in result.stderr
+    assert onnx.load(str(out)).metadata_props
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
+
+
+class Payload:
+    """Unpickling this runs code: open(marker, "w") creates the marker file."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def _bad_checkpoint(case: str, folder: Path) -> Path:
+    path = folder / "model.pt"
+    if case == "foreign":
+        torch.save({"weights": torch.zeros(3), "epoch": 4}, path)
+    elif case == "pickle-with-code":
+        torch.save({"format_version": 1, "payload": Payload(folder / "pwned")}, path)
+    elif case == "garbage":
+        path.write_bytes(b"\x80\x04not really a checkpoint")
+    return path  # "missing": never created
+
+
+def test_pickle_payload_really_runs_code_when_unsafe(tmp_path) -> None:
+    """Control for the test below: the payload does create its marker under weights_only=False."""
+    path = _bad_checkpoint("pickle-with-code", tmp_path)
+    torch.load(path, weights_only=False)
+    assert (tmp_path / "pwned").exists()
+
+
+@pytest.mark.parametrize("case", ["foreign", "pickle-with-code", "garbage", "missing"])
+def test_export_cli_refuses_bad_checkpoints(tmp_path, case) -> None:
+    checkpoint = _bad_checkpoint(case, tmp_path)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    out = tmp_path / "model.onnx"
+    result = run("mm-export", checkpoint, out, cwd=tmp_path)
+    assert_usage_error(result)
+    assert not out.exists()
+    assert not (tmp_path / "pwned").exists()  # the pickled code never ran
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+@pytest.mark.parametrize("case", ["opset-99", "opset-24", "opset-3", "out-is-a-folder"])
+def test_export_cli_refuses_bad_options(model_files, tmp_path, case) -> None:
+    (tmp_path / "folder").mkdir()
+    out = tmp_path / ("folder" if case == "out-is-a-folder" else "model.onnx")
+    opset = case.removeprefix("opset-") if case.startswith("opset-") else "17"
+    result = run("mm-export", model_files["mlp"][0], out, "--opset", opset)
+    assert_usage_error(result)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder"] and not list((tmp_path / "folder").iterdir())
