@@ -1,0 +1,260 @@
+"""Pictures of what a model learned: bigram counts, character embeddings, loss curves (PNG, headless).
+
+Figures are drawn on matplotlib's Agg canvas without pyplot (no display, no global state) and
+written atomically. A model.onnx is read without torch (onnxruntime for the metadata, the onnx
+package for the embedding initializer); a model.pt needs torch, imported only then.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from makemore.data import BOUNDARY, UserError, Vocab, make_examples
+from makemore.runtime.model_info import ModelInfo
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+BOUNDARY_LABEL = "."  # how the boundary token is printed in pictures (as in the lectures)
+VOWELS = set("aeiouy")
+FORMATS = ("png", "svg", "pdf")
+
+
+class PlotError(UserError):
+    """A plot that cannot be drawn from this input; the message is one line meant for the user."""
+
+
+def labels(vocab: Vocab) -> list[str]:
+    """Printed label of every index: the boundary token, then the characters."""
+    return [BOUNDARY_LABEL, *vocab.chars]
+
+
+# --- reading models ---------------------------------------------------------------------------
+
+
+def model_format(path: Path) -> str:
+    """'pt' or 'onnx' from the file name; a missing file or another suffix is a PlotError."""
+    if not path.is_file():
+        raise PlotError(f"model file not found: {path}")
+    if path.suffix not in (".pt", ".onnx"):
+        raise PlotError(f"{path}: expected a checkpoint (.pt) or an ONNX model (.onnx)")
+    return path.suffix[1:]
+
+
+def read_info(path: str | Path) -> ModelInfo:
+    """The model's metadata (vocabulary, config, metrics with the loss history)."""
+    path = Path(path)
+    if model_format(path) == "onnx":
+        from makemore.runtime.onnx_sampler import open_session, read_model_info
+
+        return read_model_info(open_session(path), str(path))
+    from makemore.train.checkpoint import load_checkpoint, model_info
+
+    return model_info(load_checkpoint(_need("torch", path)))
+
+
+def read_embeddings(path: str | Path) -> tuple[np.ndarray, ModelInfo]:
+    """An mlp's embedding table C [V, n_embd] (float64) and the model's metadata."""
+    path = Path(path)
+    if model_format(path) == "pt":
+        from makemore.train.checkpoint import load_checkpoint, model_info
+
+        checkpoint = load_checkpoint(_need("torch", path))
+        info, weights = model_info(checkpoint), checkpoint["state_dict"]
+        table = weights["embedding.weight"].double().numpy() if "embedding.weight" in weights else None
+    else:
+        info = read_info(path)
+        table = None
+    if info.kind != "mlp":
+        raise PlotError(f"{path} is a {info.kind} model: only mlp models have character embeddings")
+    if table is None:
+        table = onnx_embedding_table(_need("onnx", path), info.vocab.size)
+    return table, info
+
+
+def onnx_embedding_table(path: Path, vocab_size: int) -> np.ndarray:
+    """The [V, d] initializer that the first Gather reads (torch's `embedding.weight`), dequantized if int8."""
+    import onnx
+    from onnx import numpy_helper
+
+    try:
+        graph = onnx.load(str(path)).graph
+    except Exception as err:  # onnx raises DecodeError and others for a bad file
+        raise PlotError(f"{path} is not a readable ONNX model ({type(err).__name__})") from None
+    initializers = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+    for node in graph.node:
+        table = initializers.get(node.input[0]) if node.op_type == "Gather" else None
+        if table is None or table.ndim != 2 or table.shape[0] != vocab_size:
+            continue
+        if table.dtype.kind == "f":
+            return table.astype(np.float64)
+        dequantize = [n for n in graph.node if n.op_type == "DequantizeLinear" and n.input[0] == node.output[0]]
+        if dequantize and all(name in initializers for name in dequantize[0].input[1:]):
+            scale, *zero = (initializers[name].astype(np.float64) for name in dequantize[0].input[1:])
+            if scale.ndim == 0 and all(z.ndim == 0 for z in zero):  # per-tensor, as quantize_dynamic writes it
+                return (table.astype(np.float64) - (zero[0] if zero else 0.0)) * scale
+    raise PlotError(f"{path} has no [{vocab_size}, n_embd] embedding table feeding a Gather")
+
+
+def loss_history(info: ModelInfo, source: str) -> dict[str, list]:
+    """The loss history logged during training (steps, train loss, val steps, val loss)."""
+    history = info.metrics.get("history") or {}
+    if not history.get("step"):
+        raise PlotError(f"{source} has no loss history (bigram models are counted, not trained)")
+    return history
+
+
+def _need(module: str, path: Path) -> Path:
+    """`path`, after checking that `module` is installed (torch for .pt, onnx for embeddings in .onnx)."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise PlotError(f"reading {path.name} needs {module}: pip install 'makemore-onnx[train]'")
+    return path
+
+
+# --- the numbers behind the pictures ----------------------------------------------------------
+
+
+def bigram_counts(words: list[str], vocab: Vocab) -> np.ndarray:
+    """N[i, j]: how often index j follows index i in `words` (boundary token at both ends)."""
+    x, y = make_examples(words, vocab, block_size=1)
+    counts = np.zeros((vocab.size, vocab.size), dtype=np.int64)
+    np.add.at(counts, (x[:, 0], y), 1)
+    return counts
+
+
+def project_2d(table: np.ndarray) -> tuple[np.ndarray, str]:
+    """Rows of `table` in 2-D: as they are when n_embd <= 2, else on the top two principal components."""
+    if table.shape[1] <= 2:
+        points = np.zeros((len(table), 2))
+        points[:, : table.shape[1]] = table
+        return points, "embedding dimensions"
+    centred = table - table.mean(axis=0)
+    _, singular, vt = np.linalg.svd(centred, full_matrices=False)
+    explained = singular[:2] ** 2 / (singular**2).sum()
+    return centred @ vt[:2].T, f"PCA of {table.shape[1]}-d embeddings ({100 * explained.sum():.0f}% of variance)"
+
+
+def smooth(values: list[float], window: int) -> np.ndarray:
+    """Trailing moving average (shorter windows at the start), same length as `values`."""
+    values = np.asarray(values, dtype=np.float64)
+    sums = np.cumsum(np.concatenate([[0.0], values]))
+    ends = np.arange(1, len(values) + 1)
+    starts = np.maximum(0, ends - window)
+    return (sums[ends] - sums[starts]) / (ends - starts)
+
+
+# --- drawing ----------------------------------------------------------------------------------
+
+
+def draw_bigram_counts(counts: np.ndarray, vocab: Vocab, title: str) -> Figure:
+    """The lecture's picture: a V x V grid, each cell labelled with its two characters and its count."""
+    size = counts.shape[0]
+    fig = Figure(figsize=(0.6 * size + 1, 0.6 * size + 1.5))
+    ax = fig.add_subplot()
+    ax.imshow(counts, cmap="Blues")
+    names = labels(vocab)
+    dark = counts.max() * 0.6
+    for i in range(size):
+        for j in range(size):
+            color = "white" if counts[i, j] > dark else "#444444"
+            ax.text(j, i, names[i] + names[j], ha="center", va="bottom", color=color, fontsize=9)
+            ax.text(j, i, str(counts[i, j]), ha="center", va="top", color=color, fontsize=8)
+    ax.set_xticks(range(size), names)
+    ax.set_yticks(range(size), names)
+    ax.set_xlabel("next character")
+    ax.set_ylabel("previous character")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def draw_embeddings(points: np.ndarray, vocab: Vocab, title: str, axes_label: str) -> Figure:
+    """Each character's embedding as a labelled dot: vowels, consonants and the boundary token in three colours."""
+    fig = Figure(figsize=(8, 8))
+    ax = fig.add_subplot()
+    names = labels(vocab)
+    colors = ["tab:gray" if i == BOUNDARY else "tab:orange" if n in VOWELS else "tab:blue" for i, n in enumerate(names)]
+    ax.scatter(points[:, 0], points[:, 1], s=320, c=colors)
+    for (x, y), name in zip(points, names, strict=True):
+        ax.text(x, y, name, ha="center", va="center", color="white", fontsize=11, fontweight="bold")
+    ax.grid(alpha=0.3)
+    ax.set_xlabel(f"{axes_label}: 1")
+    ax.set_ylabel(f"{axes_label}: 2")
+    ax.set_title(title + "\n(orange: vowels, blue: other characters, gray: '.' = start/end)")
+    fig.tight_layout()
+    return fig
+
+
+def draw_loss(history: dict[str, list], title: str) -> Figure:
+    """Train loss per logged step (raw, faint, and smoothed) and val loss at its evaluation points."""
+    fig = Figure(figsize=(8, 5))
+    ax = fig.add_subplot()
+    steps, train_loss = history["step"], history["train_loss"]
+    window = max(1, len(train_loss) // 25)
+    ax.plot(steps, train_loss, color="tab:blue", alpha=0.2, linewidth=0.8)
+    ax.plot(steps, smooth(train_loss, window), color="tab:blue", label=f"train (minibatch, mean of {window} logs)")
+    if history.get("val_step"):
+        ax.plot(history["val_step"], history["val_loss"], "o-", color="tab:orange", markersize=3, label="val")
+    low = min(min(history.get("val_loss") or [np.inf]), float(np.min(smooth(train_loss, window))))
+    ax.set_ylim(low - 0.1, max(train_loss[: max(1, len(train_loss) // 50)]) + 0.1)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (NLL per character, nats)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def save_figure(fig: Figure, path: str | Path, dpi: int = 100) -> Path:
+    """Render `fig` with Agg and write it atomically (a temporary file beside `path`, then rename)."""
+    path = Path(path)
+    fmt = path.suffix[1:].lower()
+    if fmt not in FORMATS:
+        raise PlotError(f"{path}: write a .png, .svg or .pdf file")
+    if not path.parent.is_dir():
+        raise PlotError(f"output folder does not exist: {path.parent}")
+    if path.is_dir():
+        raise PlotError(f"output path is a directory: {path}")
+    FigureCanvasAgg(fig)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            os.fchmod(out.fileno(), 0o666 & ~umask)  # an ordinary file's mode, not mkstemp's 0600
+            fig.savefig(out, format=fmt, dpi=dpi)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+# --- one call per picture ---------------------------------------------------------------------
+
+
+def plot_bigram_counts(words: list[str], out: str | Path, source: str = "data") -> Path:
+    """Count matrix of all `words` (not a split: the whole file, as in the lecture)."""
+    vocab = Vocab.from_words(words)
+    title = f"bigram counts over all {len(words):,} words of {source}"
+    return save_figure(draw_bigram_counts(bigram_counts(words, vocab), vocab, title), out)
+
+
+def plot_embeddings(model: str | Path, out: str | Path) -> Path:
+    table, info = read_embeddings(model)
+    points, axes_label = project_2d(table)
+    title = f"character embeddings of {Path(model).name} (n_embd {table.shape[1]}, block {info.block_size})"
+    return save_figure(draw_embeddings(points, info.vocab, title, axes_label), out)
+
+
+def plot_loss(model: str | Path, out: str | Path) -> Path:
+    info = read_info(model)
+    history = loss_history(info, str(model))
+    val = info.metrics.get("val_loss")
+    title = f"{info.kind} {Path(model).name}: loss" + (f" (final val {val:.4f})" if val is not None else "")
+    return save_figure(draw_loss(history, title), out)

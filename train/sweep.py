@@ -1,0 +1,152 @@
+"""mm-sweep: train a grid of MLP configs for a fixed step budget and print a table of their losses.
+
+The seed's Part 2 experiment: vary the embedding size, the hidden size and the context length,
+keep everything else at the defaults, and compare train/val loss at the same number of steps.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from makemore.data import UserError
+from makemore.runtime.cli_support import INTERRUPTED, require_training_extra, run_cli
+
+GRID_KEYS = ("block_size", "n_embd", "n_hidden")
+
+
+@dataclass
+class SweepRow:
+    block_size: int
+    n_embd: int
+    n_hidden: int
+    params: int
+    train_loss: float
+    val_loss: float
+    seconds: float
+
+
+def parse_ints(text: str, option: str) -> list[int]:
+    """'3,4,8' -> [3, 4, 8] (positive integers, order kept, duplicates dropped)."""
+    values: list[int] = []
+    for part in text.split(","):
+        try:
+            value = int(part)
+        except ValueError:
+            raise UserError(f"{option} takes comma-separated integers, got {text!r}") from None
+        if value < 1:
+            raise UserError(f"{option} values must be positive, got {value}")
+        if value not in values:
+            values.append(value)
+    return values
+
+
+def grid(block_sizes: list[int], n_embds: list[int], n_hiddens: list[int]) -> list[dict]:
+    """Every combination, as config overrides."""
+    return [dict(zip(GRID_KEYS, combo, strict=True)) for combo in itertools.product(block_sizes, n_embds, n_hiddens)]
+
+
+def iter_sweep(configs: list[dict], *, data: Path | None = None, **training) -> Iterator[SweepRow]:
+    """Train an MLP for each config (plus shared `training` overrides: steps, batch_size, lr, seed); yield its row.
+
+    All runs use the same data and split (mm-train's default split seed). Ctrl-C stops the sweep with
+    KeyboardInterrupt; the config being trained then yields no row.
+    """
+    from makemore.data import Vocab, bundled_names_path, read_words, split_words
+    from makemore.train.trainer import make_config, train
+
+    words = read_words(data or bundled_names_path())
+    vocab, split = Vocab.from_words(words), split_words(words)
+    checked = [make_config("mlp", **config, **training) for config in configs]  # all errors before any training
+    for config in checked:
+        start = time.perf_counter()
+        result = train("mlp", config, split, vocab)
+        if result.interrupted:
+            raise KeyboardInterrupt
+        yield SweepRow(
+            **{key: config[key] for key in GRID_KEYS},
+            params=sum(p.numel() for p in result.model.parameters()),
+            train_loss=result.metrics["train_loss"],
+            val_loss=result.metrics["val_loss"],
+            seconds=time.perf_counter() - start,
+        )
+
+
+def best(rows: list[SweepRow]) -> SweepRow:
+    return min(rows, key=lambda row: row.val_loss)
+
+
+def format_table(rows: list[SweepRow]) -> str:
+    """A Markdown table (readable in a terminal, pasteable into the README); the best val loss in bold."""
+    lines = [
+        "| block | embd | hidden | params | train loss | val loss | time (s) |",
+        "|------:|-----:|-------:|-------:|-----------:|---------:|---------:|",
+    ]
+    top = best(rows)
+    for row in rows:
+        val = f"**{row.val_loss:.4f}**" if row is top else f"{row.val_loss:.4f}"
+        lines.append(
+            f"| {row.block_size} | {row.n_embd} | {row.n_hidden} | {row.params:,} | {row.train_loss:.4f} | {val}"
+            f" | {row.seconds:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
+
+
+@app.command(help="Train every combination of the MLP sizes below for the same steps; print a table of losses.")
+def sweep_command(
+    block_size: Annotated[str, typer.Option(help="Context lengths, comma-separated.")] = "3,4",
+    n_embd: Annotated[str, typer.Option(help="Embedding sizes, comma-separated.")] = "10,16",
+    n_hidden: Annotated[str, typer.Option(help="Hidden layer sizes, comma-separated.")] = "200,300",
+    steps: Annotated[int, typer.Option(help="Optimisation steps of every config.")] = 8000,
+    batch_size: Annotated[int | None, typer.Option(help="Minibatch size [default: mlp default].")] = None,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate [default: mlp default].")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of every run [default: mlp default].")] = None,
+    data: Annotated[Path | None, typer.Option(help="Text file, one item per line [default: bundled names]")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON instead of a table.")] = False,
+) -> None:
+    configs = grid(
+        parse_ints(block_size, "--block-size"), parse_ints(n_embd, "--n-embd"), parse_ints(n_hidden, "--n-hidden")
+    )
+
+    rows: list[SweepRow] = []
+    interrupted = False
+    try:
+        for row in iter_sweep(configs, data=data, steps=steps, batch_size=batch_size, lr=lr, seed=seed):
+            rows.append(row)
+            print(
+                f"[{len(rows)}/{len(configs)}] block {row.block_size} embd {row.n_embd} hidden {row.n_hidden}:"
+                f" val {row.val_loss:.4f} ({row.seconds:.1f} s)",
+                file=sys.stderr,
+            )
+    except KeyboardInterrupt:
+        interrupted = True
+        print(f"interrupted: {len(rows)} of {len(configs)} configs trained", file=sys.stderr)
+    if as_json:
+        print(json.dumps([asdict(row) for row in rows], indent=1))
+    elif rows:
+        top = best(rows)
+        print(format_table(rows))
+        print(f"\n{steps} steps each; best val loss {top.val_loss:.4f}: ", end="")
+        print(f"block_size {top.block_size}, n_embd {top.n_embd}, n_hidden {top.n_hidden}")
+    if interrupted:
+        raise SystemExit(INTERRUPTED)
+
+
+def main() -> None:
+    if not {"-h", "--help"} & set(sys.argv[1:]):
+        require_training_extra("mm-sweep")
+    run_cli(app)
+
+
+if __name__ == "__main__":
+    main()
