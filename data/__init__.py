@@ -10,14 +10,15 @@ from makemore.data.dataset import (
     UserError,
     Vocab,
     bundled_names_path,
-    file_sha256,
     make_examples,
     read_lines,
     read_words,
     split_words,
 )
+from makemore.data.files import atomic_write, file_sha256
 
 __all__ = [
+    "atomic_write",
     "BOUNDARY",
     "DatasetError",
     "Split",

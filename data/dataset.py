@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
@@ -61,11 +60,6 @@ def read_words(path: str | Path) -> list[str]:
     if len(words) < 3:
         raise DatasetError(f"data file needs at least 3 words for a train/val/test split: {path}")
     return words
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex sha256 of a file's bytes (identifies the data a model was trained on)."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -6,15 +6,14 @@ metrics (train/val/test loss and the loss history), data_sha256.
 
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 import warnings
 from pathlib import Path
 
 import torch
 from makemore.data import UserError, Vocab
 from makemore.data.dataset import first_line
+from makemore.data.files import atomic_write
 from makemore.runtime.model_info import FORMAT_VERSION, ModelInfo
 from makemore.train.models import build_model
 from torch import nn
@@ -24,22 +23,6 @@ KEYS = ("format_version", "kind", "config", "vocab", "state_dict", "metrics", "d
 
 class CheckpointError(UserError):
     """A checkpoint that cannot be used; the message is one line meant for the user."""
-
-
-def atomic_write(path: str | Path, write) -> None:
-    """Call write(tmp_path) on a temporary file beside `path`, then rename it into place."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)  # mkstemp makes the file 0600; give it the mode a plain open() would
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def make_checkpoint(kind: str, config: dict, vocab: Vocab, model: nn.Module, metrics: dict, data_sha256: str) -> dict:

@@ -7,12 +7,10 @@ package for the embedding initializer); a model.pt needs torch, imported only th
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
-from makemore.data import BOUNDARY, UserError, Vocab, make_examples
+from makemore.data import BOUNDARY, UserError, Vocab, atomic_write, make_examples
 from makemore.runtime.model_info import ModelInfo
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -221,17 +219,7 @@ def save_figure(fig: Figure, path: str | Path, dpi: int = 100) -> Path:
     if path.is_dir():
         raise PlotError(f"output path is a directory: {path}")
     FigureCanvasAgg(fig)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            os.fchmod(out.fileno(), 0o666 & ~umask)  # an ordinary file's mode, not mkstemp's 0600
-            fig.savefig(out, format=fmt, dpi=dpi)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=dpi))
     return path
 
 
