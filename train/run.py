@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
 from makemore.data import DatasetError, Vocab, bundled_names_path, file_sha256, read_words, split_words
 from makemore.data.dataset import DEFAULT_FRACTIONS
 from makemore.train.checkpoint import (
@@ -31,6 +32,7 @@ class TrainRequest:
     split_seed: int = 42
     samples: int = 5
     quiet: bool = False
+    threads: int = 1  # torch intra-op threads: these small models train fastest on one (see README)
     overrides: dict = field(default_factory=dict)
 
 
@@ -55,6 +57,9 @@ def resolve_config(request: TrainRequest, resumed: dict | None) -> dict:
 def run_training(request: TrainRequest) -> bool:
     """Train and save; returns False when Ctrl-C cut training short (the checkpoint is still saved)."""
     console = Console(stderr=True, quiet=request.quiet)
+    if request.threads < 1:
+        raise ConfigError(f"threads must be at least 1, got {request.threads}")
+    torch.set_num_threads(request.threads)
     data_path = request.data or bundled_names_path()
     if not request.out.parent.is_dir():
         raise DatasetError(f"output folder does not exist: {request.out.parent}")

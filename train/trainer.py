@@ -35,6 +35,7 @@ DEFAULTS: dict[str, dict] = {
         "n_embd": 24,
         "n_hidden": 128,
         "norm": "batch",
+        "dropout": 0.0,
         "steps": 20000,
         "batch_size": 128,
         "lr": 0.005,
@@ -50,7 +51,8 @@ PRESETS: dict[str, dict] = {
     # The best of docs/experiments.md's sweep: a longer context and a wider hidden layer.
     # val 1.9978 (seed 1337), 2.0035 (seed 1); more steps overfit (val 2.0172 at 12,000).
     "context8": {"block_size": 8, "n_hidden": 500, "steps": 8000},
-    # The lecture's recipe: plain SGD, lr 0.1 then 0.01, embedding 10, hidden 200.
+    # The lecture's recipe: plain SGD, lr 0.1 then 0.01, embedding 10, hidden 200, context 3.
+    # val 2.1077, test 2.1115 (the lecture: 2.17 with plain init, 2.10 with careful init); 93 s on one core.
     "lecture": {
         "block_size": 3,
         "n_embd": 10,
