@@ -64,41 +64,47 @@ def next_token_weights(
     top_p: float | None = None,
     forbid_boundary: bool = False,
 ) -> np.ndarray:
-    """Turn logits [B, V] into unnormalised sampling weights [B, V] (float32, max 1 per row)."""
-    z = np.array(logits, dtype=np.float32)  # a copy: the caller's logits stay as they were
+    """Turn logits [B, V] into unnormalised sampling weights, transposed: [V, B] float32.
+
+    Column b holds row b's weights (max 1). The transposed layout makes every step a handful of
+    vectorised operations over B, instead of numpy's slow reductions along a 27-wide axis.
+    """
+    z = np.ascontiguousarray(np.asarray(logits, dtype=np.float32).T)  # a copy: the caller's logits stay as they were
     if temperature != 1.0:  # scale the gaps to the max in float64: a tiny temperature gives 0 and -inf, never NaN
-        gaps = (z - z.max(axis=1, keepdims=True)).astype(np.float64) / temperature
+        gaps = (z - z.max(axis=0)).astype(np.float64) / temperature
         z = np.maximum(gaps, np.finfo(np.float32).min).astype(np.float32)
     if forbid_boundary:
-        z[:, BOUNDARY] = -np.inf
-    if top_k is not None and top_k < z.shape[1]:
-        kth = np.partition(z, -top_k, axis=1)[:, -top_k, None]
+        z[BOUNDARY] = -np.inf
+    if top_k is not None and top_k < z.shape[0]:
+        kth = np.partition(z, -top_k, axis=0)[-top_k]
         z[z < kth] = -np.inf
-    z -= z.max(axis=1, keepdims=True)
+    z -= z.max(axis=0)
     weights = np.exp(z, out=z)
     if top_p is not None and top_p < 1:
-        probs = weights / weights.sum(axis=1, keepdims=True)
-        order = np.argsort(-probs, axis=1, kind="stable")
-        sorted_probs = np.take_along_axis(probs, order, axis=1)
-        mass_before = np.cumsum(sorted_probs, axis=1) - sorted_probs
+        probs = weights / weights.sum(axis=0)
+        order = np.argsort(-probs, axis=0, kind="stable")
+        sorted_probs = np.take_along_axis(probs, order, axis=0)
+        mass_before = np.cumsum(sorted_probs, axis=0) - sorted_probs
         drop = np.zeros_like(probs, dtype=bool)
-        np.put_along_axis(drop, order, mass_before >= top_p, axis=1)
+        np.put_along_axis(drop, order, mass_before >= top_p, axis=0)
         weights[drop] = 0.0
     return weights
 
 
 def draw(weights: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
-    """Inverse-CDF draw: for each row, the first index whose cumulative weight exceeds u * total.
-
-    The threshold stays strictly below the total, so an index of zero weight is never drawn.
+    """Inverse-CDF draw from transposed weights [V, B]: per column, the first index whose cumulative
+    weight exceeds u * total. The threshold stays strictly below the total, so an index of zero
+    weight is never drawn.
     """
-    cdf = np.cumsum(weights, axis=1)
-    total = cdf[:, -1]
+    cdf = weights  # accumulated in place, one character at a time (vectorised over the batch)
+    for ix in range(1, len(cdf)):
+        np.add(cdf[ix], cdf[ix - 1], out=cdf[ix])
+    total = cdf[-1]
     threshold = np.minimum((uniforms * total).astype(cdf.dtype), np.nextafter(total, 0))
-    return (cdf <= threshold[:, None]).sum(axis=1)
+    return (cdf <= threshold).sum(axis=0)
 
 
-CHUNK_SIZE = 65536  # names generated together; larger requests run chunk after chunk
+CHUNK_SIZE = 4096  # names generated together (cache-sized: measured fastest); larger requests run in chunks
 
 
 def sample_names(
