@@ -1,11 +1,10 @@
 """The one sampling loop, fed by any logits function (onnxruntime's or torch's).
 
 All names advance together, one forward call per character position; finished rows drop out.
-Draws are inverse-CDF from a seeded numpy generator: at every position `rng.random(n)` gives one
-uniform per original row (requests above CHUNK_SIZE names run in chunks of that many rows, one
-after another from the same generator, to bound memory), so two backends whose logits differ in
-the last bits disagree on at most the name where a draw lands on a rounding flip, never on the
-names after it.
+Names are made in chunks of CHUNK_SIZE rows, one after another from the same seeded numpy
+generator. Draws are inverse-CDF: at every position `rng.random(rows)` gives one uniform per
+original row of the chunk, so two backends whose logits differ in the last bits disagree on at
+most the name where a draw lands on a rounding flip, never on the names after it.
 """
 
 from __future__ import annotations
