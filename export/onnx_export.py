@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import logging
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,12 +14,18 @@ import numpy as np
 import onnx
 import torch
 from makemore.data.dataset import UserError, first_line
+from makemore.runtime.model_info import ModelInfo
 from makemore.runtime.onnx_sampler import INPUT_NAME, OUTPUT_NAME, open_session
 from makemore.train.checkpoint import atomic_write, load_checkpoint, load_model, model_info
 
 DEFAULT_OPSET = 17
+OPSETS = range(7, 24)  # the TorchScript exporter's range in torch 2.x; outside it, torch dumps its IR graph on stderr
 TOLERANCE = {"rtol": 1e-5, "atol": 1e-5}
 VERIFY_BATCH = 256
+QUANTIZE_CHOICES = ("int8",)
+# int8 logits are not exact: over the verify batch, the mean KL(torch || int8) of the next-character
+# distributions must stay below this (in nats; about the rise in cross-entropy it would cause).
+INT8_MAX_MEAN_KL = 0.01
 
 
 class ExportError(UserError):
@@ -29,6 +38,9 @@ class ExportReport:
     size_bytes: int
     max_abs_diff: float
     opset: int
+    quantize: str | None = None
+    float_size_bytes: int | None = None  # the float32 file's size, when quantized
+    mean_kl: float | None = None  # int8 vs torch, when quantized
 
 
 def to_onnx_bytes(model: torch.nn.Module, vocab_size: int, block_size: int, opset: int) -> bytes:
@@ -58,12 +70,27 @@ def to_onnx_bytes(model: torch.nn.Module, vocab_size: int, block_size: int, opse
 
 
 def export_checkpoint(
-    checkpoint_path: str | Path, out_path: str | Path, *, opset: int = DEFAULT_OPSET, seed: int = 0
+    checkpoint_path: str | Path,
+    out_path: str | Path,
+    *,
+    opset: int = DEFAULT_OPSET,
+    seed: int = 0,
+    quantize: str | None = None,
 ) -> ExportReport:
-    """Export, add metadata, check, compare with torch on random contexts, then write atomically."""
+    """Export, add metadata, check, compare with torch on random contexts, then write atomically.
+
+    quantize="int8": the verified float32 graph is then quantized (dynamic int8) and checked against
+    torch within INT8_MAX_MEAN_KL; the metadata's config records "quantize": "int8".
+    """
     out_path = Path(out_path)
+    if quantize is not None and quantize not in QUANTIZE_CHOICES:
+        raise ExportError(f"unknown quantization {quantize!r}: choose {', '.join(QUANTIZE_CHOICES)}")
     if not out_path.parent.is_dir():
         raise ExportError(f"output folder does not exist: {out_path.parent}")
+    if out_path.is_dir():
+        raise ExportError(f"output path is a directory: {out_path}")
+    if opset not in OPSETS:
+        raise ExportError(f"opset must be between {OPSETS[0]} and {OPSETS[-1]}, got {opset}")
     checkpoint = load_checkpoint(checkpoint_path)
     info = model_info(checkpoint)
     model = load_model(checkpoint, str(checkpoint_path))
@@ -81,8 +108,47 @@ def export_checkpoint(
         raise ExportError(f"exported model fails onnx.checker: {first_line(err)}") from None
     model_bytes = proto.SerializeToString()
     max_diff = verify_against_torch(model_bytes, model, info.vocab.size, info.block_size, seed)
-    atomic_write(out_path, lambda tmp: Path(tmp).write_bytes(model_bytes))
-    return ExportReport(out_path, len(model_bytes), max_diff, opset)
+    if quantize is None:
+        atomic_write(out_path, lambda tmp: Path(tmp).write_bytes(model_bytes))
+        return ExportReport(out_path, len(model_bytes), max_diff, opset)
+    quantized = quantize_int8(proto, dataclasses.replace(info, config={**info.config, "quantize": quantize}))
+    int8_diff, mean_kl = verify_int8_against_torch(quantized, model, info.vocab.size, info.block_size, seed)
+    atomic_write(out_path, lambda tmp: Path(tmp).write_bytes(quantized))
+    return ExportReport(out_path, len(quantized), int8_diff, opset, quantize, len(model_bytes), mean_kl)
+
+
+def quantize_int8(proto: onnx.ModelProto, info: ModelInfo) -> bytes:
+    """Dynamic int8 quantization (onnxruntime.quantization.quantize_dynamic) of a float32 export.
+
+    Weights of MatMul (Gemm becomes MatMul) and Gather become int8 with a per-tensor scale;
+    activations are quantized to uint8 on the fly at each call. The result keeps our metadata and
+    is one self-contained file.
+    """
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with tempfile.TemporaryDirectory() as folder:
+        src, dst = Path(folder) / "float32.onnx", Path(folder) / "int8.onnx"
+        src.write_bytes(proto.SerializeToString())
+        logging.disable(logging.WARNING)  # quantize_dynamic logs a pre-processing hint through the root logger
+        try:
+            quantize_dynamic(src, dst, weight_type=QuantType.QInt8)
+        except Exception as err:  # the quantizer raises many types; report one line
+            raise ExportError(f"int8 quantization failed: {first_line(err)}") from None
+        finally:
+            logging.disable(logging.NOTSET)
+        quantized = onnx.load(str(dst))
+    quantized.producer_name = proto.producer_name
+    quantized.doc_string = proto.doc_string + " (int8 dynamic quantization)"
+    onnx.helper.set_model_props(quantized, info.to_metadata())
+    try:
+        onnx.checker.check_model(quantized, full_check=True)
+    except onnx.checker.ValidationError as err:
+        raise ExportError(f"quantized model fails onnx.checker: {first_line(err)}") from None
+    return quantized.SerializeToString()
+
+
+def random_contexts(vocab_size: int, block_size: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, vocab_size, (VERIFY_BATCH, block_size), dtype=np.int64)
 
 
 def verify_against_torch(
@@ -90,7 +156,7 @@ def verify_against_torch(
 ) -> float:
     """Max |onnxruntime - torch| over random contexts; ExportError beyond the tolerance."""
     session = open_session(model_bytes, "exported model")
-    context = np.random.default_rng(seed).integers(0, vocab_size, (VERIFY_BATCH, block_size), dtype=np.int64)
+    context = random_contexts(vocab_size, block_size, seed)
     ort_logits = session.run([OUTPUT_NAME], {INPUT_NAME: context})[0]
     with torch.no_grad():
         torch_logits = model(torch.from_numpy(context)).numpy()
@@ -100,3 +166,25 @@ def verify_against_torch(
     except AssertionError:
         raise ExportError(f"onnxruntime and torch logits differ (max |diff| {max_diff:.3g}); nothing written") from None
     return max_diff
+
+
+def mean_kl(p_logits: np.ndarray, q_logits: np.ndarray) -> float:
+    """Mean over rows of KL(softmax(p) || softmax(q)) in nats."""
+    log_p = p_logits - np.logaddexp.reduce(p_logits, axis=1, keepdims=True)
+    log_q = q_logits - np.logaddexp.reduce(q_logits, axis=1, keepdims=True)
+    return float((np.exp(log_p) * (log_p - log_q)).sum(axis=1).mean())
+
+
+def verify_int8_against_torch(
+    model_bytes: bytes, model: torch.nn.Module, vocab_size: int, block_size: int, seed: int
+) -> tuple[float, float]:
+    """(max |logits diff|, mean KL) of the int8 model vs torch; ExportError above INT8_MAX_MEAN_KL."""
+    session = open_session(model_bytes, "quantized model")
+    context = random_contexts(vocab_size, block_size, seed)
+    ort_logits = session.run([OUTPUT_NAME], {INPUT_NAME: context})[0].astype(np.float64)
+    with torch.no_grad():
+        torch_logits = model(torch.from_numpy(context)).double().numpy()
+    kl = mean_kl(torch_logits, ort_logits)
+    if not kl <= INT8_MAX_MEAN_KL:
+        raise ExportError(f"int8 model is too far from torch (mean KL {kl:.3g} > {INT8_MAX_MEAN_KL}); nothing written")
+    return float(np.abs(ort_logits - torch_logits).max()), kl

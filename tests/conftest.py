@@ -14,6 +14,7 @@ QUICK_OVERRIDES = {
     "bigram": {},
     "bigram-nn": {"steps": 60},
     "mlp": {"steps": 400, "n_hidden": 64},
+    "wavenet": {"steps": 300, "n_embd": 8, "n_hidden": 32, "batch_size": 64},
 }
 KINDS = tuple(QUICK_OVERRIDES)
 

@@ -17,9 +17,10 @@ class Kind(str, Enum):
     bigram = "bigram"
     bigram_nn = "bigram-nn"
     mlp = "mlp"
+    wavenet = "wavenet"
 
 
-@app.command(help="Train a bigram, bigram-nn or mlp model and write a checkpoint (model.pt).")
+@app.command(help="Train a bigram, bigram-nn, mlp or wavenet model and write a checkpoint (model.pt).")
 def train_command(
     kind: Annotated[Kind, typer.Argument(help="Model to train.")],
     data: Annotated[Path | None, typer.Option(help="Text file, one item per line [default: bundled names]")] = None,
@@ -28,12 +29,13 @@ def train_command(
     preset: Annotated[str | None, typer.Option(help="Named mlp config: default, lecture, ...")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed for initialisation and batches.")] = None,
     split_seed: Annotated[int, typer.Option(help="Seed of the 80/10/10 train/val/test split.")] = 42,
-    block_size: Annotated[int | None, typer.Option(help="Context length (mlp).")] = None,
-    n_embd: Annotated[int | None, typer.Option(help="Embedding size (mlp).")] = None,
-    n_hidden: Annotated[int | None, typer.Option(help="Hidden layer size (mlp).")] = None,
-    dropout: Annotated[float | None, typer.Option(help="Dropout on the hidden layer (mlp).")] = None,
+    block_size: Annotated[int | None, typer.Option(help="Context length (mlp; wavenet: a power of two).")] = None,
+    n_embd: Annotated[int | None, typer.Option(help="Embedding size (mlp, wavenet).")] = None,
+    n_hidden: Annotated[int | None, typer.Option(help="Hidden layer size (mlp, wavenet).")] = None,
+    dropout: Annotated[float | None, typer.Option(help="Dropout after each hidden layer (mlp, wavenet).")] = None,
+    norm: Annotated[str | None, typer.Option(help="Normalisation in each wavenet level: batch or layer.")] = None,
     steps: Annotated[int | None, typer.Option(help="Optimisation steps.")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Minibatch size (mlp).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Minibatch size (mlp, wavenet).")] = None,
     lr: Annotated[float | None, typer.Option(help="Peak learning rate.")] = None,
     optimizer: Annotated[str | None, typer.Option(help="sgd, adam or adamw.")] = None,
     weight_decay: Annotated[float | None, typer.Option(help="Weight decay (L2).")] = None,
@@ -58,6 +60,7 @@ def train_command(
             n_embd=n_embd,
             n_hidden=n_hidden,
             dropout=dropout,
+            norm=norm,
             steps=steps,
             batch_size=batch_size,
             lr=lr,

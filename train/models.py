@@ -69,6 +69,61 @@ class MLP(nn.Module):
         return self.output(self.dropout(torch.tanh(self.hidden(emb))))
 
 
+class FuseConsecutive(nn.Module):
+    """One WaveNet level: fuse neighbouring pairs [B, T, C] -> [B, T/2, 2C], then Linear -> norm -> tanh.
+
+    Batch norm normalises over batch and time (dims 0 and 1) as in the lecture: nn.BatchNorm1d on the
+    [B, C, T] transpose, so eval mode exports as one BatchNormalization node with the running statistics.
+    """
+
+    def __init__(self, steps: int, n_in: int, n_out: int, norm: str, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.steps, self.n_in = steps, n_in  # input time steps and channels (static: exports as constants)
+        self.linear = nn.Linear(2 * n_in, n_out, bias=False)
+        self.norm = nn.BatchNorm1d(n_out) if norm == "batch" else nn.LayerNorm(n_out)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.linear(x.reshape(-1, self.steps // 2, 2 * self.n_in))
+        if isinstance(self.norm, nn.BatchNorm1d):
+            x = self.norm(x.transpose(1, 2)).transpose(1, 2)
+        else:
+            x = self.norm(x)
+        return self.dropout(torch.tanh(x))
+
+
+class WaveNet(nn.Module):
+    """The lecture's hierarchical MLP (makemore part 5): embed block_size characters, fuse them in pairs,
+    then pairs of pairs, ... until one vector remains (log2(block_size) levels), then logits.
+
+    block_size must be a power of two. Dropout (training only) follows each level's tanh. The output
+    layer starts small so training starts near the uniform loss.
+    """
+
+    def __init__(
+        self, vocab_size: int, block_size: int, n_embd: int, n_hidden: int, norm: str = "batch", dropout: float = 0.0
+    ) -> None:
+        super().__init__()
+        if block_size < 2 or block_size & (block_size - 1):
+            raise ValueError(f"wavenet block_size must be a power of two >= 2, got {block_size}")
+        if norm not in ("batch", "layer"):
+            raise ValueError(f"wavenet norm must be batch or layer, got {norm!r}")
+        self.block_size = block_size
+        self.embedding = nn.Embedding(vocab_size, n_embd)
+        levels, steps, width = [], block_size, n_embd
+        while steps > 1:
+            levels.append(FuseConsecutive(steps, width, n_hidden, norm, dropout))
+            steps, width = steps // 2, n_hidden
+        self.levels = nn.Sequential(*levels)
+        self.output = nn.Linear(n_hidden, vocab_size)
+        with torch.no_grad():
+            self.output.weight.mul_(0.1)
+            self.output.bias.zero_()
+
+    def forward(self, context: torch.Tensor) -> torch.Tensor:
+        return self.output(self.levels(self.embedding(context)).flatten(1))
+
+
 def build_model(kind: str, vocab_size: int, config: dict) -> nn.Module:
     """The model of `kind` for a vocabulary size and a checkpoint's config."""
     if kind == "bigram":
@@ -77,6 +132,9 @@ def build_model(kind: str, vocab_size: int, config: dict) -> nn.Module:
         return BigramNN(vocab_size)
     if kind == "mlp":
         return MLP(vocab_size, config["block_size"], config["n_embd"], config["n_hidden"], config.get("dropout", 0.0))
+    if kind == "wavenet":
+        sizes = (config["block_size"], config["n_embd"], config["n_hidden"])
+        return WaveNet(vocab_size, *sizes, config.get("norm", "batch"), config.get("dropout", 0.0))
     raise ValueError(f"unknown model kind {kind!r}")
 
 

@@ -29,14 +29,15 @@ DEFAULTS: dict[str, dict] = {
         "weight_decay": 0.01,
         "seed": 1337,
     },
-    # The lecture's hierarchical MLP (about 76k parameters); steps, batch and lr chosen here for AdamW.
+    # The lecture's hierarchical MLP, wider and with dropout: val 1.970 here in 271 s of one core (the
+    # lecture's n_embd 24, n_hidden 128, 76,579 parameters, no dropout, 20000 steps: val 1.987 in 110 s).
     "wavenet": {
         "block_size": 8,
-        "n_embd": 24,
-        "n_hidden": 128,
+        "n_embd": 32,
+        "n_hidden": 192,
         "norm": "batch",
-        "dropout": 0.0,
-        "steps": 20000,
+        "dropout": 0.1,
+        "steps": 30000,
         "batch_size": 128,
         "lr": 0.005,
         "optimizer": "adamw",
