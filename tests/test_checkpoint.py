@@ -6,10 +6,9 @@ import os
 
 import pytest
 import torch
+from conftest import KINDS
 from makemore.data import file_sha256
 from makemore.train.checkpoint import CheckpointError, atomic_write, load_checkpoint, load_model, save_checkpoint
-
-KINDS = ("bigram", "bigram-nn", "mlp")
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -22,7 +21,7 @@ def test_checkpoint_has_documented_keys(model_files, names_path, kind) -> None:
     assert config["split_seed"] == 42
     assert config["split_fractions"] == [0.8, 0.1, 0.1]
     assert config["max_len"] == 15  # the longest name in the train split
-    assert config["block_size"] == (4 if kind == "mlp" else 1)
+    assert config["block_size"] == {"bigram": 1, "bigram-nn": 1, "mlp": 4, "wavenet": 8}[kind]
     assert checkpoint["vocab"] == "abcdefghijklmnopqrstuvwxyz"
     model = load_model(checkpoint)
     assert len(checkpoint["vocab"]) == model(torch.zeros(1, config["block_size"], dtype=torch.int64)).shape[1] - 1

@@ -11,10 +11,9 @@ import onnx
 import pytest
 import torch
 from clirun import assert_usage_error, run
+from conftest import KINDS
 from makemore.export.onnx_export import ExportError, export_checkpoint
 from makemore.runtime.onnx_sampler import open_session
-
-KINDS = ("bigram", "bigram-nn", "mlp")
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 from clirun import run
+from conftest import KINDS
 from makemore.runtime.onnx_sampler import OnnxSampler
 from makemore.train.sampler import TorchSampler
 
-KINDS = ("bigram", "bigram-nn", "mlp")
 SAMPLING_CASES = [
     {"seed": 0},
     {"seed": 1, "temperature": 0.5},
