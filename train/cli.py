@@ -26,7 +26,7 @@ def train_command(
     data: Annotated[Path | None, typer.Option(help="Text file, one item per line [default: bundled names]")] = None,
     out: Annotated[Path, typer.Option(help="Checkpoint to write.")] = Path("model.pt"),
     resume: Annotated[Path | None, typer.Option(help="Continue training this checkpoint's weights.")] = None,
-    preset: Annotated[str | None, typer.Option(help="Named mlp config: default, lecture, ...")] = None,
+    preset: Annotated[str | None, typer.Option(help="Named mlp config: default, context8, lecture.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed for initialisation and batches.")] = None,
     split_seed: Annotated[int, typer.Option(help="Seed of the 80/10/10 train/val/test split.")] = 42,
     block_size: Annotated[int | None, typer.Option(help="Context length (mlp; wavenet: a power of two).")] = None,
@@ -42,6 +42,7 @@ def train_command(
     smoothing: Annotated[float | None, typer.Option(help="Add-k smoothing of the counts (bigram).")] = None,
     samples: Annotated[int, typer.Option(help="Names to print after training.")] = 5,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or table.")] = False,
+    threads: Annotated[int, typer.Option(help="torch threads; these small models train as fast on one.")] = 1,
 ) -> None:
     from makemore.train.run import TrainRequest, run_training
 
@@ -54,6 +55,7 @@ def train_command(
         split_seed=split_seed,
         samples=samples,
         quiet=quiet,
+        threads=threads,
         overrides=dict(
             seed=seed,
             block_size=block_size,
