@@ -9,8 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine  # noqa: E402
 from makemore.data import Vocab, bundled_names_path, read_words, split_words  # noqa: E402
@@ -19,7 +17,6 @@ from makemore.train.trainer import make_config, train  # noqa: E402
 
 def train_default() -> dict:
     """Train `mm-train mlp`'s default config; wall seconds (data prep included) and losses."""
-    torch.set_num_threads(1)  # as mm-train does by default
     start = time.perf_counter()
     words = read_words(bundled_names_path())
     config = make_config("mlp")

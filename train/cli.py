@@ -42,7 +42,9 @@ def train_command(
     smoothing: Annotated[float | None, typer.Option(help="Add-k smoothing of the counts (bigram).")] = None,
     samples: Annotated[int, typer.Option(help="Names to print after training.")] = 5,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or table.")] = False,
-    threads: Annotated[int, typer.Option(help="torch threads; these small models train as fast on one.")] = 1,
+    threads: Annotated[
+        int | None, typer.Option(help="torch threads [default: all cores]; use 1 when other jobs share the CPU.")
+    ] = None,
 ) -> None:
     from makemore.train.run import TrainRequest, run_training
 

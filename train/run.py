@@ -32,7 +32,7 @@ class TrainRequest:
     split_seed: int = 42
     samples: int = 5
     quiet: bool = False
-    threads: int = 1  # torch intra-op threads: these small models train fastest on one (see README)
+    threads: int | None = None  # torch intra-op threads; None keeps torch's default (all cores)
     overrides: dict = field(default_factory=dict)
 
 
@@ -57,9 +57,10 @@ def resolve_config(request: TrainRequest, resumed: dict | None) -> dict:
 def run_training(request: TrainRequest) -> bool:
     """Train and save; returns False when Ctrl-C cut training short (the checkpoint is still saved)."""
     console = Console(stderr=True, quiet=request.quiet)
-    if request.threads < 1:
-        raise ConfigError(f"threads must be at least 1, got {request.threads}")
-    torch.set_num_threads(request.threads)
+    if request.threads is not None:
+        if request.threads < 1:
+            raise ConfigError(f"threads must be at least 1, got {request.threads}")
+        torch.set_num_threads(request.threads)
     data_path = request.data or bundled_names_path()
     if not request.out.parent.is_dir():
         raise DatasetError(f"output folder does not exist: {request.out.parent}")
