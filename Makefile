@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 MODEL_DIR ?= out
 
-.PHONY: demo test lint bench clean install serve browser
+.PHONY: demo test lint bench results clean install serve browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ serve: install
 # Speed, memory, footprint and training time, measured side by side -> bench/RESULTS.md (several minutes).
 bench: install
 	$(BIN)/python bench/speed.py
+
+# Train every kind with its defaults (wavenet: about 5 minutes), export float32 and int8, print the table.
+results: install
+	$(BIN)/python bench/results.py
 
 clean:
 	rm -rf $(VENV) $(MODEL_DIR) build *.egg-info
