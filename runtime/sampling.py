@@ -106,25 +106,6 @@ def draw(weights: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
 CHUNK_SIZE = 4096  # names generated together (cache-sized: measured fastest); larger requests run in chunks
 
 
-def sample_names(
-    logits_fn: LogitsFn,
-    info: ModelInfo,
-    n: int,
-    *,
-    seed: int | np.random.Generator | None = None,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    top_p: float | None = None,
-    prefix: str = "",
-    max_len: int | None = None,
-) -> list[str]:
-    """Sample `n` names; see the module docstring for how draws are made."""
-    chunks = iter_sample_chunks(
-        logits_fn, info, n, seed=seed, temperature=temperature, top_k=top_k, top_p=top_p, prefix=prefix, max_len=max_len
-    )
-    return [name for chunk in chunks for name in chunk]
-
-
 def iter_sample_chunks(
     logits_fn: LogitsFn,
     info: ModelInfo,
@@ -212,8 +193,8 @@ class Sampler:
         prefix: str = "",
         max_len: int | None = None,
     ) -> list[str]:
-        """Sample `n` names (see `sample_names`)."""
-        return sample_names(
+        """Sample `n` names; the module docstring says how draws are made."""
+        chunks = iter_sample_chunks(
             self.logits,
             self.info,
             n,
@@ -224,6 +205,7 @@ class Sampler:
             prefix=prefix,
             max_len=max_len,
         )
+        return [name for chunk in chunks for name in chunk]
 
     def sample_chunks(self, n: int, **options) -> Iterator[list[str]]:
         """The names of `sample(n, **options)`, yielded chunk by chunk (bounded memory)."""
