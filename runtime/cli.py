@@ -8,16 +8,14 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
 from makemore.data import UserError
 from makemore.runtime.cli_support import run_cli
-from makemore.runtime.sampling import Sampler, SamplingError
+from makemore.runtime.sampling import Sampler
 
 gen_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
 eval_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
 
-MAX_NOVEL_ROUNDS = 100
 SAMPLES_SEED = 0  # mm-eval --samples is reproducible
 
 
@@ -39,7 +37,7 @@ def gen_command(
     data: Annotated[Path | None, typer.Option(help="Data for --stats [default: bundled names]")] = None,
 ) -> None:
     from makemore.data import read_lines
-    from makemore.runtime.novelty import count_novelty, format_novelty, model_split
+    from makemore.runtime.novelty import count_novelty, format_novelty, model_split, novel_names
     from makemore.runtime.onnx_sampler import OnnxSampler
 
     sampler = OnnxSampler(model)
@@ -71,17 +69,6 @@ def model_words(sampler: Sampler, data: Path | None) -> list[str]:
     if sampler.info.data_sha256 and file_sha256(data) != sampler.info.data_sha256:
         print(f"warning: {data} is not the data this model was trained on (sha256 differs)", file=sys.stderr)
     return words
-
-
-def novel_names(sampler: Sampler, n: int, known: set[str], seed: int | None, options: dict) -> list[str]:
-    """n sampled names not in `known`, drawing rounds from one seeded generator."""
-    rng = np.random.default_rng(seed)
-    found: list[str] = []
-    for _ in range(MAX_NOVEL_ROUNDS):
-        found += [name for name in sampler.sample(n, seed=rng, **options) if name not in known]
-        if len(found) >= n:
-            return found[:n]
-    raise SamplingError(f"found only {len(found)} novel names in {MAX_NOVEL_ROUNDS * n} samples")
 
 
 def write_names(chunks: Iterable[list[str]], as_json: bool) -> None:

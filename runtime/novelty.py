@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 from makemore.data import Split, split_words
 from makemore.data.dataset import DEFAULT_FRACTIONS
 from makemore.runtime.model_info import ModelInfo
+from makemore.runtime.sampling import Sampler, SamplingError
+
+MAX_NOVEL_ROUNDS = 100  # rounds of n samples before novel_names gives up
 
 
 @dataclass(frozen=True)
@@ -54,3 +58,14 @@ def format_novelty(stats: Novelty) -> str:
     ]
     lines.append(f"mean length  {stats.mean_len:.2f} (train words: {stats.data_mean_len:.2f})")
     return "\n".join(lines)
+
+
+def novel_names(sampler: Sampler, n: int, known: set[str], seed: int | None, options: dict) -> list[str]:
+    """n sampled names not in `known`, drawing rounds from one seeded generator."""
+    rng = np.random.default_rng(seed)
+    found: list[str] = []
+    for _ in range(MAX_NOVEL_ROUNDS):
+        found += [name for name in sampler.sample(n, seed=rng, **options) if name not in known]
+        if len(found) >= n:
+            return found[:n]
+    raise SamplingError(f"found only {len(found)} novel names in {MAX_NOVEL_ROUNDS * n} samples")

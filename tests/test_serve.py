@@ -9,7 +9,7 @@ import threading
 import pytest
 from clirun import assert_usage_error, run
 from makemore.data import read_lines
-from makemore.runtime.cli import novel_names
+from makemore.runtime.novelty import novel_names
 from makemore.runtime.onnx_sampler import OnnxSampler
 from makemore.runtime.serve.app import Limits, create_app
 from starlette.testclient import TestClient

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from importlib.resources import files
 
 from makemore.data import UserError
-from makemore.runtime.cli import novel_names
 from makemore.runtime.model_info import ModelInfo
+from makemore.runtime.novelty import novel_names
 from makemore.runtime.sampling import Sampler
 from makemore.runtime.serve.validation import (
     BOOLEAN,
