@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from makemore.runtime.cli_support import require_training_extra, run_cli
+from makemore.runtime.cli_support import run_training_cli
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
 
@@ -38,9 +38,7 @@ def export_command(
 
 
 def main() -> None:
-    if not {"-h", "--help"} & set(sys.argv[1:]):
-        require_training_extra("mm-export")
-    run_cli(app)
+    run_training_cli(app, "mm-export")
 
 
 if __name__ == "__main__":

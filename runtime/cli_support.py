@@ -34,3 +34,10 @@ def run_cli(app: Callable[[], object]) -> None:
         fail(str(err))
     except KeyboardInterrupt:
         fail("interrupted", INTERRUPTED)
+
+
+def run_training_cli(app: Callable[[], object], command: str) -> None:
+    """run_cli for a command of the training extra; without torch or onnx it names the extra (--help still works)."""
+    if not {"-h", "--help"} & set(sys.argv[1:]):
+        require_training_extra(command)
+    run_cli(app)

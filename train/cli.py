@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from makemore.runtime.cli_support import INTERRUPTED, require_training_extra, run_cli
+from makemore.runtime.cli_support import INTERRUPTED, run_training_cli
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
 
@@ -78,9 +77,7 @@ def train_command(
 
 
 def main() -> None:
-    if not {"-h", "--help"} & set(sys.argv[1:]):
-        require_training_extra("mm-train")
-    run_cli(app)
+    run_training_cli(app, "mm-train")
 
 
 if __name__ == "__main__":

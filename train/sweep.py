@@ -17,7 +17,7 @@ from typing import Annotated
 
 import typer
 from makemore.data import UserError
-from makemore.runtime.cli_support import INTERRUPTED, require_training_extra, run_cli
+from makemore.runtime.cli_support import INTERRUPTED, run_training_cli
 
 GRID_KEYS = ("block_size", "n_embd", "n_hidden")
 
@@ -143,9 +143,7 @@ def sweep_command(
 
 
 def main() -> None:
-    if not {"-h", "--help"} & set(sys.argv[1:]):
-        require_training_extra("mm-sweep")
-    run_cli(app)
+    run_training_cli(app, "mm-sweep")
 
 
 if __name__ == "__main__":
