@@ -101,11 +101,7 @@ def export_checkpoint(
     proto = onnx.load_from_string(raw)
     proto.producer_name = "makemore-onnx"
     proto.doc_string = f"makemore {info.kind} model: context[batch, {info.block_size}] int64 -> logits[batch, V]"
-    onnx.helper.set_model_props(proto, info.to_metadata())
-    try:
-        onnx.checker.check_model(proto, full_check=True)
-    except onnx.checker.ValidationError as err:
-        raise ExportError(f"exported model fails onnx.checker: {first_line(err)}") from None
+    stamp_and_check(proto, info, "exported model")
     model_bytes = proto.SerializeToString()
     max_diff = verify_against_torch(model_bytes, model, info.vocab.size, info.block_size, seed)
     if quantize is None:
@@ -115,6 +111,15 @@ def export_checkpoint(
     int8_diff, mean_kl = verify_int8_against_torch(quantized, model, info.vocab.size, info.block_size, seed)
     atomic_write(out_path, lambda tmp: Path(tmp).write_bytes(quantized))
     return ExportReport(out_path, len(quantized), int8_diff, opset, quantize, len(model_bytes), mean_kl)
+
+
+def stamp_and_check(proto: onnx.ModelProto, info: ModelInfo, what: str) -> None:
+    """Write our metadata_props into `proto`, then run onnx.checker (ExportError if it fails)."""
+    onnx.helper.set_model_props(proto, info.to_metadata())
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except onnx.checker.ValidationError as err:
+        raise ExportError(f"{what} fails onnx.checker: {first_line(err)}") from None
 
 
 def quantize_int8(proto: onnx.ModelProto, info: ModelInfo) -> bytes:
@@ -139,27 +144,26 @@ def quantize_int8(proto: onnx.ModelProto, info: ModelInfo) -> bytes:
         quantized = onnx.load(str(dst))
     quantized.producer_name = proto.producer_name
     quantized.doc_string = proto.doc_string + " (int8 dynamic quantization)"
-    onnx.helper.set_model_props(quantized, info.to_metadata())
-    try:
-        onnx.checker.check_model(quantized, full_check=True)
-    except onnx.checker.ValidationError as err:
-        raise ExportError(f"quantized model fails onnx.checker: {first_line(err)}") from None
+    stamp_and_check(quantized, info, "quantized model")
     return quantized.SerializeToString()
 
 
-def random_contexts(vocab_size: int, block_size: int, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, vocab_size, (VERIFY_BATCH, block_size), dtype=np.int64)
+def logits_both_ways(
+    model_bytes: bytes, model: torch.nn.Module, vocab_size: int, block_size: int, seed: int, source: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """(onnxruntime logits, torch logits) on the same VERIFY_BATCH random contexts."""
+    session = open_session(model_bytes, source)
+    context = np.random.default_rng(seed).integers(0, vocab_size, (VERIFY_BATCH, block_size), dtype=np.int64)
+    with torch.no_grad():
+        torch_logits = model(torch.from_numpy(context)).numpy()
+    return session.run([OUTPUT_NAME], {INPUT_NAME: context})[0], torch_logits
 
 
 def verify_against_torch(
     model_bytes: bytes, model: torch.nn.Module, vocab_size: int, block_size: int, seed: int
 ) -> float:
     """Max |onnxruntime - torch| over random contexts; ExportError beyond the tolerance."""
-    session = open_session(model_bytes, "exported model")
-    context = random_contexts(vocab_size, block_size, seed)
-    ort_logits = session.run([OUTPUT_NAME], {INPUT_NAME: context})[0]
-    with torch.no_grad():
-        torch_logits = model(torch.from_numpy(context)).numpy()
+    ort_logits, torch_logits = logits_both_ways(model_bytes, model, vocab_size, block_size, seed, "exported model")
     max_diff = float(np.abs(ort_logits - torch_logits).max())
     try:
         np.testing.assert_allclose(ort_logits, torch_logits, **TOLERANCE)
@@ -179,11 +183,8 @@ def verify_int8_against_torch(
     model_bytes: bytes, model: torch.nn.Module, vocab_size: int, block_size: int, seed: int
 ) -> tuple[float, float]:
     """(max |logits diff|, mean KL) of the int8 model vs torch; ExportError above INT8_MAX_MEAN_KL."""
-    session = open_session(model_bytes, "quantized model")
-    context = random_contexts(vocab_size, block_size, seed)
-    ort_logits = session.run([OUTPUT_NAME], {INPUT_NAME: context})[0].astype(np.float64)
-    with torch.no_grad():
-        torch_logits = model(torch.from_numpy(context)).double().numpy()
+    ort_logits, torch_logits = logits_both_ways(model_bytes, model, vocab_size, block_size, seed, "quantized model")
+    ort_logits, torch_logits = ort_logits.astype(np.float64), torch_logits.astype(np.float64)
     kl = mean_kl(torch_logits, ort_logits)
     if not kl <= INT8_MAX_MEAN_KL:
         raise ExportError(f"int8 model is too far from torch (mean KL {kl:.3g} > {INT8_MAX_MEAN_KL}); nothing written")
