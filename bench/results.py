@@ -18,7 +18,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 from common import machine, markdown_table, median_time, trained_model  # noqa: E402
-from makemore.data import bundled_names_path, read_words, split_words  # noqa: E402
+from makemore.data import bundled_names_path, read_words  # noqa: E402
+from makemore.runtime.novelty import model_split  # noqa: E402
 from makemore.runtime.onnx_sampler import OnnxSampler  # noqa: E402
 
 KINDS = ("bigram", "bigram-nn", "mlp", "wavenet")
@@ -42,12 +43,10 @@ def param_count(pt: Path) -> int:
     return sum(p.numel() for p in load_model(load_checkpoint(pt)).parameters())
 
 
-def row(label: str, pt: Path, onnx_path: Path) -> list[object]:
-    """kind, params, val loss, ONNX size, names/s of one model file."""
+def row(label: str, pt: Path, onnx_path: Path, words: list[str]) -> list[object]:
+    """kind, params, val loss (on the model's own split of `words`), ONNX size, names/s of one model file."""
     sampler = OnnxSampler(onnx_path)
-    config = sampler.info.config
-    words = read_words(bundled_names_path())
-    val = split_words(words, config["split_seed"], tuple(config["split_fractions"]))["val"]
+    val = model_split(sampler.info, words).val
     seconds = median_time(lambda: sampler.sample(NAMES, seed=0), repeats=3)
     return [
         label,
@@ -64,12 +63,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="also write the table to this Markdown file")
     args = parser.parse_args()
     common.MODELS = args.models  # where trained_model() looks for and writes the checkpoints
+    words = read_words(bundled_names_path())
     rows = []
     for kind in KINDS:
         pt, onnx_path = trained_model(kind)
-        rows.append(row(kind, pt, onnx_path))
+        rows.append(row(kind, pt, onnx_path, words))
         if kind in QUANTIZED:
-            rows.append(row(f"{kind} int8", pt, int8_model(pt)))
+            rows.append(row(f"{kind} int8", pt, int8_model(pt), words))
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     text = "\n".join(
         [
