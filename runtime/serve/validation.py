@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from makemore.data.dataset import first_line
+
 INTEGER, NUMBER, STRING, BOOLEAN, STRINGS = "an integer", "a number", "a string", "true or false", "a list of strings"
 
 
@@ -45,7 +47,7 @@ def parse_json(body: bytes) -> Any:
     try:
         return json.loads(body, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as err:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        raise RequestError(400, f"the body is not valid JSON: {str(err).splitlines()[0][:160]}") from None
+        raise RequestError(400, f"the body is not valid JSON: {first_line(err, 160)}") from None
 
 
 def has_kind(value: Any, kind: str) -> bool:
