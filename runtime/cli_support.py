@@ -1,4 +1,4 @@
-"""What every CLI shares: one-line errors with exit status 2, and the check for the training extra."""
+"""What every CLI shares: one-line errors with exit status 2, and the checks for optional extras."""
 
 from __future__ import annotations
 
@@ -19,11 +19,16 @@ def fail(message: str, status: int = USAGE_ERROR) -> NoReturn:
     raise SystemExit(status)
 
 
-def require_training_extra(command: str) -> None:
-    """Exit with one line naming the extra to install when torch or onnx is missing."""
-    missing = [name for name in ("torch", "onnx") if importlib.util.find_spec(name) is None]
+def require_extra(command: str, extra: str, modules: tuple[str, ...]) -> None:
+    """Exit with one line naming the extra to install when any of `modules` is missing."""
+    missing = [name for name in modules if importlib.util.find_spec(name) is None]
     if missing:
-        fail(f"{command} needs {' and '.join(missing)}: pip install 'makemore-onnx[train]'")
+        fail(f"{command} needs {' and '.join(missing)}: pip install 'makemore-onnx[{extra}]'")
+
+
+def require_training_extra(command: str) -> None:
+    """require_extra for the commands of the training extra (torch and onnx)."""
+    require_extra(command, "train", ("torch", "onnx"))
 
 
 def run_cli(app: Callable[[], object]) -> None:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from makemore.runtime.cli_support import fail, run_cli
+from makemore.runtime.cli_support import require_extra, run_cli
 
 app = typer.Typer(
     add_completion=False,
@@ -52,8 +51,8 @@ def bigram_counts_command(
 
 
 def main() -> None:
-    if importlib.util.find_spec("matplotlib") is None and not {"-h", "--help"} & set(sys.argv[1:]):
-        fail("mm-plot needs matplotlib: pip install 'makemore-onnx[plot]'")
+    if not {"-h", "--help"} & set(sys.argv[1:]):
+        require_extra("mm-plot", "plot", ("matplotlib",))
     run_cli(app)
 
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import ipaddress
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from makemore.runtime.cli_support import fail, run_cli
+from makemore.runtime.cli_support import fail, require_extra, run_cli
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
 
@@ -36,9 +35,7 @@ def serve_command(
     data: Annotated[Path | None, typer.Option(help="Training names that novel=true drops [default: bundled]")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level: debug, info, warning, error.")] = "info",
 ) -> None:
-    missing = [name for name in ("starlette", "uvicorn") if importlib.util.find_spec(name) is None]
-    if missing:
-        fail(f"mm-serve needs {' and '.join(missing)}: pip install 'makemore-onnx[serve]'")
+    require_extra("mm-serve", "serve", ("starlette", "uvicorn"))
     if log_level not in ("debug", "info", "warning", "error", "critical"):
         fail(f"unknown log level {log_level!r}: choose debug, info, warning, error or critical")
     import uvicorn
