@@ -1,13 +1,11 @@
-"""Datasets of one item per line: reading, vocabulary, split and training examples.
-
-Pure Python + numpy (no torch): the runtime uses it too.
+"""The ground floor (numpy only): datasets of one item per line (reading, vocabulary, split, examples),
+plus what every layer shares: user errors, safe atomic writes, the CLI runner.
 """
 
 from makemore.data.dataset import (
     BOUNDARY,
     DatasetError,
     Split,
-    UserError,
     Vocab,
     bundled_names_path,
     make_examples,
@@ -15,17 +13,21 @@ from makemore.data.dataset import (
     read_words,
     split_words,
 )
-from makemore.data.files import atomic_write, file_sha256
+from makemore.data.errors import UserError, first_line
+from makemore.data.files import OutputError, atomic_write, check_output_path, file_sha256
 
 __all__ = [
     "atomic_write",
     "BOUNDARY",
+    "check_output_path",
     "DatasetError",
+    "file_sha256",
+    "first_line",
+    "OutputError",
     "Split",
     "UserError",
     "Vocab",
     "bundled_names_path",
-    "file_sha256",
     "make_examples",
     "read_lines",
     "read_words",

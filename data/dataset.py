@@ -8,19 +8,10 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
+from makemore.data.errors import UserError
 
 BOUNDARY = 0  # index of the start/end-of-word token; it is no character of the data
 DEFAULT_FRACTIONS = (0.8, 0.1, 0.1)
-
-
-class UserError(ValueError):
-    """Bad input from the user: the CLIs print the message as one line and exit with status 2."""
-
-
-def first_line(err: BaseException, limit: int = 200) -> str:
-    """The first line of an exception's message (or its type name), for one-line errors."""
-    text = str(err).strip()
-    return text.splitlines()[0][:limit] if text else type(err).__name__
 
 
 class DatasetError(UserError):

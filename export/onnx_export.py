@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import onnx
 import torch
-from makemore.data.dataset import UserError, first_line
+from makemore.data import UserError, atomic_write, check_output_path, first_line
 from makemore.runtime.model_info import ModelInfo
 from makemore.runtime.onnx_sampler import INPUT_NAME, OUTPUT_NAME, open_session
-from makemore.train.checkpoint import atomic_write, load_checkpoint, load_model, model_info
+from makemore.train.checkpoint import load_checkpoint, load_model, model_info
 
 DEFAULT_OPSET = 17
 OPSETS = range(7, 24)  # the TorchScript exporter's range in torch 2.x; outside it, torch dumps its IR graph on stderr
@@ -85,10 +85,7 @@ def export_checkpoint(
     out_path = Path(out_path)
     if quantize is not None and quantize not in QUANTIZE_CHOICES:
         raise ExportError(f"unknown quantization {quantize!r}: choose {', '.join(QUANTIZE_CHOICES)}")
-    if not out_path.parent.is_dir():
-        raise ExportError(f"output folder does not exist: {out_path.parent}")
-    if out_path.is_dir():
-        raise ExportError(f"output path is a directory: {out_path}")
+    check_output_path(out_path, (checkpoint_path,))
     if opset not in OPSETS:
         raise ExportError(f"opset must be between {OPSETS[0]} and {OPSETS[-1]}, got {opset}")
     checkpoint = load_checkpoint(checkpoint_path)
@@ -105,11 +102,11 @@ def export_checkpoint(
     model_bytes = proto.SerializeToString()
     max_diff = verify_against_torch(model_bytes, model, info.vocab.size, info.block_size, seed)
     if quantize is None:
-        atomic_write(out_path, lambda tmp: Path(tmp).write_bytes(model_bytes))
+        atomic_write(out_path, lambda tmp: Path(tmp).write_bytes(model_bytes), (checkpoint_path,))
         return ExportReport(out_path, len(model_bytes), max_diff, opset)
     quantized = quantize_int8(proto, dataclasses.replace(info, config={**info.config, "quantize": quantize}))
     int8_diff, mean_kl = verify_int8_against_torch(quantized, model, info.vocab.size, info.block_size, seed)
-    atomic_write(out_path, lambda tmp: Path(tmp).write_bytes(quantized))
+    atomic_write(out_path, lambda tmp: Path(tmp).write_bytes(quantized), (checkpoint_path,))
     return ExportReport(out_path, len(quantized), int8_diff, opset, quantize, len(model_bytes), mean_kl)
 
 

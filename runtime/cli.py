@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 from makemore.data import UserError
-from makemore.runtime.cli_support import run_cli
+from makemore.data.cli import run_cli
 from makemore.runtime.sampling import Sampler
 
 gen_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)

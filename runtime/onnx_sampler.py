@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-from makemore.data.dataset import first_line
+from makemore.data import first_line
 from makemore.runtime.model_info import ModelFileError, ModelInfo
 from makemore.runtime.sampling import Sampler
 

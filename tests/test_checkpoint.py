@@ -7,8 +7,8 @@ import os
 import pytest
 import torch
 from conftest import KINDS
-from makemore.data import file_sha256
-from makemore.train.checkpoint import CheckpointError, atomic_write, load_checkpoint, load_model, save_checkpoint
+from makemore.data import OutputError, atomic_write, file_sha256
+from makemore.train.checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -64,7 +64,7 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path) -> None:
             f.write(b"half")
         raise OSError("disk full")
 
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(OutputError, match="disk full"):
         atomic_write(path, broken)
     assert path.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
+from loopback import get, run_load, running_server
 from makemore.runtime.onnx_sampler import OnnxSampler
-from makemore.runtime.serve.loopback import get, run_load, running_server
 
 REQUESTS, CLIENTS, N = 2000, 16, 5
 

@@ -11,8 +11,7 @@ import warnings
 from pathlib import Path
 
 import torch
-from makemore.data import UserError, Vocab
-from makemore.data.dataset import first_line
+from makemore.data import UserError, Vocab, first_line
 from makemore.data.files import atomic_write
 from makemore.runtime.model_info import FORMAT_VERSION, ModelInfo
 from makemore.train.models import build_model
@@ -37,9 +36,9 @@ def make_checkpoint(kind: str, config: dict, vocab: Vocab, model: nn.Module, met
     }
 
 
-def save_checkpoint(checkpoint: dict, path: str | Path) -> None:
-    """Write the checkpoint atomically (a temporary file, then rename)."""
-    atomic_write(path, lambda tmp: torch.save(checkpoint, tmp))
+def save_checkpoint(checkpoint: dict, path: str | Path, inputs: tuple[str | Path, ...] = ()) -> None:
+    """Write the checkpoint atomically (a temporary file, then rename); never over one of `inputs`."""
+    atomic_write(path, lambda tmp: torch.save(checkpoint, tmp), inputs)
 
 
 def load_checkpoint(path: str | Path) -> dict:

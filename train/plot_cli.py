@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from makemore.runtime.cli_support import require_extra, run_cli
+from makemore.data.cli import require_extra, run_cli
 
 app = typer.Typer(
     add_completion=False,
@@ -47,7 +47,7 @@ def bigram_counts_command(
     from makemore.train.plots import plot_bigram_counts
 
     data = data or bundled_names_path()
-    print(plot_bigram_counts(read_words(data), out, source=data.name))
+    print(plot_bigram_counts(read_words(data), out, source=data.name, data=data))
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from makemore.data import BOUNDARY, UserError, Vocab, atomic_write, make_examples
+from makemore.data import BOUNDARY, UserError, Vocab, atomic_write, check_output_path, make_examples
 from makemore.runtime.model_info import ModelInfo
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -208,41 +208,47 @@ def draw_loss(history: dict[str, list], title: str) -> Figure:
     return fig
 
 
-def save_figure(fig: Figure, path: str | Path, dpi: int = 100) -> Path:
-    """Render `fig` with Agg and write it atomically (a temporary file beside `path`, then rename)."""
+def check_image_path(path: str | Path, inputs: tuple[str | Path, ...] = ()) -> Path:
+    """An image path we may write: a known format, and a path check_output_path accepts (checked before drawing)."""
     path = Path(path)
-    fmt = path.suffix[1:].lower()
-    if fmt not in FORMATS:
+    if path.suffix[1:].lower() not in FORMATS:
         raise PlotError(f"{path}: write a .png, .svg or .pdf file")
-    if not path.parent.is_dir():
-        raise PlotError(f"output folder does not exist: {path.parent}")
-    if path.is_dir():
-        raise PlotError(f"output path is a directory: {path}")
+    check_output_path(path, inputs)
+    return path
+
+
+def save_figure(fig: Figure, path: str | Path, inputs: tuple[str | Path, ...] = (), dpi: int = 100) -> Path:
+    """Render `fig` with Agg and write it atomically (a temporary file beside `path`, then rename)."""
+    path = check_image_path(path, inputs)
     FigureCanvasAgg(fig)
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=dpi))
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format=path.suffix[1:].lower(), dpi=dpi), inputs)
     return path
 
 
 # --- one call per picture ---------------------------------------------------------------------
 
 
-def plot_bigram_counts(words: list[str], out: str | Path, source: str = "data") -> Path:
-    """Count matrix of all `words` (not a split: the whole file, as in the lecture)."""
+def plot_bigram_counts(words: list[str], out: str | Path, source: str = "data", data: str | Path | None = None) -> Path:
+    """Count matrix of all `words` (not a split: the whole file, as in the lecture); `data` is never overwritten."""
+    inputs = (data,) if data is not None else ()
+    check_image_path(out, inputs)
     vocab = Vocab.from_words(words)
     title = f"bigram counts over all {len(words):,} words of {source}"
-    return save_figure(draw_bigram_counts(bigram_counts(words, vocab), vocab, title), out)
+    return save_figure(draw_bigram_counts(bigram_counts(words, vocab), vocab, title), out, inputs)
 
 
 def plot_embeddings(model: str | Path, out: str | Path) -> Path:
+    check_image_path(out, (model,))
     table, info = read_embeddings(model)
     points, axes_label = project_2d(table)
     title = f"character embeddings of {Path(model).name} (n_embd {table.shape[1]}, block {info.block_size})"
-    return save_figure(draw_embeddings(points, info.vocab, title, axes_label), out)
+    return save_figure(draw_embeddings(points, info.vocab, title, axes_label), out, (model,))
 
 
 def plot_loss(model: str | Path, out: str | Path) -> Path:
+    check_image_path(out, (model,))
     info = read_info(model)
     history = loss_history(info, str(model))
     val = info.metrics.get("val_loss")
     title = f"{info.kind} {Path(model).name}: loss" + (f" (final val {val:.4f})" if val is not None else "")
-    return save_figure(draw_loss(history, title), out)
+    return save_figure(draw_loss(history, title), out, (model,))

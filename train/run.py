@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from makemore.data import DatasetError, Vocab, bundled_names_path, file_sha256, read_words, split_words
+from makemore.data import Vocab, bundled_names_path, check_output_path, file_sha256, read_words, split_words
 from makemore.data.dataset import DEFAULT_FRACTIONS
 from makemore.train.checkpoint import (
     CheckpointError,
@@ -62,10 +62,7 @@ def run_training(request: TrainRequest) -> bool:
             raise ConfigError(f"threads must be at least 1, got {request.threads}")
         torch.set_num_threads(request.threads)
     data_path = request.data or bundled_names_path()
-    if not request.out.parent.is_dir():
-        raise DatasetError(f"output folder does not exist: {request.out.parent}")
-    if request.out.is_dir():
-        raise DatasetError(f"output path is a directory: {request.out}")
+    check_output_path(request.out, (data_path,))  # --resume X --out X continues X in place: allowed
     resumed = load_checkpoint(request.resume) if request.resume else None
     config = resolve_config(request, resumed)
     words = read_words(data_path)
@@ -82,7 +79,7 @@ def run_training(request: TrainRequest) -> bool:
     config["steps_done"] = (resumed["config"].get("steps_done", 0) if resumed else 0) + result.steps_done
     metrics = dict(result.metrics, history=result.history)
     checkpoint = make_checkpoint(request.kind, config, vocab, result.model, metrics, file_sha256(data_path))
-    save_checkpoint(checkpoint, request.out)
+    save_checkpoint(checkpoint, request.out, (data_path,))
     _report(checkpoint, result, request, console)
     return not result.interrupted
 

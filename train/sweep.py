@@ -17,7 +17,8 @@ from typing import Annotated
 
 import typer
 from makemore.data import UserError
-from makemore.runtime.cli_support import INTERRUPTED, run_training_cli
+from makemore.data.cli import INTERRUPTED
+from makemore.train.extra import run_training_cli
 
 GRID_KEYS = ("block_size", "n_embd", "n_hidden")
 

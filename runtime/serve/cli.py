@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from makemore.runtime.cli_support import fail, require_extra, run_cli
+from makemore.data.cli import fail, require_extra, run_cli
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
 

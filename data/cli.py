@@ -1,0 +1,66 @@
+"""What every CLI shares: one-line errors with exit status 2, a safe stdout, the checks for optional extras."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from collections.abc import Callable
+from typing import NoReturn, TextIO
+
+from makemore.data.errors import UserError, first_line
+
+USAGE_ERROR = 2
+INTERRUPTED = 130
+BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for `yes | head`
+
+
+def fail(message: str, status: int = USAGE_ERROR) -> NoReturn:
+    """Print `error: message` on stderr and exit with `status`."""
+    if sys.stderr is not None:
+        print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(status)
+
+
+def stdout() -> TextIO:
+    """sys.stdout, or a UserError when the process was started with stdout closed (`>&-`)."""
+    if sys.stdout is None:
+        raise UserError("stdout is closed: nowhere to write the output")
+    return sys.stdout
+
+
+def require_extra(command: str, extra: str, modules: tuple[str, ...]) -> None:
+    """Exit with one line naming the extra to install when any of `modules` is missing."""
+    missing = [name for name in modules if importlib.util.find_spec(name) is None]
+    if missing:
+        fail(f"{command} needs {' and '.join(missing)}: pip install 'makemore-onnx[{extra}]'")
+
+
+def _silence_stdout() -> None:
+    """Point fd 1 at /dev/null so the interpreter's final flush cannot fail a second time."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.close(devnull)
+
+
+def run_cli(app: Callable[[], object]) -> None:
+    """Run a typer app: UserError, Ctrl-C and a failing stdout become one line on stderr, never a traceback.
+
+    A reader that goes away (`mm-gen | head`) ends the command quietly with status 141.
+    """
+    try:
+        app()
+        if sys.stdout is not None:
+            sys.stdout.flush()
+    except UserError as err:
+        fail(str(err))
+    except KeyboardInterrupt:
+        fail("interrupted", INTERRUPTED)
+    except BrokenPipeError:
+        _silence_stdout()
+        raise SystemExit(BROKEN_PIPE) from None
+    except OSError as err:  # a file error that no layer turned into a UserError, or a full or closed stdout
+        if err.filename is not None:
+            fail(f"{err.filename}: {err.strerror or first_line(err)}")
+        _silence_stdout()
+        fail(f"cannot write to stdout: {err.strerror or first_line(err)}")
