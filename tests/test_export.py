@@ -12,7 +12,8 @@ import pytest
 import torch
 from clirun import assert_usage_error, run
 from conftest import KINDS
-from makemore.export.onnx_export import ExportError, export_checkpoint
+from makemore.data import OutputError
+from makemore.export.onnx_export import export_checkpoint
 from makemore.runtime.onnx_sampler import open_session
 
 
@@ -61,7 +62,7 @@ def test_export_signature_and_dynamic_batch(model_files, kind) -> None:
 
 
 def test_export_api_refuses_missing_folder(model_files, tmp_path) -> None:
-    with pytest.raises(ExportError, match="output folder does not exist"):
+    with pytest.raises(OutputError, match="output folder does not exist"):
         export_checkpoint(model_files["bigram"][0], tmp_path / "nowhere" / "model.onnx")
 
 
