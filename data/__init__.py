@@ -4,10 +4,12 @@ plus what every layer shares: user errors, safe atomic writes, the CLI runner.
 
 from makemore.data.dataset import (
     BOUNDARY,
+    SEED_MAX,
     DatasetError,
     Split,
     Vocab,
     bundled_names_path,
+    check_seed,
     make_examples,
     read_lines,
     read_words,
@@ -19,6 +21,8 @@ from makemore.data.files import OutputError, atomic_write, check_output_path, fi
 __all__ = [
     "atomic_write",
     "BOUNDARY",
+    "SEED_MAX",
+    "check_seed",
     "check_output_path",
     "DatasetError",
     "file_sha256",

@@ -12,6 +12,14 @@ from makemore.data.errors import UserError
 
 BOUNDARY = 0  # index of the start/end-of-word token; it is no character of the data
 DEFAULT_FRACTIONS = (0.8, 0.1, 0.1)
+SEED_MAX = 2**64 - 1  # seeds are 0..2**64-1 everywhere (torch.manual_seed's range; numpy takes any of them)
+
+
+def check_seed(value: object, name: str = "seed") -> int:
+    """A seed as an int in 0..SEED_MAX; UserError naming `name` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= SEED_MAX:
+        raise UserError(f"{name} must be an integer from 0 to 2**64-1, got {value!r}")
+    return value
 
 
 class DatasetError(UserError):
