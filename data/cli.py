@@ -12,7 +12,6 @@ from makemore.data.errors import UserError, first_line
 
 USAGE_ERROR = 2
 INTERRUPTED = 130
-BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for `yes | head`
 
 
 def fail(message: str, status: int = USAGE_ERROR) -> NoReturn:
@@ -43,22 +42,30 @@ def _silence_stdout() -> None:
     os.close(devnull)
 
 
-def run_cli(app: Callable[[], object]) -> None:
-    """Run a typer app: UserError, Ctrl-C and a failing stdout become one line on stderr, never a traceback.
-
-    A reader that goes away (`mm-gen | head`) ends the command quietly with status 141.
+def run_cli(app: Callable[..., object]) -> None:
+    """Run a typer app: usage errors, UserError, Ctrl-C and a failing stdout become one line on stderr, never
+    a traceback. A reader that goes away (`mm-gen | head`) ends the command quietly (click's rule: status 1).
     """
+    import typer
+
     try:
-        app()
+        status = app(standalone_mode=False)  # click's errors come to us instead of its multi-line usage text
         if sys.stdout is not None:
             sys.stdout.flush()
+        if isinstance(status, int) and status:
+            raise SystemExit(status)
+    except typer.Abort:
+        fail("interrupted", INTERRUPTED)
+    except typer.TyperException as err:  # click's errors, as typer vendors them
+        if type(err).__name__ == "NoArgsIsHelpError":  # a command group run bare: its help, as click prints it
+            err.show()
+            raise SystemExit(USAGE_ERROR) from None
+        message = err.format_message() if hasattr(err, "format_message") else str(err)
+        fail(first_line(Exception(message), 500))
     except UserError as err:
-        fail(str(err))
+        fail(first_line(err, 500))
     except KeyboardInterrupt:
         fail("interrupted", INTERRUPTED)
-    except BrokenPipeError:
-        _silence_stdout()
-        raise SystemExit(BROKEN_PIPE) from None
     except OSError as err:  # a file error that no layer turned into a UserError, or a full or closed stdout
         if err.filename is not None:
             fail(f"{err.filename}: {err.strerror or first_line(err)}")

@@ -13,9 +13,11 @@ from pathlib import Path
 import numpy as np
 import onnx
 import torch
+from makemore.contract import CONTEXT as INPUT_NAME
+from makemore.contract import LOGITS as OUTPUT_NAME
+from makemore.contract import ModelInfo
 from makemore.data import UserError, atomic_write, check_output_path, first_line
-from makemore.runtime.model_info import ModelInfo
-from makemore.runtime.onnx_sampler import INPUT_NAME, OUTPUT_NAME, open_session
+from makemore.runtime.onnx_sampler import open_session
 from makemore.train.checkpoint import load_checkpoint, load_model, model_info
 
 DEFAULT_OPSET = 17

@@ -8,10 +8,11 @@ import os
 
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
-from makemore.runtime.model_info import ModelFileError, ModelInfo  # noqa: E402
-from makemore.runtime.sampling import Sampler, SamplingError  # noqa: E402
+from makemore.contract import ModelFileError, ModelInfo  # noqa: E402
+from makemore.runtime.options import SamplingError, SamplingOptions  # noqa: E402
+from makemore.runtime.sampling import Sampler  # noqa: E402
 
-__all__ = ["ModelFileError", "ModelInfo", "OnnxSampler", "Sampler", "SamplingError"]
+__all__ = ["ModelFileError", "ModelInfo", "OnnxSampler", "Sampler", "SamplingError", "SamplingOptions"]
 
 
 def __getattr__(name: str):  # imports onnxruntime only when OnnxSampler is asked for

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TextIO
 
 import typer
 from makemore.data import UserError
-from makemore.data.cli import run_cli
+from makemore.data.cli import run_cli, stdout
+from makemore.runtime.options import SamplingOptions
 from makemore.runtime.sampling import Sampler
 
 gen_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
@@ -19,45 +20,50 @@ eval_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, ric
 SAMPLES_SEED = 0  # mm-eval --samples is reproducible
 
 
-@gen_app.command(help="Sample names from a makemore ONNX model (one per line on stdout).")
+@gen_app.command(
+    help="Sample names from a makemore ONNX model (one per line on stdout, streamed: memory stays flat for any --n)."
+)
 def gen_command(
     model: Annotated[Path, typer.Argument(help="ONNX model written by mm-export.")],
-    n: Annotated[int, typer.Option("--n", help="How many names.")] = 20,
-    seed: Annotated[int | None, typer.Option(help="Seed for reproducible names.")] = None,
-    temperature: Annotated[float, typer.Option(help="Above 1: wilder; below 1: safer.")] = 1.0,
+    n: Annotated[int, typer.Option("--n", min=1, help="How many names.")] = 20,
+    seed: Annotated[int | None, typer.Option(help="Seed for reproducible names (0 to 2**64-1).")] = None,
+    temperature: Annotated[float, typer.Option(help="Above 1: wilder; below 1: safer; 0: greedy.")] = 1.0,
     top_k: Annotated[int | None, typer.Option(help="Sample from the k likeliest characters only.")] = None,
     top_p: Annotated[float | None, typer.Option(help="Nucleus sampling: the smallest set with mass p.")] = None,
     prefix: Annotated[str, typer.Option(help="Every name starts with this.")] = "",
     max_len: Annotated[int | None, typer.Option(help="Longest name [default: longest training word].")] = None,
-    novel_vs: Annotated[Path | None, typer.Option(help="Drop names in this file; sample until n new ones.")] = None,
+    novel_vs: Annotated[
+        Path | None,
+        typer.Option(help="Drop names in this file; sample until n new ones (holds the file's lines in memory)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list instead of lines.")] = False,
     stats: Annotated[
-        bool, typer.Option("--stats", help="Then print on stderr the share of names in train, in val/test and new.")
+        bool,
+        typer.Option(
+            "--stats",
+            help="Then print on stderr the share of names in train, in val/test and new"
+            " (counted as they stream: holds the data's words, not the names).",
+        ),
     ] = False,
     data: Annotated[Path | None, typer.Option(help="Data for --stats [default: bundled names]")] = None,
 ) -> None:
     from makemore.data import read_lines
-    from makemore.runtime.novelty import count_novelty, format_novelty, model_split, novel_names
+    from makemore.runtime.novelty import NoveltyCounter, format_novelty, model_split, novel_name_chunks
     from makemore.runtime.onnx_sampler import OnnxSampler
 
+    options = SamplingOptions(
+        temperature=temperature, top_k=top_k, top_p=top_p, prefix=prefix, max_len=max_len, seed=seed
+    )
+    out = stdout()
     sampler = OnnxSampler(model)
-    split = model_split(sampler.info, model_words(sampler, data)) if stats else None
-    options = dict(temperature=temperature, top_k=top_k, top_p=top_p, prefix=prefix, max_len=max_len)
+    counter = NoveltyCounter(model_split(sampler.info, model_words(sampler, data))) if stats else None
     if novel_vs is None:
-        chunks = sampler.sample_chunks(n, seed=seed, **options)
+        chunks = sampler.sample_chunks(n, options)
     else:
-        chunks = [novel_names(sampler, n, set(read_lines(novel_vs)), seed, options)]
-    sampled: list[str] = []
-    write_names(keep_names(chunks, sampled) if stats else chunks, as_json)
-    if split is not None:
-        print(format_novelty(count_novelty(sampled, split)), file=sys.stderr)
-
-
-def keep_names(chunks: Iterable[list[str]], kept: list[str]) -> Iterator[list[str]]:
-    """Pass the chunks on, keeping their names in `kept` (for --stats)."""
-    for chunk in chunks:
-        kept.extend(chunk)
-        yield chunk
+        chunks = novel_name_chunks(sampler, n, set(read_lines(novel_vs)), options)
+    write_names(out, counter.passing(chunks) if counter else chunks, as_json)
+    if counter is not None:
+        print(format_novelty(counter.stats), file=sys.stderr)
 
 
 def model_words(sampler: Sampler, data: Path | None) -> list[str]:
@@ -71,9 +77,8 @@ def model_words(sampler: Sampler, data: Path | None) -> list[str]:
     return words
 
 
-def write_names(chunks: Iterable[list[str]], as_json: bool) -> None:
-    """Stream names to stdout, chunk by chunk."""
-    out = sys.stdout
+def write_names(out: TextIO, chunks: Iterable[list[str]], as_json: bool) -> None:
+    """Stream names to `out`, chunk by chunk (flushed after each, so the first names appear at once)."""
     first = True
     if as_json:
         out.write("[")
@@ -84,6 +89,7 @@ def write_names(chunks: Iterable[list[str]], as_json: bool) -> None:
                 first = False
         elif chunk:
             out.write("\n".join(chunk) + "\n")
+        out.flush()
     if as_json:
         out.write("]\n")
     out.flush()
@@ -104,23 +110,27 @@ def eval_command(
         bool, typer.Option("--score", help="Print each NAME's NLL per character (lower: more name-like).")
     ] = False,
     samples: Annotated[
-        int | None, typer.Option(help="Sample N names (seed 0): shares in train, in val/test and new.")
+        int | None, typer.Option(min=1, help="Sample N names (seed 0): shares in train, in val/test and new.")
     ] = None,
 ) -> None:
-    from makemore.runtime.novelty import count_novelty, format_novelty, model_split
+    from makemore.runtime.novelty import NoveltyCounter, format_novelty, model_split
     from makemore.runtime.onnx_sampler import OnnxSampler
 
     check_eval_modes(names or [], score, samples)
+    out = stdout()
     sampler = OnnxSampler(model)
     if score:
         for name, nll in zip(names, sampler.score(names), strict=True):
-            print(f"{nll:.6f}\t{name}")
+            out.write(f"{nll:.6f}\t{name}\n")
         return
     splits = model_split(sampler.info, model_words(sampler, data))
     if samples is not None:
-        print(format_novelty(count_novelty(sampler.sample(samples, seed=SAMPLES_SEED), splits)))
+        counter = NoveltyCounter(splits)
+        for chunk in sampler.sample_chunks(samples, seed=SAMPLES_SEED):
+            counter.add(chunk)
+        out.write(format_novelty(counter.stats) + "\n")
         return
-    print(f"{sampler.nll(splits[split]):.6f}")
+    out.write(f"{sampler.nll(splits[split]):.6f}\n")
 
 
 def check_eval_modes(names: list[str], score: bool, samples: int | None) -> None:

@@ -2,30 +2,62 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
+from makemore.contract import ModelInfo
 from makemore.data import Split, split_words
 from makemore.data.dataset import DEFAULT_FRACTIONS
-from makemore.runtime.model_info import ModelInfo
-from makemore.runtime.sampling import Sampler, SamplingError
+from makemore.runtime.options import SamplingError, SamplingOptions
+from makemore.runtime.sampling import Sampler
 
 MAX_NOVEL_ROUNDS = 100  # rounds of n samples before novel_names gives up
 
 
-@dataclass(frozen=True)
+@dataclass
 class Novelty:
     """Counts of N sampled names by where they occur in the data; a name in train counts as train only."""
 
-    samples: int
-    in_train: int
-    in_heldout: int  # in val or test, not in train
-    new: int  # in no split
-    mean_len: float  # of the sampled names
-    data_mean_len: float  # of the train words
+    samples: int = 0
+    in_train: int = 0
+    in_heldout: int = 0  # in val or test, not in train
+    total_len: int = 0  # characters of the sampled names
+    data_mean_len: float = 0.0  # of the train words
+
+    @property
+    def new(self) -> int:  # in no split
+        return self.samples - self.in_train - self.in_heldout
+
+    @property
+    def mean_len(self) -> float:
+        return self.total_len / self.samples if self.samples else 0.0
 
     def share(self, count: int) -> float:
         return count / self.samples if self.samples else 0.0
+
+
+class NoveltyCounter:
+    """Counts names as they stream past: memory is the split's word sets, whatever the number of names."""
+
+    def __init__(self, split: Split) -> None:
+        self.train, self.heldout = set(split.train), set(split.val) | set(split.test)
+        self.stats = Novelty(data_mean_len=sum(map(len, split.train)) / len(split.train))
+
+    def add(self, names: Iterable[str]) -> None:
+        for name in names:
+            self.stats.samples += 1
+            self.stats.total_len += len(name)
+            if name in self.train:
+                self.stats.in_train += 1
+            elif name in self.heldout:
+                self.stats.in_heldout += 1
+
+    def passing(self, chunks: Iterable[list[str]]) -> Iterator[list[str]]:
+        """Pass chunks on, counting their names."""
+        for chunk in chunks:
+            self.add(chunk)
+            yield chunk
 
 
 def model_split(info: ModelInfo, words: list[str]) -> Split:
@@ -36,17 +68,9 @@ def model_split(info: ModelInfo, words: list[str]) -> Split:
 
 def count_novelty(names: list[str], split: Split) -> Novelty:
     """Label each name as in train, else in val/test, else new; mean lengths of names and train words."""
-    train, heldout = set(split.train), set(split.val) | set(split.test)
-    in_train = sum(name in train for name in names)
-    in_heldout = sum(name not in train and name in heldout for name in names)
-    return Novelty(
-        samples=len(names),
-        in_train=in_train,
-        in_heldout=in_heldout,
-        new=len(names) - in_train - in_heldout,
-        mean_len=sum(map(len, names)) / len(names) if names else 0.0,
-        data_mean_len=sum(map(len, split.train)) / len(split.train),
-    )
+    counter = NoveltyCounter(split)
+    counter.add(names)
+    return counter.stats
 
 
 def format_novelty(stats: Novelty) -> str:
@@ -60,12 +84,32 @@ def format_novelty(stats: Novelty) -> str:
     return "\n".join(lines)
 
 
-def novel_names(sampler: Sampler, n: int, known: set[str], seed: int | None, options: dict) -> list[str]:
-    """n sampled names not in `known`, drawing rounds from one seeded generator."""
-    rng = np.random.default_rng(seed)
-    found: list[str] = []
-    for _ in range(MAX_NOVEL_ROUNDS):
-        found += [name for name in sampler.sample(n, seed=rng, **options) if name not in known]
-        if len(found) >= n:
-            return found[:n]
-    raise SamplingError(f"found only {len(found)} novel names in {MAX_NOVEL_ROUNDS * n} samples")
+def novel_name_chunks(
+    sampler: Sampler, n: int, known: set[str] | frozenset[str], options: SamplingOptions
+) -> Iterator[list[str]]:
+    """n sampled names not in `known`, streamed chunk by chunk: rounds of n draws from one seeded generator.
+
+    Memory is one chunk plus `known`; after MAX_NOVEL_ROUNDS rounds without n new names it gives up.
+    The options are checked before the first chunk is asked for.
+    """
+    rng = np.random.default_rng(options.seed)
+    rounds = [sampler.sample_chunks(n, options, rng=rng)]  # the first round checks the options now
+
+    def chunks() -> Iterator[list[str]]:
+        found = 0
+        for round_index in range(MAX_NOVEL_ROUNDS):
+            round_chunks = rounds[0] if round_index == 0 else sampler.sample_chunks(n, options, rng=rng)
+            for chunk in round_chunks:
+                new = [name for name in chunk if name not in known][: n - found]
+                found += len(new)
+                yield new
+                if found == n:
+                    return
+        raise SamplingError(f"found only {found} novel names in {MAX_NOVEL_ROUNDS} rounds of {n} samples")
+
+    return chunks()
+
+
+def novel_names(sampler: Sampler, n: int, known: set[str] | frozenset[str], options: SamplingOptions) -> list[str]:
+    """The names of novel_name_chunks as one list."""
+    return [name for chunk in novel_name_chunks(sampler, n, known, options) for name in chunk]

@@ -6,12 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+from makemore.contract import CONTEXT, LOGITS, IOSpec, ModelFileError, ModelInfo, check_window_signature
+from makemore.contract.signature import probe_window_logits
 from makemore.data import first_line
-from makemore.runtime.model_info import ModelFileError, ModelInfo
 from makemore.runtime.sampling import Sampler
-
-INPUT_NAME = "context"
-OUTPUT_NAME = "logits"
 
 
 def session_options() -> ort.SessionOptions:
@@ -39,14 +37,16 @@ def open_session(model: str | Path | bytes, source: str = "model") -> ort.Infere
     return session
 
 
+def io_specs(args: list) -> list[IOSpec]:
+    """onnxruntime's NodeArg list as contract IOSpecs."""
+    return [IOSpec(arg.name, arg.type, list(arg.shape)) for arg in args]
+
+
 def read_model_info(session: ort.InferenceSession, source: str = "model") -> ModelInfo:
-    """The makemore metadata of a session's model, checked against its input and output."""
+    """The makemore metadata of a session's model, checked against its inputs and outputs and a probe run."""
     info = ModelInfo.from_metadata(session.get_modelmeta().custom_metadata_map, source)
-    inputs, outputs = session.get_inputs(), session.get_outputs()
-    if [i.name for i in inputs] != [INPUT_NAME] or OUTPUT_NAME not in [o.name for o in outputs]:
-        raise ModelFileError(f"{source} does not have the makemore signature context -> logits")
-    if inputs[0].shape[1] != info.block_size:
-        raise ModelFileError(f"{source}: input width {inputs[0].shape[1]} != block_size {info.block_size}")
+    check_window_signature(io_specs(session.get_inputs()), io_specs(session.get_outputs()), info, source)
+    probe_window_logits(lambda context: session.run([LOGITS], {CONTEXT: context})[0], info, source)
     return info
 
 
@@ -61,4 +61,4 @@ class OnnxSampler(Sampler):
     def logits(self, context: np.ndarray) -> np.ndarray:
         """int64 context [B, block_size] -> float32 logits [B, V]."""
         context = np.ascontiguousarray(context, dtype=np.int64)
-        return self.session.run([OUTPUT_NAME], {INPUT_NAME: context})[0]
+        return self.session.run([LOGITS], {CONTEXT: context})[0]

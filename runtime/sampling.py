@@ -1,58 +1,57 @@
-"""The one sampling loop, fed by any logits function (onnxruntime's or torch's).
+"""The one sampling loop, driving any decoder (onnxruntime's or torch's, window or stateful).
 
-All names advance together, one forward call per character position; finished rows drop out.
-Names are made in chunks of CHUNK_SIZE rows, one after another from the same seeded numpy
-generator. Draws are inverse-CDF: at every position `rng.random(rows)` gives one uniform per
-original row of the chunk, so two backends whose logits differ in the last bits disagree on at
-most the name where a draw lands on a rounding flip, never on the names after it.
+All names of a chunk advance together, one decoder step per character position; finished rows
+drop out of the decoder's state. Names are made in chunks of CHUNK_SIZE rows, one after another
+from the same seeded numpy generator. Draws are inverse-CDF: at every position `rng.random(rows)`
+gives one uniform per original row of the chunk, so two backends whose logits differ in the last
+bits disagree on at most the name where a draw lands on a rounding flip, never on the names after it.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Protocol
 
 import numpy as np
-from makemore.data import BOUNDARY, DatasetError, UserError, Vocab
-from makemore.runtime.model_info import ModelInfo
+from makemore.contract import ModelInfo
+from makemore.data import BOUNDARY, Vocab
+from makemore.runtime.options import SamplingError, SamplingOptions
 from makemore.runtime.scoring import LogitsFn, mean_nll, score_names
 
-MAX_LEN_LIMIT = 100_000  # characters in one name: beyond it, a request is a mistake
+CHUNK_SIZE = 4096  # names generated together (cache-sized: measured fastest); larger requests run in chunks
 
 
-class SamplingError(UserError):
-    """Sampling arguments that make no sense; the message is one line meant for the user."""
+class Decoder(Protocol):
+    """A batch of names being decoded: each call returns the logits [rows, V] of every running row's next character."""
+
+    def start(self, prefix_ids: list[int], rows: int) -> np.ndarray:
+        """Begin `rows` names with the boundary and `prefix_ids`; the logits of the first character after them."""
+
+    def keep(self, running: np.ndarray) -> None:
+        """Keep only the rows where the bool mask `running` is true (finished names leave the state)."""
+
+    def step(self, tokens: np.ndarray) -> np.ndarray:
+        """Feed one int64 token per running row; the logits of the next character."""
 
 
-def check_sampling_args(
-    n: int,
-    vocab: Vocab,
-    *,
-    temperature: float,
-    top_k: int | None,
-    top_p: float | None,
-    prefix: str,
-    max_len: int,
-) -> list[int]:
-    """Validate the arguments; return the prefix as indices."""
-    if n < 1:
-        raise SamplingError(f"n must be at least 1, got {n}")
-    if not (temperature > 0 and math.isfinite(temperature)):
-        raise SamplingError(f"temperature must be a positive number, got {temperature}")
-    if top_k is not None and top_k < 1:
-        raise SamplingError(f"top_k must be at least 1, got {top_k}")
-    if top_p is not None and not 0 < top_p <= 1:
-        raise SamplingError(f"top_p must be in (0, 1], got {top_p}")
-    if not 1 <= max_len <= MAX_LEN_LIMIT:
-        raise SamplingError(f"max_len must be between 1 and {MAX_LEN_LIMIT:,}, got {max_len}")
-    try:
-        prefix_ids = vocab.encode(prefix)
-    except DatasetError:
-        bad = sorted(set(prefix) - set(vocab.chars))
-        raise SamplingError(f"prefix has characters outside the model's vocabulary: {''.join(bad)!r}") from None
-    if len(prefix_ids) > max_len:
-        raise SamplingError(f"prefix is longer ({len(prefix_ids)}) than max_len ({max_len})")
-    return prefix_ids
+class WindowDecoder:
+    """The window contract as a decoder: its state is the last `block_size` characters of every row."""
+
+    def __init__(self, logits_fn: LogitsFn, block_size: int) -> None:
+        self.logits_fn, self.block_size = logits_fn, block_size
+        self.context = np.zeros((0, block_size), dtype=np.int64)
+
+    def start(self, prefix_ids: list[int], rows: int) -> np.ndarray:
+        window = ([BOUNDARY] * self.block_size + prefix_ids)[-self.block_size :]
+        self.context = np.tile(np.array(window, dtype=np.int64), (rows, 1))
+        return self.logits_fn(self.context)
+
+    def keep(self, running: np.ndarray) -> None:
+        self.context = self.context[running]
+
+    def step(self, tokens: np.ndarray) -> np.ndarray:
+        self.context = np.concatenate([self.context[:, 1:], tokens[:, None]], axis=1)
+        return self.logits_fn(self.context)
 
 
 def next_token_weights(
@@ -67,7 +66,10 @@ def next_token_weights(
 
     Column b holds row b's weights (max 1). The transposed layout makes every step a handful of
     vectorised operations over B, instead of numpy's slow reductions along a 27-wide axis.
+    Temperature 0 is greedy: the likeliest character, exactly as top_k=1.
     """
+    if temperature == 0:
+        temperature, top_k = 1.0, 1
     z = np.ascontiguousarray(np.asarray(logits, dtype=np.float32).T)  # a copy: the caller's logits stay as they were
     if temperature != 1.0:  # scale the gaps to the max in float64: a tiny temperature gives 0 and -inf, never NaN
         gaps = (z - z.max(axis=0)).astype(np.float64) / temperature
@@ -103,70 +105,57 @@ def draw(weights: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
     return (cdf <= threshold).sum(axis=0)
 
 
-CHUNK_SIZE = 4096  # names generated together (cache-sized: measured fastest); larger requests run in chunks
+def sample_chunk(
+    decoder: Decoder, rows: int, rng: np.random.Generator, prefix_ids: list[int], max_len: int, options: SamplingOptions
+) -> np.ndarray:
+    """Sample `rows` names together: tokens [rows, length of the longest name], each padded with boundary (0)."""
+    weights_options = dict(temperature=options.temperature, top_k=options.top_k, top_p=options.top_p)
+    columns = [np.full(rows, ix, dtype=np.int64) for ix in prefix_ids]
+    active = np.arange(rows)
+    tokens = None
+    for pos in range(len(prefix_ids), max_len):
+        uniforms = rng.random(rows)
+        if active.size == 0:
+            break
+        logits = decoder.start(prefix_ids, rows) if tokens is None else decoder.step(tokens)
+        picks = draw(next_token_weights(logits, forbid_boundary=pos == 0, **weights_options), uniforms[active])
+        column = np.zeros(rows, dtype=np.int64)
+        column[active] = picks
+        columns.append(column)
+        running = picks != BOUNDARY
+        decoder.keep(running)
+        tokens, active = picks[running], active[running]
+    return np.stack(columns, axis=1) if columns else np.zeros((rows, 0), dtype=np.int64)
 
 
 def iter_sample_chunks(
-    logits_fn: LogitsFn,
+    new_decoder: Callable[[], Decoder],
     info: ModelInfo,
     n: int,
-    *,
-    seed: int | np.random.Generator | None = None,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    top_p: float | None = None,
-    prefix: str = "",
-    max_len: int | None = None,
+    options: SamplingOptions,
+    rng: np.random.Generator | None = None,
 ) -> Iterator[list[str]]:
-    """The `n` names in chunks of at most CHUNK_SIZE, one shared generator for all chunks.
+    """The `n` names in chunks of at most CHUNK_SIZE from one generator (`rng`, else options.seed).
 
-    The arguments are checked now, before the first chunk is asked for.
+    The model-dependent options are checked now, before the first chunk is asked for; chunks are
+    made one at a time, so memory stays flat for any n.
     """
-    max_len = info.max_len if max_len is None else max_len
-    prefix_ids = check_sampling_args(
-        n, info.vocab, temperature=temperature, top_k=top_k, top_p=top_p, prefix=prefix, max_len=max_len
-    )
-    rng = np.random.default_rng(seed)
-    options = dict(temperature=temperature, top_k=top_k, top_p=top_p)
-    sizes = [min(CHUNK_SIZE, n - start) for start in range(0, n, CHUNK_SIZE)]
-    return (
-        info.vocab.decode_rows(_sample_chunk(logits_fn, info, rows, rng, prefix_ids, max_len, options))
-        for rows in sizes
-    )
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise SamplingError(f"n must be a whole number of at least 1, got {n!r:.40}", "n")
+    prefix_ids = options.prefix_ids(info.vocab)
+    max_len = options.length(info)
+    rng = rng if rng is not None else np.random.default_rng(options.seed)
 
+    def chunks() -> Iterator[list[str]]:
+        for start in range(0, n, CHUNK_SIZE):
+            rows = min(CHUNK_SIZE, n - start)
+            yield info.vocab.decode_rows(sample_chunk(new_decoder(), rows, rng, prefix_ids, max_len, options))
 
-def _sample_chunk(
-    logits_fn: LogitsFn,
-    info: ModelInfo,
-    n: int,
-    rng: np.random.Generator,
-    prefix_ids: list[int],
-    max_len: int,
-    options: dict,
-) -> np.ndarray:
-    """Sample n rows together: tokens [n, length of the longest name], each name padded with boundary (0)."""
-    context = np.zeros((n, info.block_size), dtype=np.int64)
-    for ix in prefix_ids:
-        context = np.concatenate([context[:, 1:], np.full((n, 1), ix, dtype=np.int64)], axis=1)
-    columns = [np.full(n, ix, dtype=np.int64) for ix in prefix_ids]
-    active = np.arange(n)
-    for pos in range(len(prefix_ids), max_len):
-        uniforms = rng.random(n)
-        if active.size == 0:
-            break
-        weights = next_token_weights(np.asarray(logits_fn(context)), forbid_boundary=pos == 0, **options)
-        picks = draw(weights, uniforms[active])
-        column = np.zeros(n, dtype=np.int64)
-        column[active] = picks
-        columns.append(column)
-        ended = picks == BOUNDARY
-        context = np.concatenate([context[:, 1:], picks[:, None]], axis=1)[~ended]
-        active = active[~ended]
-    return np.stack(columns, axis=1) if columns else np.zeros((n, 0), dtype=np.int64)
+    return chunks()
 
 
 class Sampler:
-    """Sampling and scoring over a backend's forward pass; subclasses define `logits`."""
+    """Sampling and scoring over a backend's forward pass; subclasses define `logits` (or `decoder`)."""
 
     info: ModelInfo
 
@@ -182,34 +171,19 @@ class Sampler:
         """int64 context [B, block_size] -> float32 logits [B, V]."""
         raise NotImplementedError
 
-    def sample(
-        self,
-        n: int,
-        *,
-        seed: int | np.random.Generator | None = None,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
-        prefix: str = "",
-        max_len: int | None = None,
-    ) -> list[str]:
-        """Sample `n` names; the module docstring says how draws are made."""
-        chunks = iter_sample_chunks(
-            self.logits,
-            self.info,
-            n,
-            seed=seed,
-            temperature=temperature,
-            top_k=top_k,
-            top_p=top_p,
-            prefix=prefix,
-            max_len=max_len,
-        )
-        return [name for chunk in chunks for name in chunk]
+    def decoder(self) -> Decoder:
+        """A fresh decoder for one chunk of names (the window contract over `logits`)."""
+        return WindowDecoder(self.logits, self.info.block_size)
 
-    def sample_chunks(self, n: int, **options) -> Iterator[list[str]]:
-        """The names of `sample(n, **options)`, yielded chunk by chunk (bounded memory)."""
-        return iter_sample_chunks(self.logits, self.info, n, **options)
+    def sample_chunks(
+        self, n: int, options: SamplingOptions | None = None, *, rng: np.random.Generator | None = None, **values
+    ) -> Iterator[list[str]]:
+        """The names of `sample(n, ...)`, yielded chunk by chunk (bounded memory for any n)."""
+        return iter_sample_chunks(self.decoder, self.info, n, SamplingOptions.of(options, **values), rng)
+
+    def sample(self, n: int, options: SamplingOptions | None = None, **values) -> list[str]:
+        """Sample `n` names with `options`, or its fields as keywords (seed, temperature, top_k, ...)."""
+        return [name for chunk in self.sample_chunks(n, options, **values) for name in chunk]
 
     def nll(self, words: list[str]) -> float:
         """Mean NLL per predicted character over `words` (the training loss)."""

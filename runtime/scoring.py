@@ -1,14 +1,14 @@
-"""Negative log-likelihood of words under a model, from any logits function."""
+"""Negative log-likelihood of words under a model, from any logits function, in bounded memory."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
+from makemore.contract import MAX_LEN_LIMIT, ModelInfo
 from makemore.data import DatasetError, make_examples
-from makemore.runtime.model_info import ModelInfo
 
-CHUNK = 65536  # examples per forward call
+CHUNK = 65536  # examples (predicted characters) per forward call and per group of words
 LogitsFn = Callable[[np.ndarray], np.ndarray]  # int64 context [B, T] -> logits [B, V]
 
 
@@ -24,10 +24,34 @@ def example_nll(logits_fn: LogitsFn, x: np.ndarray, y: np.ndarray) -> np.ndarray
     return out
 
 
+def word_groups(words: list[str], limit: int = CHUNK) -> Iterator[list[str]]:
+    """Consecutive groups of words with at most `limit` predicted characters each (a longer word alone)."""
+    group: list[str] = []
+    size = 0
+    for word in words:
+        if group and size + len(word) + 1 > limit:
+            yield group
+            group, size = [], 0
+        group.append(word)
+        size += len(word) + 1
+    if group:
+        yield group
+
+
+def per_word_nll(logits_fn: LogitsFn, info: ModelInfo, words: list[str]) -> Iterator[np.ndarray]:
+    """For each word, the NLL of each predicted character (its letters, then its end), group by group."""
+    for group in word_groups(words):
+        nll = example_nll(logits_fn, *make_examples(group, info.vocab, info.block_size))
+        ends = np.cumsum([len(word) + 1 for word in group])
+        yield from np.split(nll, ends[:-1])
+
+
 def mean_nll(logits_fn: LogitsFn, info: ModelInfo, words: list[str]) -> float:
     """Mean NLL per predicted character (each word's letters and its end) over `words`."""
-    x, y = make_examples(words, info.vocab, info.block_size)
-    return float(example_nll(logits_fn, x, y).mean())
+    total = count = 0.0
+    for nll in per_word_nll(logits_fn, info, words):
+        total, count = total + nll.sum(), count + len(nll)
+    return total / count
 
 
 def score_names(logits_fn: LogitsFn, info: ModelInfo, names: list[str]) -> list[float]:
@@ -35,7 +59,7 @@ def score_names(logits_fn: LogitsFn, info: ModelInfo, names: list[str]) -> list[
     for name in names:
         if not name:
             raise DatasetError("cannot score an empty name")
-    x, y = make_examples(names, info.vocab, info.block_size)
-    nll = example_nll(logits_fn, x, y)
-    ends = np.cumsum([len(name) + 1 for name in names])
-    return [float(chunk.mean()) for chunk in np.split(nll, ends[:-1])]
+        if len(name) > MAX_LEN_LIMIT:
+            raise DatasetError(f"cannot score a name longer than {MAX_LEN_LIMIT:,} characters")
+        info.vocab.encode(name)  # refuse any character outside the vocabulary before the first forward call
+    return [float(nll.mean()) for nll in per_word_nll(logits_fn, info, names)]

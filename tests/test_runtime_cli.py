@@ -104,25 +104,14 @@ def test_one_flipped_draw_changes_one_name(sampler) -> None:
 
 def test_tiny_temperature_is_greedy(sampler) -> None:
     names = sampler.sample(20, seed=0, temperature=1e-300)
-    assert all(names), (
-        f"KNOWN RUNTIME BUG: temperature=1e-300 (valid: > 0 and finite) gave empty names {names[:3]}:"
-        " next_token_weights() divides float32 logits by np.float32(1e-300) == 0, so the weights are NaN"
-        " (runtime/sampling.py)"
-    )
+    assert all(names), f"temperature=1e-300 gave empty names {names[:3]}"
     assert names == sampler.sample(20, seed=0, top_k=1)
 
 
-def test_gen_cli_huge_max_len_is_no_traceback(mlp_onnx) -> None:
+def test_gen_cli_huge_max_len_is_one_line(mlp_onnx) -> None:
     result = run("mm-gen", mlp_onnx, "--n", 3, "--seed", 0, "--max-len", 10**12)
-    assert "Traceback" not in result.stderr, (
-        "KNOWN RUNTIME BUG: mm-gen --max-len 1000000000000 allocates tokens[n, max_len] up front"
-        " (_sample_chunk in runtime/sampling.py) and dies with a MemoryError traceback;"
-        " it should bound the buffer (names end long before) or refuse the value in one line"
-    )
-    if result.returncode == 0:
-        assert len(result.stdout.splitlines()) == 3
-    else:
-        assert_usage_error(result)
+    assert_usage_error(result)
+    assert "max_len" in result.stderr
 
 
 def test_eval_cli_warns_about_other_data(mlp_onnx, tmp_path) -> None:
@@ -275,8 +264,13 @@ def test_eval_refuses_bad_model_files(mlp_onnx, tmp_path, case) -> None:
     [
         ("--n", 0),
         ("--n", -3),
-        ("--temperature", 0),
         ("--temperature", -1),
+        ("--temperature", "nan"),
+        ("--temperature", "inf"),
+        ("--seed", -1),
+        ("--seed", 2**64),
+        ("--top-p", "nan"),
+        ("--max-len", 10**12),
         ("--top-k", 0),
         ("--top-p", 0),
         ("--top-p", 1.5),
@@ -298,8 +292,4 @@ def test_eval_refuses_unknown_split(mlp_onnx) -> None:
 @pytest.mark.parametrize("args", [("--n", 0), ("--top-p", 1.5)], ids=lambda a: " ".join(map(str, a)))
 def test_gen_json_writes_nothing_on_bad_options(mlp_onnx, args) -> None:
     result = run("mm-gen", mlp_onnx, "--json", *args)
-    assert result.stdout == "", (
-        f"KNOWN RUNTIME BUG: mm-gen --json printed {result.stdout!r} before failing: write_names() writes '['"
-        " before the lazy sample_chunks() generator validates the options (runtime/cli.py)"
-    )
-    assert_usage_error(result)
+    assert_usage_error(result)  # nothing on stdout, not even the opening '['

@@ -11,6 +11,7 @@ from clirun import assert_usage_error, run
 from makemore.data import read_lines
 from makemore.runtime.novelty import novel_names
 from makemore.runtime.onnx_sampler import OnnxSampler
+from makemore.runtime.options import SamplingOptions
 from makemore.runtime.serve.app import Limits, create_app
 from starlette.testclient import TestClient
 
@@ -69,8 +70,7 @@ def test_generate_novel_drops_training_names(client, sampler, known):
     names = response.json()["names"]
     assert len(names) == 40
     assert not set(names) & known
-    assert names == novel_names(sampler, 40, known, 3, {"temperature": 1.0, "top_k": None, "top_p": None,
-                                                       "prefix": "", "max_len": None})  # fmt: skip
+    assert names == novel_names(sampler, 40, known, SamplingOptions(seed=3))
     plain = client.post("/v1/generate", json={"n": 40, "seed": 3}).json()["names"]
     assert set(plain) & known  # the quick model does reproduce training names, so novel had work to do
 
@@ -142,32 +142,50 @@ def test_score_refuses_bad_fields_naming_them(client, body, field):
 
 
 @pytest.mark.parametrize(
-    "body, words",
+    "body, field, words",
     [
-        ({"prefix": "Zo"}, ["prefix", "Z"]),
-        ({"temperature": 0}, ["temperature"]),
-        ({"top_p": 1.5}, ["top_p"]),
-        ({"top_k": 0}, ["top_k"]),
-        ({"prefix": "abcdef", "max_len": 3}, ["prefix", "max_len"]),
+        ({"prefix": "Zo"}, "prefix", ["prefix", "Z"]),
+        ({"temperature": -1}, "temperature", ["temperature"]),
+        ({"top_p": 1.5}, "top_p", ["top_p"]),
+        ({"top_p": 0}, "top_p", ["top_p"]),
+        ({"top_k": 0}, "top_k", ["top_k"]),
+        ({"seed": 2**64}, "seed", ["seed"]),
+        ({"prefix": "abcdef", "max_len": 3}, "prefix", ["prefix", "max_len"]),
+        ({"prefix": "a" * 41}, "prefix", ["prefix", "max_len"]),
     ],
 )
-def test_generate_values_the_model_refuses_are_400(client, body, words):
+def test_generate_values_out_of_bounds_are_422_naming_the_field(client, body, field, words):
     response = client.post("/v1/generate", json=body)
-    assert response.status_code == 400
+    assert response.status_code == 422
+    assert response.json()["field"] == field
     assert all(word in response.json()["error"] for word in words)
 
 
-@pytest.mark.parametrize("names", [["Emma"], ["emma", ""]])
-def test_score_names_the_model_cannot_read_are_400(client, names):
-    response = client.post("/v1/score", json={"names": names})
-    assert response.status_code == 400
-    assert response.json()["error"]
-
-
-@pytest.mark.parametrize("raw", [b"{", b'{"n": NaN}', b"[1, 2]", b'"n"', b"\xff\xfe"])
-def test_malformed_bodies_are_refused(client, raw):
+def test_numbers_that_overflow_to_infinity_are_422(client):
+    raw = b'{"temperature": 1e999}'  # valid JSON that Python reads as inf
     response = client.post("/v1/generate", content=raw, headers={"content-type": "application/json"})
-    assert response.status_code in (400, 422)
+    assert response.status_code == 422 and response.json()["field"] == "temperature"
+
+
+def test_generate_temperature_zero_is_greedy(client, sampler):
+    greedy = client.post("/v1/generate", json={"n": 5, "seed": 1, "temperature": 0})
+    assert greedy.status_code == 200
+    assert greedy.json()["names"] == sampler.sample(5, seed=1, top_k=1)
+
+
+@pytest.mark.parametrize("names, field", [(["Emma"], "names"), (["emma", ""], "names"), (["e" * 41], "names[0]")])
+def test_score_names_the_model_cannot_read_are_422(client, names, field):
+    response = client.post("/v1/score", json={"names": names})
+    assert response.status_code == 422
+    assert response.json()["error"] and response.json()["field"] == field
+
+
+@pytest.mark.parametrize(
+    "raw, status", [(b"{", 400), (b'{"n": NaN}', 400), (b"[1, 2]", 422), (b'"n"', 422), (b"\xff\xfe", 400)]
+)
+def test_malformed_bodies_are_refused(client, raw, status):
+    response = client.post("/v1/generate", content=raw, headers={"content-type": "application/json"})
+    assert response.status_code == status
     assert response.json()["error"]
 
 
@@ -192,7 +210,7 @@ def test_unknown_paths_and_methods_are_json_errors(client):
 
 def test_bad_requests_do_not_take_the_server_down(client):
     for body in ({"n": "x"}, {"prefix": "!!"}, {"seed": -5}):
-        assert client.post("/v1/generate", json=body).status_code in (400, 422)
+        assert client.post("/v1/generate", json=body).status_code == 422
     assert client.post("/v1/generate", json={"n": 3, "seed": 0}).status_code == 200
 
 

@@ -9,8 +9,10 @@ import onnx
 import pytest
 import torch
 from clirun import assert_usage_error, run
+from makemore.contract import CONTEXT as INPUT_NAME
+from makemore.contract import LOGITS as OUTPUT_NAME
 from makemore.export.onnx_export import TOLERANCE, to_onnx_bytes
-from makemore.runtime.onnx_sampler import INPUT_NAME, OUTPUT_NAME, OnnxSampler, open_session
+from makemore.runtime.onnx_sampler import OnnxSampler, open_session
 from makemore.train.models import WaveNet, build_model
 from makemore.train.run import TrainRequest, resolve_config
 from makemore.train.sampler import TorchSampler

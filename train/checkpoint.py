@@ -11,9 +11,9 @@ import warnings
 from pathlib import Path
 
 import torch
+from makemore.contract import CHECKPOINT_FORMAT_VERSION, ModelInfo
 from makemore.data import UserError, Vocab, first_line
 from makemore.data.files import atomic_write
-from makemore.runtime.model_info import FORMAT_VERSION, ModelInfo
 from makemore.train.models import build_model
 from torch import nn
 
@@ -26,7 +26,7 @@ class CheckpointError(UserError):
 
 def make_checkpoint(kind: str, config: dict, vocab: Vocab, model: nn.Module, metrics: dict, data_sha256: str) -> dict:
     return {
-        "format_version": FORMAT_VERSION,
+        "format_version": CHECKPOINT_FORMAT_VERSION,
         "kind": kind,
         "config": dict(config),
         "vocab": vocab.chars,
@@ -56,9 +56,10 @@ def load_checkpoint(path: str | Path) -> dict:
         raise CheckpointError(f"{path} is not a readable checkpoint ({type(err).__name__})") from None
     if not isinstance(checkpoint, dict) or "format_version" not in checkpoint:
         raise CheckpointError(f"{path} is not a makemore checkpoint")
-    if checkpoint["format_version"] != FORMAT_VERSION:
+    if checkpoint["format_version"] != CHECKPOINT_FORMAT_VERSION:
         raise CheckpointError(
-            f"{path} has checkpoint format version {checkpoint['format_version']!r}; this reads {FORMAT_VERSION}"
+            f"{path} has checkpoint format version {checkpoint['format_version']!r:.40};"
+            f" this reads {CHECKPOINT_FORMAT_VERSION}"
         )
     missing = [k for k in KEYS if k not in checkpoint]
     if missing:

@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from makemore.contract import ModelInfo
 from makemore.data import BOUNDARY, UserError, Vocab, atomic_write, check_output_path, make_examples
-from makemore.runtime.model_info import ModelInfo
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from makemore.runtime.model_info import ModelInfo
+from makemore.contract import ModelInfo
 from makemore.runtime.sampling import Sampler
 from makemore.train.checkpoint import load_checkpoint, load_model, model_info
 from torch import nn

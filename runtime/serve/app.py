@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from importlib.resources import files
 
+import anyio
+from anyio import to_thread
+from makemore.contract import ModelInfo
+from makemore.contract.metadata import summary_json
 from makemore.data import UserError
-from makemore.runtime.model_info import ModelInfo
 from makemore.runtime.novelty import novel_names
+from makemore.runtime.options import BOUNDS, SamplingOptions
 from makemore.runtime.sampling import Sampler
 from makemore.runtime.serve.validation import (
     BOOLEAN,
     INTEGER,
-    NUMBER,
-    STRING,
     STRINGS,
     Field,
     RequestError,
@@ -21,41 +24,32 @@ from makemore.runtime.serve.validation import (
     parse_json,
 )
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
-SAMPLING_OPTIONS = ("temperature", "top_k", "top_p", "prefix", "max_len")
+LOG = logging.getLogger("uvicorn.error")  # uvicorn's own log: one line per event, no traceback
 
 
 @dataclass(frozen=True)
 class Limits:
-    """What one request may ask for."""
+    """What one request may ask for: the work of a request is bounded by max_n * max_len characters."""
 
     max_n: int = 10_000  # names per request (generate) or names scored (score)
     max_body: int = 1 << 20  # bytes of request body
-    max_len: int = 256  # longest name a request may ask for (bounds memory: n * max_len tokens)
+    max_len: int = 256  # longest name a request may generate or score
+    concurrency: int = 2  # requests sampled or scored at once (the rest wait): bounds the server's memory
 
 
 def generate_fields(limits: Limits) -> dict[str, Field]:
-    """The body of POST /v1/generate; defaults match mm-gen."""
-    return {
-        "n": Field(INTEGER, 20, low=1, high=limits.max_n),
-        "seed": Field(INTEGER, None, nullable=True, low=0),
-        "temperature": Field(NUMBER, 1.0),
-        "top_k": Field(INTEGER, None, nullable=True),
-        "top_p": Field(NUMBER, None, nullable=True),
-        "prefix": Field(STRING, ""),
-        "max_len": Field(INTEGER, None, nullable=True, high=limits.max_len),
-        "novel": Field(BOOLEAN, False),
-    }
+    """The body of POST /v1/generate besides the sampling options (SamplingOptions checks those); defaults: mm-gen's."""
+    return {"n": Field(INTEGER, 20, low=1, high=limits.max_n), "novel": Field(BOOLEAN, False)}
 
 
 def score_fields(limits: Limits) -> dict[str, Field]:
-    """The body of POST /v1/score."""
-    return {"names": Field(STRINGS, required=True, low=1, high=limits.max_n)}
+    """The body of POST /v1/score: 1..max_n names of 1..max_len characters each."""
+    return {"names": Field(STRINGS, required=True, low=1, high=limits.max_n, item_high=limits.max_len)}
 
 
 def model_summary(info: ModelInfo, name: str) -> dict:
@@ -65,34 +59,51 @@ def model_summary(info: ModelInfo, name: str) -> dict:
 
 def model_metadata(info: ModelInfo, name: str) -> dict:
     """What the model file says about itself (GET /v1/model); the per-step loss history stays in the file."""
-    return {
-        **model_summary(info, name),
-        "max_len": info.max_len,
-        "config": info.config,
-        "metrics": {key: value for key, value in info.metrics.items() if key != "history"},
-        "data_sha256": info.data_sha256,
-    }
+    return summary_json(
+        {
+            **model_summary(info, name),
+            "max_len": info.max_len,
+            "config": info.config,
+            "metrics": {key: value for key, value in info.metrics.items() if key != "history"},
+            "data_sha256": info.data_sha256,
+        }
+    )
 
 
-def generate_names(sampler: Sampler, known: frozenset[str], args: dict) -> list[str]:
+def sampling_options(body: dict, info: ModelInfo, limits: Limits) -> SamplingOptions:
+    """The request's SamplingOptions (a SamplingError naming the field otherwise), max_len within the server's bound."""
+    options = SamplingOptions.of(**{key: body[key] for key in BOUNDS if key in body})
+    options.length(info, ceiling=limits.max_len)
+    options.prefix_ids(info.vocab)
+    return options
+
+
+def generate_names(sampler: Sampler, known: frozenset[str], n: int, novel: bool, options: SamplingOptions) -> list[str]:
     """The names of a checked generate request: what OnnxSampler.sample (or mm-gen --novel-vs) gives."""
-    options = {key: args[key] for key in SAMPLING_OPTIONS}
-    if args["novel"]:
-        return novel_names(sampler, args["n"], known, args["seed"], options)
-    return sampler.sample(args["n"], seed=args["seed"], **options)
+    if novel:
+        return novel_names(sampler, n, known, options)
+    return sampler.sample(n, options)
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it is known to exceed `limit` bytes."""
+    """The request body, refused with 413 as soon as it is known to exceed `limit` bytes.
+
+    A client that goes away mid-body is logged in one line (no answer can reach it).
+    """
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise RequestError(413, f"the body is larger than {limit} bytes")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise RequestError(413, f"the body is larger than {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise RequestError(413, f"the body is larger than {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        client = f"{request.client.host}:{request.client.port}" if request.client else "a client"
+        LOG.info("%s disconnected before sending the whole body of %s", client, request.url.path)
+        raise RequestError(400, "the client disconnected mid-body") from None
     return b"".join(chunks)
 
 
@@ -111,16 +122,21 @@ def create_app(
     metadata = model_metadata(sampler.info, name)
     page = page_html()
     gen_fields, sc_fields = generate_fields(limits), score_fields(limits)
+    limiter = anyio.CapacityLimiter(limits.concurrency)
 
     async def generate(request: Request) -> JSONResponse:
-        args = check_body(parse_json(await read_body(request, limits.max_body)), gen_fields)
-        names = await run_in_threadpool(generate_names, sampler, known, args)
+        body = parse_json(await read_body(request, limits.max_body))
+        args = check_body(body, gen_fields, also_known=tuple(BOUNDS))
+        options = sampling_options(body, sampler.info, limits)
+        names = await to_thread.run_sync(
+            generate_names, sampler, known, args["n"], args["novel"], options, limiter=limiter
+        )
         return JSONResponse({"names": names, "model": summary})
 
     async def score(request: Request) -> JSONResponse:
         names = check_body(parse_json(await read_body(request, limits.max_body)), sc_fields)["names"]
-        nlls = await run_in_threadpool(sampler.score, names)
-        scores = [{"name": name, "nll": nll} for name, nll in zip(names, nlls, strict=True)]
+        nlls = await to_thread.run_sync(sampler.score, names, limiter=limiter)
+        scores = [{"name": name, "nll": nll} for name, nll in zip(names, summary_json(nlls), strict=True)]
         return JSONResponse({"scores": scores, "model": summary})
 
     async def model(request: Request) -> JSONResponse:
@@ -148,8 +164,10 @@ async def request_error(request: Request, err: RequestError) -> JSONResponse:
 
 
 async def user_error(request: Request, err: UserError) -> JSONResponse:
-    """The runtime's own refusals (SamplingError, DatasetError: prefix or name outside the vocabulary)."""
-    return JSONResponse({"error": str(err), "field": None}, status_code=400)
+    """A value refused by the sampling options or the model (SamplingError names its field; a name outside
+    the vocabulary is a DatasetError of the field `names`): 422, as every other field error."""
+    field = getattr(err, "field", None) or ("names" if request.url.path == "/v1/score" else None)
+    return JSONResponse({"error": str(err), "field": field}, status_code=422)
 
 
 async def http_error(request: Request, err: HTTPException) -> JSONResponse:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -21,6 +22,21 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def check_bindable(host: str, port: int) -> None:
+    """Fail in one line now when uvicorn could not listen on host:port (unknown host, port in use, no permission)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (OSError, UnicodeError) as err:
+        fail(f"cannot resolve --host {host!r}: {getattr(err, 'strerror', None) or err}")
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        try:
+            sock.bind(address)
+        except OSError as err:
+            fail(f"cannot listen on {host}:{port}: {err.strerror}")
 
 
 @app.command(help="Serve a makemore ONNX model: POST /v1/generate, POST /v1/score, GET /v1/model, a page at /.")
@@ -43,6 +59,7 @@ def serve_command(
     from makemore.runtime.onnx_sampler import OnnxSampler
     from makemore.runtime.serve.app import Limits, create_app
 
+    check_bindable(host, port)
     sampler = OnnxSampler(model)
     known = frozenset(read_lines(data or bundled_names_path()))
     limits = Limits(max_n=max_n, max_body=max_body)

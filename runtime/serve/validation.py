@@ -34,6 +34,7 @@ class Field:
     required: bool = False
     low: int | None = None
     high: int | None = None
+    item_high: int | None = None  # for a list of strings: the longest string
 
 
 def _reject_constant(name: str) -> None:
@@ -75,6 +76,9 @@ def check_field(name: str, spec: Field, value: Any) -> Any:
         for i, item in enumerate(value):
             if not isinstance(item, str):
                 raise RequestError(422, f"{name}[{i}] must be a string", f"{name}[{i}]")
+            if spec.item_high is not None and len(item) > spec.item_high:
+                message = f"{name}[{i}] must have at most {spec.item_high} characters, got {len(item)}"
+                raise RequestError(422, message, f"{name}[{i}]")
     size = len(value) if spec.kind == STRINGS else value
     what = f"{name} must have" if spec.kind == STRINGS else f"{name} must be"
     unit = " items" if spec.kind == STRINGS else ""
@@ -85,13 +89,15 @@ def check_field(name: str, spec: Field, value: Any) -> Any:
     return value
 
 
-def check_body(body: Any, fields: dict[str, Field]) -> dict[str, Any]:
-    """Every field of `fields`, from a decoded JSON object or its default; unknown fields are refused."""
+def check_body(body: Any, fields: dict[str, Field], also_known: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Every field of `fields`, from a decoded JSON object or its default; fields neither in `fields` nor in
+    `also_known` (checked elsewhere) are refused."""
     if not isinstance(body, dict):
         raise RequestError(422, "the body must be a JSON object")
-    unknown = [name for name in body if name not in fields]
+    known = [*fields, *also_known]
+    unknown = [name for name in body if name not in known]
     if unknown:
-        raise RequestError(422, f"unknown field {unknown[0]!r}; known: {', '.join(fields)}", unknown[0])
+        raise RequestError(422, f"unknown field {unknown[0]!r:.60}; known: {', '.join(known)}", unknown[0][:60])
     values = {}
     for name, spec in fields.items():
         if name not in body:

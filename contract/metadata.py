@@ -1,0 +1,200 @@
+"""What a model file says about itself, and the checks every field must pass before anyone uses it."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from makemore.data import SEED_MAX, UserError, Vocab
+
+CHECKPOINT_FORMAT_VERSION = 1  # model.pt
+ONNX_FORMAT_VERSION = 1  # model.onnx (its metadata_props)
+METADATA_PREFIX = "makemore."
+REQUIRED_KEYS = ("format_version", "kind", "vocab", "block_size", "config", "metrics", "data_sha256")
+WINDOW = "window"  # context[B, block_size] -> logits[B, V]
+CONTRACTS = (WINDOW,)
+DEFAULT_CONTRACT = WINDOW  # files written before the key existed
+
+MAX_LEN_LIMIT = 100_000  # characters in one name: beyond it, a request or a file is a mistake
+MAX_BLOCK_SIZE = 100_000  # context length a file may declare
+MAX_VOCAB = 100_000  # characters a vocabulary may hold
+MAX_KIND_LEN = 64
+SHA256 = re.compile(r"[0-9a-f]{64}")
+LOSS_KEYS = ("train_loss", "val_loss", "test_loss")
+
+
+class ModelFileError(UserError):
+    """A model file that cannot be used; the message is one line meant for the user."""
+
+
+def is_line_break(ch: str) -> bool:
+    """Whether printing `ch` would break a line (newline, carriage return, U+2028, ...)."""
+    return len(f"a{ch}b".splitlines()) > 1
+
+
+def check_vocab(chars: object, source: str) -> Vocab:
+    """A vocabulary string: 1..MAX_VOCAB distinct characters, none a line break, NUL or lone surrogate."""
+    if not isinstance(chars, str) or not 1 <= len(chars) <= MAX_VOCAB:
+        raise ModelFileError(f"{source}: the vocabulary must be 1 to {MAX_VOCAB:,} characters")
+    if len(set(chars)) != len(chars):
+        raise ModelFileError(f"{source}: the vocabulary repeats a character")
+    bad = [ch for ch in chars if ch == "\x00" or is_line_break(ch) or "\ud800" <= ch <= "\udfff"]
+    if bad:
+        raise ModelFileError(f"{source}: the vocabulary holds a character no name may contain: {bad[0]!r}")
+    return Vocab(chars)
+
+
+def is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_finite_number(value: object) -> bool:
+    return (is_int(value) or isinstance(value, float)) and math.isfinite(value)
+
+
+def check_int(value: object, name: str, low: int, high: int, source: str) -> int:
+    """An integer in [low, high] (ModelFileError naming `name` otherwise)."""
+    if not is_int(value) or not low <= value <= high:
+        raise ModelFileError(f"{source}: {name} must be an integer from {low} to {high:,}, got {value!r:.40}")
+    return value
+
+
+def parse_int(text: str, name: str, low: int, high: int, source: str) -> int:
+    """A metadata string of decimal digits as an integer in [low, high]."""
+    if not (text.isascii() and text.isdigit() and len(text) <= 20):
+        raise ModelFileError(f"{source}: {name} must be a whole number, got {text!r:.40}")
+    return check_int(int(text), name, low, high, source)
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_json_object(text: str, name: str, source: str) -> dict:
+    """A metadata string holding a strict JSON object (no NaN or Infinity)."""
+    try:
+        value = json.loads(text, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):
+        raise ModelFileError(f"{source}: {name} is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise ModelFileError(f"{source}: {name} must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def check_config(config: dict, block_size: int, source: str) -> None:
+    """The fields of a config that the runtime uses: max_len, the split rule, quantize, block_size."""
+    if "max_len" in config:
+        check_int(config["max_len"], "config max_len", 1, MAX_LEN_LIMIT, source)
+    if "split_seed" in config:
+        check_int(config["split_seed"], "config split_seed", 0, SEED_MAX, source)
+    if "split_fractions" in config:
+        fractions = config["split_fractions"]
+        if not (
+            isinstance(fractions, list)
+            and len(fractions) == 3
+            and all(is_finite_number(f) and 0 < f < 1 for f in fractions)
+            and abs(sum(fractions) - 1) < 1e-6
+        ):
+            raise ModelFileError(f"{source}: config split_fractions must be 3 fractions that sum to 1")
+    if config.get("quantize") not in (None, "int8"):
+        raise ModelFileError(f"{source}: config quantize must be int8 or absent, got {config['quantize']!r:.40}")
+    if "block_size" in config and config["block_size"] != block_size:
+        raise ModelFileError(f"{source}: config block_size {config['block_size']!r:.40} != block_size {block_size}")
+
+
+def check_metrics(metrics: dict, source: str) -> None:
+    """Losses are finite numbers; the history holds lists of finite numbers."""
+    for key in LOSS_KEYS:
+        if key in metrics and not is_finite_number(metrics[key]):
+            raise ModelFileError(f"{source}: metrics {key} must be a finite number, got {metrics[key]!r:.40}")
+    history = metrics.get("history", {})
+    if not isinstance(history, dict) or not all(
+        isinstance(values, list) and all(is_finite_number(v) for v in values) for values in history.values()
+    ):
+        raise ModelFileError(f"{source}: metrics history must map names to lists of finite numbers")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Everything sampling needs besides the forward pass (the same fields as the checkpoint)."""
+
+    kind: str
+    vocab: Vocab
+    block_size: int
+    config: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    data_sha256: str = ""
+    contract: str = DEFAULT_CONTRACT
+
+    @property
+    def max_len(self) -> int:
+        """The longest training word: the default bound on a sampled name."""
+        return int(self.config.get("max_len", 32))
+
+    def checked(self, source: str = "model") -> ModelInfo:
+        """This info, after every field has passed the contract's checks (ModelFileError otherwise)."""
+        if not isinstance(self.kind, str) or not 1 <= len(self.kind) <= MAX_KIND_LEN or not self.kind.isprintable():
+            raise ModelFileError(f"{source}: kind must be a short printable name, got {self.kind!r:.40}")
+        if self.contract not in CONTRACTS:
+            raise ModelFileError(f"{source}: unknown contract {self.contract!r:.40}; this runtime reads {CONTRACTS}")
+        check_vocab(self.vocab.chars, source)
+        check_int(self.block_size, "block_size", 1, MAX_BLOCK_SIZE, source)
+        if not isinstance(self.config, dict) or not isinstance(self.metrics, dict):
+            raise ModelFileError(f"{source}: config and metrics must be JSON objects")
+        check_config(self.config, self.block_size, source)
+        check_metrics(self.metrics, source)
+        if not isinstance(self.data_sha256, str) or not (self.data_sha256 == "" or SHA256.fullmatch(self.data_sha256)):
+            raise ModelFileError(f"{source}: data_sha256 must be 64 hex digits or empty")
+        return self
+
+    def to_metadata(self) -> dict[str, str]:
+        """The ONNX `metadata_props` entries (all strings; strict JSON, so never NaN)."""
+        values = {
+            "format_version": str(ONNX_FORMAT_VERSION),
+            "contract": self.contract,
+            "kind": self.kind,
+            "vocab": self.vocab.chars,
+            "block_size": str(self.block_size),
+            "config": json.dumps(self.config, sort_keys=True, allow_nan=False),
+            "metrics": json.dumps(self.metrics, sort_keys=True, allow_nan=False),
+            "data_sha256": self.data_sha256,
+        }
+        return {METADATA_PREFIX + key: value for key, value in values.items()}
+
+    @classmethod
+    def from_metadata(cls, props: dict[str, str], source: str = "model") -> ModelInfo:
+        """Parse and check `metadata_props`; ModelFileError on anything missing, unknown or malformed."""
+        values = {k[len(METADATA_PREFIX) :]: v for k, v in props.items() if k.startswith(METADATA_PREFIX)}
+        if not values:
+            raise ModelFileError(f"{source} is not a makemore model: it has no makemore.* metadata")
+        if values.get("format_version") != str(ONNX_FORMAT_VERSION):
+            raise ModelFileError(
+                f"{source} has makemore format version {values.get('format_version')!r:.40};"
+                f" this runtime reads version {ONNX_FORMAT_VERSION}"
+            )
+        missing = [k for k in REQUIRED_KEYS if k not in values]
+        if missing:
+            raise ModelFileError(f"{source} lacks metadata: {', '.join(METADATA_PREFIX + k for k in missing)}")
+        return cls(
+            kind=values["kind"],
+            vocab=check_vocab(values["vocab"], source),
+            block_size=parse_int(values["block_size"], "block_size", 1, MAX_BLOCK_SIZE, source),
+            config=parse_json_object(values["config"], "config", source),
+            metrics=parse_json_object(values["metrics"], "metrics", source),
+            data_sha256=values["data_sha256"],
+            contract=values.get("contract", DEFAULT_CONTRACT),
+        ).checked(source)
+
+
+def summary_json(value: Any) -> Any:
+    """`value` with every non-finite float replaced by None: what a JSON answer may carry."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: summary_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [summary_json(item) for item in value]
+    return value
