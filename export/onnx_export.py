@@ -91,7 +91,7 @@ def export_checkpoint(
     if opset not in OPSETS:
         raise ExportError(f"opset must be between {OPSETS[0]} and {OPSETS[-1]}, got {opset}")
     checkpoint = load_checkpoint(checkpoint_path)
-    info = model_info(checkpoint)
+    info = checked_info(checkpoint, str(checkpoint_path))
     model = load_model(checkpoint, str(checkpoint_path))
     try:
         raw = to_onnx_bytes(model, info.vocab.size, info.block_size, opset)
@@ -112,6 +112,16 @@ def export_checkpoint(
     return ExportReport(out_path, len(quantized), int8_diff, opset, quantize, len(model_bytes), mean_kl)
 
 
+def checked_info(checkpoint: dict, source: str) -> ModelInfo:
+    """The checkpoint's ModelInfo after the same checks the runtime makes at load (export never writes a file
+    the runtime would refuse)."""
+    try:
+        info = model_info(checkpoint)
+    except (KeyError, TypeError, ValueError) as err:
+        raise ExportError(f"{source} has a malformed config or vocabulary ({first_line(err, 120)})") from None
+    return info.checked(source)
+
+
 def stamp_and_check(proto: onnx.ModelProto, info: ModelInfo, what: str) -> None:
     """Write our metadata_props into `proto`, then run onnx.checker (ExportError if it fails)."""
     onnx.helper.set_model_props(proto, info.to_metadata())
@@ -125,8 +135,11 @@ def quantize_int8(proto: onnx.ModelProto, info: ModelInfo) -> bytes:
     """Dynamic int8 quantization (onnxruntime.quantization.quantize_dynamic) of a float32 export.
 
     Weights of MatMul (Gemm becomes MatMul) and Gather become int8 with a per-tensor scale;
-    activations are quantized to uint8 on the fly at each call. The result keeps our metadata and
-    is one self-contained file.
+    activations are quantized to uint8 on the fly at each call. Weights use 7 bits (reduce_range):
+    on x86 CPUs without VNNI (AVX2 only) onnxruntime's u8 x s8 kernel saturates 8-bit products, which
+    measured here cost the quick test mlp 0.005 nats of val loss and changed 62% of seeded names; with
+    7 bits, 0.0003 and the same names as float32 mostly. The result keeps our metadata and is one
+    self-contained file.
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -135,7 +148,7 @@ def quantize_int8(proto: onnx.ModelProto, info: ModelInfo) -> bytes:
         src.write_bytes(proto.SerializeToString())
         logging.disable(logging.WARNING)  # quantize_dynamic logs a pre-processing hint through the root logger
         try:
-            quantize_dynamic(src, dst, weight_type=QuantType.QInt8)
+            quantize_dynamic(src, dst, weight_type=QuantType.QInt8, reduce_range=True)
         except Exception as err:  # the quantizer raises many types; report one line
             raise ExportError(f"int8 quantization failed: {first_line(err)}") from None
         finally:

@@ -86,8 +86,10 @@ def next_token_weights(
         order = np.argsort(-probs, axis=0, kind="stable")
         sorted_probs = np.take_along_axis(probs, order, axis=0)
         mass_before = np.cumsum(sorted_probs, axis=0) - sorted_probs
+        drop_sorted = mass_before >= np.float32(top_p)  # in float32, a tiny top_p may round to 0 ...
+        drop_sorted[0] = False  # ... but the likeliest character always stays
         drop = np.zeros_like(probs, dtype=bool)
-        np.put_along_axis(drop, order, mass_before >= top_p, axis=0)
+        np.put_along_axis(drop, order, drop_sorted, axis=0)
         weights[drop] = 0.0
     return weights
 
