@@ -15,7 +15,7 @@ from makemore.contract import ModelFileError
 from makemore.runtime.cli import gen_main
 from makemore.runtime.onnx_sampler import OnnxSampler
 
-PROPERTY_SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY_SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 ANY_TEXT = st.text(st.characters(codec="utf-8"), max_size=12)
 
 
@@ -30,13 +30,13 @@ def numbers(ints: st.SearchStrategy) -> st.SearchStrategy:
 
 
 GEN_FLAGS = {
-    "--n": numbers(st.integers(-3, 40) | st.just(2**64)),
+    "--n": numbers(st.integers(-3, 40)),  # a valid huge n streams for as long as it takes: not a test case
     "--seed": numbers(st.integers(-2, 5) | st.sampled_from([2**64 - 1, 2**64, 2**70])),
     "--temperature": numbers(st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from([0, 1e-300, 1e300])),
     "--top-k": numbers(st.integers(-2, 30) | st.just(10**20)),
     "--top-p": numbers(st.floats(-1, 2) | st.sampled_from([0, 1, 1e-12])),
     "--prefix": st.text(st.sampled_from("abcxyzA!é\n\t "), max_size=6),
-    "--max-len": numbers(st.integers(-1, 40) | st.sampled_from([100_000, 100_001, 10**12])),
+    "--max-len": numbers(st.integers(-1, 40) | st.sampled_from([100_001, 10**12])),
 }
 
 
