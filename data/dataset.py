@@ -132,18 +132,38 @@ def split_words(words: list[str], seed: int = 42, fractions: tuple[float, float,
     )
 
 
-def make_examples(words: list[str], vocab: Vocab, block_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """All (context, next index) pairs: int64 X[N, block_size] and Y[N].
+def encode_words(words: list[str], vocab: Vocab) -> np.ndarray:
+    """The indices of every character of `words`, concatenated (int64), in one vectorised pass."""
+    codes = np.frombuffer("".join(words).encode("utf-32-le"), dtype=np.uint32)
+    vocab_codes = np.array([ord(ch) for ch in vocab.chars], dtype=np.uint32)
+    order = np.argsort(vocab_codes)
+    where = np.minimum(np.searchsorted(vocab_codes[order], codes), len(order) - 1)
+    found = vocab_codes[order][where] == codes
+    if not found.all():
+        raise DatasetError(f"character {chr(codes[np.argmin(found)])!r} is not in the vocabulary")
+    return order[where].astype(np.int64) + 1
 
-    Each word contributes len(word) + 1 examples: every character, then the end boundary.
+
+def make_examples(words: list[str], vocab: Vocab, block_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """All (context, next index) pairs: int64 X[N, block_size] and Y[N], built without a Python loop per character.
+
+    Each word contributes len(word) + 1 examples: every character, then the end boundary. Each word is laid
+    out as block_size boundaries then its characters; its contexts are the windows over that layout.
     """
-    contexts: list[list[int]] = []
-    targets: list[int] = []
-    for word in words:
-        context = [BOUNDARY] * block_size
-        for ix in vocab.encode(word) + [BOUNDARY]:
-            contexts.append(context)
-            targets.append(ix)
-            context = context[1:] + [ix]
-    x = np.array(contexts, dtype=np.int64).reshape(len(targets), block_size)
-    return x, np.array(targets, dtype=np.int64)
+    lengths = np.array([len(word) for word in words], dtype=np.int64)
+    ids = encode_words(words, vocab)
+    if len(words) == 0:
+        return np.zeros((0, block_size), dtype=np.int64), np.zeros(0, dtype=np.int64)
+    padded = lengths + block_size  # each word's layout: block_size boundaries, then its characters
+    layout_start = np.concatenate([[0], np.cumsum(padded)[:-1]])
+    layout = np.zeros(int(padded.sum()), dtype=np.int64)
+    char_pos = np.repeat(layout_start + block_size - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
+    layout[char_pos + np.arange(len(ids))] = ids
+    examples = lengths + 1
+    first = np.repeat(layout_start - np.concatenate([[0], np.cumsum(examples)[:-1]]), examples)
+    starts = first + np.arange(int(examples.sum()))  # window start of every example
+    x = np.lib.stride_tricks.sliding_window_view(np.concatenate([layout, np.zeros(1, np.int64)]), block_size)[starts]
+    y = np.zeros(len(starts), dtype=np.int64)
+    ends = np.cumsum(examples) - 1  # the end-boundary example of each word
+    y[np.setdiff1d(np.arange(len(starts)), ends, assume_unique=True)] = ids
+    return np.ascontiguousarray(x), y

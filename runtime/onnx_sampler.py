@@ -19,6 +19,8 @@ def session_options() -> ort.SessionOptions:
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     options.log_severity_level = 3  # errors only
+    options.enable_cpu_mem_arena = False  # buffers go back to malloc after each call: a server's big request
+    # leaves no arena behind (sampling speed measured the same within noise)
     return options
 
 

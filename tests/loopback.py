@@ -25,6 +25,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def memory_mb(pid: int) -> dict[str, float]:
+    """A process's resident memory now (VmRSS) and at its peak (VmHWM), in MB (Linux /proc)."""
+    with open(f"/proc/{pid}/status") as status:
+        fields = dict(line.split(":", 1) for line in status)
+    return {key: int(fields[key].split()[0]) / 1024 for key in ("VmRSS", "VmHWM")}
+
+
 def get(port: int, path: str, timeout: float = 10.0) -> tuple[int, bytes]:
     """GET a path on the loopback server: (status, body)."""
     conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
@@ -37,14 +44,25 @@ def get(port: int, path: str, timeout: float = 10.0) -> tuple[int, bytes]:
 
 
 @contextmanager
-def running_server(model: str | Path, *options: str, startup_timeout: float = 60.0) -> Iterator[int]:
-    """Start `mm-serve model` on a free loopback port in a subprocess; yield the port; stop it on exit."""
+def running_server(
+    model: str | Path,
+    *options: str,
+    startup_timeout: float = 60.0,
+    pids: list[int] | None = None,
+    log: Path | None = None,
+) -> Iterator[int]:
+    """Start `mm-serve model` on a free loopback port in a subprocess; yield the port; stop it on exit.
+
+    The server's process id is appended to `pids` when given (to read its memory); its output goes to `log`.
+    """
     port = free_port()
     command = [sys.executable, "-m", "makemore.runtime.serve.cli", str(model), "--host", HOST, "--port", str(port)]
-    with tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen([*command, "--log-level", "warning", *options], stdout=log, stderr=subprocess.STDOUT)
+    with open(log, "w+b") if log is not None else tempfile.TemporaryFile() as output:
+        proc = subprocess.Popen([*command, "--log-level", "warning", *options], stdout=output, stderr=subprocess.STDOUT)
+        if pids is not None:
+            pids.append(proc.pid)
         try:
-            wait_until_healthy(proc, port, startup_timeout, log)
+            wait_until_healthy(proc, port, startup_timeout, output)
             yield port
         finally:
             proc.terminate()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 from clirun import assert_usage_error, run
+from loopback import get, running_server
 from makemore.data import read_lines
 from makemore.runtime.novelty import novel_names
 from makemore.runtime.onnx_sampler import OnnxSampler
@@ -253,9 +256,29 @@ def test_serve_never_imports_torch():
         (["missing.onnx"], "model file not found"),
         (["{model}", "--data", "missing.txt"], "missing.txt"),
         (["{model}", "--log-level", "loud"], "log level"),
+        (["{model}", "--host", "no-such-host.invalid"], "cannot resolve --host"),
+        (["{model}", "--port", "{busy}"], "cannot listen on"),
+        (["{model}", "--port", "70000"], "--port"),
     ],
 )
 def test_cli_bad_input_is_one_line_exit_2(model_files, tmp_path, args, message):
-    result = run("mm-serve", *[a.format(model=model_files["bigram"][1]) for a in args], cwd=tmp_path)
+    with socket.socket() as busy:  # a port something else listens on
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        values = {"model": model_files["bigram"][1], "busy": busy.getsockname()[1]}
+        result = run("mm-serve", *[a.format(**values) for a in args], cwd=tmp_path, timeout=60)
     assert_usage_error(result)
     assert message in result.stderr
+
+
+def test_client_that_leaves_mid_body_is_one_log_line(model_files, tmp_path):
+    log = tmp_path / "server.log"
+    with running_server(model_files["bigram"][1], "--log-level", "info", log=log) as port:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b'POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{"names": [')
+            time.sleep(0.3)
+        time.sleep(0.5)
+        assert get(port, "/healthz")[0] == 200
+    text = log.read_text()
+    assert "Traceback" not in text
+    assert len([line for line in text.splitlines() if "disconnected" in line]) == 1, text

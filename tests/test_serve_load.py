@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from loopback import get, run_load, running_server
+from loopback import get, memory_mb, run_load, running_server
 from makemore.runtime.onnx_sampler import OnnxSampler
 
 REQUESTS, CLIENTS, N = 2000, 16, 5
@@ -39,3 +39,17 @@ def test_loopback_server_survives_bad_requests(model_files):
         else:
             assert reply.status == 200 and len(reply.payload["names"]) == 3
     assert len(result.replies) == 200
+
+
+def test_server_memory_is_bounded_and_returned(model_files):
+    """Max-size score requests at once (10,000 names of 100 characters, just under the 1 MiB body cap): the
+    server's peak stays under 500 MB, and it hands the memory back afterwards."""
+    pids: list[int] = []
+    names = ["a" * 100] * 10_000
+    with running_server(model_files["mlp"][1], pids=pids) as port:
+        before = memory_mb(pids[0])
+        result = run_load(port, 8, 8, lambda i: {"names": names}, path="/v1/score", timeout=300)
+        after = memory_mb(pids[0])
+    assert result.errors == [] and [reply.status for reply in result.replies] == [200] * 8
+    assert after["VmHWM"] < 500, after
+    assert after["VmRSS"] < before["VmRSS"] + 100, (before, after)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.resources import files
+from typing import TypeVar
 
 import anyio
 from anyio import to_thread
@@ -29,6 +34,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
+T = TypeVar("T")
 LOG = logging.getLogger("uvicorn.error")  # uvicorn's own log: one line per event, no traceback
 
 
@@ -68,6 +74,32 @@ def model_metadata(info: ModelInfo, name: str) -> dict:
             "data_sha256": info.data_sha256,
         }
     )
+
+
+M_ARENA_MAX = -8  # glibc's mallopt parameter
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's malloc_trim, or None where the C library has none (musl, macOS). The first call also caps
+    glibc's heaps at two: each worker thread would otherwise keep a heap of its own, whose freed memory
+    stays resident (measured: 700 MB peak for 40 large score requests instead of under 400)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(M_ARENA_MAX, 2)
+        return libc.malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+def released(work: Callable[..., T], *args: object) -> T:
+    """work(*args), then the freed heap handed back to the system (a big request leaves no resident memory)."""
+    try:
+        return work(*args)
+    finally:
+        trim = _malloc_trim()
+        if trim is not None:
+            trim(0)
 
 
 def sampling_options(body: dict, info: ModelInfo, limits: Limits) -> SamplingOptions:
@@ -123,19 +155,20 @@ def create_app(
     page = page_html()
     gen_fields, sc_fields = generate_fields(limits), score_fields(limits)
     limiter = anyio.CapacityLimiter(limits.concurrency)
+    _malloc_trim()  # caps glibc's heaps before the first worker thread allocates
 
     async def generate(request: Request) -> JSONResponse:
         body = parse_json(await read_body(request, limits.max_body))
         args = check_body(body, gen_fields, also_known=tuple(BOUNDS))
         options = sampling_options(body, sampler.info, limits)
         names = await to_thread.run_sync(
-            generate_names, sampler, known, args["n"], args["novel"], options, limiter=limiter
+            released, generate_names, sampler, known, args["n"], args["novel"], options, limiter=limiter
         )
         return JSONResponse({"names": names, "model": summary})
 
     async def score(request: Request) -> JSONResponse:
         names = check_body(parse_json(await read_body(request, limits.max_body)), sc_fields)["names"]
-        nlls = await to_thread.run_sync(sampler.score, names, limiter=limiter)
+        nlls = await to_thread.run_sync(released, sampler.score, names, limiter=limiter)
         scores = [{"name": name, "nll": nll} for name, nll in zip(names, summary_json(nlls), strict=True)]
         return JSONResponse({"scores": scores, "model": summary})
 
