@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import logging
 import tempfile
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,6 +93,7 @@ def export_checkpoint(
     if opset not in OPSETS:
         raise ExportError(f"opset must be between {OPSETS[0]} and {OPSETS[-1]}, got {opset}")
     checkpoint = load_checkpoint(checkpoint_path)
+    check_finite_weights(checkpoint, str(checkpoint_path))
     info = checked_info(checkpoint, str(checkpoint_path))
     model = load_model(checkpoint, str(checkpoint_path))
     try:
@@ -122,6 +125,14 @@ def checked_info(checkpoint: dict, source: str) -> ModelInfo:
     return info.checked(source)
 
 
+def check_finite_weights(checkpoint: dict, source: str) -> None:
+    """ExportError naming the first floating tensor of the checkpoint with a NaN or an infinity."""
+    state = checkpoint["state_dict"]
+    for name, tensor in state.items() if isinstance(state, dict) else ():  # load_model reports a non-dict
+        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise ExportError(f"{source} has non-finite weights (NaN or inf) in {name}: did training diverge?")
+
+
 def stamp_and_check(proto: onnx.ModelProto, info: ModelInfo, what: str) -> None:
     """Write our metadata_props into `proto`, then run onnx.checker (ExportError if it fails)."""
     onnx.helper.set_model_props(proto, info.to_metadata())
@@ -129,6 +140,24 @@ def stamp_and_check(proto: onnx.ModelProto, info: ModelInfo, what: str) -> None:
         onnx.checker.check_model(proto, full_check=True)
     except onnx.checker.ValidationError as err:
         raise ExportError(f"{what} fails onnx.checker: {first_line(err)}") from None
+
+
+@contextlib.contextmanager
+def quiet_quantizer() -> Iterator[None]:
+    """Silence what onnxruntime.quantization says besides raising: its logging (hints and warnings through
+    the root logger), Python warnings (numpy's among them), prints on stdout and onnxruntime's own log.
+    Its failures still arrive, as exceptions.
+    """
+    import onnxruntime
+
+    onnxruntime.set_default_logger_severity(3)  # errors only, as our sessions (runtime.onnx_sampler) log
+    logging.disable(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logging.disable(logging.NOTSET)
 
 
 def quantize_int8(proto: onnx.ModelProto, info: ModelInfo) -> bytes:
@@ -146,13 +175,11 @@ def quantize_int8(proto: onnx.ModelProto, info: ModelInfo) -> bytes:
     with tempfile.TemporaryDirectory() as folder:
         src, dst = Path(folder) / "float32.onnx", Path(folder) / "int8.onnx"
         src.write_bytes(proto.SerializeToString())
-        logging.disable(logging.WARNING)  # quantize_dynamic logs a pre-processing hint through the root logger
         try:
-            quantize_dynamic(src, dst, weight_type=QuantType.QInt8, reduce_range=True)
+            with quiet_quantizer():
+                quantize_dynamic(src, dst, weight_type=QuantType.QInt8, reduce_range=True)
         except Exception as err:  # the quantizer raises many types; report one line
             raise ExportError(f"int8 quantization failed: {first_line(err)}") from None
-        finally:
-            logging.disable(logging.NOTSET)
         quantized = onnx.load(str(dst))
     quantized.producer_name = proto.producer_name
     quantized.doc_string = proto.doc_string + " (int8 dynamic quantization)"
@@ -168,7 +195,12 @@ def logits_both_ways(
     context = np.random.default_rng(seed).integers(0, vocab_size, (VERIFY_BATCH, block_size), dtype=np.int64)
     with torch.no_grad():
         torch_logits = model(torch.from_numpy(context)).numpy()
-    return session.run([OUTPUT_NAME], {INPUT_NAME: context})[0], torch_logits
+    if not np.isfinite(torch_logits).all():
+        raise ExportError("the model's logits are not finite on random contexts (weights too large?); nothing written")
+    ort_logits = session.run([OUTPUT_NAME], {INPUT_NAME: context})[0]
+    if not np.isfinite(ort_logits).all():
+        raise ExportError(f"{source} gives non-finite logits where torch does not; nothing written")
+    return ort_logits, torch_logits
 
 
 def verify_against_torch(

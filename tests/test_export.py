@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +15,7 @@ import torch
 from clirun import assert_usage_error, run
 from conftest import KINDS
 from makemore.data import OutputError
-from makemore.export.onnx_export import export_checkpoint
+from makemore.export.onnx_export import ExportError, export_checkpoint
 from makemore.runtime.onnx_sampler import open_session
 
 
@@ -126,3 +128,57 @@ def test_export_cli_refuses_bad_options(model_files, tmp_path, case) -> None:
     result = run("mm-export", model_files["mlp"][0], out, "--opset", opset)
     assert_usage_error(result)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["folder"] and not list((tmp_path / "folder").iterdir())
+
+
+def _with_weight(model_files, folder: Path, kind: str, tensor: str, value: float) -> Path:
+    """A copy of the kind's checkpoint with `value` in the first element of `tensor`."""
+    checkpoint = torch.load(model_files[kind][0], weights_only=True)
+    checkpoint["state_dict"][tensor].view(-1)[0] = value
+    path = folder / "bad.pt"
+    torch.save(checkpoint, path)
+    return path
+
+
+NON_FINITE_PLACES = [
+    ("mlp", "hidden.weight"),
+    ("wavenet", "levels.0.norm.running_var"),  # a buffer, not a parameter
+    ("bigram", "log_probs"),
+    ("bigram-nn", "weight"),
+]
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+@pytest.mark.parametrize(("kind", "tensor"), NON_FINITE_PLACES)
+@pytest.mark.parametrize("quantize", [None, "int8"])
+def test_export_refuses_non_finite_weights(model_files, tmp_path, kind, tensor, value, quantize) -> None:
+    bad = _with_weight(model_files, tmp_path, kind, tensor, value)
+    with pytest.raises(ExportError, match=f"non-finite weights \\(NaN or inf\\) in {re.escape(tensor)}"):
+        export_checkpoint(bad, tmp_path / "model.onnx", quantize=quantize)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.pt"]
+
+
+def test_export_cli_refuses_non_finite_weights_in_one_line(model_files, tmp_path) -> None:
+    bad = _with_weight(model_files, tmp_path, "mlp", "output.bias", math.nan)
+    result = run("mm-export", bad, tmp_path / "model.onnx")
+    assert_usage_error(result)
+    assert "non-finite weights" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.pt"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_int8_export_prints_only_its_result(model_files, tmp_path, kind) -> None:
+    result = run("mm-export", model_files[kind][0], tmp_path / "model.onnx", "--quantize", "int8")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    assert result.stderr.startswith("wrote ") and result.stderr.count("\n") == 1, result.stderr
+
+
+def test_int8_export_of_extreme_finite_weights_is_one_line(model_files, tmp_path) -> None:
+    """Weights near float32's limit made the quantizer and the KL check print numpy warnings."""
+    bad = _with_weight(model_files, tmp_path, "mlp", "embedding.weight", 3e38)
+    out = tmp_path / "model.onnx"
+    result = run("mm-export", bad, out, "--quantize", "int8")
+    assert "Warning" not in result.stderr and result.stderr.count("\n") == 1, result.stderr
+    if result.returncode != 0:
+        assert_usage_error(result)
+        assert not out.exists()

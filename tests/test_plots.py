@@ -5,12 +5,15 @@ from __future__ import annotations
 import struct
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 from clirun import assert_usage_error, run
-from makemore.data import Vocab, read_words
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from makemore.data import BOUNDARY, Vocab, read_words
 from makemore.train import plots
 
 
@@ -147,4 +150,86 @@ def test_mm_plot_errors_are_one_line(model_files, names_path, tmp_path, args, me
     proc = run("mm-plot", *args)
     assert_usage_error(proc)
     assert message in proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- bounded pictures of extreme data, missing packages ---------------------------------------------------------
+
+
+@settings(max_examples=100, deadline=None)
+@given(words=st.lists(st.text(alphabet="abcé. ", min_size=1, max_size=8), min_size=1, max_size=20), data=st.data())
+def test_bigram_counts_of_any_index_subset_are_the_pairs_counted(words, data):
+    vocab = Vocab.from_words(words)
+    subset = sorted(data.draw(st.sets(st.integers(0, vocab.size - 1))))
+    pairs: Counter = Counter()
+    for word in words:
+        ids = [BOUNDARY, *vocab.encode(word), BOUNDARY]
+        pairs.update(zip(ids[:-1], ids[1:], strict=True))
+    expected = np.array([[pairs[(a, b)] for b in subset] for a in subset], dtype=np.int64)
+    counts = plots.bigram_counts(words, vocab, np.array(subset, dtype=np.int64))
+    np.testing.assert_array_equal(counts, expected.reshape(len(subset), len(subset)))
+
+
+def test_most_frequent_keeps_the_boundary_and_the_top_characters():
+    chars = [chr(0x100 + i) for i in range(100)]
+    words = [ch * (i + 1) for i, ch in enumerate(chars)]  # character i occurs i + 1 times
+    vocab = Vocab.from_words(words)
+    kept = plots.most_frequent(words, vocab)
+    assert kept[0] == BOUNDARY and len(kept) == plots.GRID_CHARS + 1
+    assert [vocab.chars[i - 1] for i in kept[1:]] == chars[100 - plots.GRID_CHARS :]  # in vocabulary order
+    np.testing.assert_array_equal(plots.most_frequent(["ab", "b"], Vocab("ab")), [0, 1, 2])
+
+
+def _words_over(n_chars: int) -> list[str]:
+    chars = [chr(ord("a") + i) if n_chars <= 26 else chr(0x4E00 + i) for i in range(n_chars)]
+    return ["".join(chars[i : i + 3]) for i in range(n_chars)] + [chars[0] * 9]  # the first is the most frequent
+
+
+@pytest.mark.parametrize("n_chars", [26, 40, 9000])
+def test_bigram_figure_is_bounded_whatever_the_vocabulary(n_chars):
+    fig = plots.bigram_figure(_words_over(n_chars), "words.txt")
+    ax = fig.axes[0]
+    shown = min(n_chars, plots.GRID_CHARS) + 1
+    assert len(ax.get_xticks()) == len(ax.get_yticks()) == shown
+    assert len(ax.texts) == (2 * shown**2 if shown <= plots.LABELLED_CHARS + 1 else 0)
+    assert ax.get_images()[0].get_array().shape == (shown, shown)
+    title = ax.get_title()
+    assert ("the 64 most frequent of 9,000 characters" in title) == (n_chars == 9000)
+    assert max(fig.get_size_inches()) <= 0.6 * (plots.LABELLED_CHARS + 1) + 1.5
+
+
+def test_mm_plot_bigram_counts_of_thousands_of_characters_is_quick_and_quiet(tmp_path):
+    data = tmp_path / "cjk.txt"
+    data.write_text("\n".join(_words_over(3000)) + "\n", encoding="utf-8")
+    proc = run("mm-plot", "bigram-counts", "--data", data, "-o", tmp_path / "counts.png", timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""  # no warning per glyph the font lacks
+    assert_picture(tmp_path / "counts.png", 1000, 1000)
+
+
+def test_embeddings_label_at_most_the_bound():
+    points = np.random.default_rng(0).normal(size=(1000, 2))
+    fig = plots.draw_embeddings(points, Vocab("".join(chr(0x100 + i) for i in range(999))), "title", "axis")
+    assert len(fig.axes[0].texts) == plots.GRID_CHARS + 1
+    assert "the first 64 of 999 characters" in fig.axes[0].get_title()
+    small = plots.draw_embeddings(points[:27], Vocab("abcdefghijklmnopqrstuvwxyz"), "title", "axis")
+    assert len(small.axes[0].texts) == 27 and "the first 64" not in small.axes[0].get_title()
+
+
+@pytest.mark.parametrize(
+    ("missing", "command", "which"), [("torch", "loss", 0), ("torch", "embeddings", 0), ("onnx", "embeddings", 1)]
+)
+def test_mm_plot_names_the_extra_of_a_missing_package(model_files, tmp_path, missing, command, which):
+    code = (
+        "import sys\n"
+        f"sys.modules[{missing!r}] = None  # `import {missing}` now raises ImportError\n"
+        "sys.argv = ['mm-plot', *sys.argv[1:]]\n"
+        "from makemore.train.plot_cli import main\n"
+        "main()\n"
+    )
+    model = model_files["mlp"][which]
+    args = [sys.executable, "-c", code, command, str(model), "-o", str(tmp_path / "out.png")]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert_usage_error(proc)
+    assert f"reading {model.name} needs {missing}: pip install 'makemore-onnx[train]'" in proc.stderr
     assert list(tmp_path.iterdir()) == []

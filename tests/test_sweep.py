@@ -48,6 +48,13 @@ def test_iter_sweep_trains_each_config(small_data):
         assert row.seconds > 0
 
 
+def test_iter_sweep_checks_the_memory_of_every_config_before_training(small_data):
+    """The first config is small; the second cannot fit any machine: refused before the first trains."""
+    sweep = iter_sweep(grid([1024], [16], [8, 2**20]), data=small_data, steps=50)
+    with pytest.raises(UserError, match="^--n-hidden 1,048,576 needs about .* choose a smaller --n-hidden$"):
+        next(sweep)
+
+
 def test_format_table_marks_the_best_val_loss():
     rows = [SweepRow(3, 10, 200, 11897, 2.1, 2.2, 10.0), SweepRow(4, 16, 300, 28335, 2.0, 2.15, 20.0)]
     lines = format_table(rows).splitlines()
@@ -75,7 +82,14 @@ def test_mm_sweep_prints_table_and_json(small_data):
 
 @pytest.mark.parametrize(
     "args, message",
-    [(["--n-embd", "4,x"], "--n-embd takes comma-separated integers"), (["--steps", "0"], "steps must be a positive")],
+    [
+        (["--n-embd", "4,x"], "--n-embd takes comma-separated integers"),
+        (["--steps", "0"], "steps must be a positive"),
+        (["--seed=-1"], "--seed must be an integer from 0 to 2**64-1"),
+        (["--n-hidden", "300,2000000"], "--n-hidden must be a positive integer up to 1,048,576"),
+        (["--lr", "nan"], "--lr must be a positive number"),
+        (["--batch-size", "1000000000"], "--batch-size must be a positive integer"),
+    ],
 )
 def test_mm_sweep_bad_options_fail_in_one_line(args, message):
     proc = mm_sweep(*args)

@@ -28,7 +28,10 @@ def train_command(
     resume: Annotated[Path | None, typer.Option(help="Continue training this checkpoint's weights.")] = None,
     preset: Annotated[str | None, typer.Option(help="Named mlp config: default, context8, lecture.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed for initialisation and batches.")] = None,
-    split_seed: Annotated[int, typer.Option(help="Seed of the 80/10/10 train/val/test split.")] = 42,
+    split_seed: Annotated[
+        int | None,
+        typer.Option(help="Seed of the 80/10/10 train/val/test split [default: 42; resuming: the checkpoint's]."),
+    ] = None,
     block_size: Annotated[int | None, typer.Option(help="Context length (mlp; wavenet: a power of two).")] = None,
     n_embd: Annotated[int | None, typer.Option(help="Embedding size (mlp, wavenet).")] = None,
     n_hidden: Annotated[int | None, typer.Option(help="Hidden layer size (mlp, wavenet).")] = None,
@@ -40,10 +43,13 @@ def train_command(
     optimizer: Annotated[str | None, typer.Option(help="sgd, adam or adamw.")] = None,
     weight_decay: Annotated[float | None, typer.Option(help="Weight decay (L2).")] = None,
     smoothing: Annotated[float | None, typer.Option(help="Add-k smoothing of the counts (bigram).")] = None,
-    samples: Annotated[int, typer.Option(help="Names to print after training.")] = 5,
+    samples: Annotated[
+        int, typer.Option(help="Names to print after training (0 to 10,000), each cut at 64 characters.")
+    ] = 5,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or table.")] = False,
     threads: Annotated[
-        int | None, typer.Option(help="torch threads [default: all cores]; use 1 when other jobs share the CPU.")
+        int | None,
+        typer.Option(help="torch threads, at most the cores [default: all]; use 1 when other jobs share the CPU."),
     ] = None,
 ) -> None:
     from makemore.train.run import TrainRequest, run_training

@@ -7,6 +7,10 @@ package for the embedding initializer); a model.pt needs torch, imported only th
 
 from __future__ import annotations
 
+import importlib
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +22,8 @@ from matplotlib.figure import Figure
 BOUNDARY_LABEL = "."  # how the boundary token is printed in pictures (as in the lectures)
 VOWELS = set("aeiouy")
 FORMATS = ("png", "svg", "pdf")
+GRID_CHARS = 64  # characters drawn in a bigram grid (the most frequent ones) or labelled among embeddings
+LABELLED_CHARS = 32  # a bigram grid of at most this many characters gets a text label in every cell
 
 
 class PlotError(UserError):
@@ -48,18 +54,20 @@ def read_info(path: str | Path) -> ModelInfo:
         from makemore.runtime.onnx_sampler import open_session, read_model_info
 
         return read_model_info(open_session(path), str(path))
+    _need("torch", path)
     from makemore.train.checkpoint import load_checkpoint, model_info
 
-    return model_info(load_checkpoint(_need("torch", path)))
+    return model_info(load_checkpoint(path))
 
 
 def read_embeddings(path: str | Path) -> tuple[np.ndarray, ModelInfo]:
     """An mlp's embedding table C [V, n_embd] (float64) and the model's metadata."""
     path = Path(path)
     if model_format(path) == "pt":
+        _need("torch", path)
         from makemore.train.checkpoint import load_checkpoint, model_info
 
-        checkpoint = load_checkpoint(_need("torch", path))
+        checkpoint = load_checkpoint(path)
         info, weights = model_info(checkpoint), checkpoint["state_dict"]
         table = weights["embedding.weight"].double().numpy() if "embedding.weight" in weights else None
     else:
@@ -105,23 +113,39 @@ def loss_history(info: ModelInfo, source: str) -> dict[str, list]:
 
 
 def _need(module: str, path: Path) -> Path:
-    """`path`, after checking that `module` is installed (torch for .pt, onnx for embeddings in .onnx)."""
-    import importlib.util
-
-    if importlib.util.find_spec(module) is None:
-        raise PlotError(f"reading {path.name} needs {module}: pip install 'makemore-onnx[train]'")
+    """`path`, after importing `module` (torch for .pt, onnx for embeddings in .onnx); PlotError naming the extra."""
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        raise PlotError(f"reading {path.name} needs {module}: pip install 'makemore-onnx[train]'") from None
     return path
 
 
 # --- the numbers behind the pictures ----------------------------------------------------------
 
 
-def bigram_counts(words: list[str], vocab: Vocab) -> np.ndarray:
-    """N[i, j]: how often index j follows index i in `words` (boundary token at both ends)."""
+def bigram_counts(words: list[str], vocab: Vocab, indices: np.ndarray | None = None) -> np.ndarray:
+    """N[i, j]: how often index indices[j] follows indices[i] in `words` (boundary token at both ends).
+
+    `indices` defaults to the whole vocabulary; only the [k, k] grid asked for is ever allocated, so a
+    vocabulary of thousands of characters costs no V x V matrix.
+    """
     x, y = make_examples(words, vocab, block_size=1)
-    counts = np.zeros((vocab.size, vocab.size), dtype=np.int64)
-    np.add.at(counts, (x[:, 0], y), 1)
+    indices = np.arange(vocab.size) if indices is None else np.asarray(indices, dtype=np.int64)
+    position = np.full(vocab.size, -1, dtype=np.int64)
+    position[indices] = np.arange(len(indices))
+    prev, nxt = position[x[:, 0]], position[y]
+    kept = (prev >= 0) & (nxt >= 0)
+    counts = np.zeros((len(indices), len(indices)), dtype=np.int64)
+    np.add.at(counts, (prev[kept], nxt[kept]), 1)
     return counts
+
+
+def most_frequent(words: list[str], vocab: Vocab, limit: int = GRID_CHARS) -> np.ndarray:
+    """The boundary index, then the `limit` most frequent characters' indices (in vocabulary order)."""
+    frequency = np.bincount(make_examples(words, vocab, block_size=1)[1], minlength=vocab.size)
+    order = np.argsort(-frequency[1:], kind="stable") + 1  # ties: vocabulary order
+    return np.concatenate([[BOUNDARY], np.sort(order[:limit])])
 
 
 def project_2d(table: np.ndarray) -> tuple[np.ndarray, str]:
@@ -148,15 +172,26 @@ def smooth(values: list[float], window: int) -> np.ndarray:
 # --- drawing ----------------------------------------------------------------------------------
 
 
-def draw_bigram_counts(counts: np.ndarray, vocab: Vocab, title: str) -> Figure:
-    """The lecture's picture: a V x V grid, each cell labelled with its two characters and its count."""
+@contextmanager
+def quiet_glyphs() -> Iterator[None]:
+    """Characters the font lacks are drawn as boxes, without one warning line per glyph."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Glyph .* missing from")
+        yield
+
+
+def draw_bigram_counts(counts: np.ndarray, names: list[str], title: str) -> Figure:
+    """The lecture's picture: a k x k grid; up to LABELLED_CHARS characters each cell shows its two characters
+    and its count, beyond that the colour alone does (thousands of text labels take minutes to draw).
+    """
     size = counts.shape[0]
-    fig = Figure(figsize=(0.6 * size + 1, 0.6 * size + 1.5))
+    labelled = size <= LABELLED_CHARS + 1
+    cell = 0.6 if labelled else 0.3
+    fig = Figure(figsize=(cell * size + 1, cell * size + 1.5))
     ax = fig.add_subplot()
     ax.imshow(counts, cmap="Blues")
-    names = labels(vocab)
     dark = counts.max() * 0.6
-    for i in range(size):
+    for i in range(size) if labelled else ():
         for j in range(size):
             color = "white" if counts[i, j] > dark else "#444444"
             ax.text(j, i, names[i] + names[j], ha="center", va="bottom", color=color, fontsize=9)
@@ -166,24 +201,32 @@ def draw_bigram_counts(counts: np.ndarray, vocab: Vocab, title: str) -> Figure:
     ax.set_xlabel("next character")
     ax.set_ylabel("previous character")
     ax.set_title(title)
-    fig.tight_layout()
+    with quiet_glyphs():
+        fig.tight_layout()
     return fig
 
 
 def draw_embeddings(points: np.ndarray, vocab: Vocab, title: str, axes_label: str) -> Figure:
-    """Each character's embedding as a labelled dot: vowels, consonants and the boundary token in three colours."""
+    """Each character's embedding as a dot: vowels, consonants and the boundary token in three colours.
+
+    The first GRID_CHARS characters of the vocabulary (and '.') are labelled; beyond them, dots only.
+    """
     fig = Figure(figsize=(8, 8))
     ax = fig.add_subplot()
     names = labels(vocab)
     colors = ["tab:gray" if i == BOUNDARY else "tab:orange" if n in VOWELS else "tab:blue" for i, n in enumerate(names)]
-    ax.scatter(points[:, 0], points[:, 1], s=320, c=colors)
-    for (x, y), name in zip(points, names, strict=True):
-        ax.text(x, y, name, ha="center", va="center", color="white", fontsize=11, fontweight="bold")
+    few = len(names) <= GRID_CHARS + 1
+    ax.scatter(points[:, 0], points[:, 1], s=320 if few else 20, c=colors)
+    for (x, y), name in zip(points[: GRID_CHARS + 1], names, strict=False):
+        ax.text(x, y, name, ha="center", va="center", color="white" if few else "black", fontsize=11, fontweight="bold")
     ax.grid(alpha=0.3)
     ax.set_xlabel(f"{axes_label}: 1")
     ax.set_ylabel(f"{axes_label}: 2")
+    if not few:
+        title += f"\n(labels on '.' and the first {GRID_CHARS} of {len(vocab.chars):,} characters)"
     ax.set_title(title + "\n(orange: vowels, blue: other characters, gray: '.' = start/end)")
-    fig.tight_layout()
+    with quiet_glyphs():
+        fig.tight_layout()
     return fig
 
 
@@ -204,7 +247,8 @@ def draw_loss(history: dict[str, list], title: str) -> Figure:
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
+    with quiet_glyphs():
+        fig.tight_layout()
     return fig
 
 
@@ -221,20 +265,30 @@ def save_figure(fig: Figure, path: str | Path, inputs: tuple[str | Path, ...] = 
     """Render `fig` with Agg and write it atomically (a temporary file beside `path`, then rename)."""
     path = check_image_path(path, inputs)
     FigureCanvasAgg(fig)
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format=path.suffix[1:].lower(), dpi=dpi), inputs)
+    with quiet_glyphs():
+        atomic_write(path, lambda tmp: fig.savefig(tmp, format=path.suffix[1:].lower(), dpi=dpi), inputs)
     return path
 
 
 # --- one call per picture ---------------------------------------------------------------------
 
 
+def bigram_figure(words: list[str], source: str = "data") -> Figure:
+    """The bigram-count picture of all `words`; more than GRID_CHARS characters: the most frequent ones (and '.')."""
+    vocab = Vocab.from_words(words)
+    indices = most_frequent(words, vocab)
+    title = f"bigram counts over all {len(words):,} words of {source}"
+    if len(indices) < vocab.size:
+        title += f"\n(the {GRID_CHARS} most frequent of {len(vocab.chars):,} characters)"
+    every_label = labels(vocab)
+    return draw_bigram_counts(bigram_counts(words, vocab, indices), [every_label[i] for i in indices], title)
+
+
 def plot_bigram_counts(words: list[str], out: str | Path, source: str = "data", data: str | Path | None = None) -> Path:
     """Count matrix of all `words` (not a split: the whole file, as in the lecture); `data` is never overwritten."""
     inputs = (data,) if data is not None else ()
     check_image_path(out, inputs)
-    vocab = Vocab.from_words(words)
-    title = f"bigram counts over all {len(words):,} words of {source}"
-    return save_figure(draw_bigram_counts(bigram_counts(words, vocab), vocab, title), out, inputs)
+    return save_figure(bigram_figure(words, source), out, inputs)
 
 
 def plot_embeddings(model: str | Path, out: str | Path) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,12 +12,24 @@ from makemore.data.dataset import DEFAULT_FRACTIONS
 from makemore.train.checkpoint import (
     CheckpointError,
     load_checkpoint,
+    load_model,
     make_checkpoint,
     model_info,
     save_checkpoint,
 )
+from makemore.train.memory import check_memory, split_sizes
 from makemore.train.sampler import TorchSampler
-from makemore.train.trainer import ARCHITECTURE_KEYS, ConfigError, TrainResult, make_config, train
+from makemore.train.trainer import (
+    ARCHITECTURE_KEYS,
+    DEFAULTS,
+    ConfigError,
+    TrainResult,
+    check_values,
+    flag,
+    make_config,
+    shown,
+    train,
+)
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -29,27 +42,50 @@ class TrainRequest:
     out: Path = Path("model.pt")
     resume: Path | None = None
     preset: str | None = None
-    split_seed: int = 42
+    split_seed: int | None = None  # None: DEFAULT_SPLIT_SEED, or the checkpoint's when resuming
     samples: int = 5
     quiet: bool = False
     threads: int | None = None  # torch intra-op threads; None keeps torch's default (all cores)
     overrides: dict = field(default_factory=dict)
 
 
+DEFAULT_SPLIT_SEED = 42
+SAMPLES_MAX = 10_000  # names printed after training
+SAMPLE_MAX_LEN = 64  # characters of each printed name, whatever the longest training word
+
+
+def check_request(request: TrainRequest) -> None:
+    """The numbers that are no hyperparameters (threads, samples, split seed), before any work."""
+    cores = os.cpu_count() or 1
+    if request.threads is not None and not (isinstance(request.threads, int) and 1 <= request.threads <= cores):
+        raise ConfigError(f"--threads must be from 1 to {cores} (this machine's cores), got {shown(request.threads)}")
+    if not (isinstance(request.samples, int) and 0 <= request.samples <= SAMPLES_MAX):
+        raise ConfigError(f"--samples must be from 0 to {SAMPLES_MAX:,}, got {shown(request.samples)}")
+    if request.split_seed is not None:
+        check_values({"split_seed": request.split_seed})
+
+
 def resolve_config(request: TrainRequest, resumed: dict | None) -> dict:
-    """Hyperparameters: from the checkpoint when resuming (training flags may change), else new."""
+    """Hyperparameters: from the checkpoint when resuming (training flags may change), else new.
+
+    When resuming, a flag that would change the model (architecture, preset) or the split is an error.
+    """
     if resumed is None:
-        return make_config(request.kind, request.preset, **request.overrides)
+        split_seed = DEFAULT_SPLIT_SEED if request.split_seed is None else request.split_seed
+        return make_config(request.kind, request.preset, **request.overrides, split_seed=split_seed)
     if resumed["kind"] != request.kind:
         raise ConfigError(f"--resume checkpoint is a {resumed['kind']} model, not {request.kind}")
-    config = dict(resumed["config"])
-    for key, value in request.overrides.items():
+    if request.preset is not None:
+        raise ConfigError("--preset cannot be used with --resume: the checkpoint's config is kept")
+    if not isinstance(resumed["config"], dict):
+        raise CheckpointError(f"{request.resume} has no config dict")
+    config = {"split_seed": DEFAULT_SPLIT_SEED, **resumed["config"]}
+    changes = dict(request.overrides, split_seed=request.split_seed)
+    for key, value in changes.items():
         if value is None:
             continue
-        if key in ARCHITECTURE_KEYS and config.get(key) != value:
-            raise ConfigError(
-                f"--{key.replace('_', '-')} cannot change when resuming (checkpoint has {config.get(key)})"
-            )
+        if key in (*ARCHITECTURE_KEYS, "split_seed") and config.get(key) != value:
+            raise ConfigError(f"{flag(key)} cannot change when resuming (checkpoint has {config.get(key)})")
         config[key] = value
     return make_config(request.kind, **config)
 
@@ -57,9 +93,8 @@ def resolve_config(request: TrainRequest, resumed: dict | None) -> dict:
 def run_training(request: TrainRequest) -> bool:
     """Train and save; returns False when Ctrl-C cut training short (the checkpoint is still saved)."""
     console = Console(stderr=True, quiet=request.quiet)
+    check_request(request)
     if request.threads is not None:
-        if request.threads < 1:
-            raise ConfigError(f"threads must be at least 1, got {request.threads}")
         torch.set_num_threads(request.threads)
     data_path = request.data or bundled_names_path()
     check_output_path(request.out, (data_path,))  # --resume X --out X continues X in place: allowed
@@ -69,11 +104,11 @@ def run_training(request: TrainRequest) -> bool:
     vocab = Vocab.from_words(words)
     if resumed is not None and resumed["vocab"] != vocab.chars:
         raise CheckpointError("--resume checkpoint was trained on data with another vocabulary")
-    split_seed = resumed["config"]["split_seed"] if resumed else request.split_seed
-    split = split_words(words, split_seed, DEFAULT_FRACTIONS)
-    config.update(
-        split_seed=split_seed, split_fractions=list(DEFAULT_FRACTIONS), max_len=max(len(w) for w in split.train)
-    )
+    split = split_words(words, config["split_seed"], DEFAULT_FRACTIONS)
+    check_memory(request.kind, config, vocab.size, split_sizes(split), DEFAULTS[request.kind])
+    if resumed is not None:
+        load_model(resumed, str(request.resume))  # its weights must fit its config
+    config.update(split_fractions=list(DEFAULT_FRACTIONS), max_len=max(len(w) for w in split.train))
 
     result = _train_with_progress(request.kind, config, split, vocab, resumed, console)
     config["steps_done"] = (resumed["config"].get("steps_done", 0) if resumed else 0) + result.steps_done
@@ -102,7 +137,13 @@ def _train_with_progress(kind, config, split, vocab, resumed, console: Console) 
             if p.step % 50 == 0 or p.step == p.steps:
                 progress.update(task, completed=p.step, loss=f"{p.loss:.4f}")
 
-        result = train(kind, config, split, vocab, state_dict=state_dict, on_step=on_step)
+        try:
+            result = train(kind, config, split, vocab, state_dict=state_dict, on_step=on_step)
+        except BaseException:  # an error leaves its one line: no bar, no blank line above it
+            progress.live.transient = True
+            progress.live.stop()
+            progress.disable = True  # so that leaving the `with` prints nothing more
+            raise
         progress.update(task, completed=result.steps_done)
     return result
 
@@ -117,5 +158,6 @@ def _report(checkpoint: dict, result: TrainResult, request: TrainRequest, consol
     console.print(table)
     if request.samples > 0:
         sampler = TorchSampler.from_model(result.model, model_info(checkpoint))
-        names = sampler.sample(request.samples, seed=checkpoint["config"].get("seed", 0))
+        max_len = min(sampler.info.max_len, SAMPLE_MAX_LEN)
+        names = sampler.sample(request.samples, seed=checkpoint["config"].get("seed", 0), max_len=max_len)
         console.print("samples: " + ", ".join(names))

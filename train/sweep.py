@@ -61,11 +61,14 @@ def iter_sweep(configs: list[dict], *, data: Path | None = None, **training) -> 
     KeyboardInterrupt; the config being trained then yields no row.
     """
     from makemore.data import Vocab, bundled_names_path, read_words, split_words
-    from makemore.train.trainer import make_config, train
+    from makemore.train.memory import check_memory, split_sizes
+    from makemore.train.trainer import DEFAULTS, make_config, train
 
     words = read_words(data or bundled_names_path())
     vocab, split = Vocab.from_words(words), split_words(words)
     checked = [make_config("mlp", **config, **training) for config in configs]  # all errors before any training
+    for config in checked:
+        check_memory("mlp", config, vocab.size, split_sizes(split), DEFAULTS["mlp"])
     for config in checked:
         start = time.perf_counter()
         result = train("mlp", config, split, vocab)

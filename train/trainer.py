@@ -7,7 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
-from makemore.data import Split, UserError, Vocab, make_examples
+from makemore.data import Split, UserError, Vocab, check_seed, make_examples
+from makemore.train.memory import check_memory, eval_rows
 from makemore.train.models import Bigram, build_model, cross_entropy
 from torch import nn
 
@@ -72,12 +73,29 @@ RECORD_KEYS = ("split_seed", "split_fractions", "max_len", "steps_done")  # what
 EVAL_POINTS = 40  # how many times the val loss is logged over a run
 
 
+# Ranges of the integer flags: beyond them a run cannot be meant (check_memory guards what is inside).
+INT_LIMITS = {"block_size": 1024, "n_embd": 2**20, "n_hidden": 2**20, "steps": 10_000_000, "batch_size": 2**20}
+SMOOTHING_RANGE = (1e-12, 1e12)  # add-k: k > 0 keeps every log-probability finite, k <= 1e12 keeps the sums finite
+
+
 class ConfigError(UserError):
     """Hyperparameters that make no sense; the message is one line meant for the user."""
 
 
+class TrainingDiverged(UserError):
+    """The loss stopped being finite: nothing trained is kept."""
+
+
+def flag(key: str) -> str:
+    """The command-line flag of a config key: n_hidden -> --n-hidden."""
+    return "--" + key.replace("_", "-")
+
+
 def make_config(kind: str, preset: str | None = None, **overrides) -> dict:
-    """The full hyperparameter dict for `kind`: defaults, then the preset, then non-None overrides."""
+    """The full hyperparameter dict for `kind`: defaults, then the preset, then non-None overrides.
+
+    Every value given is checked, even one that `kind` does not use.
+    """
     if kind not in MODEL_KINDS:
         raise ConfigError(f"unknown model kind {kind!r}: choose one of {', '.join(MODEL_KINDS)}")
     config = dict(DEFAULTS[kind])
@@ -85,36 +103,84 @@ def make_config(kind: str, preset: str | None = None, **overrides) -> dict:
         if kind != "mlp" or preset not in PRESETS:
             raise ConfigError(f"unknown preset {preset!r} for {kind}: choose one of {', '.join(PRESETS)}")
         config.update(PRESETS[preset])
-    config.update({k: v for k, v in overrides.items() if v is not None and k in config})
-    config.update({k: v for k, v in overrides.items() if k in RECORD_KEYS})
+    given = {k: v for k, v in overrides.items() if v is not None}
+    check_values(given)
+    config.update({k: v for k, v in given.items() if k in config or k in RECORD_KEYS})
     check_config(kind, config)
     return config
 
 
 def check_config(kind: str, config: dict) -> None:
-    """Raise ConfigError for nonsense values."""
-    positive = ("block_size", "n_embd", "n_hidden", "steps", "batch_size")
-    for key in positive:
-        if key in config and not (isinstance(config[key], int) and config[key] >= 1):
-            raise ConfigError(f"{key.replace('_', '-')} must be a positive integer, got {config[key]}")
-    if "lr" in config and not (config["lr"] > 0 and math.isfinite(config["lr"])):
-        raise ConfigError(f"lr must be a positive number, got {config['lr']}")
-    if "smoothing" in config and not (config["smoothing"] >= 0 and math.isfinite(config["smoothing"])):
-        raise ConfigError(f"smoothing must be >= 0, got {config['smoothing']}")
-    if "weight_decay" in config and not config["weight_decay"] >= 0:
-        raise ConfigError(f"weight-decay must be >= 0, got {config['weight_decay']}")
-    if "dropout" in config and not 0 <= config["dropout"] < 1:
-        raise ConfigError(f"dropout must be in [0, 1), got {config['dropout']}")
-    if "optimizer" in config and config["optimizer"] not in ("sgd", "adam", "adamw"):
-        raise ConfigError(f"optimizer must be sgd, adam or adamw, got {config['optimizer']!r}")
-    if "norm" in config and config["norm"] not in ("batch", "layer"):
-        raise ConfigError(f"norm must be batch or layer, got {config['norm']!r}")
+    """Raise a UserError naming the flag of the first value out of its range, or of a model too big for memory.
+
+    The memory check here assumes the smallest data (any data can only add to it); run.py checks again
+    with the real data before building anything.
+    """
+    check_values(config)
     if kind == "wavenet":
         block_size = config["block_size"]
         if block_size < 2 or block_size & (block_size - 1):
-            raise ConfigError(f"block-size of a wavenet must be a power of two (2, 4, 8, ...), got {block_size}")
+            raise ConfigError(f"--block-size of a wavenet must be a power of two (2, 4, 8, ...), got {block_size}")
         if config.get("batch_size", 2) < 2:
-            raise ConfigError("batch-size of a wavenet must be at least 2 (batch norm)")
+            raise ConfigError("--batch-size of a wavenet must be at least 2 (batch norm)")
+    check_memory(kind, config, vocab_size=2, split_sizes={}, defaults=DEFAULTS[kind])
+
+
+def check_values(values: dict) -> None:
+    """Check each known key's value against its range (ConfigError, or UserError for seeds)."""
+    for key, value in values.items():
+        if key in INT_LIMITS:
+            _check_int(key, value, INT_LIMITS[key])
+        elif key in ("seed", "split_seed"):
+            _check_seed(key, value)
+        elif key in _FLOAT_CHECKS:
+            _check_float(key, value, *_FLOAT_CHECKS[key])
+        elif key == "optimizer" and value not in ("sgd", "adam", "adamw"):
+            raise ConfigError(f"--optimizer must be sgd, adam or adamw, got {shown(repr(value))}")
+        elif key == "norm" and value not in ("batch", "layer"):
+            raise ConfigError(f"--norm must be batch or layer, got {shown(repr(value))}")
+        elif key == "steps_done":
+            _check_int(key, value, 2**63 - 1, low=0)
+
+
+def shown(value: object) -> str:
+    """A value as an error message shows it: at most 40 characters (an integer may have thousands of digits)."""
+    try:
+        text = str(value)
+    except ValueError:  # an int beyond Python's limit on digits converted to text
+        return "a huge integer"
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _check_seed(key: str, value: object) -> None:
+    if isinstance(value, int) and value.bit_length() > 64:  # check_seed would print all its digits
+        raise ConfigError(f"{flag(key)} must be an integer from 0 to 2**64-1, got {shown(value)}")
+    check_seed(value, flag(key))
+
+
+def _check_int(key: str, value: object, high: int, low: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        what = "a positive integer" if low == 1 else f"an integer from {low}"
+        raise ConfigError(f"{flag(key)} must be {what} up to {high:,}, got {shown(value)}")
+
+
+# key -> (test of a finite value, what the range is, in words)
+_FLOAT_CHECKS = {
+    "lr": (lambda x: x > 0, "a positive number"),
+    "weight_decay": (lambda x: x >= 0, "a number >= 0"),
+    "dropout": (lambda x: 0 <= x < 1, "in [0, 1)"),
+    "smoothing": (lambda x: SMOOTHING_RANGE[0] <= x <= SMOOTHING_RANGE[1], "a number from 1e-12 to 1e12 (k > 0)"),
+}
+
+
+def _check_float(key: str, value: object, test, words: str) -> None:
+    """A finite real number passing `test`; ConfigError naming the flag otherwise (NaN and inf included)."""
+    try:
+        number = float(value) if not isinstance(value, (bool, str)) else math.nan
+    except (TypeError, ValueError, OverflowError):
+        number = math.nan
+    if not (math.isfinite(number) and test(number)):
+        raise ConfigError(f"{flag(key)} must be {words}, got {shown(value)}")
 
 
 @dataclass
@@ -146,7 +212,7 @@ def split_tensors(split: Split, vocab: Vocab, block_size: int) -> dict[str, tupl
 
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 65536) -> float:
-    """Mean NLL over all examples, in eval mode."""
+    """Mean NLL over all examples, in eval mode, `chunk` rows at a time."""
     was_training = model.training
     model.eval()
     total = 0.0
@@ -190,7 +256,8 @@ def train(
 ) -> TrainResult:
     """Fit a model of `kind` on split.train; losses of every split in the result's metrics.
 
-    Ctrl-C (KeyboardInterrupt) during the loop stops it early; the result says so.
+    Ctrl-C (KeyboardInterrupt) during the loop stops it early; the result says so. A loss that
+    stops being finite raises TrainingDiverged.
     """
     data = split_tensors(split, vocab, config["block_size"])
     x_train, y_train = data["train"]
@@ -200,13 +267,30 @@ def train(
         model.load_state_dict(state_dict)
     steps_done, interrupted = 0, False
     history: dict = {"step": [], "train_loss": [], "val_step": [], "val_loss": []}
+    chunk = eval_rows(kind, vocab.size, config)
     if isinstance(model, Bigram):
         model.fit(x_train, y_train, config["smoothing"])
     else:
-        steps_done, interrupted = _gradient_descent(model, config, data, history, on_step)
+        steps_done, interrupted = _gradient_descent(model, config, data, history, on_step, chunk)
     model.eval()
-    metrics = {f"{name}_loss": evaluate(model, *data[name]) for name in ("train", "val", "test")}
+    metrics = {f"{name}_loss": evaluate(model, *data[name], chunk=chunk) for name in ("train", "val", "test")}
+    check_finite(model, metrics, steps_done, "a larger --smoothing" if isinstance(model, Bigram) else "a smaller --lr")
     return TrainResult(model, metrics, steps_done, interrupted, history)
+
+
+def diverged(step: int, what: str, value: object, hint: str = "a smaller --lr") -> TrainingDiverged:
+    """The one-line error for a loss (or weights) no longer finite."""
+    return TrainingDiverged(f"training diverged at step {step} ({what} {value}): try {hint}")
+
+
+def check_finite(model: nn.Module, metrics: dict, steps_done: int, hint: str) -> None:
+    """TrainingDiverged when a loss or a weight of the trained model is NaN or infinite."""
+    for name, value in metrics.items():
+        if not math.isfinite(value):
+            raise diverged(steps_done, name.replace("_", " "), value, hint)
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise diverged(steps_done, name, "not finite", hint)
 
 
 def _gradient_descent(
@@ -215,6 +299,7 @@ def _gradient_descent(
     data: dict[str, tuple[torch.Tensor, torch.Tensor]],
     history: dict,
     on_step: Callable[[Progress], None] | None,
+    chunk: int,
 ) -> tuple[int, bool]:
     """Minibatch descent (full batch when no batch_size); returns (steps done, interrupted)."""
     x_train, y_train = data["train"]
@@ -235,16 +320,21 @@ def _gradient_descent(
                 loss = cross_entropy(model, x_train[ix], y_train[ix])
             else:
                 loss = cross_entropy(model, x_train, y_train)
+            loss_value = loss.item()
+            if not math.isfinite(loss_value):
+                raise diverged(step + 1, "loss", loss_value)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            loss_value = loss.item()
             if step % log_every == 0:
                 history["step"].append(step)
                 history["train_loss"].append(loss_value)
             if (step + 1) % eval_every == 0 or step + 1 == steps:
+                val_loss = evaluate(model, *data["val"], chunk=chunk)
+                if not math.isfinite(val_loss):
+                    raise diverged(step + 1, "val loss", val_loss)
                 history["val_step"].append(step + 1)
-                history["val_loss"].append(evaluate(model, *data["val"]))
+                history["val_loss"].append(val_loss)
             if on_step is not None:
                 on_step(Progress(step + 1, steps, loss_value))
     except KeyboardInterrupt:

@@ -1,0 +1,355 @@
+"""mm-train at the edges: every number checked before any work, memory estimated before allocating,
+divergence stopped, resume kept consistent, extreme data bounded after training; nothing written on refusal.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from clirun import assert_usage_error, run
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from makemore.data import SEED_MAX, UserError, Vocab, bundled_names_path, read_words, split_words
+from makemore.train import memory
+from makemore.train.models import build_model
+from makemore.train.run import SAMPLE_MAX_LEN, TrainRequest, resolve_config, run_training
+from makemore.train.trainer import (
+    DEFAULTS,
+    INT_LIMITS,
+    MODEL_KINDS,
+    SMOOTHING_RANGE,
+    ConfigError,
+    TrainingDiverged,
+    check_config,
+    check_finite,
+    flag,
+    make_config,
+    train,
+)
+
+INT_KEYS = tuple(INT_LIMITS)
+FLOAT_KEYS = ("lr", "weight_decay", "dropout", "smoothing")
+SEED_KEYS = ("seed", "split_seed")
+EDGES = [0, 1, -1, 2, 1023, 1024, 1025, 2**20, 2**20 + 1, 10**7, 10**7 + 1, SEED_MAX, SEED_MAX + 1, 10**400]
+FLOAT_EDGES = [0.0, -0.0, 1e-300, 5e-324, 1e-12, 1e12, 1e13, 0.999999, 1.0, math.nan, math.inf, -math.inf, 1e308]
+DIVERGED = r"training diverged at step \d+ \((val )?loss (nan|inf)\): try a smaller --lr"
+numbers = st.one_of(
+    st.sampled_from(EDGES),
+    st.sampled_from(FLOAT_EDGES),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+)
+
+
+@pytest.fixture(scope="module")
+def small_split():
+    words = read_words(bundled_names_path())
+    return split_words(words[:300], seed=0), Vocab.from_words(words)
+
+
+# --- class 1: numbers at their edges, at the config level -------------------------------------------------------
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    kind=st.sampled_from(MODEL_KINDS),
+    overrides=st.dictionaries(st.sampled_from(INT_KEYS + FLOAT_KEYS + SEED_KEYS), numbers, max_size=4),
+)
+def test_make_config_is_valid_or_names_the_flag(kind, overrides) -> None:
+    """For every mix of numbers: a config within every range, or a one-line UserError naming a flag given."""
+    try:
+        config = make_config(kind, **overrides)
+    except UserError as err:  # any other exception fails the test
+        message = str(err)
+        assert "\n" not in message and len(message) < 300, message
+        assert any(flag(key) in message for key in overrides), message
+        return
+    check_config(kind, config)
+    for key, value in overrides.items():
+        if key in DEFAULTS[kind] or key in SEED_KEYS[1:]:
+            assert config[key] == value
+    for key in INT_KEYS:
+        if key in config:
+            assert isinstance(config[key], int) and 1 <= config[key] <= INT_LIMITS[key]
+    for key in FLOAT_KEYS:
+        if key in config:
+            assert math.isfinite(config[key])
+    for key in SEED_KEYS:
+        if key in config:
+            assert 0 <= config[key] <= SEED_MAX
+    if "smoothing" in config:
+        assert config["smoothing"] > 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    kind=st.sampled_from(MODEL_KINDS),
+    level=st.integers(1, 4),
+    n_embd=st.integers(1, 64),
+    n_hidden=st.integers(1, 256),
+    steps=st.integers(1, 10**7),
+    batch_size=st.integers(2, 1024),
+    lr=st.floats(1e-9, 1e3),
+    weight_decay=st.floats(0, 10),
+    dropout=st.floats(0, 0.99),
+    smoothing=st.floats(*SMOOTHING_RANGE),
+    seed=st.integers(0, SEED_MAX),
+    split_seed=st.integers(0, SEED_MAX),
+)
+def test_values_in_their_ranges_are_kept(kind, level, **values) -> None:
+    values["block_size"] = 2**level
+    config = make_config(kind, **values)
+    for key, value in values.items():
+        if key in DEFAULTS[kind] or key == "split_seed":
+            assert config[key] == value, key
+
+
+@pytest.mark.parametrize(
+    ("kind", "overrides", "named"),
+    [
+        ("mlp", {"seed": -1}, "--seed"),
+        ("mlp", {"seed": 2**64}, "--seed"),
+        ("bigram", {"seed": -5}, "--seed"),  # checked although a bigram is counted, not seeded
+        ("mlp", {"split_seed": -1}, "--split-seed"),
+        ("mlp", {"split_seed": 10**30}, "--split-seed"),
+        ("mlp", {"batch_size": 10**9}, "--batch-size"),
+        ("mlp", {"n_hidden": 10**9}, "--n-hidden"),
+        ("wavenet", {"n_embd": 10**8}, "--n-embd"),
+        ("mlp", {"block_size": 100_000}, "--block-size"),
+        ("mlp", {"steps": 10**12}, "--steps"),
+        ("mlp", {"lr": math.nan}, "--lr"),
+        ("mlp", {"lr": math.inf}, "--lr"),
+        ("mlp", {"weight_decay": math.inf}, "--weight-decay"),
+        ("mlp", {"weight_decay": math.nan}, "--weight-decay"),
+        ("wavenet", {"dropout": math.nan}, "--dropout"),
+        ("bigram", {"smoothing": 0.0}, "--smoothing"),
+        ("bigram", {"smoothing": 5e-324}, "--smoothing"),
+        ("bigram", {"smoothing": math.inf}, "--smoothing"),
+        ("bigram", {"smoothing": 1e300}, "--smoothing"),
+        ("mlp", {"n_hidden": 2**20, "n_embd": 2**20}, "--n-"),  # within the ranges, far beyond any memory
+        ("wavenet", {"block_size": 1024, "n_hidden": 2**20}, "--n-hidden"),
+    ],
+)
+def test_numbers_out_of_range_are_refused(kind, overrides, named) -> None:
+    with pytest.raises(UserError, match=re.escape(named)):
+        make_config(kind, **overrides)
+
+
+# --- class 1: memory -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "overrides"),
+    [
+        ("bigram", {}),
+        ("bigram-nn", {}),
+        ("mlp", {}),
+        ("mlp", {"block_size": 7, "n_embd": 3, "n_hidden": 11}),
+        ("wavenet", {}),
+        ("wavenet", {"block_size": 2, "n_embd": 5, "n_hidden": 6}),
+        ("wavenet", {"block_size": 32, "norm": "layer", "n_hidden": 9}),
+    ],
+)
+@pytest.mark.parametrize("vocab_size", [2, 27, 300])
+def test_param_count_is_the_model_size(kind, overrides, vocab_size) -> None:
+    config = make_config(kind, **overrides)
+    model = build_model(kind, vocab_size, config)
+    assert memory.param_count(kind, vocab_size, config) == sum(t.numel() for t in model.state_dict().values())
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("n_hidden", 2**20), ("n_embd", 2**20), ("block_size", 1024), ("batch_size", 2**20)]
+)
+def test_memory_error_names_the_flag_that_costs_most(key, value) -> None:
+    config = dict(DEFAULTS["mlp"], **{key: value})
+    names = read_words(bundled_names_path())
+    sizes = memory.split_sizes(split_words(names))
+    memory.check_memory("mlp", config, 27, sizes, DEFAULTS["mlp"], limit=2**50)  # fits a petabyte
+    with pytest.raises(memory.MemoryLimitError, match=f"^{re.escape(flag(key))} .* choose a smaller {flag(key)}$"):
+        memory.check_memory("mlp", config, 27, sizes, DEFAULTS["mlp"], limit=2**30)
+
+
+def test_memory_error_blames_the_data_when_no_flag_is_raised() -> None:
+    config = make_config("bigram-nn")
+    sizes = {"train": 10**6, "val": 10**5, "test": 10**5}
+    with pytest.raises(memory.MemoryLimitError, match=r"^a bigram-nn on this data \(1,200,000 examples, 20,000 char"):
+        memory.check_memory("bigram-nn", config, 20_001, sizes, DEFAULTS["bigram-nn"], limit=2**34)
+
+
+def test_memory_estimate_grows_with_every_size_flag() -> None:
+    sizes = {"train": 1000, "val": 100, "test": 100}
+    base = make_config("mlp")
+    before = memory.needed("mlp", base, 27, sizes)
+    for key in ("block_size", "n_embd", "n_hidden", "batch_size"):
+        assert memory.needed("mlp", {**base, key: base[key] * 2}, 27, sizes) > before, key
+    assert memory.needed("mlp", base, 54, sizes) > before
+    assert memory.needed("mlp", base, 27, {k: 2 * v for k, v in sizes.items()}) > before
+
+
+def test_run_training_checks_memory_with_the_data_before_writing(tmp_path, monkeypatch) -> None:
+    """Block size 1024 on the names fits the config-level check (tiny data) but not its 230k examples."""
+    monkeypatch.setattr(memory, "machine_memory", lambda: 3 * 2**30 // 2)
+    out = tmp_path / "model.pt"
+    request = TrainRequest(kind="mlp", out=out, quiet=True, overrides={"block_size": 1024, "steps": 5})
+    with pytest.raises(memory.MemoryLimitError, match="^--block-size 1,024 needs about"):
+        run_training(request)
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- class 2: divergence ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "overrides"),
+    [
+        ("mlp", {"lr": 1e6}),
+        ("mlp", {"lr": 1e30}),
+        ("mlp", {"lr": 1e6, "optimizer": "sgd"}),
+        ("mlp", {"lr": 1.0, "weight_decay": 1e30}),
+        ("wavenet", {"lr": 1e6, "n_embd": 8, "n_hidden": 16}),
+    ],
+)
+def test_training_stops_when_the_loss_is_no_longer_finite(small_split, kind, overrides) -> None:
+    split, vocab = small_split
+    config = make_config(kind, steps=200, batch_size=32, **overrides)
+    with pytest.raises(TrainingDiverged, match=f"^{DIVERGED}$"):
+        train(kind, config, split, vocab)
+
+
+def test_non_finite_weights_are_divergence() -> None:
+    model = build_model("mlp", 27, make_config("mlp"))
+    with torch.no_grad():
+        model.output.bias[3] = math.inf
+    with pytest.raises(TrainingDiverged, match="output.bias not finite"):
+        check_finite(model, {"val_loss": 2.0}, 7, "a smaller --lr")
+    with pytest.raises(TrainingDiverged, match=r"^training diverged at step 7 \(val loss nan\)"):
+        check_finite(build_model("mlp", 27, make_config("mlp")), {"val_loss": math.nan}, 7, "a smaller --lr")
+
+
+@pytest.mark.parametrize("smoothing", [SMOOTHING_RANGE[0], 1e-6, 1.0, SMOOTHING_RANGE[1]])
+def test_bigram_log_probabilities_are_finite_over_the_smoothing_range(small_split, smoothing) -> None:
+    split, vocab = small_split
+    result = train("bigram", make_config("bigram", smoothing=smoothing), split, vocab)
+    assert torch.isfinite(result.model.log_probs).all()
+    assert all(math.isfinite(value) for value in result.metrics.values())
+
+
+def test_diverged_run_writes_nothing_and_keeps_the_old_model(tmp_path) -> None:
+    (tmp_path / "model.pt").write_bytes(b"the previous model")
+    result = run("mm-train", "mlp", "--lr", "1e6", "--steps", 40, "--n-hidden", 16, "--samples", 0, cwd=tmp_path)
+    assert_usage_error(result)
+    assert re.match(f"error: {DIVERGED}$", result.stderr)
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]
+    assert (tmp_path / "model.pt").read_bytes() == b"the previous model"
+
+
+# --- class 1, end to end: one line, exit 2, nothing written ----------------------------------------------------
+
+BAD_NUMBERS = [
+    (("mlp", "--seed", -1), "--seed"),
+    (("mlp", "--split-seed=-1"), "--split-seed"),
+    (("mlp", "--seed", 2**64), "--seed"),
+    (("mlp", "--batch-size", 10**9), "--batch-size"),
+    (("mlp", "--n-hidden", 10**9), "--n-hidden"),
+    (("mlp", "--n-embd", 10**12), "--n-embd"),
+    (("wavenet", "--block-size", 100_000), "--block-size"),
+    (("mlp", "--steps", 10**15), "--steps"),
+    (("mlp", "--threads", 0), "--threads"),
+    (("mlp", "--threads", 10**6), "--threads"),
+    (("mlp", "--lr", "nan"), "--lr"),
+    (("mlp", "--weight-decay", "inf"), "--weight-decay"),
+    (("wavenet", "--dropout", "nan"), "--dropout"),
+    (("bigram", "--smoothing", 0), "--smoothing"),
+    (("bigram", "--smoothing=-inf"), "--smoothing"),
+    (("mlp", "--samples", -1), "--samples"),
+    (("mlp", "--samples", 10**9), "--samples"),
+    (("mlp", "--n-hidden", 2**20, "--n-embd", 2**20, "--block-size", 1024), "--n-"),
+]
+
+
+@pytest.mark.parametrize(("args", "named"), BAD_NUMBERS, ids=[" ".join(map(str, a[0])) for a in BAD_NUMBERS])
+def test_bad_numbers_are_one_line_and_write_nothing(tmp_path, args, named) -> None:
+    (tmp_path / "model.pt").write_bytes(b"the previous model")
+    steps = () if "--steps" in args else ("--steps", 5)
+    result = run("mm-train", *args, *steps, cwd=tmp_path)
+    assert_usage_error(result)
+    assert named in result.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]
+    assert (tmp_path / "model.pt").read_bytes() == b"the previous model"
+
+
+# --- class 3: resume -------------------------------------------------------------------------------------------
+
+
+def _resumed(kind: str, split_seed: int = 42, **overrides) -> dict:
+    return {"kind": kind, "config": make_config(kind, split_seed=split_seed, **overrides)}
+
+
+@pytest.mark.parametrize(
+    ("kind", "overrides", "named"),
+    [
+        ("mlp", {"split_seed": 7}, "--split-seed"),
+        ("mlp", {"split_seed": 0}, "--split-seed"),
+        ("mlp", {"block_size": 3}, "--block-size"),
+        ("mlp", {"n_embd": 8}, "--n-embd"),
+        ("mlp", {"n_hidden": 301}, "--n-hidden"),
+        ("wavenet", {"norm": "layer"}, "--norm"),
+        ("wavenet", {"block_size": 16}, "--block-size"),
+        ("bigram-nn", {"block_size": 2}, "--block-size"),
+    ],
+)
+def test_resume_refuses_a_change_of_model_or_split(kind, overrides, named) -> None:
+    split_seed = overrides.pop("split_seed", None)
+    request = TrainRequest(kind=kind, split_seed=split_seed, overrides=overrides)
+    with pytest.raises(ConfigError, match=f"^{re.escape(named)} cannot change when resuming"):
+        resolve_config(request, _resumed(kind))
+
+
+def test_resume_keeps_what_matches_and_takes_training_flags() -> None:
+    request = TrainRequest(kind="mlp", split_seed=42, overrides={"n_hidden": 300, "lr": 0.01, "steps": 7})
+    config = resolve_config(request, _resumed("mlp"))
+    assert (config["split_seed"], config["n_hidden"], config["lr"], config["steps"]) == (42, 300, 0.01, 7)
+    assert resolve_config(TrainRequest(kind="mlp"), _resumed("mlp", split_seed=9))["split_seed"] == 9
+    with pytest.raises(ConfigError, match="--preset cannot be used with --resume"):
+        resolve_config(TrainRequest(kind="mlp", preset="default"), _resumed("mlp"))
+
+
+def test_resume_cli_refuses_another_split_and_continues_in_place(tmp_path) -> None:
+    model = tmp_path / "model.pt"
+    assert run("mm-train", "bigram-nn", "--steps", 3, "--out", model, "-q", "--samples", 0).returncode == 0
+    before = model.read_bytes()
+    refused = run("mm-train", "bigram-nn", "--resume", model, "--split-seed", 7, "--out", tmp_path / "other.pt")
+    assert_usage_error(refused)
+    assert "--split-seed cannot change when resuming (checkpoint has 42)" in refused.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"] and model.read_bytes() == before
+    in_place = run("mm-train", "bigram-nn", "--resume", model, "--split-seed", 42, "--steps", 3, "--out", model, "-q")
+    assert in_place.returncode == 0, in_place.stderr
+    assert torch.load(model, weights_only=True)["config"]["steps_done"] == 6
+
+
+# --- class 4: extreme data -------------------------------------------------------------------------------------
+
+
+def test_printed_samples_are_cut_at_the_bound(tmp_path, capsys, monkeypatch) -> None:
+    """Lines of 5,000 'a's: a bigram of them starts with 'a' and continues 'a' with 'a' almost surely."""
+    monkeypatch.setenv("COLUMNS", "100000")  # rich would wrap the samples' line at 80 columns
+    data = tmp_path / "long.txt"
+    data.write_text("a" * 5000 + "\n" + ("a" * 5000 + "\n") * 9 + "b\nc\n", encoding="utf-8")
+    out = tmp_path / "model.pt"
+    assert run_training(TrainRequest(kind="bigram", data=data, out=out, samples=20, overrides={"smoothing": 1e-6}))
+    line = [line for line in capsys.readouterr().err.splitlines() if line.startswith("samples: ")][-1]
+    names = line.removeprefix("samples: ").split(", ")
+    assert len(names) == 20
+    assert max(map(len, names)) == SAMPLE_MAX_LEN  # cut, not naturally short
+    assert torch.load(out, weights_only=True)["config"]["max_len"] == 5000  # the recorded longest word stays true
+
+
+def test_samples_bound_is_in_help_and_readme() -> None:
+    help_text = " ".join(run("mm-train", "--help").stdout.split())
+    assert f"cut at {SAMPLE_MAX_LEN} characters" in help_text
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    assert f"cut at {SAMPLE_MAX_LEN} characters" in readme

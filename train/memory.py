@@ -1,0 +1,152 @@
+"""The memory a training run will need, estimated before anything is allocated, against what the machine has.
+
+Pure arithmetic on Python ints (no torch): a config with a billion hidden units is refused in
+microseconds, with one line naming the flag, instead of meeting numpy's errors or the OOM killer.
+The estimates are deliberately generous (peaks, not averages); what they count:
+
+- examples: data.make_examples builds Python lists, then int64 X[N, block_size] and Y[N] for every split;
+- model: the parameters, their gradients, the optimizer's state and the checkpoint's copy;
+- activations: what one training batch keeps for backward (twice: forward values and their gradients),
+  and one evaluation chunk (see eval_rows).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from makemore.data import Split, UserError
+
+FLOAT, INDEX = 4, 8  # bytes of a float32 weight or activation, of an int64 index
+LIST_ROW = 80  # bytes of Python list overhead per example while make_examples builds its lists
+OVERHEAD = 512 * 2**20  # the interpreter, numpy and torch themselves (about 400 MiB measured)
+MEMORY_FRACTION = 0.8  # share of the machine's memory a run may plan to use: the rest is the margin
+EVAL_FLOATS = 2**24  # activations of one evaluation chunk (64 MiB of float32)
+EVAL_ROWS_MAX = 65536
+SIZE_FLAGS = ("block_size", "n_embd", "n_hidden", "batch_size")  # the flags a memory error may blame
+CGROUP_LIMITS = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+
+
+class MemoryLimitError(UserError):
+    """A run that cannot fit in this machine's memory."""
+
+
+def machine_memory() -> int:
+    """Bytes of physical memory, or the container's (cgroup) limit when that is lower."""
+    total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    for path in CGROUP_LIMITS:
+        try:
+            text = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            total = min(total, int(text))
+    return total
+
+
+def split_sizes(split: Split) -> dict[str, int]:
+    """Examples of each split: one per character of a word and one for its end."""
+    return {name: sum(len(word) + 1 for word in split[name]) for name in ("train", "val", "test")}
+
+
+def levels(block_size: int) -> int:
+    """A wavenet's number of fusing levels: log2(block_size)."""
+    return max(1, block_size.bit_length() - 1)
+
+
+def param_count(kind: str, vocab_size: int, config: dict) -> int:
+    """Parameters (and buffers) of the model `build_model` makes for this config."""
+    v = vocab_size
+    if kind in ("bigram", "bigram-nn"):
+        return v * v
+    e, h, block = config["n_embd"], config["n_hidden"], config["block_size"]
+    if kind == "mlp":
+        return v * e + block * e * h + h + h * v + v
+    norm = 4 * h + 1 if config.get("norm", "batch") == "batch" else 2 * h  # weight, bias (+ running stats)
+    return v * e + 2 * e * h + (levels(block) - 1) * 2 * h * h + levels(block) * norm + h * v + v
+
+
+def activation_floats(kind: str, vocab_size: int, config: dict) -> int:
+    """Floats one example row makes in a forward pass (the logits and their log-softmax included)."""
+    logits = 3 * vocab_size
+    if kind in ("bigram", "bigram-nn"):
+        return logits
+    e, h, block = config["n_embd"], config["n_hidden"], config["block_size"]
+    if kind == "mlp":
+        return block * e + 3 * h + logits
+    return block * e + 4 * h * (block - 1) + logits  # levels of block/2, block/4, ... 1 rows: linear, norm, tanh, drop
+
+
+def eval_rows(kind: str, vocab_size: int, config: dict) -> int:
+    """Rows per evaluation chunk: about EVAL_FLOATS activations, at most EVAL_ROWS_MAX rows."""
+    return max(1, min(EVAL_ROWS_MAX, EVAL_FLOATS // activation_floats(kind, vocab_size, config)))
+
+
+def estimate(kind: str, config: dict, vocab_size: int, split_sizes: dict[str, int]) -> dict[str, int]:
+    """Bytes needed by the examples, the model (with gradients and optimizer state) and the activations."""
+    block = config["block_size"]
+    examples = sum(split_sizes.values())
+    largest = max(split_sizes.values(), default=0)
+    params = param_count(kind, vocab_size, config)
+    if kind == "bigram":
+        model = params * (FLOAT + 3 * 8)  # float32 log-probabilities, float64 counts while fitting
+        rows = 0
+    else:
+        states = {"sgd": 0, "adam": 2, "adamw": 2}[config.get("optimizer", "adamw")]
+        model = params * FLOAT * (4 + states)  # weights, gradients, state, the checkpoint's copy
+        rows = config.get("batch_size") or split_sizes.get("train", 0)  # no batch size: full batch
+    floats = activation_floats(kind, vocab_size, config)
+    activations = (
+        rows * (2 * floats * FLOAT + (block + 1) * INDEX)
+        + min(largest, eval_rows(kind, vocab_size, config)) * floats * FLOAT
+    )
+    return {
+        "examples": examples * (block + 1) * INDEX + largest * (block * INDEX + LIST_ROW),
+        "model": model,
+        "activations": activations,
+    }
+
+
+def needed(kind: str, config: dict, vocab_size: int, split_sizes: dict[str, int]) -> int:
+    return OVERHEAD + sum(estimate(kind, config, vocab_size, split_sizes).values())
+
+
+def describe(n_bytes: float) -> str:
+    """Bytes in binary units: '512 B', '3.5 GiB'."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n_bytes < 1024 or unit == "PiB":
+            return f"{n_bytes:.0f} {unit}" if unit == "B" else f"{n_bytes:.1f} {unit}"
+        n_bytes /= 1024
+    raise AssertionError("unreachable")
+
+
+def culprit(kind: str, config: dict, vocab_size: int, split_sizes: dict[str, int], defaults: dict) -> str | None:
+    """The size flag whose return to its default saves the most memory (None when none saves any)."""
+    total = needed(kind, config, vocab_size, split_sizes)
+    savings = {}
+    for key in SIZE_FLAGS:
+        if key in config and key in defaults and config[key] > defaults[key]:
+            smaller = needed(kind, {**config, key: defaults[key]}, vocab_size, split_sizes)
+            savings[key] = total - smaller
+    best = max(savings, key=savings.__getitem__, default=None)
+    return best if best is not None and savings[best] > 0 else None
+
+
+def check_memory(
+    kind: str, config: dict, vocab_size: int, split_sizes: dict[str, int], defaults: dict, limit: int | None = None
+) -> None:
+    """MemoryLimitError naming the flag to lower when the run would need more than MEMORY_FRACTION of the memory."""
+    machine = machine_memory() if limit is None else limit
+    allowed = int(machine * MEMORY_FRACTION)
+    total = needed(kind, config, vocab_size, split_sizes)
+    if total <= allowed:
+        return
+    parts = estimate(kind, config, vocab_size, split_sizes)
+    detail = ", ".join(f"{name} {describe(size)}" for name, size in parts.items())
+    need = f"needs about {describe(total)} of memory ({detail}); this machine allows {describe(allowed)}"
+    key = culprit(kind, config, vocab_size, split_sizes, defaults)
+    if key is None:
+        n_examples = sum(split_sizes.values())
+        raise MemoryLimitError(f"a {kind} on this data ({n_examples:,} examples, {vocab_size - 1:,} characters) {need}")
+    flag = "--" + key.replace("_", "-")
+    raise MemoryLimitError(f"{flag} {config[key]:,} {need}: choose a smaller {flag}")
