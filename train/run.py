@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from makemore.contract import MAX_LEN_LIMIT
 from makemore.data import Vocab, bundled_names_path, check_output_path, file_sha256, read_words, split_words
 from makemore.data.dataset import DEFAULT_FRACTIONS
 from makemore.train.checkpoint import (
@@ -108,7 +109,7 @@ def run_training(request: TrainRequest) -> bool:
     check_memory(request.kind, config, vocab.size, split_sizes(split), DEFAULTS[request.kind])
     if resumed is not None:
         load_model(resumed, str(request.resume))  # its weights must fit its config
-    config.update(split_fractions=list(DEFAULT_FRACTIONS), max_len=max(len(w) for w in split.train))
+    config.update(split_fractions=list(DEFAULT_FRACTIONS), max_len=min(MAX_LEN_LIMIT, max(len(w) for w in split.train)))
 
     result = _train_with_progress(request.kind, config, split, vocab, resumed, console)
     config["steps_done"] = (resumed["config"].get("steps_done", 0) if resumed else 0) + result.steps_done
