@@ -6,12 +6,14 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
-from makemore.data import Split, UserError, Vocab, make_examples
-from makemore.train.models import Bigram, build_model, cross_entropy
+from makemore.data import BOUNDARY, Split, UserError, Vocab, make_examples
+from makemore.train.models import IGNORE, Bigram, build_model, cross_entropy, is_sequence
 from torch import nn
 
-MODEL_KINDS = ("bigram", "bigram-nn", "mlp", "wavenet")
+SEQUENCE_KINDS = ("transformer", "rnn", "gru", "lstm")  # trained on whole words: tokens [B, T] -> logits [B, T, V]
+MODEL_KINDS = ("bigram", "bigram-nn", "mlp", "wavenet", *SEQUENCE_KINDS)
 
 # Hyperparameters of each kind. `steps`, `lr`, ... are what the CLI flags override.
 DEFAULTS: dict[str, dict] = {
@@ -44,6 +46,41 @@ DEFAULTS: dict[str, dict] = {
         "weight_decay": 0.01,
         "seed": 1337,
     },
+    # Sequence kinds (whole words; block_size is set from the data, see with_block_size). Placeholder
+    # values until measured.
+    "transformer": {
+        "n_layer": 4,
+        "n_head": 4,
+        "n_embd": 64,
+        "dropout": 0.1,
+        "steps": 20000,
+        "batch_size": 32,
+        "lr": 0.001,
+        "warmup": 500,
+        "grad_clip": 1.0,
+        "beta2": 0.99,
+        "optimizer": "adamw",
+        "weight_decay": 0.01,
+        "seed": 1337,
+    },
+    **{
+        kind: {
+            "n_embd": 64,
+            "n_hidden": 128,
+            "n_layer": 1,
+            "dropout": 0.0,
+            "steps": 20000,
+            "batch_size": 32,
+            "lr": 0.003,
+            "warmup": 200,
+            "grad_clip": 1.0,
+            "beta2": 0.99,
+            "optimizer": "adamw",
+            "weight_decay": 0.01,
+            "seed": 1337,
+        }
+        for kind in ("rnn", "gru", "lstm")
+    },
 }
 
 # Named MLP configs, each with the val loss it reached here (see the README's tables).
@@ -66,7 +103,7 @@ PRESETS: dict[str, dict] = {
     },
 }
 
-ARCHITECTURE_KEYS = ("block_size", "n_embd", "n_hidden", "norm")  # fixed once a model is built
+ARCHITECTURE_KEYS = ("block_size", "n_embd", "n_hidden", "norm", "n_layer", "n_head")  # fixed once a model is built
 RECORD_KEYS = ("split_seed", "split_fractions", "max_len", "steps_done")  # what a checkpoint's config also records
 
 EVAL_POINTS = 40  # how many times the val loss is logged over a run
@@ -85,7 +122,8 @@ def make_config(kind: str, preset: str | None = None, **overrides) -> dict:
         if kind != "mlp" or preset not in PRESETS:
             raise ConfigError(f"unknown preset {preset!r} for {kind}: choose one of {', '.join(PRESETS)}")
         config.update(PRESETS[preset])
-    config.update({k: v for k, v in overrides.items() if v is not None and k in config})
+    accepted = set(config) | ({"block_size"} if kind in SEQUENCE_KINDS else set())  # sequences: set from the data
+    config.update({k: v for k, v in overrides.items() if v is not None and k in accepted})
     config.update({k: v for k, v in overrides.items() if k in RECORD_KEYS})
     check_config(kind, config)
     return config
@@ -93,7 +131,7 @@ def make_config(kind: str, preset: str | None = None, **overrides) -> dict:
 
 def check_config(kind: str, config: dict) -> None:
     """Raise ConfigError for nonsense values."""
-    positive = ("block_size", "n_embd", "n_hidden", "steps", "batch_size")
+    positive = ("block_size", "n_embd", "n_hidden", "n_layer", "n_head", "steps", "batch_size")
     for key in positive:
         if key in config and not (isinstance(config[key], int) and config[key] >= 1):
             raise ConfigError(f"{key.replace('_', '-')} must be a positive integer, got {config[key]}")
@@ -109,12 +147,44 @@ def check_config(kind: str, config: dict) -> None:
         raise ConfigError(f"optimizer must be sgd, adam or adamw, got {config['optimizer']!r}")
     if "norm" in config and config["norm"] not in ("batch", "layer"):
         raise ConfigError(f"norm must be batch or layer, got {config['norm']!r}")
+    _check_schedule(config)
+    if kind == "transformer" and config["n_embd"] % config["n_head"]:
+        raise ConfigError(f"n-embd ({config['n_embd']}) must be divisible by n-head ({config['n_head']})")
     if kind == "wavenet":
         block_size = config["block_size"]
         if block_size < 2 or block_size & (block_size - 1):
             raise ConfigError(f"block-size of a wavenet must be a power of two (2, 4, 8, ...), got {block_size}")
         if config.get("batch_size", 2) < 2:
             raise ConfigError("batch-size of a wavenet must be at least 2 (batch norm)")
+
+
+def _check_schedule(config: dict) -> None:
+    """Warm-up steps, gradient clipping and AdamW's beta2 (sequence kinds)."""
+    if "warmup" in config and not (isinstance(config["warmup"], int) and config["warmup"] >= 0):
+        raise ConfigError(f"warmup must be an integer >= 0, got {config['warmup']}")
+    if "grad_clip" in config and not (config["grad_clip"] > 0 and math.isfinite(config["grad_clip"])):
+        raise ConfigError(f"grad-clip must be a positive number, got {config['grad_clip']}")
+    if "beta2" in config and not 0 < config["beta2"] < 1:
+        raise ConfigError(f"beta2 must be in (0, 1), got {config['beta2']}")
+
+
+def with_block_size(kind: str, config: dict, split: Split) -> dict:
+    """Sequence kinds: block_size = the longest word of all splits + 1 (makemore.py's rule) unless already set.
+
+    A block_size set already (--block-size, or a resumed checkpoint's) must hold every word: ConfigError if not.
+    Window kinds: the config unchanged.
+    """
+    if kind not in SEQUENCE_KINDS:
+        return config
+    longest = max(len(word) for name in ("train", "val", "test") for word in split[name])
+    if config.get("block_size") is None:
+        return {**config, "block_size": longest + 1}
+    if config["block_size"] < longest + 1:
+        raise ConfigError(
+            f"block-size {config['block_size']} of this {kind} is too short for the data's longest word"
+            f" ({longest} characters): it needs at least {longest + 1}"
+        )
+    return config
 
 
 @dataclass
@@ -135,34 +205,72 @@ class TrainResult:
     history: dict = field(default_factory=dict)
 
 
-def split_tensors(split: Split, vocab: Vocab, block_size: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """(X, Y) tensors of every split."""
+def split_tensors(
+    kind: str, split: Split, vocab: Vocab, block_size: int
+) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """(X, Y) tensors of every split: window examples, or whole words for the sequence kinds."""
     out = {}
     for name in ("train", "val", "test"):
-        x, y = make_examples(split[name], vocab, block_size)
+        if kind in SEQUENCE_KINDS:
+            x, y = make_sequences(split[name], vocab)
+        else:
+            x, y = make_examples(split[name], vocab, block_size)
         out[name] = (torch.from_numpy(x), torch.from_numpy(y))
     return out
 
 
+def make_sequences(words: list[str], vocab: Vocab) -> tuple[np.ndarray, np.ndarray]:
+    """Each word as one sequence, shortest first: int64 X, Y [N, longest + 1].
+
+    X is (boundary, its characters), Y is (its characters, boundary): one target per letter and one for the
+    end, as for the window models. Rows are padded at the end, X with the boundary and Y with IGNORE (no loss).
+    """
+    words = sorted(words, key=len)  # batches are drawn at random; sorted rows make evaluation chunks dense
+    width = len(words[-1]) + 1
+    x = np.full((len(words), width), BOUNDARY, dtype=np.int64)
+    y = np.full((len(words), width), IGNORE, dtype=np.int64)
+    for row, word in enumerate(words):
+        ids = vocab.encode(word)
+        x[row, 1 : len(ids) + 1] = ids
+        y[row, : len(ids)] = ids
+        y[row, len(ids)] = BOUNDARY
+    return x, y
+
+
+def trim_padding(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sequences [B, L]: cut the columns that are padding in every row. Window examples: unchanged."""
+    if y.dim() < 2:
+        return x, y
+    width = int((y != IGNORE).sum(dim=1).max())
+    return x[:, :width], y[:, :width]
+
+
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 65536) -> float:
-    """Mean NLL over all examples, in eval mode."""
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int | None = None) -> float:
+    """Mean NLL per predicted character (padding excluded), in eval mode."""
+    chunk = chunk or (512 if is_sequence(model) else 65536)
     was_training = model.training
     model.eval()
-    total = 0.0
+    total, count = 0.0, 0
     for start in range(0, len(y), chunk):
-        logits = model(x[start : start + chunk])
-        total += nn.functional.cross_entropy(logits, y[start : start + chunk], reduction="sum").item()
+        xb, yb = trim_padding(x[start : start + chunk], y[start : start + chunk])
+        logits = model(xb).flatten(0, -2)
+        total += nn.functional.cross_entropy(logits, yb.flatten(), ignore_index=IGNORE, reduction="sum").item()
+        count += int((yb != IGNORE).sum())
     model.train(was_training)
-    return total / len(y)
+    return total / count
 
 
 def learning_rate(config: dict, step: int) -> float:
-    """SGD: the lecture's step decay (lr, then lr/10 for the second half). Adam(W): cosine to lr/10."""
+    """SGD: the lecture's step decay (lr, then lr/10 for the second half). Adam(W): linear warm-up over
+    `warmup` steps (none by default; at most a tenth of the run), then cosine to lr/10."""
     lr, steps = config["lr"], config["steps"]
+    warmup = min(config.get("warmup", 0), steps // 10)
     if config["optimizer"] == "sgd":
         return lr if step < steps // 2 else lr / 10
-    return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (step - warmup) / (steps - warmup))))
 
 
 def make_optimizer(model: nn.Module, config: dict) -> torch.optim.Optimizer:
@@ -176,7 +284,7 @@ def make_optimizer(model: nn.Module, config: dict) -> torch.optim.Optimizer:
         {"params": [p for p in params if p.dim() >= 2], "weight_decay": config["weight_decay"]},
         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW(groups, lr=config["lr"])
+    return torch.optim.AdamW(groups, lr=config["lr"], betas=(0.9, config.get("beta2", 0.999)))
 
 
 def train(
@@ -190,9 +298,11 @@ def train(
 ) -> TrainResult:
     """Fit a model of `kind` on split.train; losses of every split in the result's metrics.
 
-    Ctrl-C (KeyboardInterrupt) during the loop stops it early; the result says so.
+    Ctrl-C (KeyboardInterrupt) during the loop stops it early; the result says so. Sequence kinds take
+    their block_size from the data when the config has none (see with_block_size).
     """
-    data = split_tensors(split, vocab, config["block_size"])
+    config = with_block_size(kind, config, split)
+    data = split_tensors(kind, split, vocab, config["block_size"])
     x_train, y_train = data["train"]
     torch.manual_seed(config.get("seed", 0))
     model = build_model(kind, vocab.size, config)
@@ -232,11 +342,13 @@ def _gradient_descent(
                 group["lr"] = learning_rate(config, step)
             if batch_size:
                 ix = torch.randint(0, len(y_train), (batch_size,), generator=generator)
-                loss = cross_entropy(model, x_train[ix], y_train[ix])
+                loss = cross_entropy(model, *trim_padding(x_train[ix], y_train[ix]))
             else:
                 loss = cross_entropy(model, x_train, y_train)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if config.get("grad_clip"):
+                nn.utils.clip_grad_norm_(model.parameters(), config["grad_clip"])
             optimizer.step()
             loss_value = loss.item()
             if step % log_every == 0:
