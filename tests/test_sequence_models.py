@@ -127,6 +127,20 @@ def test_checkpoint_round_trip(kind, small_data, tmp_path) -> None:
     assert evaluate(model, *_val(split, vocab)) == pytest.approx(checkpoint["metrics"]["val_loss"], abs=1e-6)
 
 
+def test_resume_keeps_the_architecture_and_block_size(small_data, tmp_path) -> None:
+    path, _, _ = small_data
+    first, second = tmp_path / "first.pt", tmp_path / "second.pt"
+    overrides = {key: value for key, value in {**TINY["transformer"], **TRAINING}.items() if key != "block_size"}
+    run_training(TrainRequest(kind="transformer", data=path, out=first, samples=0, quiet=True, overrides=overrides))
+    resumed = TrainRequest(kind="transformer", data=path, out=second, resume=first, samples=0, quiet=True)
+    assert run_training(resumed)
+    before, after = load_checkpoint(first)["config"], load_checkpoint(second)["config"]
+    assert after["steps_done"] == 2 * before["steps_done"] and after["block_size"] == before["block_size"]
+    resumed.overrides = {"n_head": 4}
+    with pytest.raises(ConfigError, match="n-head cannot change"):
+        run_training(resumed)
+
+
 def test_transformer_refuses_what_does_not_fit(small_data) -> None:
     _, split, _ = small_data
     longest = max(len(word) for name in ("train", "val", "test") for word in split[name])
