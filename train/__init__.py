@@ -8,6 +8,7 @@ from importlib import import_module
 
 _EXPORTS = {
     "MODEL_KINDS": "trainer",
+    "SEQUENCE_KINDS": "trainer",
     "ConfigError": "trainer",
     "make_config": "trainer",
     "train": "trainer",
@@ -15,6 +16,7 @@ _EXPORTS = {
     "load_checkpoint": "checkpoint",
     "save_checkpoint": "checkpoint",
     "build_model": "models",
+    "is_sequence": "models",
     "TorchSampler": "sampler",
 }
 

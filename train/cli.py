@@ -18,9 +18,15 @@ class Kind(str, Enum):
     bigram_nn = "bigram-nn"
     mlp = "mlp"
     wavenet = "wavenet"
+    transformer = "transformer"
+    rnn = "rnn"
+    gru = "gru"
+    lstm = "lstm"
 
 
-@app.command(help="Train a bigram, bigram-nn, mlp or wavenet model and write a checkpoint (model.pt).")
+@app.command(
+    help="Train a bigram, bigram-nn, mlp, wavenet, transformer, rnn, gru or lstm model; write a checkpoint (model.pt)."
+)
 def train_command(
     kind: Annotated[Kind, typer.Argument(help="Model to train.")],
     data: Annotated[Path | None, typer.Option(help="Text file, one item per line [default: bundled names]")] = None,
@@ -32,13 +38,21 @@ def train_command(
         int | None,
         typer.Option(help="Seed of the 80/10/10 train/val/test split [default: 42; resuming: the checkpoint's]."),
     ] = None,
-    block_size: Annotated[int | None, typer.Option(help="Context length (mlp; wavenet: a power of two).")] = None,
-    n_embd: Annotated[int | None, typer.Option(help="Embedding size (mlp, wavenet).")] = None,
-    n_hidden: Annotated[int | None, typer.Option(help="Hidden layer size (mlp, wavenet).")] = None,
-    dropout: Annotated[float | None, typer.Option(help="Dropout after each hidden layer (mlp, wavenet).")] = None,
+    block_size: Annotated[
+        int | None,
+        typer.Option(
+            help="Context length (mlp; wavenet: a power of two). Sequence kinds: the longest sequence, by default"
+            " the data's longest word + 1 (a transformer takes no more positions)."
+        ),
+    ] = None,
+    n_embd: Annotated[int | None, typer.Option(help="Embedding size.")] = None,
+    n_hidden: Annotated[int | None, typer.Option(help="Hidden size (mlp, wavenet, rnn, gru, lstm).")] = None,
+    n_layer: Annotated[int | None, typer.Option(help="Layers (transformer blocks; rnn, gru, lstm layers).")] = None,
+    n_head: Annotated[int | None, typer.Option(help="Attention heads (transformer; must divide n-embd).")] = None,
+    dropout: Annotated[float | None, typer.Option(help="Dropout (mlp, wavenet, transformer, rnn, gru, lstm).")] = None,
     norm: Annotated[str | None, typer.Option(help="Normalisation in each wavenet level: batch or layer.")] = None,
     steps: Annotated[int | None, typer.Option(help="Optimisation steps.")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Minibatch size (mlp, wavenet).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Minibatch size (words for the sequence kinds).")] = None,
     lr: Annotated[float | None, typer.Option(help="Peak learning rate.")] = None,
     optimizer: Annotated[str | None, typer.Option(help="sgd, adam or adamw.")] = None,
     weight_decay: Annotated[float | None, typer.Option(help="Weight decay (L2).")] = None,
@@ -69,6 +83,8 @@ def train_command(
             block_size=block_size,
             n_embd=n_embd,
             n_hidden=n_hidden,
+            n_layer=n_layer,
+            n_head=n_head,
             dropout=dropout,
             norm=norm,
             steps=steps,

@@ -49,6 +49,10 @@ def split_sizes(split: Split) -> dict[str, int]:
     return {name: sum(len(word) + 1 for word in split[name]) for name in ("train", "val", "test")}
 
 
+GATES = {"rnn": 1, "gru": 3, "lstm": 4}  # weight blocks per recurrent layer
+SEQUENCE_ROWS = ("transformer", *GATES)
+
+
 def levels(block_size: int) -> int:
     """A wavenet's number of fusing levels: log2(block_size)."""
     return max(1, block_size.bit_length() - 1)
@@ -59,7 +63,13 @@ def param_count(kind: str, vocab_size: int, config: dict) -> int:
     v = vocab_size
     if kind in ("bigram", "bigram-nn"):
         return v * v
-    e, h, block = config["n_embd"], config["n_hidden"], config["block_size"]
+    if kind == "transformer":  # embeddings, per layer 12 e^2 + 13 e (attention, MLP, norms), head
+        e, block, layers = config["n_embd"], config.get("block_size", 1), config["n_layer"]
+        return v * e + block * e + layers * (12 * e * e + 13 * e) + 2 * e + e * v
+    if kind in GATES:  # embedding, per layer gates * (input + recurrent weights + 2 biases), head
+        e, h, layers, gates = config["n_embd"], config["n_hidden"], config["n_layer"], GATES[kind]
+        return v * e + gates * (e * h + (layers - 1) * h * h + layers * (h * h + 2 * h)) + h * v + v
+    e, h, block = config["n_embd"], config["n_hidden"], config.get("block_size", 1)
     if kind == "mlp":
         return v * e + block * e * h + h + h * v + v
     norm = 4 * h + 1 if config.get("norm", "batch") == "batch" else 2 * h  # weight, bias (+ running stats)
@@ -71,6 +81,12 @@ def activation_floats(kind: str, vocab_size: int, config: dict) -> int:
     logits = 3 * vocab_size
     if kind in ("bigram", "bigram-nn"):
         return logits
+    if kind in SEQUENCE_ROWS:  # a row is a whole word of block_size tokens
+        block = config.get("block_size", 1)
+        if kind == "transformer":
+            e, layers, heads = config["n_embd"], config["n_layer"], config["n_head"]
+            return block * (layers * (16 * e + 2 * heads * block) + e + logits)
+        return block * (config["n_layer"] * 3 * GATES[kind] * config["n_hidden"] + config["n_embd"] + logits)
     e, h, block = config["n_embd"], config["n_hidden"], config["block_size"]
     if kind == "mlp":
         return block * e + 3 * h + logits
@@ -84,7 +100,7 @@ def eval_rows(kind: str, vocab_size: int, config: dict) -> int:
 
 def estimate(kind: str, config: dict, vocab_size: int, split_sizes: dict[str, int]) -> dict[str, int]:
     """Bytes needed by the examples, the model (with gradients and optimizer state) and the activations."""
-    block = config["block_size"]
+    block = config.get("block_size", 1)
     examples = sum(split_sizes.values())
     largest = max(split_sizes.values(), default=0)
     params = param_count(kind, vocab_size, config)

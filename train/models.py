@@ -1,14 +1,24 @@
-"""The models. One contract for all: int64 context [B, block_size] -> logits [B, vocab_size]."""
+"""The models.
+
+Window models (bigram, bigram-nn, mlp, wavenet): int64 context [B, block_size] -> logits [B, V].
+Sequence models (transformer, rnn, gru, lstm; `is_sequence = True`): int64 tokens [B, T] -> logits [B, T, V],
+and `step(tokens, *state) -> (logits, *new_state)` for incremental decoding from `empty_state(batch)`.
+"""
 
 from __future__ import annotations
 
+import math
+
 import torch
+from makemore.data import UserError
 from torch import nn
 from torch.nn import functional as F
 
 
 class Bigram(nn.Module):
     """Normalised bigram counts: logits are the log-probabilities of the next character."""
+
+    is_sequence = False
 
     def __init__(self, vocab_size: int) -> None:
         super().__init__()
@@ -34,6 +44,8 @@ class BigramNN(nn.Module):
     one_hot(prev) @ W picks row `prev` of W, so the forward pass is that row lookup.
     """
 
+    is_sequence = False
+
     def __init__(self, vocab_size: int) -> None:
         super().__init__()
         self.block_size = 1
@@ -49,6 +61,8 @@ class MLP(nn.Module):
     Initialised as in the lectures so training starts near the uniform loss: Kaiming-tanh hidden
     weights (gain 5/3), a small output layer and zero output bias.
     """
+
+    is_sequence = False
 
     def __init__(self, vocab_size: int, block_size: int, n_embd: int, n_hidden: int, dropout: float = 0.0) -> None:
         super().__init__()
@@ -100,6 +114,8 @@ class WaveNet(nn.Module):
     layer starts small so training starts near the uniform loss.
     """
 
+    is_sequence = False
+
     def __init__(
         self, vocab_size: int, block_size: int, n_embd: int, n_hidden: int, norm: str = "batch", dropout: float = 0.0
     ) -> None:
@@ -124,6 +140,171 @@ class WaveNet(nn.Module):
         return self.output(self.levels(self.embedding(context)).flatten(1))
 
 
+class SequenceLengthError(UserError):
+    """More positions than a transformer's block_size; the message is one line meant for the user."""
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head self-attention over the cached keys/values and the new positions (manual softmax, exports plainly)."""
+
+    def __init__(self, n_embd: int, n_head: int, dropout: float) -> None:
+        super().__init__()
+        self.n_head, self.head_dim = n_head, n_embd // n_head
+        self.qkv = nn.Linear(n_embd, 3 * n_embd)
+        self.proj = nn.Linear(n_embd, n_embd)
+        self.attn_dropout = nn.Dropout(dropout)
+        self.resid_dropout = nn.Dropout(dropout)
+
+    def heads(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, T, C] -> [B, n_head, T, head_dim]."""
+        return x.unflatten(-1, (self.n_head, self.head_dim)).transpose(1, 2)
+
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor, past_key: torch.Tensor, past_value: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """x [B, T, C], mask [T, past + T] (True: hidden) -> (out [B, T, C], key and value [B, H, past + T, D])."""
+        q, k, v = (self.heads(t) for t in self.qkv(x).chunk(3, dim=-1))
+        key, value = torch.cat([past_key, k], dim=2), torch.cat([past_value, v], dim=2)
+        att = (q @ key.transpose(-2, -1)) * (1.0 / math.sqrt(self.head_dim))
+        att = self.attn_dropout(att.masked_fill(mask, float("-inf")).softmax(dim=-1))
+        out = (att @ value).transpose(1, 2).flatten(2)
+        return self.resid_dropout(self.proj(out)), key, value
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: x + attention(LayerNorm(x)), then x + MLP(LayerNorm(x)) with a 4x GELU layer."""
+
+    def __init__(self, n_embd: int, n_head: int, dropout: float) -> None:
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(n_embd)
+        self.attn = CausalSelfAttention(n_embd, n_head, dropout)
+        self.ln_2 = nn.LayerNorm(n_embd)
+        self.mlp = nn.Sequential(
+            nn.Linear(n_embd, 4 * n_embd), nn.GELU(), nn.Linear(4 * n_embd, n_embd), nn.Dropout(dropout)
+        )
+
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor, past_key: torch.Tensor, past_value: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        out, key, value = self.attn(self.ln_1(x), mask, past_key, past_value)
+        x = x + out
+        return x + self.mlp(self.ln_2(x)), key, value
+
+
+class Transformer(nn.Module):
+    """Decoder-only GPT (nanoGPT, makemore.py): token + learned position embeddings, pre-norm blocks, LayerNorm, head.
+
+    The state is each layer's key/value cache [B, n_head, past, head_dim]; positions continue from its length,
+    so at most block_size positions in all. Initialised as nanoGPT: normal(0, 0.02), residual projections scaled
+    by 1/sqrt(2 n_layer), zero biases.
+    """
+
+    is_sequence = True
+
+    def __init__(
+        self, vocab_size: int, block_size: int, n_layer: int, n_head: int, n_embd: int, dropout: float = 0.0
+    ) -> None:
+        super().__init__()
+        if n_embd % n_head:
+            raise ValueError(f"transformer n_embd {n_embd} is not divisible by n_head {n_head}")
+        self.block_size, self.n_layer, self.n_head, self.head_dim = block_size, n_layer, n_head, n_embd // n_head
+        self.token_embedding = nn.Embedding(vocab_size, n_embd)
+        self.position_embedding = nn.Embedding(block_size, n_embd)
+        self.dropout = nn.Dropout(dropout)
+        self.blocks = nn.ModuleList(Block(n_embd, n_head, dropout) for _ in range(n_layer))
+        self.ln_f = nn.LayerNorm(n_embd)
+        self.head = nn.Linear(n_embd, vocab_size, bias=False)
+        self.apply(_gpt_init)
+        for name, param in self.named_parameters():
+            if name.endswith(("attn.proj.weight", "mlp.2.weight")):
+                nn.init.normal_(param, mean=0.0, std=0.02 / math.sqrt(2 * n_layer))
+
+    def state_names(self) -> list[str]:
+        return [f"past.{layer}.{part}" for layer in range(self.n_layer) for part in ("key", "value")]
+
+    def empty_state(self, batch: int) -> list[torch.Tensor]:
+        """Empty caches: float32 zeros [batch, n_head, 0, head_dim] per key and value."""
+        return [torch.zeros(batch, self.n_head, 0, self.head_dim) for _ in self.state_names()]
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """tokens [B, T] -> logits [B, T, V], from the empty cache."""
+        return self.step(tokens, *self.empty_state(tokens.shape[0]))[0]
+
+    def step(self, tokens: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(tokens [B, T], *caches [B, H, past, D]) -> (logits [B, T, V], *caches [B, H, past + T, D])."""
+        if len(state) != 2 * self.n_layer:
+            raise ValueError(f"transformer step takes {2 * self.n_layer} state tensors, got {len(state)}")
+        past, length = state[0].shape[2], tokens.shape[1]
+        if not torch.jit.is_tracing() and past + length > self.block_size:
+            raise SequenceLengthError(
+                f"{past + length} positions exceed the transformer's block_size {self.block_size}"
+            )
+        query_pos = torch.arange(past, past + length)
+        mask = torch.arange(past + length).unsqueeze(0) > query_pos.unsqueeze(1)  # query i sees keys <= past + i
+        x = self.dropout(self.token_embedding(tokens) + self.position_embedding(query_pos))
+        new_state: list[torch.Tensor] = []
+        for layer, block in enumerate(self.blocks):
+            x, key, value = block(x, mask, state[2 * layer], state[2 * layer + 1])
+            new_state += [key, value]
+        return (self.head(self.ln_f(x)), *new_state)
+
+
+def _gpt_init(module: nn.Module) -> None:
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        nn.init.normal_(module.weight, mean=0.0, std=0.02)
+    if isinstance(module, nn.Linear) and module.bias is not None:
+        nn.init.zeros_(module.bias)
+
+
+RECURRENT_CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+
+
+class Recurrent(nn.Module):
+    """Embedding -> torch's nn.RNN (tanh) / nn.GRU / nn.LSTM (n_layer layers) -> linear head; no length limit.
+
+    The state is the hidden state [n_layer, B, n_hidden] (`state.h`), plus the cell state for an LSTM (`state.c`);
+    it starts at zero. Dropout on the embeddings, between layers and before the head. The head starts small
+    so training starts near the uniform loss.
+    """
+
+    is_sequence = True
+
+    def __init__(
+        self, cell: str, vocab_size: int, n_embd: int, n_hidden: int, n_layer: int, dropout: float = 0.0
+    ) -> None:
+        super().__init__()
+        if cell not in RECURRENT_CELLS:
+            raise ValueError(f"unknown recurrent cell {cell!r}: choose one of {', '.join(RECURRENT_CELLS)}")
+        self.cell, self.n_layer, self.n_hidden = cell, n_layer, n_hidden
+        self.embedding = nn.Embedding(vocab_size, n_embd)
+        inner_dropout = dropout if n_layer > 1 else 0.0  # torch applies it between layers only
+        self.rnn = RECURRENT_CELLS[cell](n_embd, n_hidden, num_layers=n_layer, batch_first=True, dropout=inner_dropout)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(n_hidden, vocab_size)
+        with torch.no_grad():
+            self.head.weight.mul_(0.1)
+            self.head.bias.zero_()
+
+    def state_names(self) -> list[str]:
+        return ["state.h", "state.c"] if self.cell == "lstm" else ["state.h"]
+
+    def empty_state(self, batch: int) -> list[torch.Tensor]:
+        """Zero states: float32 [n_layer, batch, n_hidden] each."""
+        return [torch.zeros(self.n_layer, batch, self.n_hidden) for _ in self.state_names()]
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """tokens [B, T] -> logits [B, T, V], from the zero state."""
+        return self.step(tokens, *self.empty_state(tokens.shape[0]))[0]
+
+    def step(self, tokens: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(tokens [B, T], *state [n_layer, B, n_hidden]) -> (logits [B, T, V], *new state)."""
+        if len(state) != len(self.state_names()):
+            raise ValueError(f"{self.cell} step takes {len(self.state_names())} state tensors, got {len(state)}")
+        out, new_state = self.rnn(self.dropout(self.embedding(tokens)), state if self.cell == "lstm" else state[0])
+        logits = self.head(self.dropout(out))
+        return (logits, *new_state) if self.cell == "lstm" else (logits, new_state)
+
+
 def build_model(kind: str, vocab_size: int, config: dict) -> nn.Module:
     """The model of `kind` for a vocabulary size and a checkpoint's config."""
     if kind == "bigram":
@@ -135,9 +316,24 @@ def build_model(kind: str, vocab_size: int, config: dict) -> nn.Module:
     if kind == "wavenet":
         sizes = (config["block_size"], config["n_embd"], config["n_hidden"])
         return WaveNet(vocab_size, *sizes, config.get("norm", "batch"), config.get("dropout", 0.0))
+    if kind == "transformer":
+        sizes = (config["block_size"], config["n_layer"], config["n_head"], config["n_embd"])
+        return Transformer(vocab_size, *sizes, config.get("dropout", 0.0))
+    if kind in RECURRENT_CELLS:
+        sizes = (config["n_embd"], config["n_hidden"], config["n_layer"])
+        return Recurrent(kind, vocab_size, *sizes, config.get("dropout", 0.0))
     raise ValueError(f"unknown model kind {kind!r}")
 
 
+IGNORE = -100  # target of a padding position (cross_entropy's ignore_index): no loss there
+
+
+def is_sequence(model: nn.Module) -> bool:
+    """A sequence model (tokens [B, T] -> logits [B, T, V], with `step`) rather than a window model."""
+    return getattr(model, "is_sequence", False)
+
+
 def cross_entropy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Mean NLL of targets y given contexts x."""
-    return F.cross_entropy(model(x), y)
+    """Mean NLL of targets y given inputs x: per example (window models) or per non-padding position (sequences)."""
+    logits = model(x)
+    return F.cross_entropy(logits.flatten(0, -2), y.flatten(), ignore_index=IGNORE)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 from makemore.contract import MAX_LEN_LIMIT
-from makemore.data import Vocab, bundled_names_path, check_output_path, file_sha256, read_words, split_words
+from makemore.data import BOUNDARY, Vocab, bundled_names_path, check_output_path, file_sha256, read_words, split_words
 from makemore.data.dataset import DEFAULT_FRACTIONS
 from makemore.train.checkpoint import (
     CheckpointError,
@@ -19,6 +19,7 @@ from makemore.train.checkpoint import (
     save_checkpoint,
 )
 from makemore.train.memory import check_memory, split_sizes
+from makemore.train.models import is_sequence
 from makemore.train.sampler import TorchSampler
 from makemore.train.trainer import (
     ARCHITECTURE_KEYS,
@@ -30,10 +31,12 @@ from makemore.train.trainer import (
     make_config,
     shown,
     train,
+    with_block_size,
 )
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from torch import nn
 
 
 @dataclass
@@ -106,10 +109,11 @@ def run_training(request: TrainRequest) -> bool:
     if resumed is not None and resumed["vocab"] != vocab.chars:
         raise CheckpointError("--resume checkpoint was trained on data with another vocabulary")
     split = split_words(words, config["split_seed"], DEFAULT_FRACTIONS)
+    config.update(split_fractions=list(DEFAULT_FRACTIONS), max_len=min(MAX_LEN_LIMIT, max(len(w) for w in split.train)))
+    config = with_block_size(request.kind, config, split)  # sequence kinds: from the data
     check_memory(request.kind, config, vocab.size, split_sizes(split), DEFAULTS[request.kind])
     if resumed is not None:
         load_model(resumed, str(request.resume))  # its weights must fit its config
-    config.update(split_fractions=list(DEFAULT_FRACTIONS), max_len=min(MAX_LEN_LIMIT, max(len(w) for w in split.train)))
 
     result = _train_with_progress(request.kind, config, split, vocab, resumed, console)
     config["steps_done"] = (resumed["config"].get("steps_done", 0) if resumed else 0) + result.steps_done
@@ -158,7 +162,33 @@ def _report(checkpoint: dict, result: TrainResult, request: TrainRequest, consol
     table.add_row(*(f"{checkpoint['metrics'][f'{n}_loss']:.4f}" for n in ("train", "val", "test")))
     console.print(table)
     if request.samples > 0:
-        sampler = TorchSampler.from_model(result.model, model_info(checkpoint))
-        max_len = min(sampler.info.max_len, SAMPLE_MAX_LEN)
-        names = sampler.sample(request.samples, seed=checkpoint["config"].get("seed", 0), max_len=max_len)
+        seed, vocab = checkpoint["config"].get("seed", 0), Vocab(checkpoint["vocab"])
+        max_len = min(checkpoint["config"]["max_len"], SAMPLE_MAX_LEN)
+        if is_sequence(result.model):
+            names = sample_sequence_model(result.model, vocab, request.samples, seed, max_len)
+        else:
+            sampler = TorchSampler.from_model(result.model, model_info(checkpoint))
+            names = sampler.sample(request.samples, seed=seed, max_len=max_len)
         console.print("samples: " + ", ".join(names))
+
+
+@torch.no_grad()
+def sample_sequence_model(model: nn.Module, vocab: Vocab, n: int, seed: int, max_len: int) -> list[str]:
+    """n names from a sequence model through `step`, the state carried: a plain multinomial loop of torch's
+    (for the report after training; its draws are not the runtime sampler's)."""
+    model.eval()
+    generator = torch.Generator().manual_seed(seed)
+    tokens, state = torch.full((n, 1), BOUNDARY, dtype=torch.int64), model.empty_state(n)
+    out, done = torch.full((n, max_len), BOUNDARY, dtype=torch.int64), torch.zeros(n, dtype=torch.bool)
+    for pos in range(max_len):
+        logits, *state = model.step(tokens, *state)
+        logits = logits[:, -1]
+        if pos == 0:
+            logits[:, BOUNDARY] = float("-inf")  # a name is never empty
+        tokens = torch.multinomial(logits.softmax(dim=-1), 1, generator=generator)
+        tokens[done] = BOUNDARY
+        out[:, pos] = tokens[:, 0]
+        done |= tokens[:, 0] == BOUNDARY
+        if done.all():
+            break
+    return vocab.decode_rows(out.numpy())

@@ -6,13 +6,15 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
-from makemore.data import Split, UserError, Vocab, check_seed, make_examples
+from makemore.data import BOUNDARY, Split, UserError, Vocab, check_seed, make_examples
 from makemore.train.memory import check_memory, eval_rows
-from makemore.train.models import Bigram, build_model, cross_entropy
+from makemore.train.models import IGNORE, Bigram, build_model, cross_entropy, is_sequence
 from torch import nn
 
-MODEL_KINDS = ("bigram", "bigram-nn", "mlp", "wavenet")
+SEQUENCE_KINDS = ("transformer", "rnn", "gru", "lstm")  # trained on whole words: tokens [B, T] -> logits [B, T, V]
+MODEL_KINDS = ("bigram", "bigram-nn", "mlp", "wavenet", *SEQUENCE_KINDS)
 
 # Hyperparameters of each kind. `steps`, `lr`, ... are what the CLI flags override.
 DEFAULTS: dict[str, dict] = {
@@ -45,6 +47,41 @@ DEFAULTS: dict[str, dict] = {
         "weight_decay": 0.01,
         "seed": 1337,
     },
+    # Sequence kinds (whole words; block_size is set from the data, see with_block_size). Placeholder
+    # values until measured.
+    "transformer": {
+        "n_layer": 4,
+        "n_head": 4,
+        "n_embd": 64,
+        "dropout": 0.1,
+        "steps": 20000,
+        "batch_size": 32,
+        "lr": 0.001,
+        "warmup": 500,
+        "grad_clip": 1.0,
+        "beta2": 0.99,
+        "optimizer": "adamw",
+        "weight_decay": 0.01,
+        "seed": 1337,
+    },
+    **{
+        kind: {
+            "n_embd": 64,
+            "n_hidden": 128,
+            "n_layer": 1,
+            "dropout": 0.0,
+            "steps": 20000,
+            "batch_size": 32,
+            "lr": 0.003,
+            "warmup": 200,
+            "grad_clip": 1.0,
+            "beta2": 0.99,
+            "optimizer": "adamw",
+            "weight_decay": 0.01,
+            "seed": 1337,
+        }
+        for kind in ("rnn", "gru", "lstm")
+    },
 }
 
 # Named MLP configs, each with the val loss it reached here (see the README's tables).
@@ -67,14 +104,22 @@ PRESETS: dict[str, dict] = {
     },
 }
 
-ARCHITECTURE_KEYS = ("block_size", "n_embd", "n_hidden", "norm")  # fixed once a model is built
+ARCHITECTURE_KEYS = ("block_size", "n_embd", "n_hidden", "norm", "n_layer", "n_head")  # fixed once a model is built
 RECORD_KEYS = ("split_seed", "split_fractions", "max_len", "steps_done")  # what a checkpoint's config also records
 
 EVAL_POINTS = 40  # how many times the val loss is logged over a run
 
 
 # Ranges of the integer flags: beyond them a run cannot be meant (check_memory guards what is inside).
-INT_LIMITS = {"block_size": 1024, "n_embd": 2**20, "n_hidden": 2**20, "steps": 10_000_000, "batch_size": 2**20}
+INT_LIMITS = {
+    "block_size": 1024,
+    "n_embd": 2**20,
+    "n_hidden": 2**20,
+    "n_layer": 1024,
+    "n_head": 1024,
+    "steps": 10_000_000,
+    "batch_size": 2**20,
+}
 SMOOTHING_RANGE = (1e-12, 1e12)  # add-k: k > 0 keeps every log-probability finite, k <= 1e12 keeps the sums finite
 
 
@@ -105,7 +150,8 @@ def make_config(kind: str, preset: str | None = None, **overrides) -> dict:
         config.update(PRESETS[preset])
     given = {k: v for k, v in overrides.items() if v is not None}
     check_values(given)
-    config.update({k: v for k, v in given.items() if k in config or k in RECORD_KEYS})
+    accepted = set(config) | ({"block_size"} if kind in SEQUENCE_KINDS else set())  # sequences: set from the data
+    config.update({k: v for k, v in given.items() if k in accepted or k in RECORD_KEYS})
     check_config(kind, config)
     return config
 
@@ -117,6 +163,9 @@ def check_config(kind: str, config: dict) -> None:
     with the real data before building anything.
     """
     check_values(config)
+    _check_schedule(config)
+    if kind == "transformer" and config["n_embd"] % config["n_head"]:
+        raise ConfigError(f"n-embd ({config['n_embd']}) must be divisible by n-head ({config['n_head']})")
     if kind == "wavenet":
         block_size = config["block_size"]
         if block_size < 2 or block_size & (block_size - 1):
@@ -183,6 +232,35 @@ def _check_float(key: str, value: object, test, words: str) -> None:
         raise ConfigError(f"{flag(key)} must be {words}, got {shown(value)}")
 
 
+def _check_schedule(config: dict) -> None:
+    """Warm-up steps, gradient clipping and AdamW's beta2 (sequence kinds)."""
+    if "warmup" in config and not (isinstance(config["warmup"], int) and config["warmup"] >= 0):
+        raise ConfigError(f"warmup must be an integer >= 0, got {config['warmup']}")
+    if "grad_clip" in config and not (config["grad_clip"] > 0 and math.isfinite(config["grad_clip"])):
+        raise ConfigError(f"grad-clip must be a positive number, got {config['grad_clip']}")
+    if "beta2" in config and not 0 < config["beta2"] < 1:
+        raise ConfigError(f"beta2 must be in (0, 1), got {config['beta2']}")
+
+
+def with_block_size(kind: str, config: dict, split: Split) -> dict:
+    """Sequence kinds: block_size = the longest word of all splits + 1 (makemore.py's rule) unless already set.
+
+    A block_size set already (--block-size, or a resumed checkpoint's) must hold every word: ConfigError if not.
+    Window kinds: the config unchanged.
+    """
+    if kind not in SEQUENCE_KINDS:
+        return config
+    longest = max(len(word) for name in ("train", "val", "test") for word in split[name])
+    if config.get("block_size") is None:
+        return {**config, "block_size": longest + 1}
+    if config["block_size"] < longest + 1:
+        raise ConfigError(
+            f"block-size {config['block_size']} of this {kind} is too short for the data's longest word"
+            f" ({longest} characters): it needs at least {longest + 1}"
+        )
+    return config
+
+
 @dataclass
 class Progress:
     """What the loop reports after each step (for a progress bar)."""
@@ -201,34 +279,72 @@ class TrainResult:
     history: dict = field(default_factory=dict)
 
 
-def split_tensors(split: Split, vocab: Vocab, block_size: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """(X, Y) tensors of every split."""
+def split_tensors(
+    kind: str, split: Split, vocab: Vocab, block_size: int
+) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """(X, Y) tensors of every split: window examples, or whole words for the sequence kinds."""
     out = {}
     for name in ("train", "val", "test"):
-        x, y = make_examples(split[name], vocab, block_size)
+        if kind in SEQUENCE_KINDS:
+            x, y = make_sequences(split[name], vocab)
+        else:
+            x, y = make_examples(split[name], vocab, block_size)
         out[name] = (torch.from_numpy(x), torch.from_numpy(y))
     return out
 
 
+def make_sequences(words: list[str], vocab: Vocab) -> tuple[np.ndarray, np.ndarray]:
+    """Each word as one sequence, shortest first: int64 X, Y [N, longest + 1].
+
+    X is (boundary, its characters), Y is (its characters, boundary): one target per letter and one for the
+    end, as for the window models. Rows are padded at the end, X with the boundary and Y with IGNORE (no loss).
+    """
+    words = sorted(words, key=len)  # batches are drawn at random; sorted rows make evaluation chunks dense
+    width = len(words[-1]) + 1
+    x = np.full((len(words), width), BOUNDARY, dtype=np.int64)
+    y = np.full((len(words), width), IGNORE, dtype=np.int64)
+    for row, word in enumerate(words):
+        ids = vocab.encode(word)
+        x[row, 1 : len(ids) + 1] = ids
+        y[row, : len(ids)] = ids
+        y[row, len(ids)] = BOUNDARY
+    return x, y
+
+
+def trim_padding(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sequences [B, L]: cut the columns that are padding in every row. Window examples: unchanged."""
+    if y.dim() < 2:
+        return x, y
+    width = int((y != IGNORE).sum(dim=1).max())
+    return x[:, :width], y[:, :width]
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 65536) -> float:
-    """Mean NLL over all examples, in eval mode, `chunk` rows at a time."""
+    """Mean NLL per predicted character (padding excluded), in eval mode, `chunk` rows (512 words) at a time."""
+    chunk = 512 if is_sequence(model) else chunk
     was_training = model.training
     model.eval()
-    total = 0.0
+    total, count = 0.0, 0
     for start in range(0, len(y), chunk):
-        logits = model(x[start : start + chunk])
-        total += nn.functional.cross_entropy(logits, y[start : start + chunk], reduction="sum").item()
+        xb, yb = trim_padding(x[start : start + chunk], y[start : start + chunk])
+        logits = model(xb).flatten(0, -2)
+        total += nn.functional.cross_entropy(logits, yb.flatten(), ignore_index=IGNORE, reduction="sum").item()
+        count += int((yb != IGNORE).sum())
     model.train(was_training)
-    return total / len(y)
+    return total / count
 
 
 def learning_rate(config: dict, step: int) -> float:
-    """SGD: the lecture's step decay (lr, then lr/10 for the second half). Adam(W): cosine to lr/10."""
+    """SGD: the lecture's step decay (lr, then lr/10 for the second half). Adam(W): linear warm-up over
+    `warmup` steps (none by default; at most a tenth of the run), then cosine to lr/10."""
     lr, steps = config["lr"], config["steps"]
+    warmup = min(config.get("warmup", 0), steps // 10)
     if config["optimizer"] == "sgd":
         return lr if step < steps // 2 else lr / 10
-    return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (step - warmup) / (steps - warmup))))
 
 
 def make_optimizer(model: nn.Module, config: dict) -> torch.optim.Optimizer:
@@ -242,7 +358,7 @@ def make_optimizer(model: nn.Module, config: dict) -> torch.optim.Optimizer:
         {"params": [p for p in params if p.dim() >= 2], "weight_decay": config["weight_decay"]},
         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW(groups, lr=config["lr"])
+    return torch.optim.AdamW(groups, lr=config["lr"], betas=(0.9, config.get("beta2", 0.999)))
 
 
 def train(
@@ -257,9 +373,11 @@ def train(
     """Fit a model of `kind` on split.train; losses of every split in the result's metrics.
 
     Ctrl-C (KeyboardInterrupt) during the loop stops it early; the result says so. A loss that
-    stops being finite raises TrainingDiverged.
+    stops being finite raises TrainingDiverged. Sequence kinds take their block_size from the data when
+    the config has none (see with_block_size).
     """
-    data = split_tensors(split, vocab, config["block_size"])
+    config = with_block_size(kind, config, split)
+    data = split_tensors(kind, split, vocab, config["block_size"])
     x_train, y_train = data["train"]
     torch.manual_seed(config.get("seed", 0))
     model = build_model(kind, vocab.size, config)
@@ -317,7 +435,7 @@ def _gradient_descent(
                 group["lr"] = learning_rate(config, step)
             if batch_size:
                 ix = torch.randint(0, len(y_train), (batch_size,), generator=generator)
-                loss = cross_entropy(model, x_train[ix], y_train[ix])
+                loss = cross_entropy(model, *trim_padding(x_train[ix], y_train[ix]))
             else:
                 loss = cross_entropy(model, x_train, y_train)
             loss_value = loss.item()
@@ -325,6 +443,8 @@ def _gradient_descent(
                 raise diverged(step + 1, "loss", loss_value)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if config.get("grad_clip"):
+                nn.utils.clip_grad_norm_(model.parameters(), config["grad_clip"])
             optimizer.step()
             if step % log_every == 0:
                 history["step"].append(step)
