@@ -6,6 +6,7 @@ trusts its metadata until `ModelInfo.from_metadata` and `check_window_signature`
 """
 
 from makemore.contract.metadata import (
+    BATCH,
     CHECKPOINT_FORMAT_VERSION,
     CONTRACTS,
     MAX_BLOCK_SIZE,
@@ -13,13 +14,28 @@ from makemore.contract.metadata import (
     MAX_VOCAB,
     METADATA_PREFIX,
     ONNX_FORMAT_VERSION,
+    PAST,
+    STEP,
     WINDOW,
     ModelFileError,
     ModelInfo,
+    StateSpec,
+    StateTensor,
 )
-from makemore.contract.signature import CONTEXT, LOGITS, IOSpec, check_window_signature
+from makemore.contract.signature import (
+    CONTEXT,
+    LOGITS,
+    TOKENS,
+    IOSpec,
+    StepFn,
+    check_signature,
+    check_window_signature,
+    empty_state,
+)
 
 __all__ = [
+    "BATCH",
+    "PAST",
     "CHECKPOINT_FORMAT_VERSION",
     "CONTEXT",
     "CONTRACTS",
@@ -34,4 +50,11 @@ __all__ = [
     "ONNX_FORMAT_VERSION",
     "WINDOW",
     "check_window_signature",
+    "check_signature",
+    "empty_state",
+    "STEP",
+    "StateSpec",
+    "StateTensor",
+    "StepFn",
+    "TOKENS",
 ]

@@ -15,7 +15,11 @@ ONNX_FORMAT_VERSION = 1  # model.onnx (its metadata_props)
 METADATA_PREFIX = "makemore."
 REQUIRED_KEYS = ("format_version", "kind", "vocab", "block_size", "config", "metrics", "data_sha256")
 WINDOW = "window"  # context[B, block_size] -> logits[B, V]
-CONTRACTS = (WINDOW,)
+STEP = "step"  # tokens[B, T] + state -> logits[B, T, V] + new state (a key/value cache or a hidden state)
+CONTRACTS = (WINDOW, STEP)
+BATCH, PAST = "batch", "past"  # the symbolic axes of a state tensor's shape
+MAX_STATE_TENSORS = 256
+MAX_STATE_DIM = 1 << 16
 DEFAULT_CONTRACT = WINDOW  # files written before the key existed
 
 MAX_LEN_LIMIT = 100_000  # characters in one name: beyond it, a request or a file is a mistake
@@ -118,6 +122,66 @@ def check_metrics(metrics: dict, source: str) -> None:
 
 
 @dataclass(frozen=True)
+class StateTensor:
+    """One state input of a step model, the output that carries its next value, and its shape: ints, `batch`
+    once, and (for a cache) `past`, the positions seen so far. The start state is zeros with past = 0."""
+
+    input: str
+    output: str
+    shape: tuple[int | str, ...]
+
+    @property
+    def batch_axis(self) -> int:
+        return self.shape.index(BATCH)
+
+    def zeros_shape(self, batch: int, past: int = 0) -> tuple[int, ...]:
+        return tuple(batch if d == BATCH else past if d == PAST else d for d in self.shape)
+
+
+@dataclass(frozen=True)
+class StateSpec:
+    """What a step model carries between calls, and how many positions it can take (None: no limit)."""
+
+    tensors: tuple[StateTensor, ...]
+    max_positions: int | None = None
+
+    def to_json(self) -> str:
+        tensors = [{"input": t.input, "output": t.output, "shape": list(t.shape)} for t in self.tensors]
+        return json.dumps({"tensors": tensors, "max_positions": self.max_positions}, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str, source: str) -> StateSpec:
+        """Parse and check `makemore.state`; ModelFileError on anything malformed."""
+        spec = parse_json_object(text, "state", source)
+        tensors, max_positions = spec.get("tensors"), spec.get("max_positions")
+        if not isinstance(tensors, list) or not 1 <= len(tensors) <= MAX_STATE_TENSORS:
+            raise ModelFileError(f"{source}: state tensors must be a list of 1 to {MAX_STATE_TENSORS} entries")
+        if max_positions is not None:
+            check_int(max_positions, "state max_positions", 2, MAX_BLOCK_SIZE, source)
+        parsed = tuple(state_tensor(entry, source) for entry in tensors)
+        names = [t.input for t in parsed] + [t.output for t in parsed]
+        if len(set(names)) != len(names) or {"tokens", "logits"} & set(names):
+            raise ModelFileError(f"{source}: state tensor names must be distinct from each other and tokens, logits")
+        return cls(parsed, max_positions)
+
+
+def state_tensor(entry: object, source: str) -> StateTensor:
+    """One entry of `makemore.state`'s tensors: input and output names, and a shape with `batch` once."""
+    if not isinstance(entry, dict) or set(entry) != {"input", "output", "shape"}:
+        raise ModelFileError(f"{source}: a state tensor must have exactly input, output and shape")
+    name_ok = all(isinstance(entry[k], str) and 0 < len(entry[k]) <= 128 for k in ("input", "output"))
+    shape = entry["shape"]
+    dims_ok = (
+        isinstance(shape, list)
+        and 1 <= len(shape) <= 8
+        and all(d in (BATCH, PAST) or (is_int(d) and 1 <= d <= MAX_STATE_DIM) for d in shape)
+    )
+    if not (name_ok and dims_ok and shape.count(BATCH) == 1 and shape.count(PAST) <= 1):
+        raise ModelFileError(f"{source}: malformed state tensor {str(entry)[:80]}")
+    return StateTensor(entry["input"], entry["output"], tuple(shape))
+
+
+@dataclass(frozen=True)
 class ModelInfo:
     """Everything sampling needs besides the forward pass (the same fields as the checkpoint)."""
 
@@ -128,11 +192,18 @@ class ModelInfo:
     metrics: dict = field(default_factory=dict)
     data_sha256: str = ""
     contract: str = DEFAULT_CONTRACT
+    state: StateSpec | None = None  # the step contract's state
 
     @property
     def max_len(self) -> int:
         """The longest training word: the default bound on a sampled name."""
         return int(self.config.get("max_len", 32))
+
+    @property
+    def longest_name(self) -> int:
+        """The longest name this model can take: a transformer's positions hold the boundary and the name."""
+        limit = self.state.max_positions if self.state is not None else None
+        return MAX_LEN_LIMIT if limit is None else min(MAX_LEN_LIMIT, limit - 1)
 
     def checked(self, source: str = "model") -> ModelInfo:
         """This info, after every field has passed the contract's checks (ModelFileError otherwise)."""
@@ -140,6 +211,10 @@ class ModelInfo:
             raise ModelFileError(f"{source}: kind must be a short printable name, got {self.kind!r:.40}")
         if self.contract not in CONTRACTS:
             raise ModelFileError(f"{source}: unknown contract {self.contract!r:.40}; this runtime reads {CONTRACTS}")
+        if (self.contract == STEP) != (self.state is not None):
+            raise ModelFileError(f"{source}: a step model needs makemore.state, a window model has none")
+        if self.state is not None and self.max_len > self.longest_name:
+            raise ModelFileError(f"{source}: config max_len {self.max_len} exceeds the model's positions")
         check_vocab(self.vocab.chars, source)
         check_int(self.block_size, "block_size", 1, MAX_BLOCK_SIZE, source)
         if not isinstance(self.config, dict) or not isinstance(self.metrics, dict):
@@ -162,6 +237,8 @@ class ModelInfo:
             "metrics": json.dumps(self.metrics, sort_keys=True, allow_nan=False),
             "data_sha256": self.data_sha256,
         }
+        if self.state is not None:
+            values["state"] = self.state.to_json()
         return {METADATA_PREFIX + key: value for key, value in values.items()}
 
     @classmethod
@@ -186,6 +263,7 @@ class ModelInfo:
             metrics=parse_json_object(values["metrics"], "metrics", source),
             data_sha256=values["data_sha256"],
             contract=values.get("contract", DEFAULT_CONTRACT),
+            state=StateSpec.from_json(values["state"], source) if "state" in values else None,
         ).checked(source)
 
 

@@ -10,7 +10,9 @@ from makemore.contract.metadata import ModelFileError, ModelInfo
 from makemore.data import first_line
 
 CONTEXT = "context"  # window contract input: int64 [batch, block_size]
-LOGITS = "logits"  # output: float32 [batch, V]
+TOKENS = "tokens"  # step contract input: int64 [batch, steps]
+LOGITS = "logits"  # output: float32 [batch, V] (window), [batch, steps, V] (step)
+StepFn = Callable[[np.ndarray, list[np.ndarray]], tuple[np.ndarray, list[np.ndarray]]]
 PROBE_ROWS = 64  # contexts run at load to check the logits' shape and finiteness
 
 
@@ -67,6 +69,62 @@ def probe_window_logits(logits_fn: Callable[[np.ndarray], np.ndarray], info: Mod
         raise ModelFileError(
             f"{source}: logits have shape {list(logits.shape)} for {len(context)} contexts,"
             f" not [{len(context)}, {info.vocab.size}] (the vocabulary does not match the graph)"
+        )
+    if not np.isfinite(logits).all():
+        raise ModelFileError(f"{source}: the model gives non-finite logits (NaN or infinite weights?)")
+
+
+def check_signature(inputs: Sequence[IOSpec], outputs: Sequence[IOSpec], info: ModelInfo, source: str) -> None:
+    """The graph's inputs and outputs as the metadata's contract says."""
+    if info.state is None:
+        check_window_signature(inputs, outputs, info, source)
+    else:
+        check_step_signature(inputs, outputs, info, source)
+
+
+def check_step_signature(inputs: Sequence[IOSpec], outputs: Sequence[IOSpec], info: ModelInfo, source: str) -> None:
+    """tokens int64 [batch, steps] + state -> logits float32 [batch, steps, V] + new state, as makemore.state says."""
+    tensors = info.state.tensors
+    by_name = {spec.name: spec for spec in inputs}
+    if sorted(by_name) != sorted([TOKENS, *(t.input for t in tensors)]):
+        raise ModelFileError(f"{source}: inputs {sorted(by_name)} do not match its state metadata")
+    tokens = by_name[TOKENS]
+    if tokens.type != "tensor(int64)" or not _has_dims(tokens, (None, None)):
+        raise ModelFileError(f"{source}: input tokens is {tokens.type} {list(tokens.shape)}, not int64 [batch, steps]")
+    out_by_name = {spec.name: spec for spec in outputs}
+    logits = out_by_name.get(LOGITS)
+    if logits is None or logits.type != "tensor(float)" or not _has_dims(logits, (None, None, info.vocab.size)):
+        raise ModelFileError(f"{source}: output logits is not float32 [batch, steps, {info.vocab.size}]")
+    for tensor in tensors:
+        dims = tuple(d if isinstance(d, int) else None for d in tensor.shape)
+        for spec in (by_name[tensor.input], out_by_name.get(tensor.output)):
+            if spec is None or spec.type != "tensor(float)" or not _has_dims(spec, dims):
+                name = tensor.input if spec is None else spec.name
+                raise ModelFileError(f"{source}: state tensor {name} does not match its metadata {list(tensor.shape)}")
+
+
+def empty_state(info: ModelInfo, rows: int) -> list[np.ndarray]:
+    """The start state of `rows` sequences: zeros, past = 0."""
+    return [np.zeros(t.zeros_shape(rows), dtype=np.float32) for t in info.state.tensors]
+
+
+def probe_step_logits(step_fn: StepFn, info: ModelInfo, source: str) -> None:
+    """Run two steps from the empty state: logits [rows, 2, V] finite, and the new state of the declared shapes."""
+    rows = min(PROBE_ROWS, info.vocab.size)
+    tokens = np.stack([np.zeros(rows, dtype=np.int64), np.arange(rows, dtype=np.int64)], axis=1)
+    try:
+        logits, state = step_fn(tokens, empty_state(info, rows))
+    except Exception as err:  # onnxruntime raises untyped errors for a graph that cannot run
+        raise ModelFileError(f"{source}: the model fails on a probe batch ({first_line(err, 160)})") from None
+    if np.shape(logits) != (rows, 2, info.vocab.size):
+        raise ModelFileError(
+            f"{source}: logits have shape {list(np.shape(logits))}, not [{rows}, 2, {info.vocab.size}]"
+            " (the vocabulary does not match the graph)"
+        )
+    expected = [t.zeros_shape(rows, past=2) for t in info.state.tensors]
+    if [np.shape(s) for s in state] != expected:
+        raise ModelFileError(
+            f"{source}: the new state's shapes {[list(np.shape(s)) for s in state]} are not {expected}"
         )
     if not np.isfinite(logits).all():
         raise ModelFileError(f"{source}: the model gives non-finite logits (NaN or infinite weights?)")

@@ -17,15 +17,16 @@ import onnx
 import torch
 from makemore.contract import CONTEXT as INPUT_NAME
 from makemore.contract import LOGITS as OUTPUT_NAME
-from makemore.contract import ModelInfo
-from makemore.data import UserError, atomic_write, check_output_path, first_line
-from makemore.runtime.onnx_sampler import open_session
+from makemore.contract import PAST, TOKENS, ModelInfo, empty_state
+from makemore.data import BOUNDARY, UserError, atomic_write, check_output_path, first_line
+from makemore.runtime.onnx_sampler import open_session, session_forward
 from makemore.train.checkpoint import load_checkpoint, load_model, model_info
 
 DEFAULT_OPSET = 17
 OPSETS = range(7, 24)  # the TorchScript exporter's range in torch 2.x; outside it, torch dumps its IR graph on stderr
 TOLERANCE = {"rtol": 1e-5, "atol": 1e-5}
 VERIFY_BATCH = 256
+VERIFY_STEP_ROWS, VERIFY_STEPS = 32, 16  # random words a step model is verified on, and their positions
 QUANTIZE_CHOICES = ("int8",)
 # int8 logits are not exact: over the verify batch, the mean KL(torch || int8) of the next-character
 # distributions must stay below this (in nats; about the rise in cross-entropy it would cause).
@@ -73,6 +74,50 @@ def to_onnx_bytes(model: torch.nn.Module, vocab_size: int, block_size: int, opse
     return buffer.getvalue()
 
 
+class StepGraph(torch.nn.Module):
+    """A sequence model's `step` as the graph's forward: (tokens, *state) -> (logits, *new state)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, tokens: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return self.model.step(tokens, *state)
+
+
+def to_step_onnx_bytes(model: torch.nn.Module, info: ModelInfo, opset: int) -> bytes:
+    """Serialize a sequence model's `step`: tokens int64 [batch, steps] + state -> logits [batch, steps, V] + state.
+
+    The same TorchScript exporter as the window models: the key/value cache and the recurrent state are
+    plain inputs and outputs, so it expresses them without custom ops. The example has 2 rows, 3 steps and
+    a past of 2, so no axis is specialised; batch, steps and past are dynamic axes.
+    """
+    tensors = info.state.tensors
+    example_tokens = torch.randint(0, info.vocab.size, (2, 3), dtype=torch.int64)
+    example_state = tuple(torch.zeros(t.zeros_shape(2, past=2)) for t in tensors)
+    axes = {TOKENS: {0: "batch", 1: "steps"}, OUTPUT_NAME: {0: "batch", 1: "steps"}}
+    for t in tensors:
+        past = {t.shape.index(PAST): "past"} if PAST in t.shape else {}
+        grown = {t.shape.index(PAST): "past_and_steps"} if PAST in t.shape else {}
+        axes[t.input] = {t.batch_axis: "batch", **past}
+        axes[t.output] = {t.batch_axis: "batch", **grown}
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notices
+        torch.onnx.export(
+            StepGraph(model).eval(),  # a fresh module trains by default: export would leave model in train mode
+            (example_tokens, *example_state),
+            buffer,
+            dynamo=False,
+            input_names=[TOKENS, *(t.input for t in tensors)],
+            output_names=[OUTPUT_NAME, *(t.output for t in tensors)],
+            dynamic_axes=axes,
+            opset_version=opset,
+            do_constant_folding=True,
+        )
+    return buffer.getvalue()
+
+
 def export_checkpoint(
     checkpoint_path: str | Path,
     out_path: str | Path,
@@ -97,20 +142,27 @@ def export_checkpoint(
     info = checked_info(checkpoint, str(checkpoint_path))
     model = load_model(checkpoint, str(checkpoint_path))
     try:
-        raw = to_onnx_bytes(model, info.vocab.size, info.block_size, opset)
+        if info.state is None:
+            raw = to_onnx_bytes(model, info.vocab.size, info.block_size, opset)
+        else:
+            raw = to_step_onnx_bytes(model, info, opset)
     except Exception as err:  # the exporter raises many types; report one line
         raise ExportError(f"torch.onnx.export failed at opset {opset}: {first_line(err)}") from None
     proto = onnx.load_from_string(raw)
     proto.producer_name = "makemore-onnx"
-    proto.doc_string = f"makemore {info.kind} model: context[batch, {info.block_size}] int64 -> logits[batch, V]"
+    proto.doc_string = f"makemore {info.kind} model, {info.contract} contract" + (
+        f": context[batch, {info.block_size}] int64 -> logits[batch, V]"
+        if info.state is None
+        else ": tokens[batch, steps] int64 + state -> logits[batch, steps, V] + new state"
+    )
     stamp_and_check(proto, info, "exported model")
     model_bytes = proto.SerializeToString()
-    max_diff = verify_against_torch(model_bytes, model, info.vocab.size, info.block_size, seed)
+    max_diff = verify_against_torch(model_bytes, model, info, seed)
     if quantize is None:
         atomic_write(out_path, lambda tmp: Path(tmp).write_bytes(model_bytes), (checkpoint_path,))
         return ExportReport(out_path, len(model_bytes), max_diff, opset)
     quantized = quantize_int8(proto, dataclasses.replace(info, config={**info.config, "quantize": quantize}))
-    int8_diff, mean_kl = verify_int8_against_torch(quantized, model, info.vocab.size, info.block_size, seed)
+    int8_diff, mean_kl = verify_int8_against_torch(quantized, model, info, seed)
     atomic_write(out_path, lambda tmp: Path(tmp).write_bytes(quantized), (checkpoint_path,))
     return ExportReport(out_path, len(quantized), int8_diff, opset, quantize, len(model_bytes), mean_kl)
 
@@ -187,27 +239,49 @@ def quantize_int8(proto: onnx.ModelProto, info: ModelInfo) -> bytes:
     return quantized.SerializeToString()
 
 
-def logits_both_ways(
-    model_bytes: bytes, model: torch.nn.Module, vocab_size: int, block_size: int, seed: int, source: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """(onnxruntime logits, torch logits) on the same VERIFY_BATCH random contexts."""
-    session = open_session(model_bytes, source)
-    context = np.random.default_rng(seed).integers(0, vocab_size, (VERIFY_BATCH, block_size), dtype=np.int64)
+def step_logits_both_ways(session, model: torch.nn.Module, info: ModelInfo, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A step model on VERIFY_STEP_ROWS random words of VERIFY_STEPS positions (the boundary first): onnxruntime
+    fed the whole sequence in one call, then one token at a time carrying the state, against torch's full
+    forward. Rows [positions, V] of both ways, stacked."""
+    steps = min(VERIFY_STEPS, info.state.max_positions or VERIFY_STEPS)
+    tokens = np.random.default_rng(seed).integers(1, info.vocab.size, (VERIFY_STEP_ROWS, steps), dtype=np.int64)
+    tokens[:, 0] = BOUNDARY
     with torch.no_grad():
-        torch_logits = model(torch.from_numpy(context)).numpy()
+        torch_logits = model(torch.from_numpy(tokens)).numpy()
+    forward = session_forward(session, info)
+    whole = forward.step_fn(tokens, empty_state(info, len(tokens)))[0]
+    state, pieces = empty_state(info, len(tokens)), []
+    for pos in range(steps):
+        logits, state = forward.step_fn(tokens[:, pos : pos + 1], state)
+        pieces.append(logits)
+    ort_logits = np.concatenate([whole, np.concatenate(pieces, axis=1)]).reshape(-1, info.vocab.size)
+    return ort_logits, np.concatenate([torch_logits, torch_logits]).reshape(-1, info.vocab.size)
+
+
+def logits_both_ways(
+    model_bytes: bytes, model: torch.nn.Module, info: ModelInfo, seed: int, source: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """(onnxruntime logits, torch logits) [rows, V] on the same random contexts (window) or words (step)."""
+    session = open_session(model_bytes, source)
+    if info.state is not None:
+        ort_logits, torch_logits = step_logits_both_ways(session, model, info, seed)
+    else:
+        shape = (VERIFY_BATCH, info.block_size)
+        context = np.random.default_rng(seed).integers(0, info.vocab.size, shape, dtype=np.int64)
+        with torch.no_grad():
+            torch_logits = model(torch.from_numpy(context)).numpy()
+        ort_logits = session.run([OUTPUT_NAME], {INPUT_NAME: context})[0]
     if not np.isfinite(torch_logits).all():
         raise ExportError("the model's logits are not finite on random contexts (weights too large?); nothing written")
-    ort_logits = session.run([OUTPUT_NAME], {INPUT_NAME: context})[0]
     if not np.isfinite(ort_logits).all():
         raise ExportError(f"{source} gives non-finite logits where torch does not; nothing written")
     return ort_logits, torch_logits
 
 
-def verify_against_torch(
-    model_bytes: bytes, model: torch.nn.Module, vocab_size: int, block_size: int, seed: int
-) -> float:
-    """Max |onnxruntime - torch| over random contexts; ExportError beyond the tolerance."""
-    ort_logits, torch_logits = logits_both_ways(model_bytes, model, vocab_size, block_size, seed, "exported model")
+def verify_against_torch(model_bytes: bytes, model: torch.nn.Module, info: ModelInfo, seed: int) -> float:
+    """Max |onnxruntime - torch| over random contexts (or words, fed whole and one token at a time); ExportError
+    beyond the tolerance."""
+    ort_logits, torch_logits = logits_both_ways(model_bytes, model, info, seed, "exported model")
     max_diff = float(np.abs(ort_logits - torch_logits).max())
     try:
         np.testing.assert_allclose(ort_logits, torch_logits, **TOLERANCE)
@@ -224,10 +298,10 @@ def mean_kl(p_logits: np.ndarray, q_logits: np.ndarray) -> float:
 
 
 def verify_int8_against_torch(
-    model_bytes: bytes, model: torch.nn.Module, vocab_size: int, block_size: int, seed: int
+    model_bytes: bytes, model: torch.nn.Module, info: ModelInfo, seed: int
 ) -> tuple[float, float]:
     """(max |logits diff|, mean KL) of the int8 model vs torch; ExportError above INT8_MAX_MEAN_KL."""
-    ort_logits, torch_logits = logits_both_ways(model_bytes, model, vocab_size, block_size, seed, "quantized model")
+    ort_logits, torch_logits = logits_both_ways(model_bytes, model, info, seed, "quantized model")
     ort_logits, torch_logits = ort_logits.astype(np.float64), torch_logits.astype(np.float64)
     kl = mean_kl(torch_logits, ort_logits)
     if not kl <= INT8_MAX_MEAN_KL:

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-from makemore.contract import CONTEXT, LOGITS, IOSpec, ModelFileError, ModelInfo, check_window_signature
-from makemore.contract.signature import probe_window_logits
+from makemore.contract import CONTEXT, LOGITS, TOKENS, IOSpec, ModelFileError, ModelInfo, check_signature
+from makemore.contract.signature import probe_step_logits, probe_window_logits
 from makemore.data import first_line
-from makemore.runtime.sampling import Sampler
+from makemore.runtime.sampling import Sampler, StepForward, WindowForward
 
 
 def session_options() -> ort.SessionOptions:
@@ -44,23 +44,45 @@ def io_specs(args: list) -> list[IOSpec]:
     return [IOSpec(arg.name, arg.type, list(arg.shape)) for arg in args]
 
 
+def session_forward(session: ort.InferenceSession, info: ModelInfo) -> WindowForward | StepForward:
+    """The forward pass of a session under its contract."""
+    if info.state is None:
+        return WindowForward(lambda context: session.run([LOGITS], {CONTEXT: context})[0], info)
+    inputs = [t.input for t in info.state.tensors]
+    outputs = [LOGITS, *(t.output for t in info.state.tensors)]
+
+    def step(tokens: np.ndarray, state: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+        feed = {TOKENS: np.ascontiguousarray(tokens, dtype=np.int64), **dict(zip(inputs, state, strict=True))}
+        logits, *new_state = session.run(outputs, feed)
+        return logits, new_state
+
+    return StepForward(step, info)
+
+
 def read_model_info(session: ort.InferenceSession, source: str = "model") -> ModelInfo:
     """The makemore metadata of a session's model, checked against its inputs and outputs and a probe run."""
     info = ModelInfo.from_metadata(session.get_modelmeta().custom_metadata_map, source)
-    check_window_signature(io_specs(session.get_inputs()), io_specs(session.get_outputs()), info, source)
-    probe_window_logits(lambda context: session.run([LOGITS], {CONTEXT: context})[0], info, source)
+    check_signature(io_specs(session.get_inputs()), io_specs(session.get_outputs()), info, source)
+    forward = session_forward(session, info)
+    if info.state is None:
+        probe_window_logits(forward.logits_fn, info, source)
+    else:
+        probe_step_logits(forward.step_fn, info, source)
     return info
 
 
 class OnnxSampler(Sampler):
-    """Sample and score names with a makemore ONNX model through onnxruntime."""
+    """Sample and score names with a makemore ONNX model (either contract) through onnxruntime."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.session = open_session(self.path)
         self.info = read_model_info(self.session, str(self.path))
+        window = self.info.state is None
+        self.forward = WindowForward(self.logits, self.info) if window else session_forward(self.session, self.info)
 
     def logits(self, context: np.ndarray) -> np.ndarray:
-        """int64 context [B, block_size] -> float32 logits [B, V]."""
-        context = np.ascontiguousarray(context, dtype=np.int64)
-        return self.session.run([LOGITS], {CONTEXT: context})[0]
+        """A window model's int64 context [B, block_size] -> float32 logits [B, V]."""
+        if self.info.state is not None:
+            raise ModelFileError(f"{self.path} is a step model: it has no window logits (use sample, score, nll)")
+        return self.session.run([LOGITS], {CONTEXT: np.ascontiguousarray(context, dtype=np.int64)})[0]

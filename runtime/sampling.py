@@ -13,10 +13,10 @@ from collections.abc import Callable, Iterator
 from typing import Protocol
 
 import numpy as np
-from makemore.contract import ModelInfo
+from makemore.contract import ModelInfo, StepFn, empty_state
 from makemore.data import BOUNDARY, Vocab
 from makemore.runtime.options import SamplingError, SamplingOptions
-from makemore.runtime.scoring import LogitsFn, mean_nll, score_names
+from makemore.runtime.scoring import LogitsFn, mean_nll, score_names, step_word_nll, window_word_nll
 
 CHUNK_SIZE = 4096  # names generated together (cache-sized: measured fastest); larger requests run in chunks
 
@@ -52,6 +52,54 @@ class WindowDecoder:
     def step(self, tokens: np.ndarray) -> np.ndarray:
         self.context = np.concatenate([self.context[:, 1:], tokens[:, None]], axis=1)
         return self.logits_fn(self.context)
+
+
+class StepDecoder:
+    """The step contract as a decoder: its state is the model's own (a key/value cache or a hidden state),
+    carried from call to call; the prefix is fed in one multi-step call."""
+
+    def __init__(self, step_fn: StepFn, info: ModelInfo) -> None:
+        self.step_fn, self.info = step_fn, info
+        self.state: list[np.ndarray] = []
+
+    def start(self, prefix_ids: list[int], rows: int) -> np.ndarray:
+        tokens = np.tile(np.array([BOUNDARY, *prefix_ids], dtype=np.int64), (rows, 1))
+        logits, self.state = self.step_fn(tokens, empty_state(self.info, rows))
+        return logits[:, -1]
+
+    def keep(self, running: np.ndarray) -> None:
+        tensors = self.info.state.tensors
+        self.state = [s.compress(running, axis=t.batch_axis) for s, t in zip(self.state, tensors, strict=True)]
+
+    def step(self, tokens: np.ndarray) -> np.ndarray:
+        logits, self.state = self.step_fn(tokens[:, None], self.state)
+        return logits[:, -1]
+
+
+class WindowForward:
+    """A window model's forward pass: decoders and per-word NLL over logits_fn(context [B, block]) -> [B, V]."""
+
+    def __init__(self, logits_fn: LogitsFn, info: ModelInfo) -> None:
+        self.logits_fn, self.info = logits_fn, info
+
+    def decoder(self) -> Decoder:
+        return WindowDecoder(self.logits_fn, self.info.block_size)
+
+    def word_nll(self, words: list[str]) -> Iterator[np.ndarray]:
+        return window_word_nll(self.logits_fn, self.info, words)
+
+
+class StepForward:
+    """A step model's forward pass: decoders and per-word NLL over step_fn(tokens [B, T], state) -> logits, state."""
+
+    def __init__(self, step_fn: StepFn, info: ModelInfo) -> None:
+        self.step_fn, self.info = step_fn, info
+
+    def decoder(self) -> Decoder:
+        return StepDecoder(self.step_fn, self.info)
+
+    def word_nll(self, words: list[str]) -> Iterator[np.ndarray]:
+        return step_word_nll(self.step_fn, self.info, words)
 
 
 def next_token_weights(
@@ -145,7 +193,7 @@ def iter_sample_chunks(
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise SamplingError(f"n must be a whole number of at least 1, got {n!r:.40}", "n")
     prefix_ids = options.prefix_ids(info.vocab)
-    max_len = options.length(info)
+    max_len = options.length(info, ceiling=info.longest_name)
     rng = rng if rng is not None else np.random.default_rng(options.seed)
 
     def chunks() -> Iterator[list[str]]:
@@ -157,9 +205,10 @@ def iter_sample_chunks(
 
 
 class Sampler:
-    """Sampling and scoring over a backend's forward pass; subclasses define `logits` (or `decoder`)."""
+    """Sampling and scoring over a backend's forward pass (WindowForward or StepForward, set by the subclass)."""
 
     info: ModelInfo
+    forward: WindowForward | StepForward
 
     @property
     def vocab(self) -> Vocab:
@@ -169,13 +218,9 @@ class Sampler:
     def block_size(self) -> int:
         return self.info.block_size
 
-    def logits(self, context: np.ndarray) -> np.ndarray:
-        """int64 context [B, block_size] -> float32 logits [B, V]."""
-        raise NotImplementedError
-
     def decoder(self) -> Decoder:
-        """A fresh decoder for one chunk of names (the window contract over `logits`)."""
-        return WindowDecoder(self.logits, self.info.block_size)
+        """A fresh decoder for one chunk of names."""
+        return self.forward.decoder()
 
     def sample_chunks(
         self, n: int, options: SamplingOptions | None = None, *, rng: np.random.Generator | None = None, **values
@@ -189,8 +234,8 @@ class Sampler:
 
     def nll(self, words: list[str]) -> float:
         """Mean NLL per predicted character over `words` (the training loss)."""
-        return mean_nll(self.logits, self.info, words)
+        return mean_nll(self.forward.word_nll, words)
 
     def score(self, names: list[str]) -> list[float]:
         """Each name's mean NLL per predicted character: lower is more name-like."""
-        return score_names(self.logits, self.info, names)
+        return score_names(self.forward.word_nll, self.info, names)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import numpy as np
-from makemore.contract import MAX_LEN_LIMIT, ModelInfo
+from makemore.contract import ModelInfo, StepFn, empty_state
 from makemore.data import DatasetError, make_examples
+from makemore.data.dataset import encode_words
 
 CHUNK = 8192  # examples (predicted characters) per forward call and per group of words: 8,192 scores as fast
 # as 65,536 and keeps the peak of scoring 10,000 names of 100 characters at 106 MB instead of 204
@@ -25,21 +26,29 @@ def example_nll(logits_fn: LogitsFn, x: np.ndarray, y: np.ndarray) -> np.ndarray
     return out
 
 
-def word_groups(words: list[str], limit: int = CHUNK) -> Iterator[list[str]]:
-    """Consecutive groups of words with at most `limit` predicted characters each (a longer word alone)."""
+def word_groups(words: list[str], limit: int = CHUNK, padded: bool = False) -> Iterator[list[str]]:
+    """Consecutive groups of words with at most `limit` predicted characters each (a longer word alone);
+    `padded`: counted as the group's rows times its longest word, as a padded batch holds them."""
     group: list[str] = []
-    size = 0
+    size = longest = 0
     for word in words:
-        if group and size + len(word) + 1 > limit:
+        longest_with = max(longest, len(word) + 1)
+        size_with = longest_with * (len(group) + 1) if padded else size + len(word) + 1
+        if group and size_with > limit:
             yield group
-            group, size = [], 0
+            group, longest = [], 0
+            longest_with = len(word) + 1
+            size_with = len(word) + 1
         group.append(word)
-        size += len(word) + 1
+        size, longest = size_with, longest_with
     if group:
         yield group
 
 
-def per_word_nll(logits_fn: LogitsFn, info: ModelInfo, words: list[str]) -> Iterator[np.ndarray]:
+WordNll = Callable[[list[str]], Iterator[np.ndarray]]  # words -> each word's NLL per predicted character
+
+
+def window_word_nll(logits_fn: LogitsFn, info: ModelInfo, words: list[str]) -> Iterator[np.ndarray]:
     """For each word, the NLL of each predicted character (its letters, then its end), group by group."""
     for group in word_groups(words):
         nll = example_nll(logits_fn, *make_examples(group, info.vocab, info.block_size))
@@ -47,20 +56,37 @@ def per_word_nll(logits_fn: LogitsFn, info: ModelInfo, words: list[str]) -> Iter
         yield from np.split(nll, ends[:-1])
 
 
-def mean_nll(logits_fn: LogitsFn, info: ModelInfo, words: list[str]) -> float:
+def step_word_nll(step_fn: StepFn, info: ModelInfo, words: list[str]) -> Iterator[np.ndarray]:
+    """The same for a step model: each padded group of words in one multi-step call from the empty state."""
+    for group in word_groups(words, padded=True):
+        width = max(len(word) for word in group) + 1
+        tokens = np.zeros((len(group), width), dtype=np.int64)  # boundary, the word, boundary padding
+        ids = encode_words(group, info.vocab)
+        rows = np.repeat(np.arange(len(group)), [len(word) for word in group])
+        cols = np.concatenate([np.arange(1, len(word) + 1) for word in group]) if len(ids) else ids
+        tokens[rows, cols] = ids
+        logits = np.asarray(step_fn(tokens, empty_state(info, len(group)))[0], dtype=np.float64)
+        shifted = logits - logits.max(axis=2, keepdims=True)
+        log_probs = shifted - np.log(np.exp(shifted).sum(axis=2, keepdims=True))
+        targets = np.concatenate([tokens[:, 1:], np.zeros((len(group), 1), dtype=np.int64)], axis=1)
+        nll = -np.take_along_axis(log_probs, targets[:, :, None], axis=2)[:, :, 0]
+        yield from (nll[row, : len(word) + 1] for row, word in enumerate(group))
+
+
+def mean_nll(word_nll: WordNll, words: list[str]) -> float:
     """Mean NLL per predicted character (each word's letters and its end) over `words`."""
     total = count = 0.0
-    for nll in per_word_nll(logits_fn, info, words):
+    for nll in word_nll(words):
         total, count = total + nll.sum(), count + len(nll)
     return total / count
 
 
-def score_names(logits_fn: LogitsFn, info: ModelInfo, names: list[str]) -> list[float]:
+def score_names(word_nll: WordNll, info: ModelInfo, names: list[str]) -> list[float]:
     """Each name's mean NLL per predicted character (its letters and its end)."""
     for name in names:
         if not name:
             raise DatasetError("cannot score an empty name")
-        if len(name) > MAX_LEN_LIMIT:
-            raise DatasetError(f"cannot score a name longer than {MAX_LEN_LIMIT:,} characters")
-        info.vocab.encode(name)  # refuse any character outside the vocabulary before the first forward call
-    return [float(nll.mean()) for nll in per_word_nll(logits_fn, info, names)]
+        if len(name) > info.longest_name:
+            raise DatasetError(f"cannot score a name longer than {info.longest_name:,} characters with this model")
+    encode_words(names, info.vocab)  # refuse any character outside the vocabulary before the first forward call
+    return [float(nll.mean()) for nll in word_nll(names)]

@@ -14,7 +14,7 @@ import pytest
 from clirun import assert_usage_error, run
 from makemore.data import BOUNDARY, read_lines
 from makemore.runtime.onnx_sampler import OnnxSampler
-from makemore.runtime.sampling import Sampler
+from makemore.runtime.sampling import Sampler, WindowForward
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +78,7 @@ class CountingSampler(Sampler):
 
     def __init__(self, base: Sampler, flip_first_row: bool = False) -> None:
         self.base, self.info, self.flip, self.calls = base, base.info, flip_first_row, 0
+        self.forward = WindowForward(self.logits, self.info)
 
     def logits(self, context: np.ndarray) -> np.ndarray:
         out = self.base.logits(context).copy()

@@ -15,6 +15,7 @@ from makemore.data import read_lines
 from makemore.runtime.novelty import novel_names
 from makemore.runtime.onnx_sampler import OnnxSampler
 from makemore.runtime.options import SamplingOptions
+from makemore.runtime.sampling import WindowForward
 from makemore.runtime.serve.app import Limits, create_app
 from starlette.testclient import TestClient
 
@@ -224,6 +225,7 @@ def test_healthz_answers_while_a_big_request_runs(sampler):
     class BlockingSampler(OnnxSampler):
         def __init__(self):
             self.info, self.session = sampler.info, sampler.session
+            self.forward = WindowForward(self.logits, self.info)
 
         def logits(self, context):
             entered.set()

@@ -11,10 +11,10 @@ import warnings
 from pathlib import Path
 
 import torch
-from makemore.contract import CHECKPOINT_FORMAT_VERSION, ModelInfo
+from makemore.contract import CHECKPOINT_FORMAT_VERSION, STEP, WINDOW, ModelInfo
 from makemore.data import UserError, Vocab, first_line
 from makemore.data.files import atomic_write
-from makemore.train.models import build_model
+from makemore.train.models import build_model, state_spec
 from torch import nn
 
 KEYS = ("format_version", "kind", "config", "vocab", "state_dict", "metrics", "data_sha256")
@@ -68,7 +68,8 @@ def load_checkpoint(path: str | Path) -> dict:
 
 
 def model_info(checkpoint: dict) -> ModelInfo:
-    """The runtime's view of a checkpoint (vocabulary, block size, config, losses)."""
+    """The runtime's view of a checkpoint (vocabulary, block size, config, losses; a sequence kind's state)."""
+    state = state_spec(checkpoint["kind"], checkpoint["config"])
     return ModelInfo(
         kind=checkpoint["kind"],
         vocab=Vocab(checkpoint["vocab"]),
@@ -76,6 +77,8 @@ def model_info(checkpoint: dict) -> ModelInfo:
         config=checkpoint["config"],
         metrics=checkpoint["metrics"],
         data_sha256=checkpoint["data_sha256"],
+        contract=WINDOW if state is None else STEP,
+        state=state,
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import torch
+from makemore.contract import BATCH, PAST, StateSpec, StateTensor
 from makemore.data import UserError
 from torch import nn
 from torch.nn import functional as F
@@ -303,6 +304,24 @@ class Recurrent(nn.Module):
         out, new_state = self.rnn(self.dropout(self.embedding(tokens)), state if self.cell == "lstm" else state[0])
         logits = self.head(self.dropout(out))
         return (logits, *new_state) if self.cell == "lstm" else (logits, new_state)
+
+
+def state_spec(kind: str, config: dict) -> StateSpec | None:
+    """The step contract's state of a sequence kind (names, shapes with `batch` and `past`), None for a window kind.
+
+    Outputs are named after their inputs: past.{i}.key -> present.{i}.key (Hugging Face's names), state.h ->
+    next.h. A transformer takes at most block_size positions; a recurrent model has no limit.
+    """
+    if kind == "transformer":
+        shape = (BATCH, config["n_head"], PAST, config["n_embd"] // config["n_head"])
+        names = [f"{layer}.{part}" for layer in range(config["n_layer"]) for part in ("key", "value")]
+        tensors = tuple(StateTensor(f"past.{name}", f"present.{name}", shape) for name in names)
+        return StateSpec(tensors, max_positions=config["block_size"])
+    if kind in RECURRENT_CELLS:
+        shape = (config["n_layer"], BATCH, config["n_hidden"])
+        parts = ("h", "c") if kind == "lstm" else ("h",)
+        return StateSpec(tuple(StateTensor(f"state.{part}", f"next.{part}", shape) for part in parts))
+    return None
 
 
 def build_model(kind: str, vocab_size: int, config: dict) -> nn.Module:
