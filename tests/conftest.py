@@ -15,8 +15,13 @@ QUICK_OVERRIDES = {
     "bigram-nn": {"steps": 60},
     "mlp": {"steps": 400, "n_hidden": 64},
     "wavenet": {"steps": 300, "n_embd": 8, "n_hidden": 32, "batch_size": 64},
+    "transformer": {"steps": 200, "n_layer": 2, "n_head": 4, "n_embd": 32, "batch_size": 64, "warmup": 20},
+    "gru": {"steps": 200, "n_embd": 16, "n_hidden": 48, "batch_size": 64, "warmup": 20},
+    "lstm": {"steps": 200, "n_embd": 16, "n_hidden": 48, "batch_size": 64, "warmup": 20},
+    "rnn": {"steps": 200, "n_embd": 16, "n_hidden": 48, "batch_size": 64, "warmup": 20},
 }
-KINDS = tuple(QUICK_OVERRIDES)
+KINDS = ("bigram", "bigram-nn", "mlp", "wavenet")  # the window contract
+STEP_KINDS = ("transformer", "gru", "lstm", "rnn")  # the step contract
 
 
 @pytest.fixture(scope="session")
