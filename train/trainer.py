@@ -47,17 +47,17 @@ DEFAULTS: dict[str, dict] = {
         "weight_decay": 0.01,
         "seed": 1337,
     },
-    # Sequence kinds (whole words; block_size is set from the data, see with_block_size). Placeholder
-    # values until measured.
+    # Sequence kinds: whole words, block_size from the data (see with_block_size). How these were chosen, run
+    # by run: docs/results.md.
     "transformer": {
         "n_layer": 4,
         "n_head": 4,
         "n_embd": 64,
         "dropout": 0.1,
-        "steps": 20000,
-        "batch_size": 32,
-        "lr": 0.001,
-        "warmup": 500,
+        "steps": 6000,
+        "batch_size": 128,
+        "lr": 0.006,
+        "warmup": 300,
         "grad_clip": 1.0,
         "beta2": 0.99,
         "optimizer": "adamw",
@@ -67,11 +67,11 @@ DEFAULTS: dict[str, dict] = {
     **{
         kind: {
             "n_embd": 64,
-            "n_hidden": 128,
+            "n_hidden": 256,
             "n_layer": 1,
-            "dropout": 0.0,
-            "steps": 20000,
-            "batch_size": 32,
+            "dropout": 0.2,
+            "steps": 6000,
+            "batch_size": 64,
             "lr": 0.003,
             "warmup": 200,
             "grad_clip": 1.0,
