@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from clirun import run
-from conftest import KINDS
+from conftest import KINDS, STEP_KINDS
 from makemore.runtime.onnx_sampler import OnnxSampler
 from makemore.train.sampler import TorchSampler
 
@@ -23,7 +23,8 @@ SAMPLING_CASES = [
 
 @pytest.fixture(scope="module")
 def samplers(model_files) -> dict[str, tuple[TorchSampler, OnnxSampler]]:
-    return {kind: (TorchSampler(model_files[kind][0]), OnnxSampler(model_files[kind][1])) for kind in KINDS}
+    kinds = (*KINDS, *STEP_KINDS)
+    return {kind: (TorchSampler(model_files[kind][0]), OnnxSampler(model_files[kind][1])) for kind in kinds}
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -38,7 +39,7 @@ def test_logits_parity(samplers, kind, batch) -> None:
     np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", (*KINDS, *STEP_KINDS))  # both contracts
 @pytest.mark.parametrize("options", SAMPLING_CASES, ids=lambda o: "-".join(f"{k}={v}" for k, v in o.items()))
 def test_names_parity(samplers, kind, options) -> None:
     torch_sampler, onnx_sampler = samplers[kind]
