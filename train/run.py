@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 from makemore.contract import MAX_LEN_LIMIT
-from makemore.data import BOUNDARY, Vocab, bundled_names_path, check_output_path, file_sha256, read_words, split_words
+from makemore.data import Vocab, bundled_names_path, check_output_path, file_sha256, read_words, split_words
 from makemore.data.dataset import DEFAULT_FRACTIONS
 from makemore.train.checkpoint import (
     CheckpointError,
@@ -19,7 +19,6 @@ from makemore.train.checkpoint import (
     save_checkpoint,
 )
 from makemore.train.memory import check_memory, split_sizes
-from makemore.train.models import is_sequence
 from makemore.train.sampler import TorchSampler
 from makemore.train.trainer import (
     ARCHITECTURE_KEYS,
@@ -36,7 +35,6 @@ from makemore.train.trainer import (
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from torch import nn
 
 
 @dataclass
@@ -162,33 +160,7 @@ def _report(checkpoint: dict, result: TrainResult, request: TrainRequest, consol
     table.add_row(*(f"{checkpoint['metrics'][f'{n}_loss']:.4f}" for n in ("train", "val", "test")))
     console.print(table)
     if request.samples > 0:
-        seed, vocab = checkpoint["config"].get("seed", 0), Vocab(checkpoint["vocab"])
-        max_len = min(checkpoint["config"]["max_len"], SAMPLE_MAX_LEN)
-        if is_sequence(result.model):
-            names = sample_sequence_model(result.model, vocab, request.samples, seed, max_len)
-        else:
-            sampler = TorchSampler.from_model(result.model, model_info(checkpoint))
-            names = sampler.sample(request.samples, seed=seed, max_len=max_len)
+        sampler = TorchSampler.from_model(result.model, model_info(checkpoint))  # either contract
+        max_len = min(sampler.info.max_len, SAMPLE_MAX_LEN)
+        names = sampler.sample(request.samples, seed=checkpoint["config"].get("seed", 0), max_len=max_len)
         console.print("samples: " + ", ".join(names))
-
-
-@torch.no_grad()
-def sample_sequence_model(model: nn.Module, vocab: Vocab, n: int, seed: int, max_len: int) -> list[str]:
-    """n names from a sequence model through `step`, the state carried: a plain multinomial loop of torch's
-    (for the report after training; its draws are not the runtime sampler's)."""
-    model.eval()
-    generator = torch.Generator().manual_seed(seed)
-    tokens, state = torch.full((n, 1), BOUNDARY, dtype=torch.int64), model.empty_state(n)
-    out, done = torch.full((n, max_len), BOUNDARY, dtype=torch.int64), torch.zeros(n, dtype=torch.bool)
-    for pos in range(max_len):
-        logits, *state = model.step(tokens, *state)
-        logits = logits[:, -1]
-        if pos == 0:
-            logits[:, BOUNDARY] = float("-inf")  # a name is never empty
-        tokens = torch.multinomial(logits.softmax(dim=-1), 1, generator=generator)
-        tokens[done] = BOUNDARY
-        out[:, pos] = tokens[:, 0]
-        done |= tokens[:, 0] == BOUNDARY
-        if done.all():
-            break
-    return vocab.decode_rows(out.numpy())
