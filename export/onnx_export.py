@@ -57,17 +57,25 @@ def to_onnx_bytes(model: torch.nn.Module, vocab_size: int, block_size: int, opse
     time. The example batch has 2 rows so the exporter cannot specialise the batch axis to 1.
     """
     example = torch.randint(0, vocab_size, (2, block_size), dtype=torch.int64)
+    axes = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}
+    return trace_to_onnx(model, (example,), [INPUT_NAME], [OUTPUT_NAME], axes, opset)
+
+
+def trace_to_onnx(
+    module: torch.nn.Module, example: tuple, inputs: list[str], outputs: list[str], axes: dict, opset: int
+) -> bytes:
+    """torch.onnx.export with the TorchScript exporter into memory: one protobuf, weights inside."""
     buffer = io.BytesIO()
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notices
         torch.onnx.export(
-            model,
-            (example,),
+            module,
+            example,
             buffer,
             dynamo=False,
-            input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            input_names=inputs,
+            output_names=outputs,
+            dynamic_axes=axes,
             opset_version=opset,
             do_constant_folding=True,
         )
@@ -101,21 +109,14 @@ def to_step_onnx_bytes(model: torch.nn.Module, info: ModelInfo, opset: int) -> b
         grown = {t.shape.index(PAST): "past_and_steps"} if PAST in t.shape else {}
         axes[t.input] = {t.batch_axis: "batch", **past}
         axes[t.output] = {t.batch_axis: "batch", **grown}
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notices
-        torch.onnx.export(
-            StepGraph(model).eval(),  # a fresh module trains by default: export would leave model in train mode
-            (example_tokens, *example_state),
-            buffer,
-            dynamo=False,
-            input_names=[TOKENS, *(t.input for t in tensors)],
-            output_names=[OUTPUT_NAME, *(t.output for t in tensors)],
-            dynamic_axes=axes,
-            opset_version=opset,
-            do_constant_folding=True,
-        )
-    return buffer.getvalue()
+    return trace_to_onnx(
+        StepGraph(model).eval(),  # a fresh module trains by default: export would leave model in train mode
+        (example_tokens, *example_state),
+        [TOKENS, *(t.input for t in tensors)],
+        [OUTPUT_NAME, *(t.output for t in tensors)],
+        axes,
+        opset,
+    )
 
 
 def export_checkpoint(

@@ -93,12 +93,12 @@ def novel_name_chunks(
     The options are checked before the first chunk is asked for.
     """
     rng = np.random.default_rng(options.seed)
-    rounds = [sampler.sample_chunks(n, options, rng=rng)]  # the first round checks the options now
+    first_round = sampler.sample_chunks(n, options, rng=rng)  # asked for now: it checks the options
 
     def chunks() -> Iterator[list[str]]:
         found = 0
         for round_index in range(MAX_NOVEL_ROUNDS):
-            round_chunks = rounds[0] if round_index == 0 else sampler.sample_chunks(n, options, rng=rng)
+            round_chunks = first_round if round_index == 0 else sampler.sample_chunks(n, options, rng=rng)
             for chunk in round_chunks:
                 new = [name for name in chunk if name not in known][: n - found]
                 found += len(new)

@@ -24,6 +24,19 @@ KINDS = ("bigram", "bigram-nn", "mlp", "wavenet")  # the window contract
 STEP_KINDS = ("transformer", "gru", "lstm", "rnn")  # the step contract
 
 
+def rewrite_metadata(source: Path, target: Path, change) -> Path:
+    """A copy of the ONNX file `source` at `target`, its makemore metadata dict passed through change(props)."""
+    import onnx
+
+    proto = onnx.load(str(source))
+    props = {p.key: p.value for p in proto.metadata_props}
+    change(props)
+    del proto.metadata_props[:]
+    onnx.helper.set_model_props(proto, props)
+    onnx.save(proto, str(target))
+    return target
+
+
 @pytest.fixture(scope="session")
 def names_path() -> Path:
     from makemore.data import bundled_names_path

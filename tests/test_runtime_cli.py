@@ -12,6 +12,7 @@ import numpy as np
 import onnx
 import pytest
 from clirun import assert_usage_error, run
+from conftest import rewrite_metadata
 from makemore.data import BOUNDARY, read_lines
 from makemore.runtime.onnx_sampler import OnnxSampler
 from makemore.runtime.sampling import Sampler, WindowForward
@@ -212,16 +213,6 @@ def test_gen_leaves_home_and_tmpdir_empty(mlp_onnx, tmp_path) -> None:
 # ----- bad input -----------------------------------------------------------------------------------
 
 
-def _rewrite_metadata(source: Path, target: Path, change) -> Path:
-    proto = onnx.load(str(source))
-    props = {p.key: p.value for p in proto.metadata_props}
-    change(props)
-    del proto.metadata_props[:]
-    onnx.helper.set_model_props(proto, props)
-    onnx.save(proto, str(target))
-    return target
-
-
 def _bad_model(case: str, source: Path, folder: Path) -> Path:
     path = folder / "model.onnx"
     if case == "not-onnx":
@@ -230,9 +221,9 @@ def _bad_model(case: str, source: Path, folder: Path) -> Path:
         data = source.read_bytes()
         path.write_bytes(data[: len(data) // 2])
     elif case == "no-metadata":
-        _rewrite_metadata(source, path, dict.clear)
+        rewrite_metadata(source, path, dict.clear)
     elif case == "other-format-version":
-        _rewrite_metadata(source, path, lambda props: props.update({"makemore.format_version": "2"}))
+        rewrite_metadata(source, path, lambda props: props.update({"makemore.format_version": "2"}))
     elif case == "foreign-onnx":
         node = onnx.helper.make_node("Identity", ["x"], ["y"])
         graph = onnx.helper.make_graph(

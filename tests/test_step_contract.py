@@ -4,14 +4,13 @@ at a time; the names for every sampling option are in test_parity), mm-eval, int
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
 import torch
 from clirun import assert_usage_error, run
-from conftest import KINDS, STEP_KINDS
+from conftest import KINDS, STEP_KINDS, rewrite_metadata
 from makemore.contract import ModelFileError, empty_state
 from makemore.data import BOUNDARY
 from makemore.export.onnx_export import export_checkpoint, mean_kl
@@ -117,16 +116,6 @@ def test_transformer_refuses_a_max_len_beyond_its_positions(model_files) -> None
     assert_usage_error(run("mm-eval", model_files["transformer"][1], "--score", "a" * 16))
 
 
-def _with_metadata(path: Path, out: Path, change) -> Path:
-    proto = onnx.load(str(path))
-    props = {p.key: p.value for p in proto.metadata_props}
-    change(props)
-    del proto.metadata_props[:]
-    onnx.helper.set_model_props(proto, props)
-    out.write_bytes(proto.SerializeToString())
-    return out
-
-
 @pytest.mark.parametrize(
     "change",
     [
@@ -142,7 +131,7 @@ def _with_metadata(path: Path, out: Path, change) -> Path:
     ids=["no-state", "says-window", "past-fixed", "wrong-output", "wrong-input", "wrong-width", "empty", "list"],
 )
 def test_state_that_does_not_match_the_graph_is_one_line(model_files, tmp_path, change) -> None:
-    bad = _with_metadata(model_files["transformer"][1], tmp_path / "bad.onnx", change)
+    bad = rewrite_metadata(model_files["transformer"][1], tmp_path / "bad.onnx", change)
     with pytest.raises(ModelFileError):
         OnnxSampler(bad)
     assert_usage_error(run("mm-gen", bad, "--n", 3))
@@ -150,7 +139,7 @@ def test_state_that_does_not_match_the_graph_is_one_line(model_files, tmp_path, 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_window_file_from_before_the_step_contract_still_loads(model_files, tmp_path, kind) -> None:
-    old = _with_metadata(model_files[kind][1], tmp_path / "old.onnx", lambda p: p.pop("makemore.contract"))
+    old = rewrite_metadata(model_files[kind][1], tmp_path / "old.onnx", lambda p: p.pop("makemore.contract"))
     assert OnnxSampler(old).sample(20, seed=3) == OnnxSampler(model_files[kind][1]).sample(20, seed=3)
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from makemore.contract import ModelInfo
+from makemore.contract import ModelFileError, ModelInfo
 from makemore.runtime.sampling import Sampler, StepForward, WindowForward
 from makemore.train.checkpoint import load_checkpoint, load_model, model_info
 from makemore.train.models import is_sequence
@@ -48,4 +48,8 @@ class TorchSampler(Sampler):
 
     def logits(self, context: np.ndarray) -> np.ndarray:
         """A window model's int64 context [B, block_size] -> float32 logits [B, V]."""
+        if self.info.state is not None:
+            raise ModelFileError(
+                f"a {self.info.kind} is a step model: it has no window logits (use sample, score, nll)"
+            )
         return self.forward.logits_fn(context)
