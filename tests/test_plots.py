@@ -82,12 +82,22 @@ def test_plot_loss_png(model_files, tmp_path, suffix):
     assert_picture(plots.plot_loss(model_files["mlp"][suffix], tmp_path / "loss.png"))
 
 
-def test_onnx_embedding_table_is_the_torch_embedding(model_files):
-    pt, onnx_path = model_files["mlp"]
+@pytest.mark.parametrize("kind", sorted(plots.EMBEDDING_TABLES))
+def test_onnx_embedding_table_is_the_torch_embedding(model_files, kind):
+    pt, onnx_path = model_files[kind]
     from_pt, info = plots.read_embeddings(pt)
     from_onnx, _ = plots.read_embeddings(onnx_path)
     assert from_onnx.shape == (info.vocab.size, info.config["n_embd"])
     np.testing.assert_array_equal(from_onnx, from_pt)
+
+
+def test_every_kind_with_an_embedding_table_has_one_named():
+    from makemore.train.models import build_model
+    from makemore.train.trainer import DEFAULTS
+
+    for kind, name in plots.EMBEDDING_TABLES.items():
+        config = {"block_size": 16, **DEFAULTS[kind]}
+        assert build_model(kind, 27, config).state_dict()[name].shape == (27, config["n_embd"])
 
 
 def test_int8_onnx_embedding_table_is_dequantized(model_files, tmp_path):
@@ -131,7 +141,7 @@ def test_mm_plot_writes_each_picture(model_files, tmp_path):
     "args, message",
     [
         (["loss", "missing.onnx"], "model file not found"),
-        (["embeddings", "BIGRAM_PT"], "only mlp models have character embeddings"),
+        (["embeddings", "BIGRAM_PT"], "has no character embeddings"),
         (["loss", "BIGRAM_ONNX"], "has no loss history"),
         (["loss", "DATA"], "expected a checkpoint (.pt) or an ONNX model (.onnx)"),
         (["loss", "MLP_PT", "--out", "OUT/no/such/dir.png"], "output folder does not exist"),

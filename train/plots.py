@@ -60,8 +60,19 @@ def read_info(path: str | Path) -> ModelInfo:
     return model_info(load_checkpoint(path))
 
 
+# The character embedding table of each kind that has one (bigram-nn's [V, V] table holds logits, not embeddings).
+EMBEDDING_TABLES = {
+    "mlp": "embedding.weight",
+    "wavenet": "embedding.weight",
+    "transformer": "token_embedding.weight",
+    "rnn": "embedding.weight",
+    "gru": "embedding.weight",
+    "lstm": "embedding.weight",
+}
+
+
 def read_embeddings(path: str | Path) -> tuple[np.ndarray, ModelInfo]:
-    """An mlp's embedding table C [V, n_embd] (float64) and the model's metadata."""
+    """A model's character embedding table C [V, n_embd] (float64) and its metadata."""
     path = Path(path)
     if model_format(path) == "pt":
         _need("torch", path)
@@ -69,12 +80,13 @@ def read_embeddings(path: str | Path) -> tuple[np.ndarray, ModelInfo]:
 
         checkpoint = load_checkpoint(path)
         info, weights = model_info(checkpoint), checkpoint["state_dict"]
-        table = weights["embedding.weight"].double().numpy() if "embedding.weight" in weights else None
+        name = EMBEDDING_TABLES.get(info.kind)
+        table = weights[name].double().numpy() if name in weights else None
     else:
         info = read_info(path)
         table = None
-    if info.kind != "mlp":
-        raise PlotError(f"{path} is a {info.kind} model: only mlp models have character embeddings")
+    if info.kind not in EMBEDDING_TABLES:
+        raise PlotError(f"{path} is a {info.kind} model, which has no character embeddings")
     if table is None:
         table = onnx_embedding_table(_need("onnx", path), info.vocab.size)
     return table, info

