@@ -35,15 +35,36 @@ def machine() -> str:
     )
 
 
-def median_time(fn: Callable[[], object], repeats: int = 5) -> float:
-    """Median wall seconds of `repeats` calls (after one warm-up call)."""
-    fn()
+def call_seconds(fn: Callable[[], object], runs: int) -> list[float]:
+    """Wall seconds of each of `runs` calls of `fn`."""
     times = []
-    for _ in range(repeats):
+    for _ in range(runs):
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return times
+
+
+def median_time(fn: Callable[[], object], repeats: int = 5) -> float:
+    """Median wall seconds of `repeats` calls (after one warm-up call)."""
+    fn()
+    return statistics.median(call_seconds(fn, repeats))
+
+
+def budget_median_time(fn: Callable[[], object], repeats: int = 5, budget: float = 60.0) -> float:
+    """Median wall seconds of up to `repeats` calls after a timed warm-up call, in about `budget` seconds.
+
+    Fewer calls where the warm-up shows `repeats` would take longer (at least one); when the warm-up alone
+    took `budget` or more, it is the measurement (a call of minutes has nothing left to warm up).
+    """
+    (first,) = call_seconds(fn, 1)
+    runs = min(repeats, int(budget / first))
+    return statistics.median(call_seconds(fn, runs)) if runs >= 1 else first
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages, for the header of a table measured on a shared machine."""
+    return ", ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def trained_model(kind: str, *extra: str) -> tuple[Path, Path]:

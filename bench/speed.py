@@ -1,14 +1,18 @@
 """The speed benchmark: the ONNX runtime against torch, measured side by side in one run.
 
-    python bench/speed.py [--quick] [--out bench/RESULTS.md]
+    python bench/speed.py [--quick] [--kinds KIND ...] [--torch-threads N] [--eager-max-n N] [--out bench/RESULTS.md]
 
-Prints Markdown tables (sampling throughput and its bound, latency, cold start, install footprint,
-training) with the machine, and writes them to --out. Every figure is a median of several runs.
+Prints Markdown tables (sampling throughput and its bound, latency, the transformer's key/value cache against
+recomputing the prefix and against makemore.py's torch loop, cold start, install footprint, training) with the
+machine, and writes them to --out. Every figure is a median of several runs. Window kinds (mlp, bigram) and
+sequence kinds (rnn, gru, lstm, transformer) by default; each is trained with its defaults if out/bench/ lacks
+it (the transformer takes about 14 minutes on 2 cores).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import statistics
 import subprocess
@@ -21,14 +25,34 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import BIN, ROOT, machine, markdown_table, median_time, trained_model  # noqa: E402
+from common import (  # noqa: E402
+    BIN,
+    ROOT,
+    budget_median_time,
+    load_average,
+    machine,
+    markdown_table,
+    median_time,
+    trained_model,
+)
+from decoders import recompute_names, recorded_calls, replay  # noqa: E402
 from makemore.runtime.onnx_sampler import OnnxSampler  # noqa: E402
+from makemore.runtime.sampling import CHUNK_SIZE  # noqa: E402
 from makemore.train.sampler import TorchSampler  # noqa: E402
+
+WINDOW_KINDS = ("mlp", "bigram")
+SEQUENCE_KINDS = ("rnn", "gru", "lstm", "transformer")
+OTHER_KINDS = ("bigram-nn", "wavenet")  # measured on request (--kinds)
+CACHE_KIND = "transformer"  # the model whose key/value cache is measured against recomputing the prefix
+BUDGET = 30.0  # seconds one figure may take: slower calls are repeated fewer times (budget_median_time)
+EAGER_MAX_N = 10_000  # a sequence model's torch eager loop takes minutes at 100,000 (about 6 for the transformer)
+SEED = 1
 
 
 @torch.no_grad()
 def torch_eager_names(sampler: TorchSampler, n: int, max_len: int, seed: int) -> list[str]:
-    """The loop a PyTorch user would write: all names in one batch, softmax + multinomial per character."""
+    """The loop a PyTorch user would write for a window model: all names in one batch, softmax + multinomial
+    per character."""
     model, vocab = sampler.model, sampler.vocab.chars
     generator = torch.Generator().manual_seed(seed)
     context = torch.zeros(n, sampler.block_size, dtype=torch.long)
@@ -46,10 +70,24 @@ def torch_eager_names(sampler: TorchSampler, n: int, max_len: int, seed: int) ->
     return ["".join(vocab[i - 1] for i in row if i) for row in out.tolist()]
 
 
-def forward_rows_per_second(sampler: OnnxSampler, rows: int = 100_000) -> float:
-    """The network alone: random contexts through onnxruntime, in the sampler's own chunk size."""
-    from makemore.runtime.sampling import CHUNK_SIZE
+@torch.no_grad()
+def torch_generate_names(sampler: TorchSampler, n: int, max_len: int, seed: int) -> list[str]:
+    """makemore.py's `generate` for a sequence model, as its print_samples calls it: all n names in one batch
+    from the boundary, max_len steps (no early stop); each step a full forward over the context cropped to
+    block_size, softmax of the last position (temperature 1), torch.multinomial, append. Each row is cut at
+    its first boundary."""
+    model, vocab, block_size = sampler.model, sampler.vocab.chars, sampler.block_size
+    generator = torch.Generator().manual_seed(seed)
+    idx = torch.zeros(n, 1, dtype=torch.long)
+    for _ in range(max_len):
+        idx_cond = idx if idx.size(1) <= block_size else idx[:, -block_size:]
+        probs = torch.softmax(model(idx_cond)[:, -1, :], dim=-1)
+        idx = torch.cat([idx, torch.multinomial(probs, 1, generator=generator)], dim=1)
+    return ["".join(vocab[i - 1] for i in itertools.takewhile(bool, row)) for row in idx[:, 1:].tolist()]
 
+
+def forward_rows_per_second(sampler: OnnxSampler, rows: int = 100_000) -> float:
+    """A window model's network alone: random contexts through onnxruntime, in the sampler's own chunk size."""
     context = np.random.default_rng(0).integers(0, sampler.vocab.size, (rows, sampler.block_size), dtype=np.int64)
 
     def run() -> None:
@@ -59,38 +97,128 @@ def forward_rows_per_second(sampler: OnnxSampler, rows: int = 100_000) -> float:
     return rows / median_time(run)
 
 
-def throughput_rows(kind: str, pt: Path, onnx_path: Path, sizes: list[int], repeats: int) -> list[list[object]]:
-    onnx_sampler, torch_sampler = OnnxSampler(onnx_path), TorchSampler(pt)
+class KindBench:
+    """One model kind's samplers and their timings: each way of sampling is timed once per n (median of up to
+    `repeats` runs, seed 1), and every table reads the same figures. A sequence model's torch eager loop is
+    timed only up to n = `eager_max_n`."""
+
+    def __init__(self, kind: str, repeats: int, eager_max_n: int = EAGER_MAX_N) -> None:
+        pt, onnx_path = trained_model(kind)
+        self.kind, self.repeats, self.eager_max_n = kind, repeats, eager_max_n
+        self.onnx, self.torch = OnnxSampler(onnx_path), TorchSampler(pt)
+        self.is_step = self.onnx.info.state is not None
+        self.timings: dict[tuple[str, int], float] = {}
+        self.names: dict[tuple[str, int], list[str]] = {}  # the names of each way's last timed run
+
+    def run(self, way: str, n: int) -> list[str]:
+        """n names one way: "onnx" (OnnxSampler), "torch" (TorchSampler), "eager" (the PyTorch user's loop)
+        or "recompute" (a step model's ONNX graph without its cache)."""
+        if way == "onnx":
+            return self.onnx.sample(n, seed=SEED)
+        if way == "torch":
+            return self.torch.sample(n, seed=SEED)
+        if way == "eager":
+            eager = torch_generate_names if self.is_step else torch_eager_names
+            return eager(self.torch, n, self.onnx.info.max_len, SEED)
+        if way == "recompute":
+            return recompute_names(self.onnx, n, SEED)
+        raise ValueError(f"unknown way of sampling {way!r}")
+
+    def seconds(self, way: str, n: int, repeats: int | None = None) -> float:
+        """Median seconds of `run(way, n)`, measured on the first request."""
+        key = (way, n)
+        if key not in self.timings:
+
+            def call() -> None:
+                self.names[key] = self.run(way, n)
+
+            self.timings[key] = budget_median_time(call, repeats or self.repeats, BUDGET)
+        return self.timings[key]
+
+    def rate(self, way: str, n: int) -> float | None:
+        """Names per second of `run(way, n)`; None for a sequence model's eager loop beyond eager_max_n."""
+        if way == "eager" and self.is_step and n > self.eager_max_n:
+            return None
+        return n / self.seconds(way, n)
+
+    def positions(self, n: int) -> float:
+        """Mean positions per name (its characters and its end) of OnnxSampler's n names."""
+        self.seconds("onnx", n)
+        return statistics.fmean(len(name) + 1 for name in self.names[("onnx", n)])
+
+    def bound(self, n: int) -> float:
+        """Names/s if sampling cost nothing. Window model: the forward pass alone at CHUNK_SIZE rows over the
+        positions per name. Step model: the decoder calls of a recorded run replayed (model calls and state
+        trimming)."""
+        if not self.is_step:
+            return forward_rows_per_second(self.onnx) / self.positions(n)
+        logs = recorded_calls(self.onnx, n, SEED)
+        return n / budget_median_time(lambda: replay(self.onnx.decoder, logs), self.repeats, BUDGET)
+
+
+def count(value: float | None) -> str:
+    """A names/s cell: "—" where not measured."""
+    return "—" if value is None else f"{value:,.0f}"
+
+
+def speedup(faster: float | None, slower: float | None) -> str:
+    """A ratio cell: "—" where either side was not measured."""
+    return "—" if faster is None or slower is None else f"{faster / slower:.1f}x"
+
+
+def throughput_rows(bench: KindBench, sizes: list[int]) -> list[list[object]]:
     rows = []
-    rows_per_s = forward_rows_per_second(onnx_sampler)
     for n in sizes:
-        names = onnx_sampler.sample(n, seed=0)
-        positions = statistics.fmean(len(name) + 1 for name in names)
-        bound = rows_per_s / positions
-        t_onnx = median_time(lambda n=n: onnx_sampler.sample(n, seed=1), repeats)
-        t_torch = median_time(lambda n=n: torch_sampler.sample(n, seed=1), repeats)
-        t_eager = median_time(lambda n=n: torch_eager_names(torch_sampler, n, onnx_sampler.info.max_len, 1), repeats)
+        onnx, bound, eager = bench.rate("onnx", n), bench.bound(n), bench.rate("eager", n)
         rows.append(
             [
-                kind,
+                bench.kind,
                 f"{n:,}",
-                f"{n / t_onnx:,.0f}",
-                f"{n / t_torch:,.0f}",
-                f"{n / t_eager:,.0f}",
-                f"{t_eager / t_onnx:.1f}x",
-                f"{bound:,.0f}",
-                f"{(n / t_onnx) / bound:.0%}",
-                f"{positions:.2f}",
+                count(onnx),
+                count(bench.rate("torch", n)),
+                count(eager),
+                speedup(onnx, eager),
+                count(bound),
+                f"{onnx / bound:.0%}",
+                f"{bench.positions(n):.2f}",
             ]
         )
     return rows
 
 
-def latency_rows(kind: str, pt: Path, onnx_path: Path, repeats: int) -> list[list[object]]:
-    onnx_sampler, torch_sampler = OnnxSampler(onnx_path), TorchSampler(pt)
-    t_onnx = median_time(lambda: onnx_sampler.sample(20, seed=1), repeats * 4)
-    t_torch = median_time(lambda: torch_sampler.sample(20, seed=1), repeats * 4)
-    return [[kind, f"{t_onnx * 1e3:.2f}", f"{t_torch * 1e3:.2f}", f"{t_torch / t_onnx:.1f}x"]]
+def latency_rows(bench: KindBench) -> list[list[object]]:
+    t_onnx, t_torch = (bench.seconds(way, 20, bench.repeats * 4) for way in ("onnx", "torch"))
+    return [[bench.kind, f"{t_onnx * 1e3:.2f}", f"{t_torch * 1e3:.2f}", f"{t_torch / t_onnx:.1f}x"]]
+
+
+def cache_rows(bench: KindBench, sizes: list[int]) -> list[list[object]]:
+    """The key/value cache (OnnxSampler) against the same graph recomputing the prefix, and the torch eager loop."""
+    rows = []
+    for n in sizes:
+        cache, recompute, eager = (bench.rate(way, n) for way in ("onnx", "recompute", "eager"))
+        same = sum(a == b for a, b in zip(bench.names[("onnx", n)], bench.names[("recompute", n)], strict=True))
+        rows.append(
+            [
+                bench.kind,
+                f"{n:,}",
+                count(cache),
+                count(recompute),
+                count(eager),
+                speedup(cache, recompute),
+                speedup(cache, eager),
+                f"{same:,} of {n:,}",
+            ]
+        )
+    return rows
+
+
+def cache_verdict(bench: KindBench, n: int = 10_000) -> str:
+    """The issue's targets at n: the cache at least 2x the recompute and 5x the torch eager loop."""
+    parts = []
+    for way, label, target in (("recompute", "recomputing the prefix", 2), ("eager", "the torch eager loop", 5)):
+        ratio = bench.rate("onnx", n) / bench.rate(way, n)
+        parts.append(f"{ratio:.1f}x {label} (target {target}x: {'met' if ratio >= target else 'missed'})")
+    return f"At n = {n:,} the cache makes " + " and ".join(parts) + "."
 
 
 def process_seconds(cmd: list[str], repeats: int) -> float:
@@ -164,30 +292,78 @@ def training_rows(repeats: int) -> list[list[object]]:
     return [["mlp (defaults)", f"{seconds:.1f}", f"{val:.4f}", str(len(runs))]]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repeats, n = 10,000 only, no footprint")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS.md")
-    args = parser.parse_args()
-    repeats = 3 if args.quick else 5
-    sizes = [10_000] if args.quick else [10_000, 100_000]
-    mlp, bigram = trained_model("mlp"), trained_model("bigram")
-
-    sections = [f"Machine: {machine()}. Date: {time.strftime('%Y-%m-%d')}. Medians of {repeats} runs."]
-    sections.append(
+def sampling_sections(kinds: list[str], sizes: list[int], repeats: int, eager_max_n: int) -> list[str]:
+    """The throughput and latency tables of `kinds`, and the cache table when the transformer is among them."""
+    benches = [KindBench(kind, repeats, eager_max_n) for kind in kinds]
+    sections = [
         "### Batched sampling (names/s)\n\n"
         + markdown_table(
             ["model", "n", "OnnxSampler", "TorchSampler", "torch eager", "vs eager", "bound", "of bound", "steps/name"],
-            throughput_rows("mlp", *mlp, sizes, repeats) + throughput_rows("bigram", *bigram, sizes, repeats),
+            [row for bench in benches for row in throughput_rows(bench, sizes)],
         )
-    )
+        + "\n\ntorch eager: the loop a PyTorch user would write, all n names in one batch (a sequence model: "
+        "makemore.py's `generate`, a full forward over the whole context at every character). bound: names/s if "
+        "sampling cost nothing (a window model: its forward pass alone at the sampler's chunk size; a step model: "
+        "the decoder calls of a recorded run replayed, model and state trimming). —: not measured (a sequence "
+        f"model's eager loop above n = {eager_max_n:,}: `--eager-max-n` raises the limit)."
+    ]
     sections.append(
         "### Latency of 20 names in one call (ms)\n\n"
         + markdown_table(
-            ["model", "OnnxSampler", "TorchSampler", "speed-up"],
-            latency_rows("mlp", *mlp, repeats) + latency_rows("bigram", *bigram, repeats),
+            ["model", "OnnxSampler", "TorchSampler", "speed-up"], [row for b in benches for row in latency_rows(b)]
         )
     )
+    for bench in benches:
+        if bench.kind == CACHE_KIND:
+            sections.append(cache_section(bench, sizes))
+    return sections
+
+
+def cache_section(bench: KindBench, sizes: list[int]) -> str:
+    """The transformer decoded with its key/value cache, without it, and by the torch eager loop, in one run."""
+    return (
+        f"### The {bench.kind}'s key/value cache (names/s)\n\n"
+        "cache: OnnxSampler (the step contract, one token per call with the cache carried); recompute: the same "
+        "ONNX graph called on the whole prefix from the empty state at every character, its last position's logits "
+        "(bench/decoders.py), in the same sampling loop with the same draws; torch eager: makemore.py's `generate`.\n\n"
+        + markdown_table(
+            ["model", "n", "cache", "recompute", "torch eager", "cache vs recompute", "cache vs eager", "same names"],
+            cache_rows(bench, sizes),
+        )
+        + "\n\n"
+        + cache_verdict(bench)
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats, n = 10,000 only, no footprint")
+    kinds = [*WINDOW_KINDS, *SEQUENCE_KINDS]
+    choices = [*kinds, *OTHER_KINDS]
+    parser.add_argument(
+        "--kinds", nargs="+", choices=choices, default=kinds, metavar="KIND", help=f"of {', '.join(choices)}"
+    )
+    parser.add_argument(
+        "--eager-max-n",
+        type=int,
+        default=EAGER_MAX_N,
+        help=f"largest n for a sequence model's torch eager loop (default {EAGER_MAX_N:,}: it is slow)",
+    )
+    parser.add_argument("--torch-threads", type=int, help="torch's threads (default: torch's own choice, all cores)")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS.md")
+    args = parser.parse_args()
+    if args.torch_threads is not None:
+        torch.set_num_threads(args.torch_threads)
+    repeats = 3 if args.quick else 5
+    sizes = [10_000] if args.quick else [10_000, 100_000]
+    mlp = trained_model("mlp")
+
+    sections = [
+        f"Machine: {machine()}, torch {torch.__version__} on {torch.get_num_threads()} threads (onnxruntime: 1). "
+        f"Date: {time.strftime('%Y-%m-%d')}. Medians of {repeats} runs after a warm-up (fewer where a run takes over "
+        f"{BUDGET / repeats:.0f} s; over {BUDGET:.0f} s, the warm-up run alone)."
+    ]
+    sections += sampling_sections(args.kinds, sizes, repeats, args.eager_max_n)
     sections.append(
         "### Cold start, whole process (ms)\n\n"
         + markdown_table(["command", "ms", "speed-up vs torch"], cold_start_rows(*mlp, repeats))
@@ -205,6 +381,7 @@ def main() -> None:
             "### Training the default MLP\n\n"
             + markdown_table(["model", "seconds", "val loss", "runs"], training_rows(3))
         )
+    sections.append(f"Load average (1, 5, 15 min) at the end of the run: {load_average()}.")
     report = "\n\n".join(sections) + "\n"
     print(report)
     args.out.write_text(report)
