@@ -28,7 +28,9 @@ from makemore.train.trainer import (
     check_finite,
     flag,
     make_config,
+    size_defaults,
     train,
+    with_block_size,
 )
 
 INT_KEYS = tuple(INT_LIMITS)
@@ -199,6 +201,20 @@ def test_run_training_checks_memory_with_the_data_before_writing(tmp_path, monke
     request = TrainRequest(kind="mlp", out=out, quiet=True, overrides={"block_size": 1024, "steps": 5})
     with pytest.raises(memory.MemoryLimitError, match="^--block-size 1,024 needs about"):
         run_training(request)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_sequence_kinds_block_size_is_blamed_only_above_what_the_data_needs(tmp_path, monkeypatch) -> None:
+    """A transformer's block_size comes from the data; one set larger is the flag to lower, the data's own is not."""
+    monkeypatch.setattr(memory, "machine_memory", lambda: 2**31)
+    request = TrainRequest(kind="transformer", out=tmp_path / "m.pt", quiet=True, overrides={"block_size": 1000})
+    with pytest.raises(memory.MemoryLimitError, match="^--block-size 1,000 needs about .* smaller --block-size$"):
+        run_training(request)
+    names = read_words(bundled_names_path())
+    split = split_words(names)
+    config = with_block_size("transformer", {**DEFAULTS["transformer"], "batch_size": 2**16}, split)
+    with pytest.raises(memory.MemoryLimitError, match="^--batch-size 65,536 needs about"):
+        memory.check_memory("transformer", config, 27, memory.split_sizes(split), size_defaults("transformer", split))
     assert list(tmp_path.iterdir()) == []
 
 

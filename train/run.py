@@ -22,13 +22,13 @@ from makemore.train.memory import check_memory, split_sizes
 from makemore.train.sampler import TorchSampler
 from makemore.train.trainer import (
     ARCHITECTURE_KEYS,
-    DEFAULTS,
     ConfigError,
     TrainResult,
     check_values,
     flag,
     make_config,
     shown,
+    size_defaults,
     train,
     with_block_size,
 )
@@ -109,7 +109,7 @@ def run_training(request: TrainRequest) -> bool:
     split = split_words(words, config["split_seed"], DEFAULT_FRACTIONS)
     config.update(split_fractions=list(DEFAULT_FRACTIONS), max_len=min(MAX_LEN_LIMIT, max(len(w) for w in split.train)))
     config = with_block_size(request.kind, config, split)  # sequence kinds: from the data
-    check_memory(request.kind, config, vocab.size, split_sizes(split), DEFAULTS[request.kind])
+    check_memory(request.kind, config, vocab.size, split_sizes(split), size_defaults(request.kind, split))
     if resumed is not None:
         load_model(resumed, str(request.resume))  # its weights must fit its config
 

@@ -49,15 +49,15 @@ DEFAULTS: dict[str, dict] = {
         "seed": 1337,
     },
     # Sequence kinds: whole words, block_size from the data (see with_block_size); chosen run by run in
-    # docs/results.md. Measured 2026-11-25 with --threads 1 on the shared 2-vCPU AMD EPYC (load 2-4):
-    # transformer 204,544 params: train 1.8382, val 1.9406, test 1.9617, 13 min 54 s wall (11 min 38 s CPU);
-    # short of the 1.92 aimed at, still improving (dropout 0: val 2.0600, overfits; dropout 0.2: val 1.9725).
+    # docs/results.md. Measured 2026-11-25 with both cores of the 2-vCPU AMD EPYC, quiet machine:
+    # transformer 204,544 params: train 1.7457, val 1.9192, test 1.9428, 14 min 39 s wall (6000 steps: val
+    # 1.9406; dropout 0: 2.0600, overfits; dropout 0.2: 1.9725; --buckets 8: 1.9615).
     "transformer": {
         "n_layer": 4,
         "n_head": 4,
         "n_embd": 64,
         "dropout": 0.1,
-        "steps": 6000,
+        "steps": 12000,
         "batch_size": 128,
         "buckets": 1,
         "lr": 0.006,
@@ -173,14 +173,23 @@ def check_config(kind: str, config: dict) -> None:
     check_values(config)
     _check_schedule(config)
     if kind == "transformer" and config["n_embd"] % config["n_head"]:
-        raise ConfigError(f"n-embd ({config['n_embd']}) must be divisible by n-head ({config['n_head']})")
+        raise ConfigError(f"--n-embd ({config['n_embd']}) must be divisible by --n-head ({config['n_head']})")
     if kind == "wavenet":
         block_size = config["block_size"]
         if block_size < 2 or block_size & (block_size - 1):
             raise ConfigError(f"--block-size of a wavenet must be a power of two (2, 4, 8, ...), got {block_size}")
         if config.get("batch_size", 2) < 2:
             raise ConfigError("--batch-size of a wavenet must be at least 2 (batch norm)")
-    check_memory(kind, config, vocab_size=2, split_sizes={}, defaults=DEFAULTS[kind])
+    check_memory(kind, config, vocab_size=2, split_sizes={}, defaults=size_defaults(kind))
+
+
+def size_defaults(kind: str, split: Split | None = None) -> dict:
+    """The values a memory error compares the size flags with: DEFAULTS, plus for the sequence kinds (whose
+    block_size comes from the data) the smallest block_size that the data allows (1 without data)."""
+    if kind not in SEQUENCE_KINDS:
+        return DEFAULTS[kind]
+    smallest = 1 if split is None else with_block_size(kind, DEFAULTS[kind], split)["block_size"]
+    return {**DEFAULTS[kind], "block_size": smallest}
 
 
 def check_values(values: dict) -> None:
