@@ -25,12 +25,13 @@ class CheckpointError(UserError):
 
 
 def make_checkpoint(kind: str, config: dict, vocab: Vocab, model: nn.Module, metrics: dict, data_sha256: str) -> dict:
+    """The checkpoint dict of a trained model; its tensors are CPU copies, whatever device the model is on."""
     return {
         "format_version": CHECKPOINT_FORMAT_VERSION,
         "kind": kind,
         "config": dict(config),
         "vocab": vocab.chars,
-        "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()},
+        "state_dict": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()},
         "metrics": dict(metrics),
         "data_sha256": data_sha256,
     }

@@ -13,6 +13,13 @@ from makemore.train.extra import run_training_cli
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
 
 
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+    mps = "mps"
+
+
 class Kind(str, Enum):
     bigram = "bigram"
     bigram_nn = "bigram-nn"
@@ -52,7 +59,10 @@ def train_command(
     dropout: Annotated[float | None, typer.Option(help="Dropout (mlp, wavenet, transformer, rnn, gru, lstm).")] = None,
     norm: Annotated[str | None, typer.Option(help="Normalisation in each wavenet level: batch or layer.")] = None,
     steps: Annotated[int | None, typer.Option(help="Optimisation steps.")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Minibatch size (words for the sequence kinds).")] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(help="Minibatch size (words for the sequence kinds); per rank under torchrun."),
+    ] = None,
     buckets: Annotated[
         int | None,
         typer.Option(help="Sequence kinds: draw this many batches at once and group words of similar length."),
@@ -69,6 +79,9 @@ def train_command(
         int | None,
         typer.Option(help="torch threads, at most the cores [default: all]; use 1 when other jobs share the CPU."),
     ] = None,
+    device: Annotated[
+        Device, typer.Option(help="Where to train: auto (cuda, then mps, then cpu), cpu, cuda or mps.")
+    ] = Device.auto,
 ) -> None:
     from makemore.train.run import TrainRequest, run_training
 
@@ -82,6 +95,7 @@ def train_command(
         samples=samples,
         quiet=quiet,
         threads=threads,
+        device=device.value,
         overrides=dict(
             seed=seed,
             block_size=block_size,

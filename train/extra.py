@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
+from contextlib import redirect_stderr, redirect_stdout
 
 from makemore.data.cli import require_extra, run_cli
+from makemore.train.launch import is_secondary_rank
 
 
 def require_training_extra(command: str) -> None:
@@ -14,7 +17,15 @@ def require_training_extra(command: str) -> None:
 
 
 def run_training_cli(app: Callable[[], object], command: str) -> None:
-    """run_cli for a command of the training extra; without torch or onnx it names the extra (--help still works)."""
+    """run_cli for a command of the training extra; without torch or onnx it names the extra (--help still works).
+
+    A torchrun rank other than 0 prints nothing: its one-line errors repeat rank 0's (every rank makes the same
+    checks). An unexpected exception still shows its traceback, from whichever rank it happens on.
+    """
     if not {"-h", "--help"} & set(sys.argv[1:]):
         require_training_extra(command)
-    run_cli(app)
+    if not is_secondary_rank():
+        run_cli(app)
+        return
+    with open(os.devnull, "w") as sink, redirect_stdout(sink), redirect_stderr(sink):
+        run_cli(app)

@@ -240,13 +240,13 @@ class Transformer(nn.Module):
     def state_names(self) -> list[str]:
         return [f"past.{layer}.{part}" for layer in range(self.n_layer) for part in ("key", "value")]
 
-    def empty_state(self, batch: int) -> list[torch.Tensor]:
-        """Empty caches: float32 zeros [batch, n_head, 0, head_dim] per key and value."""
-        return [torch.zeros(batch, self.n_head, 0, self.head_dim) for _ in self.state_names()]
+    def empty_state(self, batch: int, device: torch.device | None = None) -> list[torch.Tensor]:
+        """Empty caches: float32 zeros [batch, n_head, 0, head_dim] per key and value (on `device`, default CPU)."""
+        return [torch.zeros(batch, self.n_head, 0, self.head_dim, device=device) for _ in self.state_names()]
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens [B, T] -> logits [B, T, V], from the empty cache."""
-        return self.step(tokens, *self.empty_state(tokens.shape[0]))[0]
+        return self.step(tokens, *self.empty_state(tokens.shape[0], tokens.device))[0]
 
     def step(self, tokens: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """(tokens [B, T], *caches [B, H, past, D]) -> (logits [B, T, V], *caches [B, H, past + T, D])."""
@@ -257,8 +257,9 @@ class Transformer(nn.Module):
             raise SequenceLengthError(
                 f"{past + length} positions exceed the transformer's block_size {self.block_size}"
             )
-        query_pos = torch.arange(past, past + length)
-        mask = torch.arange(past + length).unsqueeze(0) > query_pos.unsqueeze(1)  # query i sees keys <= past + i
+        query_pos = torch.arange(past, past + length, device=tokens.device)
+        keys = torch.arange(past + length, device=tokens.device)
+        mask = keys.unsqueeze(0) > query_pos.unsqueeze(1)  # query i sees keys <= past + i
         x = self.dropout(self.token_embedding(tokens) + self.position_embedding(query_pos))
         new_state: list[torch.Tensor] = []
         for layer, block in enumerate(self.blocks):
@@ -306,13 +307,13 @@ class Recurrent(nn.Module):
     def state_names(self) -> list[str]:
         return ["state.h", "state.c"] if self.cell == "lstm" else ["state.h"]
 
-    def empty_state(self, batch: int) -> list[torch.Tensor]:
-        """Zero states: float32 [n_layer, batch, n_hidden] each."""
-        return [torch.zeros(self.n_layer, batch, self.n_hidden) for _ in self.state_names()]
+    def empty_state(self, batch: int, device: torch.device | None = None) -> list[torch.Tensor]:
+        """Zero states: float32 [n_layer, batch, n_hidden] each (on `device`, default CPU)."""
+        return [torch.zeros(self.n_layer, batch, self.n_hidden, device=device) for _ in self.state_names()]
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens [B, T] -> logits [B, T, V], from the zero state."""
-        return self.step(tokens, *self.empty_state(tokens.shape[0]))[0]
+        return self.step(tokens, *self.empty_state(tokens.shape[0], tokens.device))[0]
 
     def step(self, tokens: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """(tokens [B, T], *state [n_layer, B, n_hidden]) -> (logits [B, T, V], *new state)."""

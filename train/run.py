@@ -1,4 +1,8 @@
-"""What `mm-train` does: read the data, train (or resume), save the checkpoint, report."""
+"""What `mm-train` does: read the data, train (or resume), save the checkpoint, report.
+
+Under torchrun (see distributed.py) every rank makes the same checks before the process group starts, so a
+bad flag stops them all alike; then they train one model together, and rank 0 alone prints and writes.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +22,9 @@ from makemore.train.checkpoint import (
     model_info,
     save_checkpoint,
 )
+from makemore.train.device import resolve_device
+from makemore.train.distributed import Ranks, session
+from makemore.train.launch import launch_from_env
 from makemore.train.memory import check_memory, split_sizes
 from makemore.train.sampler import TorchSampler
 from makemore.train.trainer import (
@@ -48,6 +55,7 @@ class TrainRequest:
     samples: int = 5
     quiet: bool = False
     threads: int | None = None  # torch intra-op threads; None keeps torch's default (all cores)
+    device: str = "auto"  # auto (cuda, then mps, then cpu), cpu, cuda or mps
     overrides: dict = field(default_factory=dict)
 
 
@@ -93,9 +101,15 @@ def resolve_config(request: TrainRequest, resumed: dict | None) -> dict:
 
 
 def run_training(request: TrainRequest) -> bool:
-    """Train and save; returns False when Ctrl-C cut training short (the checkpoint is still saved)."""
-    console = Console(stderr=True, quiet=request.quiet)
+    """Train and save; returns False when Ctrl-C cut training short (the checkpoint is still saved).
+
+    Under torchrun, ranks other than 0 print nothing and write nothing. A bigram (counts, no gradient) is
+    counted by rank 0 alone; the other ranks return at once.
+    """
+    launch = launch_from_env()
+    console = Console(stderr=True, quiet=request.quiet or (launch is not None and not launch.is_main))
     check_request(request)
+    device = resolve_device(request.device, *((launch.local_rank, launch.local_world_size) if launch else ()))
     if request.threads is not None:
         torch.set_num_threads(request.threads)
     data_path = request.data or bundled_names_path()
@@ -112,20 +126,29 @@ def run_training(request: TrainRequest) -> bool:
     check_memory(request.kind, config, vocab.size, split_sizes(split), size_defaults(request.kind, split))
     if resumed is not None:
         load_model(resumed, str(request.resume))  # its weights must fit its config
+    if launch is not None and request.kind == "bigram":  # nothing to average: rank 0 counts, alone
+        if not launch.is_main:
+            return True
+        launch = None
 
-    result = _train_with_progress(request.kind, config, split, vocab, resumed, console)
-    config["steps_done"] = (resumed["config"].get("steps_done", 0) if resumed else 0) + result.steps_done
-    metrics = dict(result.metrics, history=result.history)
-    checkpoint = make_checkpoint(request.kind, config, vocab, result.model, metrics, file_sha256(data_path))
-    save_checkpoint(checkpoint, request.out, (data_path,))
-    _report(checkpoint, result, request, console)
+    with session(launch, device) as ranks:
+        result = _train_with_progress(request.kind, config, split, vocab, resumed, console, device, ranks)
+        if not ranks.is_main:
+            return not result.interrupted
+        config["steps_done"] = (resumed["config"].get("steps_done", 0) if resumed else 0) + result.steps_done
+        metrics = dict(result.metrics, history=result.history)
+        checkpoint = make_checkpoint(request.kind, config, vocab, result.model, metrics, file_sha256(data_path))
+        save_checkpoint(checkpoint, request.out, (data_path,))
+        _report(checkpoint, result, request, console)
     return not result.interrupted
 
 
-def _train_with_progress(kind, config, split, vocab, resumed, console: Console) -> TrainResult:
+def _train_with_progress(
+    kind, config, split, vocab, resumed, console: Console, device: torch.device, ranks: Ranks
+) -> TrainResult:
     state_dict = resumed["state_dict"] if resumed else None
     if "steps" not in config:  # counted, not descended: nothing to show progress of
-        return train(kind, config, split, vocab, state_dict=state_dict)
+        return train(kind, config, split, vocab, state_dict=state_dict, device=device)
     columns = [
         TextColumn(f"[bold]{kind}"),
         BarColumn(),
@@ -141,7 +164,9 @@ def _train_with_progress(kind, config, split, vocab, resumed, console: Console) 
                 progress.update(task, completed=p.step, loss=f"{p.loss:.4f}")
 
         try:
-            result = train(kind, config, split, vocab, state_dict=state_dict, on_step=on_step)
+            result = train(
+                kind, config, split, vocab, state_dict=state_dict, on_step=on_step, device=device, ranks=ranks
+            )
         except BaseException:  # an error leaves its one line: no bar, no blank line above it
             progress.live.transient = True
             progress.live.stop()

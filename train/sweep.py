@@ -54,16 +54,24 @@ def grid(block_sizes: list[int], n_embds: list[int], n_hiddens: list[int]) -> li
     return [dict(zip(GRID_KEYS, combo, strict=True)) for combo in itertools.product(block_sizes, n_embds, n_hiddens)]
 
 
-def iter_sweep(configs: list[dict], *, data: Path | None = None, **training) -> Iterator[SweepRow]:
+def iter_sweep(
+    configs: list[dict], *, data: Path | None = None, device: str = "auto", **training
+) -> Iterator[SweepRow]:
     """Train an MLP for each config (plus shared `training` overrides: steps, batch_size, lr, seed); yield its row.
 
-    All runs use the same data and split (mm-train's default split seed). Ctrl-C stops the sweep with
-    KeyboardInterrupt; the config being trained then yields no row.
+    All runs use the same data and split (mm-train's default split seed), on `device` (as mm-train's --device).
+    Ctrl-C stops the sweep with KeyboardInterrupt; the config being trained then yields no row. One process
+    only: under torchrun it refuses (UserError).
     """
     from makemore.data import Vocab, bundled_names_path, read_words, split_words
+    from makemore.train.device import resolve_device
+    from makemore.train.launch import launch_from_env
     from makemore.train.memory import check_memory, split_sizes
     from makemore.train.trainer import DEFAULTS, make_config, train
 
+    if launch_from_env() is not None:
+        raise UserError("mm-sweep trains its configs one after another in one process: start it without torchrun")
+    where = resolve_device(device)
     words = read_words(data or bundled_names_path())
     vocab, split = Vocab.from_words(words), split_words(words)
     checked = [make_config("mlp", **config, **training) for config in configs]  # all errors before any training
@@ -71,7 +79,7 @@ def iter_sweep(configs: list[dict], *, data: Path | None = None, **training) -> 
         check_memory("mlp", config, vocab.size, split_sizes(split), DEFAULTS["mlp"])
     for config in checked:
         start = time.perf_counter()
-        result = train("mlp", config, split, vocab)
+        result = train("mlp", config, split, vocab, device=where)
         if result.interrupted:
             raise KeyboardInterrupt
         yield SweepRow(
@@ -117,6 +125,9 @@ def sweep_command(
     seed: Annotated[int | None, typer.Option(help="Seed of every run [default: mlp default].")] = None,
     data: Annotated[Path | None, typer.Option(help="Text file, one item per line [default: bundled names]")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON instead of a table.")] = False,
+    device: Annotated[
+        str, typer.Option(help="Where to train: auto (cuda, then mps, then cpu), cpu, cuda or mps.")
+    ] = "auto",
 ) -> None:
     configs = grid(
         parse_ints(block_size, "--block-size"), parse_ints(n_embd, "--n-embd"), parse_ints(n_hidden, "--n-hidden")
@@ -125,7 +136,7 @@ def sweep_command(
     rows: list[SweepRow] = []
     interrupted = False
     try:
-        for row in iter_sweep(configs, data=data, steps=steps, batch_size=batch_size, lr=lr, seed=seed):
+        for row in iter_sweep(configs, data=data, device=device, steps=steps, batch_size=batch_size, lr=lr, seed=seed):
             rows.append(row)
             print(
                 f"[{len(rows)}/{len(configs)}] block {row.block_size} embd {row.n_embd} hidden {row.n_hidden}:"

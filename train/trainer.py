@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from makemore.data import BOUNDARY, Split, UserError, Vocab, check_seed, make_examples
+from makemore.train.device import model_device, to_device
+from makemore.train.distributed import SINGLE, Ranks
 from makemore.train.memory import check_memory, eval_rows
 from makemore.train.models import IGNORE, Bigram, build_model, cross_entropy, is_sequence
 from torch import nn
@@ -343,8 +345,9 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 65
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
+    device = model_device(model)
     for start in range(0, len(y), chunk):
-        xb, yb = trim_padding(x[start : start + chunk], y[start : start + chunk])
+        xb, yb = to_device(device, *trim_padding(x[start : start + chunk], y[start : start + chunk]))
         logits = model(xb).flatten(0, -2)
         total += nn.functional.cross_entropy(logits, yb.flatten(), ignore_index=IGNORE, reduction="sum").item()
         count += int((yb != IGNORE).sum())
@@ -386,12 +389,16 @@ def train(
     *,
     state_dict: dict | None = None,
     on_step: Callable[[Progress], None] | None = None,
+    device: torch.device | None = None,
+    ranks: Ranks = SINGLE,
 ) -> TrainResult:
     """Fit a model of `kind` on split.train; losses of every split in the result's metrics.
 
     Ctrl-C (KeyboardInterrupt) during the loop stops it early; the result says so. A loss that
     stops being finite raises TrainingDiverged. Sequence kinds take their block_size from the data when
-    the config has none (see with_block_size).
+    the config has none (see with_block_size). The model trains and is evaluated on `device` (default the
+    CPU) and comes back on the CPU. Under torchrun (`ranks`, see distributed.py) rank 0 alone evaluates:
+    the other ranks' results have no metrics.
     """
     config = with_block_size(kind, config, split)
     data = split_tensors(kind, split, vocab, config["block_size"])
@@ -404,14 +411,17 @@ def train(
     history: dict = {"step": [], "train_loss": [], "val_step": [], "val_loss": []}
     chunk = eval_rows(kind, vocab.size, config)
     if isinstance(model, Bigram):
-        model.fit(x_train, y_train, config["smoothing"])
-    else:
-        steps_done, interrupted = _gradient_descent(model, config, data, history, on_step, chunk)
+        model.fit(x_train, y_train, config["smoothing"])  # counted on the CPU (float64, which MPS lacks)
+    model.to(device or torch.device("cpu"))
+    if not isinstance(model, Bigram):
+        steps_done, interrupted = _gradient_descent(model, config, data, history, on_step, chunk, ranks)
+    if not ranks.is_main:
+        return TrainResult(model.cpu(), {}, steps_done, interrupted, history)
     model.eval()
     metrics = {f"{name}_loss": evaluate(model, *data[name], chunk=chunk) for name in ("train", "val", "test")}
     metrics["train_seconds"] = round(time.perf_counter() - started, 1)  # fitting and the final evaluation, wall
     check_finite(model, metrics, steps_done, "a larger --smoothing" if isinstance(model, Bigram) else "a smaller --lr")
-    return TrainResult(model, metrics, steps_done, interrupted, history)
+    return TrainResult(model.cpu(), metrics, steps_done, interrupted, history)
 
 
 def diverged(step: int, what: str, value: object, hint: str = "a smaller --lr") -> TrainingDiverged:
@@ -452,12 +462,17 @@ def _gradient_descent(
     history: dict,
     on_step: Callable[[Progress], None] | None,
     chunk: int,
+    ranks: Ranks = SINGLE,
 ) -> tuple[int, bool]:
-    """Minibatch descent (full batch when no batch_size); returns (steps done, interrupted)."""
+    """Minibatch descent (full batch when no batch_size) on the model's device; returns (steps done, interrupted).
+
+    Under torchrun each rank draws its own batches of batch_size and DDP averages the gradients.
+    """
     x_train, y_train = data["train"]
     steps = config["steps"]
     batch_size = config.get("batch_size")
-    generator = torch.Generator().manual_seed(config.get("seed", 0))
+    generator = ranks.generator(config.get("seed", 0))
+    device, net = model_device(model), ranks.wrap(model)
     batches = batch_indices(len(y_train), batch_size, config.get("buckets", 1), generator) if batch_size else None
     optimizer = make_optimizer(model, config)
     eval_every = max(1, steps // EVAL_POINTS)
@@ -470,10 +485,10 @@ def _gradient_descent(
                 group["lr"] = learning_rate(config, step)
             if batch_size:
                 ix = next(batches)
-                loss = cross_entropy(model, *trim_padding(x_train[ix], y_train[ix]))
+                loss = cross_entropy(net, *to_device(device, *trim_padding(x_train[ix], y_train[ix])))
             else:
-                loss = cross_entropy(model, x_train, y_train)
-            loss_value = loss.item()
+                loss = cross_entropy(net, *to_device(device, x_train, y_train))
+            loss_value = ranks.step_loss(loss)
             if not math.isfinite(loss_value):
                 raise diverged(step + 1, "loss", loss_value)
             optimizer.zero_grad(set_to_none=True)
@@ -485,7 +500,7 @@ def _gradient_descent(
                 history["step"].append(step)
                 history["train_loss"].append(loss_value)
             if (step + 1) % eval_every == 0 or step + 1 == steps:
-                val_loss = evaluate(model, *data["val"], chunk=chunk)
+                val_loss = ranks.from_main(lambda: evaluate(model, *data["val"], chunk=chunk))
                 if not math.isfinite(val_loss):
                     raise diverged(step + 1, "val loss", val_loss)
                 history["val_step"].append(step + 1)

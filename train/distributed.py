@@ -1,0 +1,124 @@
+"""DistributedDataParallel under torchrun: the process group, the wrapped model, and what the ranks agree on.
+
+`Ranks` is what the training loop asks of the other processes. `SINGLE`, one process, asks nothing: the loop runs
+exactly as it does without torchrun. `DistributedRanks` (from `session`) makes the ranks agree at every step:
+
+- each rank draws its own batches (its seed offset by its rank) and DDP averages the gradients;
+- the step's loss is all-reduced with a stop flag, so a loss that is no longer finite, or Ctrl-C on any rank
+  (SIGINT only sets the flag), stops every rank at the same step: no rank is left waiting in a collective;
+- rank 0 alone evaluates; the val loss it finds is broadcast, so a diverged val loss stops every rank too.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import torch
+import torch.distributed as dist
+from makemore.train.device import DeviceError
+from makemore.train.launch import Launch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+SEED_SPACE = 2**64
+
+
+class Ranks:
+    """One process: no collective; Ctrl-C raises KeyboardInterrupt wherever it lands (the loop catches it)."""
+
+    rank = 0
+    world_size = 1
+
+    @property
+    def is_main(self) -> bool:
+        """The rank that evaluates, prints and writes the checkpoint."""
+        return self.rank == 0
+
+    def seed(self, seed: int) -> int:
+        """This rank's seed for batches and dropout: `seed` on rank 0 (as in one process), seed + rank elsewhere."""
+        return (seed + self.rank) % SEED_SPACE
+
+    def generator(self, seed: int) -> torch.Generator:
+        """The generator of this rank's batch indices, seeded with seed(seed). It stays on the CPU, so a seed
+        draws the same batches on any device. Other ranks than 0 also reseed torch's global generator (dropout)."""
+        if self.rank:
+            torch.manual_seed(self.seed(seed))
+        return torch.Generator().manual_seed(self.seed(seed))
+
+    def wrap(self, model: nn.Module) -> nn.Module:
+        """The module that the training steps call (the model itself in one process)."""
+        return model
+
+    def step_loss(self, loss: torch.Tensor) -> float:
+        """The step's loss as a float, the same on every rank (their mean); KeyboardInterrupt when asked to stop."""
+        return loss.item()
+
+    def from_main(self, compute: Callable[[], float]) -> float:
+        """compute() run on rank 0 alone; its value on every rank."""
+        return compute()
+
+
+SINGLE = Ranks()
+
+
+class DistributedRanks(Ranks):
+    """One rank of a torchrun job, inside an initialised process group (see `session`)."""
+
+    def __init__(self, launch: Launch, device: torch.device) -> None:
+        self.rank, self.world_size, self.device = launch.rank, launch.world_size, device
+        self.stop_requested = False
+
+    def request_stop(self, signum: int = signal.SIGINT, frame: object = None) -> None:
+        """The SIGINT handler: stop at the next step, together with the other ranks."""
+        self.stop_requested = True
+
+    def wrap(self, model: nn.Module) -> nn.Module:
+        """The model in DistributedDataParallel: gradients averaged over the ranks during backward."""
+        return DistributedDataParallel(model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+
+    def step_loss(self, loss: torch.Tensor) -> float:
+        stop = torch.tensor(float(self.stop_requested), dtype=torch.float64, device=loss.device)
+        stats = torch.stack([loss.detach().double(), stop])
+        dist.all_reduce(stats)
+        if stats[1].item() > 0:
+            raise KeyboardInterrupt
+        return stats[0].item() / self.world_size
+
+    def from_main(self, compute: Callable[[], float]) -> float:
+        value = torch.tensor([compute() if self.is_main else 0.0], dtype=torch.float64, device=self.device)
+        dist.broadcast(value, src=0)
+        return value.item()
+
+
+def backend(device: torch.device) -> str:
+    """nccl between GPUs, gloo between CPUs; any other device is a DeviceError."""
+    if device.type == "cuda":
+        return "nccl"
+    if device.type == "cpu":
+        return "gloo"
+    raise DeviceError(f"torchrun trains on cpu or cuda, not {device.type}: use --device cpu")
+
+
+@contextmanager
+def session(launch: Launch | None, device: torch.device) -> Iterator[Ranks]:
+    """The Ranks of this process: SINGLE without torchrun, else a process group for the run's duration.
+
+    Inside it SIGINT only asks the ranks to stop at the next step (see DistributedRanks.step_loss); a second
+    Ctrl-C, or torchrun forwarding the first, cannot cut rank 0's final evaluation or checkpoint short.
+    """
+    if launch is None:
+        yield SINGLE
+        return
+    name = backend(device)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group(name, device_id=device if device.type == "cuda" else None)
+    ranks = DistributedRanks(launch, device)
+    previous = signal.signal(signal.SIGINT, ranks.request_stop)
+    try:
+        yield ranks
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        dist.destroy_process_group()
