@@ -64,9 +64,8 @@ def serve_command(
 
     check_workers(workers, "--workers")
     check_bindable(host, port)
-    config = ServeConfig(
-        str(model.absolute()), str(data.absolute()) if data else None, max_n, max_body, processes=workers
-    )
+    config = ServeConfig(str(model), str(data) if data else None, max_n, max_body, processes=workers)  # workers
+    # are started in this working directory, so relative paths mean the same to them
     app = build_app(config)  # the model and the data are checked here, once, before any worker starts
     if not is_loopback(host):
         print(f"warning: binding {host}: other machines can reach this server", file=sys.stderr)
