@@ -13,9 +13,11 @@ latency of 20 names, which must not pay for the threads. speed.py prints the sam
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -27,11 +29,13 @@ from makemore.runtime.onnx_sampler import OnnxSampler  # noqa: E402
 from makemore.runtime.parallel import ordered_map, usable_cores  # noqa: E402
 
 SEED = 1
+FORWARD_ROWS = 100_000  # context rows per timed forward-pass call
 GEMM_SIZE = 2048  # a float32 matrix product this large runs at the BLAS's peak rate
 
 
-def forward_rows_per_second(sampler: OnnxSampler, workers: int, rows: int = 100_000) -> float:
-    """The network alone: random contexts through the session in CHUNK_SIZE pieces, on `workers` threads."""
+def forward_pass(sampler: OnnxSampler, workers: int, rows: int = 100_000) -> Callable[[], None]:
+    """The network alone: random contexts through the session in CHUNK_SIZE pieces, on `workers` threads (as the
+    sampler's workers call it); `rows` rows per call."""
     context = np.random.default_rng(0).integers(0, sampler.vocab.size, (rows, sampler.block_size), dtype=np.int64)
     pieces = [context[start : start + CHUNK_SIZE] for start in range(0, rows, CHUNK_SIZE)]
 
@@ -39,7 +43,21 @@ def forward_rows_per_second(sampler: OnnxSampler, workers: int, rows: int = 100_
         for _ in ordered_map(sampler.logits, pieces, workers):
             pass
 
-    return rows / median_time(run)
+    return run
+
+
+def interleaved_seconds(calls: dict[object, Callable[[], object]], repeats: int) -> dict[object, float]:
+    """Median wall seconds of each call, after one warm-up each, the calls taking turns (so a change in the
+    machine's load hits each alike)."""
+    times: dict[object, list[float]] = {key: [] for key in calls}
+    for call in calls.values():
+        call()
+    for _ in range(repeats):
+        for key, call in calls.items():
+            start = time.perf_counter()
+            call()
+            times[key].append(time.perf_counter() - start)
+    return {key: statistics.median(values) for key, values in times.items()}
 
 
 def gemm_flops_per_second(size: int = GEMM_SIZE, repeats: int = 5) -> float:
@@ -64,19 +82,6 @@ def matmul_flops_per_row(onnx_path: Path) -> int:
     return flops
 
 
-def interleaved_rates(samplers: dict[int, OnnxSampler], n: int, repeats: int) -> dict[int, tuple[float, list[str]]]:
-    """Median names/s of sample(n) per number of workers, the workers' runs interleaved (so a change in the
-    machine's load hits each alike), after one warm-up run each; with the names of each."""
-    times: dict[int, list[float]] = {workers: [] for workers in samplers}
-    names: dict[int, list[str]] = {workers: sampler.sample(n, seed=SEED) for workers, sampler in samplers.items()}
-    for _ in range(repeats):
-        for workers, sampler in samplers.items():
-            start = time.perf_counter()
-            sampler.sample(n, seed=SEED)
-            times[workers].append(time.perf_counter() - start)
-    return {workers: (n / statistics.median(times[workers]), names[workers]) for workers in samplers}
-
-
 def latency_ms(sampler: OnnxSampler, repeats: int = 200) -> float:
     """Median milliseconds of sample(20) (many repeats: it is short)."""
     times = []
@@ -94,19 +99,24 @@ def parallel_section(kind: str = "mlp", n: int = 100_000, repeats: int = 5) -> s
     samplers = {workers: OnnxSampler(onnx_path, workers=workers) for workers in sorted({1, cores})}
     gemm = gemm_flops_per_second()
     flops_row = matmul_flops_per_row(onnx_path)
-    rows, names = [], {}
-    for workers, (rate, names[workers]) in interleaved_rates(samplers, n, repeats).items():
-        sampler = samplers[workers]
+    names = {workers: sampler.sample(n, seed=SEED) for workers, sampler in samplers.items()}
+    calls: dict[object, Callable[[], object]] = {}
+    for workers, sampler in samplers.items():
+        calls["sample", workers] = functools.partial(sampler.sample, n, seed=SEED)
+        calls["forward", workers] = forward_pass(sampler, workers, FORWARD_ROWS)
+    seconds = interleaved_seconds(calls, repeats)
+    rows = []
+    for workers in samplers:
         positions = statistics.fmean(len(name) + 1 for name in names[workers])
-        bound = forward_rows_per_second(sampler, workers) / positions
-        rows.append([workers, rate, bound, positions])
+        bound = FORWARD_ROWS / seconds["forward", workers] / positions
+        rows.append([workers, n / seconds["sample", workers], bound, positions])
     same = all(names[w] == names[1] for w in names)
     base = rows[0][1]
     table = [
         [kind, f"{n:,}", w, f"{rate:,.0f}", f"{rate / base:.2f}x", f"{bound:,.0f}", f"{rate / bound:.0%}", f"{p:.2f}"]
         for w, rate, bound, p in rows
     ]
-    best_rate, positions = rows[-1][1], rows[-1][3]
+    best_rate, positions = max(row[1] for row in rows), rows[-1][3]
     flops_name = flops_row * positions
     limit = gemm / flops_name
     latency = [[kind, w, f"{latency_ms(s):.3f}"] for w, s in samplers.items()]
@@ -134,7 +144,7 @@ def parallel_section(kind: str = "mlp", n: int = 100_000, repeats: int = 5) -> s
         )
         + f"\n\nFLOPs/row: 2 x K x N of every matrix product by a weight (one forward row); FLOPs/name: times the "
         f"positions per name. GEMM peak: numpy's BLAS on two {GEMM_SIZE}x{GEMM_SIZE} float32 matrices, every core, "
-        "in the same run. sampler: the most workers' names/s above.\n\n"
+        "in the same run. sampler: the best names/s above.\n\n"
         + "#### Latency of 20 names in one call (ms)\n\n"
         + markdown_table(["model", "workers", "median ms"], latency)
     )
