@@ -20,8 +20,8 @@ from onnx import TensorProto, helper
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, markdown_table, median_time, trained_model  # noqa: E402
+from makemore.runtime.chunks import CHUNK_SIZE  # noqa: E402
 from makemore.runtime.onnx_sampler import OnnxSampler, open_session, read_model_info  # noqa: E402
-from makemore.runtime.sampling import CHUNK_SIZE  # noqa: E402
 
 
 def with_sampling_head(path: Path) -> bytes:

@@ -2,7 +2,8 @@
 
     python bench/speed.py [--quick] [--kinds KIND ...] [--torch-threads N] [--eager-max-n N] [--out bench/RESULTS.md]
 
-Prints Markdown tables (sampling throughput and its bound, latency, the transformer's key/value cache against
+Prints Markdown tables (sampling throughput and its bound, latency, 1 worker against every core with the
+physical limit (bench/parallel_speed.py), the transformer's key/value cache against
 recomputing the prefix and against makemore.py's torch loop, cold start, install footprint, training) with the
 machine, and writes them to --out. Every figure is a median of several runs. Window kinds (mlp, bigram) and
 sequence kinds (rnn, gru, lstm, transformer) by default; each is trained with its defaults if out/bench/ lacks
@@ -36,9 +37,11 @@ from common import (  # noqa: E402
     trained_model,
 )
 from decoders import recompute_names, recorded_calls, replay  # noqa: E402
+from makemore.runtime.chunks import CHUNK_SIZE  # noqa: E402
 from makemore.runtime.onnx_sampler import OnnxSampler  # noqa: E402
-from makemore.runtime.sampling import CHUNK_SIZE  # noqa: E402
+from makemore.runtime.parallel import usable_cores  # noqa: E402
 from makemore.train.sampler import TorchSampler  # noqa: E402
+from parallel_speed import parallel_section  # noqa: E402
 
 WINDOW_KINDS = ("mlp", "bigram")
 SEQUENCE_KINDS = ("rnn", "gru", "lstm", "transformer")
@@ -256,10 +259,14 @@ def peak_rss_megabytes(cmd: list[str]) -> float:
 
 
 def memory_rows(onnx_path: Path) -> list[list[object]]:
-    cmd = [str(BIN / "mm-gen"), str(onnx_path), "--n", "1000000", "--seed", "0"]
-    start = time.perf_counter()
-    peak = peak_rss_megabytes(cmd)
-    return [["`mm-gen model.onnx --n 1000000 > /dev/null`", f"{peak:,.0f}", f"{time.perf_counter() - start:.1f}"]]
+    rows = []
+    for workers in sorted({1, usable_cores()}):
+        cmd = [str(BIN / "mm-gen"), str(onnx_path), "--n", "1000000", "--seed", "0", "--workers", str(workers)]
+        start = time.perf_counter()
+        peak = peak_rss_megabytes(cmd)
+        command = f"`mm-gen model.onnx --n 1000000 --workers {workers} > /dev/null`"
+        rows.append([command, f"{peak:,.0f}", f"{time.perf_counter() - start:.1f}"])
+    return rows
 
 
 def venv_megabytes(extra: str) -> float:
@@ -364,6 +371,7 @@ def main() -> None:
         f"{BUDGET / repeats:.0f} s; over {BUDGET:.0f} s, the warm-up run alone)."
     ]
     sections += sampling_sections(args.kinds, sizes, repeats, args.eager_max_n)
+    sections.append(parallel_section("mlp", 100_000, repeats))
     sections.append(
         "### Cold start, whole process (ms)\n\n"
         + markdown_table(["command", "ms", "speed-up vs torch"], cold_start_rows(*mlp, repeats))

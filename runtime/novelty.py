@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-import numpy as np
 from makemore.contract import ModelInfo
 from makemore.data import Split, split_words
 from makemore.data.dataset import DEFAULT_FRACTIONS
+from makemore.runtime.chunks import request_seed
 from makemore.runtime.options import SamplingError, SamplingOptions
 from makemore.runtime.sampling import Sampler
 
@@ -87,23 +87,25 @@ def format_novelty(stats: Novelty) -> str:
 def novel_name_chunks(
     sampler: Sampler, n: int, known: set[str] | frozenset[str], options: SamplingOptions
 ) -> Iterator[list[str]]:
-    """n sampled names not in `known`, streamed chunk by chunk: rounds of n draws from one seeded generator.
+    """n sampled names not in `known`, streamed chunk by chunk: rounds of n names of the request's stream (round
+    r is names r * n ... (r + 1) * n - 1 of the same seed, so the first round is `sample(n)`).
 
-    Memory is one chunk plus `known`; after MAX_NOVEL_ROUNDS rounds without n new names it gives up.
+    Memory is a few chunks plus `known`; after MAX_NOVEL_ROUNDS rounds without n new names it gives up.
     The options are checked before the first chunk is asked for.
     """
-    rng = np.random.default_rng(options.seed)
-    first_round = sampler.sample_chunks(n, options, rng=rng)  # asked for now: it checks the options
+    options = SamplingOptions.of(options, seed=request_seed(options.seed))  # every round from the same stream
+    first_round = sampler.sample_chunks(n, options)  # asked for now: it checks the options
 
     def chunks() -> Iterator[list[str]]:
         found = 0
         for round_index in range(MAX_NOVEL_ROUNDS):
-            round_chunks = first_round if round_index == 0 else sampler.sample_chunks(n, options, rng=rng)
+            round_chunks = first_round if round_index == 0 else sampler.sample_chunks(n, options, start=round_index * n)
             for chunk in round_chunks:
                 new = [name for name in chunk if name not in known][: n - found]
                 found += len(new)
                 yield new
                 if found == n:
+                    round_chunks.close()
                     return
         raise SamplingError(f"found only {found} novel names in {MAX_NOVEL_ROUNDS} rounds of {n} samples")
 

@@ -9,6 +9,7 @@ import onnxruntime as ort
 from makemore.contract import CONTEXT, LOGITS, TOKENS, IOSpec, ModelFileError, ModelInfo, check_signature
 from makemore.contract.signature import probe_step_logits, probe_window_logits
 from makemore.data import first_line
+from makemore.runtime.parallel import check_workers
 from makemore.runtime.sampling import Sampler, StepForward, WindowForward
 
 
@@ -72,9 +73,14 @@ def read_model_info(session: ort.InferenceSession, source: str = "model") -> Mod
 
 
 class OnnxSampler(Sampler):
-    """Sample and score names with a makemore ONNX model (either contract) through onnxruntime."""
+    """Sample and score names with a makemore ONNX model (either contract) through onnxruntime.
 
-    def __init__(self, path: str | Path) -> None:
+    `workers` threads sample the chunks of a large request at once, on the one session (onnxruntime runs
+    concurrent calls of a session in parallel, each on its calling thread); the names do not depend on it.
+    """
+
+    def __init__(self, path: str | Path, workers: int = 1) -> None:
+        self.workers = check_workers(workers)
         self.path = Path(path)
         self.session = open_session(self.path)
         self.info = read_model_info(self.session, str(self.path))

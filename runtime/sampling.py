@@ -1,10 +1,11 @@
 """The one sampling loop, driving any decoder (onnxruntime's or torch's, window or stateful).
 
 All names of a chunk advance together, one decoder step per character position; finished rows
-drop out of the decoder's state. Names are made in chunks of CHUNK_SIZE rows, one after another
-from the same seeded numpy generator. Draws are inverse-CDF: at every position `rng.random(rows)`
-gives one uniform per original row of the chunk, so two backends whose logits differ in the last
-bits disagree on at most the name where a draw lands on a rounding flip, never on the names after it.
+drop out of the decoder's state. Names are made in chunks of CHUNK_SIZE rows, each chunk with its own
+generator derived from (seed, chunk index) (runtime/chunks.py), so chunks run on any number of worker
+threads and give the same names. Draws are inverse-CDF: at every position each row of the chunk has its
+own uniform, so two backends whose logits differ in the last bits disagree on at most the name where a
+draw lands on a rounding flip, never on the names after it.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from typing import Protocol
 import numpy as np
 from makemore.contract import ModelInfo, StepFn, empty_state
 from makemore.data import BOUNDARY, Vocab
+from makemore.runtime.chunks import ChunkDraws, ChunkSpan, chunk_spans, request_seed
 from makemore.runtime.options import SamplingError, SamplingOptions
+from makemore.runtime.parallel import check_workers, ordered_map
 from makemore.runtime.scoring import LogitsFn, mean_nll, score_names, step_word_nll, window_word_nll
-
-CHUNK_SIZE = 4096  # names generated together (cache-sized: measured fastest); larger requests run in chunks
 
 
 class Decoder(Protocol):
@@ -156,17 +157,18 @@ def draw(weights: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
 
 
 def sample_chunk(
-    decoder: Decoder, rows: int, rng: np.random.Generator, prefix_ids: list[int], max_len: int, options: SamplingOptions
+    decoder: Decoder, draws: ChunkDraws, prefix_ids: list[int], max_len: int, options: SamplingOptions
 ) -> np.ndarray:
-    """Sample `rows` names together: tokens [rows, length of the longest name], each padded with boundary (0)."""
+    """Sample the rows of `draws` together: tokens [rows, length of the longest name], each padded with boundary (0)."""
     weights_options = dict(temperature=options.temperature, top_k=options.top_k, top_p=options.top_p)
+    rows = draws.rows
     columns = [np.full(rows, ix, dtype=np.int64) for ix in prefix_ids]
     active = np.arange(rows)
     tokens = None
     for pos in range(len(prefix_ids), max_len):
-        uniforms = rng.random(rows)
         if active.size == 0:
             break
+        uniforms = draws.next()
         logits = decoder.start(prefix_ids, rows) if tokens is None else decoder.step(tokens)
         picks = draw(next_token_weights(logits, forbid_boundary=pos == 0, **weights_options), uniforms[active])
         column = np.zeros(rows, dtype=np.int64)
@@ -183,25 +185,31 @@ def iter_sample_chunks(
     info: ModelInfo,
     n: int,
     options: SamplingOptions,
-    rng: np.random.Generator | None = None,
+    *,
+    start: int = 0,
+    workers: int = 1,
 ) -> Iterator[list[str]]:
-    """The `n` names in chunks of at most CHUNK_SIZE from one generator (`rng`, else options.seed).
+    """Names start .. start + n - 1 of the request `options` (seed included), chunk by chunk, in order.
 
-    The model-dependent options are checked now, before the first chunk is asked for; chunks are
-    made one at a time, so memory stays flat for any n.
+    Each chunk piece runs on a fresh decoder, on up to `workers` threads (at most 2 * workers chunks in
+    flight; a single chunk runs inline). The names do not depend on `workers`, nor on how the request is cut
+    into calls: names [0, n) are the concatenation of names [0, m) and [m, n). The model-dependent options
+    are checked now, before the first chunk is asked for; chunks are made lazily, so memory stays flat for any n.
     """
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise SamplingError(f"n must be a whole number of at least 1, got {n!r:.40}", "n")
+    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+        raise SamplingError(f"n must be a whole number of at least 0, got {n!r:.40}", "n")
+    if not isinstance(start, int) or isinstance(start, bool) or start < 0:
+        raise SamplingError(f"start must be a whole number of at least 0, got {start!r:.40}", "start")
+    workers = check_workers(workers)
     prefix_ids = options.prefix_ids(info.vocab)
     max_len = options.length(info, ceiling=info.longest_name)
-    rng = rng if rng is not None else np.random.default_rng(options.seed)
+    seed = request_seed(options.seed)
 
-    def chunks() -> Iterator[list[str]]:
-        for start in range(0, n, CHUNK_SIZE):
-            rows = min(CHUNK_SIZE, n - start)
-            yield info.vocab.decode_rows(sample_chunk(new_decoder(), rows, rng, prefix_ids, max_len, options))
+    def names(span: ChunkSpan) -> list[str]:
+        draws = ChunkDraws(seed, span)
+        return info.vocab.decode_rows(sample_chunk(new_decoder(), draws, prefix_ids, max_len, options))
 
-    return chunks()
+    return ordered_map(names, chunk_spans(start, start + n), workers)
 
 
 class Sampler:
@@ -209,6 +217,7 @@ class Sampler:
 
     info: ModelInfo
     forward: WindowForward | StepForward
+    workers: int = 1  # threads sampling chunks at once
 
     @property
     def vocab(self) -> Vocab:
@@ -223,10 +232,12 @@ class Sampler:
         return self.forward.decoder()
 
     def sample_chunks(
-        self, n: int, options: SamplingOptions | None = None, *, rng: np.random.Generator | None = None, **values
+        self, n: int, options: SamplingOptions | None = None, *, start: int = 0, **values
     ) -> Iterator[list[str]]:
-        """The names of `sample(n, ...)`, yielded chunk by chunk (bounded memory for any n)."""
-        return iter_sample_chunks(self.decoder, self.info, n, SamplingOptions.of(options, **values), rng)
+        """The names of `sample(n, ...)`, yielded chunk by chunk (bounded memory for any n), sampled on
+        `self.workers` threads; from name `start` of the request on (the names before it are skipped, not made)."""
+        options = SamplingOptions.of(options, **values)
+        return iter_sample_chunks(self.decoder, self.info, n, options, start=start, workers=self.workers)
 
     def sample(self, n: int, options: SamplingOptions | None = None, **values) -> list[str]:
         """Sample `n` names with `options`, or its fields as keywords (seed, temperature, top_k, ...)."""

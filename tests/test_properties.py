@@ -37,6 +37,9 @@ GEN_FLAGS = {
     "--top-p": numbers(st.floats(-1, 2) | st.sampled_from([0, 1, 1e-12])),
     "--prefix": st.text(st.sampled_from("abcxyzA!é\n\t "), max_size=6),
     "--max-len": numbers(st.integers(-1, 40) | st.sampled_from([100_001, 10**12])),
+    "--workers": numbers(st.integers(-1, 4) | st.just(10**6)),
+    "--shard": st.sampled_from(["1/1", "1/2", "2/2", "3/3", "0/1", "2/1", "1/0", "a/b", "1", "1/2/3", ""])
+    | st.text(st.sampled_from("0123/ "), max_size=5),
 }
 
 
@@ -67,7 +70,11 @@ def test_mm_gen_gives_valid_names_or_one_error_line(mlp_onnx, args) -> None:
         assert is_usage_error(outcome), (args, outcome)
         return
     names = names_of(outcome.stdout, "--json" in args)
-    assert len(names) == int(option(args, "--n", "20")), args
+    n = int(option(args, "--n", "20"))
+    if "--shard" in args:  # one chunk: the last shard has every name, the others none
+        shard, shards = map(int, option(args, "--shard", "").split("/"))
+        n = n if shard == shards else 0
+    assert len(names) == n, args
     prefix = option(args, "--prefix", "")
     max_len = int(option(args, "--max-len", "15"))
     for name in names:

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from makemore.contract import ModelFileError, ModelInfo
+from makemore.runtime.parallel import check_workers
 from makemore.runtime.sampling import Sampler, StepForward, WindowForward
 from makemore.train.checkpoint import load_checkpoint, load_model, model_info
 from makemore.train.models import is_sequence
@@ -30,9 +31,12 @@ def torch_forward(model: nn.Module, info: ModelInfo) -> WindowForward | StepForw
 
 
 class TorchSampler(Sampler):
-    """Same `.sample`, `.score` and `.nll` as OnnxSampler, computing logits in torch (with the same cache)."""
+    """Same `.sample`, `.score` and `.nll` as OnnxSampler, computing logits in torch (with the same cache), and the
+    same names for a seed: the same loop and chunk seeds (torch's own threads parallelise each call; `workers`
+    threads sample chunks at once as OnnxSampler's do)."""
 
-    def __init__(self, checkpoint_path: str | Path) -> None:
+    def __init__(self, checkpoint_path: str | Path, workers: int = 1) -> None:
+        self.workers = check_workers(workers)
         checkpoint = load_checkpoint(checkpoint_path)
         self.info = model_info(checkpoint)
         self.model = load_model(checkpoint, str(checkpoint_path))

@@ -50,22 +50,31 @@ def serve_command(
     max_body: Annotated[int, typer.Option(min=1, help="Largest request body, in bytes.")] = 1 << 20,
     data: Annotated[Path | None, typer.Option(help="Training names that novel=true drops [default: bundled]")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level: debug, info, warning, error.")] = "info",
+    workers: Annotated[
+        int,
+        typer.Option(help="Server processes (uvicorn workers), each with its own session, sharing the port."),
+    ] = 1,
 ) -> None:
     require_extra("mm-serve", "serve", ("starlette", "uvicorn"))
     if log_level not in ("debug", "info", "warning", "error", "critical"):
         fail(f"unknown log level {log_level!r}: choose debug, info, warning, error or critical")
     import uvicorn
-    from makemore.data import bundled_names_path, read_lines
-    from makemore.runtime.onnx_sampler import OnnxSampler
-    from makemore.runtime.serve.app import Limits, create_app
+    from makemore.runtime.parallel import check_workers
+    from makemore.runtime.serve.factory import FACTORY, ServeConfig, build_app
 
+    check_workers(workers, "--workers")
     check_bindable(host, port)
-    sampler = OnnxSampler(model)
-    known = frozenset(read_lines(data or bundled_names_path()))
-    limits = Limits(max_n=max_n, max_body=max_body)
+    config = ServeConfig(str(model), str(data) if data else None, max_n, max_body, processes=workers)  # workers
+    # are started in this working directory, so relative paths mean the same to them
+    app = build_app(config)  # the model and the data are checked here, once, before any worker starts
     if not is_loopback(host):
         print(f"warning: binding {host}: other machines can reach this server", file=sys.stderr)
-    uvicorn.run(create_app(sampler, known, limits, name=model.name), host=host, port=port, log_level=log_level)
+    if workers == 1:
+        uvicorn.run(app, host=host, port=port, log_level=log_level)
+        return
+    del app  # each worker process builds its own
+    config.to_environment()
+    uvicorn.run(FACTORY, factory=True, workers=workers, host=host, port=port, log_level=log_level)
 
 
 def main() -> None:

@@ -1,0 +1,57 @@
+"""Build the served app from a configuration, in this process or in each of uvicorn's worker processes.
+
+uvicorn starts worker processes (`mm-serve --workers N`) from an import string, so each worker builds its own
+app, with its own onnxruntime session, by calling `app_from_environment`, which reads the configuration the
+parent process put in the environment variable CONFIG_ENV.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+
+from makemore.runtime.parallel import usable_cores
+from starlette.applications import Starlette
+
+CONFIG_ENV = "MAKEMORE_SERVE_CONFIG"
+FACTORY = "makemore.runtime.serve.factory:app_from_environment"  # uvicorn's import string (factory=True)
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """What one server process needs to build its app: the model, the known names, the limits, its threads."""
+
+    model: str
+    data: str | None = None  # training names that "novel" drops (None: the bundled names)
+    max_n: int = 10_000
+    max_body: int = 1 << 20
+    processes: int = 1  # uvicorn worker processes sharing the machine's cores
+
+    @property
+    def sample_threads(self) -> int:
+        """Threads each process samples one request's chunks on: its share of the usable cores."""
+        return max(1, usable_cores() // self.processes)
+
+    def to_environment(self) -> None:
+        """Put this configuration where app_from_environment reads it (inherited by uvicorn's workers)."""
+        os.environ[CONFIG_ENV] = json.dumps(asdict(self))
+
+
+def build_app(config: ServeConfig) -> Starlette:
+    """The app of one server process: the model loaded into a session of its own."""
+    from pathlib import Path
+
+    from makemore.data import bundled_names_path, read_lines
+    from makemore.runtime.onnx_sampler import OnnxSampler
+    from makemore.runtime.serve.app import Limits, create_app
+
+    sampler = OnnxSampler(config.model, workers=config.sample_threads)
+    known = frozenset(read_lines(Path(config.data) if config.data else bundled_names_path()))
+    limits = Limits(max_n=config.max_n, max_body=config.max_body)
+    return create_app(sampler, known, limits, name=Path(config.model).name)
+
+
+def app_from_environment() -> Starlette:
+    """uvicorn's factory in each worker process: the app of the configuration in CONFIG_ENV."""
+    return build_app(ServeConfig(**json.loads(os.environ[CONFIG_ENV])))
