@@ -182,6 +182,16 @@ def test_memory_error_blames_the_data_when_no_flag_is_raised() -> None:
         memory.check_memory("bigram-nn", config, 20_001, sizes, DEFAULTS["bigram-nn"], limit=2**34)
 
 
+def test_memory_estimate_counts_tokens_not_materialised_examples() -> None:
+    """A million lines of names (about 8 million examples) are estimated at the tokens' size, whatever the block."""
+    sizes = {"train": 6_400_000, "val": 800_000, "test": 800_000}
+    small, large = (make_config("mlp", block_size=block) for block in (4, 64))
+    data = memory.estimate("mlp", small, 27, sizes, words=1_000_000)["data"]
+    assert data == memory.estimate("mlp", large, 27, sizes, words=1_000_000)["data"]
+    assert data < 300 * 2**20  # materialised int64 X[N, 4] and Y[N] alone were 305 MiB
+    assert memory.estimate("mlp", small, 27, sizes)["data"] > data  # unknown words: assume the most
+
+
 def test_memory_estimate_grows_with_every_size_flag() -> None:
     sizes = {"train": 1000, "val": 100, "test": 100}
     base = make_config("mlp")
@@ -193,8 +203,13 @@ def test_memory_estimate_grows_with_every_size_flag() -> None:
 
 
 def test_run_training_checks_memory_with_the_data_before_writing(tmp_path, monkeypatch) -> None:
-    """Block size 1024 on the names fits the config-level check (tiny data) but not its 230k examples."""
-    monkeypatch.setattr(memory, "machine_memory", lambda: 3 * 2**30 // 2)
+    """Block size 1024 fits the config-level check (tiny data) in a memory too small for it on the names."""
+    config = make_config("mlp", block_size=1024, steps=5)
+    names = split_words(read_words(bundled_names_path()))
+    with_names = memory.needed("mlp", config, 27, memory.split_sizes(names), words=32033)
+    between = (memory.needed("mlp", config, 2, {}) + with_names) // 2
+    monkeypatch.setattr(memory, "machine_memory", lambda: int(between / memory.MEMORY_FRACTION))
+    make_config("mlp", block_size=1024, steps=5)  # fits without the data
     out = tmp_path / "model.pt"
     request = TrainRequest(kind="mlp", out=out, quiet=True, overrides={"block_size": 1024, "steps": 5})
     with pytest.raises(memory.MemoryLimitError, match="^--block-size 1,024 needs about"):

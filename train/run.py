@@ -19,6 +19,7 @@ from makemore.train.checkpoint import (
     save_checkpoint,
 )
 from makemore.train.memory import check_memory, split_sizes
+from makemore.train.progress import ConsoleReporter
 from makemore.train.sampler import TorchSampler
 from makemore.train.trainer import (
     ARCHITECTURE_KEYS,
@@ -29,11 +30,11 @@ from makemore.train.trainer import (
     flag,
     make_config,
     shown,
+    split_rows,
     train,
     with_block_size,
 )
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 
@@ -102,53 +103,33 @@ def run_training(request: TrainRequest) -> bool:
     check_output_path(request.out, (data_path,))  # --resume X --out X continues X in place: allowed
     resumed = load_checkpoint(request.resume) if request.resume else None
     config = resolve_config(request, resumed)
-    words = read_words(data_path)
-    vocab = Vocab.from_words(words)
+    reporter = ConsoleReporter(console, request.kind)
+    with reporter.phase("reading the data"):
+        words = read_words(data_path)
+        vocab = Vocab.from_words(words)
     if resumed is not None and resumed["vocab"] != vocab.chars:
         raise CheckpointError("--resume checkpoint was trained on data with another vocabulary")
-    split = split_words(words, config["split_seed"], DEFAULT_FRACTIONS)
+    with reporter.phase("splitting"):
+        split = split_words(words, config["split_seed"], DEFAULT_FRACTIONS)
+        del words  # the split holds every word
     config.update(split_fractions=list(DEFAULT_FRACTIONS), max_len=min(MAX_LEN_LIMIT, max(len(w) for w in split.train)))
     config = with_block_size(request.kind, config, split)  # sequence kinds: from the data
-    check_memory(request.kind, config, vocab.size, split_sizes(split), DEFAULTS[request.kind])
+    n_words = sum(len(split[name]) for name in ("train", "val", "test"))
+    check_memory(request.kind, config, vocab.size, split_sizes(split), DEFAULTS[request.kind], words=n_words)
     if resumed is not None:
         load_model(resumed, str(request.resume))  # its weights must fit its config
 
-    result = _train_with_progress(request.kind, config, split, vocab, resumed, console)
+    with reporter.phase("tokenising"):
+        rows = split_rows(request.kind, split, vocab, config["block_size"])
+    del split  # the words: a Python string each (about 60 bytes), while a token is 1 byte and a word's offsets 32
+    state_dict = resumed["state_dict"] if resumed else None
+    result = train(request.kind, config, rows, vocab, state_dict=state_dict, reporter=reporter)
     config["steps_done"] = (resumed["config"].get("steps_done", 0) if resumed else 0) + result.steps_done
     metrics = dict(result.metrics, history=result.history)
     checkpoint = make_checkpoint(request.kind, config, vocab, result.model, metrics, file_sha256(data_path))
     save_checkpoint(checkpoint, request.out, (data_path,))
     _report(checkpoint, result, request, console)
     return not result.interrupted
-
-
-def _train_with_progress(kind, config, split, vocab, resumed, console: Console) -> TrainResult:
-    state_dict = resumed["state_dict"] if resumed else None
-    if "steps" not in config:  # counted, not descended: nothing to show progress of
-        return train(kind, config, split, vocab, state_dict=state_dict)
-    columns = [
-        TextColumn(f"[bold]{kind}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]}"),
-        TimeElapsedColumn(),
-    ]
-    with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task("train", total=config["steps"], loss="-")
-
-        def on_step(p) -> None:
-            if p.step % 50 == 0 or p.step == p.steps:
-                progress.update(task, completed=p.step, loss=f"{p.loss:.4f}")
-
-        try:
-            result = train(kind, config, split, vocab, state_dict=state_dict, on_step=on_step)
-        except BaseException:  # an error leaves its one line: no bar, no blank line above it
-            progress.live.transient = True
-            progress.live.stop()
-            progress.disable = True  # so that leaving the `with` prints nothing more
-            raise
-        progress.update(task, completed=result.steps_done)
-    return result
 
 
 def _report(checkpoint: dict, result: TrainResult, request: TrainRequest, console: Console) -> None:
