@@ -164,15 +164,22 @@ def test_param_count_is_the_model_size(kind, overrides, vocab_size) -> None:
 
 
 @pytest.mark.parametrize(
-    ("key", "value"), [("n_hidden", 2**20), ("n_embd", 2**20), ("block_size", 1024), ("batch_size", 2**20)]
+    ("key", "value", "limit"),
+    [
+        ("n_hidden", 2**20, 2**30),
+        ("n_embd", 2**20, 2**30),
+        ("block_size", 1024, 800 * 2**20),  # no X[N, 1024] any more: about 760 MiB, where the defaults need 600
+        ("batch_size", 2**20, 2**30),
+    ],
 )
-def test_memory_error_names_the_flag_that_costs_most(key, value) -> None:
+def test_memory_error_names_the_flag_that_costs_most(key, value, limit) -> None:
     config = dict(DEFAULTS["mlp"], **{key: value})
     names = read_words(bundled_names_path())
     sizes = memory.split_sizes(split_words(names))
     memory.check_memory("mlp", config, 27, sizes, DEFAULTS["mlp"], limit=2**50)  # fits a petabyte
+    memory.check_memory("mlp", DEFAULTS["mlp"], 27, sizes, DEFAULTS["mlp"], limit=limit)  # the defaults fit
     with pytest.raises(memory.MemoryLimitError, match=f"^{re.escape(flag(key))} .* choose a smaller {flag(key)}$"):
-        memory.check_memory("mlp", config, 27, sizes, DEFAULTS["mlp"], limit=2**30)
+        memory.check_memory("mlp", config, 27, sizes, DEFAULTS["mlp"], limit=limit)
 
 
 def test_memory_error_blames_the_data_when_no_flag_is_raised() -> None:

@@ -182,7 +182,7 @@ def check_config(kind: str, config: dict) -> None:
     check_values(config)
     _check_schedule(config)
     if kind == "transformer" and config["n_embd"] % config["n_head"]:
-        raise ConfigError(f"n-embd ({config['n_embd']}) must be divisible by n-head ({config['n_head']})")
+        raise ConfigError(f"--n-embd ({config['n_embd']}) must be divisible by --n-head ({config['n_head']})")
     if kind == "wavenet":
         block_size = config["block_size"]
         if block_size < 2 or block_size & (block_size - 1):
