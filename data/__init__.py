@@ -1,4 +1,5 @@
-"""The ground floor (numpy only): datasets of one item per line (reading, vocabulary, split, examples),
+"""The ground floor (numpy only): datasets of one item per line (reading, vocabulary, split, examples, the flat
+tokens of a split and the rows built from them on demand),
 plus what every layer shares: user errors, safe atomic writes, the CLI runner.
 """
 
@@ -17,6 +18,7 @@ from makemore.data.dataset import (
 )
 from makemore.data.errors import UserError, first_line
 from makemore.data.files import OutputError, atomic_write, check_output_path, file_sha256
+from makemore.data.tokens import Tokens, token_dtype, tokenize
 
 __all__ = [
     "atomic_write",
@@ -36,4 +38,7 @@ __all__ = [
     "read_lines",
     "read_words",
     "split_words",
+    "Tokens",
+    "token_dtype",
+    "tokenize",
 ]

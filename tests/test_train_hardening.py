@@ -166,15 +166,22 @@ def test_param_count_is_the_model_size(kind, overrides, vocab_size) -> None:
 
 
 @pytest.mark.parametrize(
-    ("key", "value"), [("n_hidden", 2**20), ("n_embd", 2**20), ("block_size", 1024), ("batch_size", 2**20)]
+    ("key", "value", "limit"),
+    [
+        ("n_hidden", 2**20, 2**30),
+        ("n_embd", 2**20, 2**30),
+        ("block_size", 1024, 800 * 2**20),  # no X[N, 1024] any more: about 760 MiB, where the defaults need 600
+        ("batch_size", 2**20, 2**30),
+    ],
 )
-def test_memory_error_names_the_flag_that_costs_most(key, value) -> None:
+def test_memory_error_names_the_flag_that_costs_most(key, value, limit) -> None:
     config = dict(DEFAULTS["mlp"], **{key: value})
     names = read_words(bundled_names_path())
     sizes = memory.split_sizes(split_words(names))
     memory.check_memory("mlp", config, 27, sizes, DEFAULTS["mlp"], limit=2**50)  # fits a petabyte
+    memory.check_memory("mlp", DEFAULTS["mlp"], 27, sizes, DEFAULTS["mlp"], limit=limit)  # the defaults fit
     with pytest.raises(memory.MemoryLimitError, match=f"^{re.escape(flag(key))} .* choose a smaller {flag(key)}$"):
-        memory.check_memory("mlp", config, 27, sizes, DEFAULTS["mlp"], limit=2**30)
+        memory.check_memory("mlp", config, 27, sizes, DEFAULTS["mlp"], limit=limit)
 
 
 def test_memory_error_blames_the_data_when_no_flag_is_raised() -> None:
@@ -182,6 +189,16 @@ def test_memory_error_blames_the_data_when_no_flag_is_raised() -> None:
     sizes = {"train": 10**6, "val": 10**5, "test": 10**5}
     with pytest.raises(memory.MemoryLimitError, match=r"^a bigram-nn on this data \(1,200,000 examples, 20,000 char"):
         memory.check_memory("bigram-nn", config, 20_001, sizes, DEFAULTS["bigram-nn"], limit=2**34)
+
+
+def test_memory_estimate_counts_tokens_not_materialised_examples() -> None:
+    """A million lines of names (about 8 million examples) are estimated at the tokens' size, whatever the block."""
+    sizes = {"train": 6_400_000, "val": 800_000, "test": 800_000}
+    small, large = (make_config("mlp", block_size=block) for block in (4, 64))
+    data = memory.estimate("mlp", small, 27, sizes, words=1_000_000)["data"]
+    assert data == memory.estimate("mlp", large, 27, sizes, words=1_000_000)["data"]
+    assert data < 300 * 2**20  # materialised int64 X[N, 4] and Y[N] alone were 305 MiB
+    assert memory.estimate("mlp", small, 27, sizes)["data"] > data  # unknown words: assume the most
 
 
 def test_memory_estimate_grows_with_every_size_flag() -> None:
@@ -195,8 +212,13 @@ def test_memory_estimate_grows_with_every_size_flag() -> None:
 
 
 def test_run_training_checks_memory_with_the_data_before_writing(tmp_path, monkeypatch) -> None:
-    """Block size 1024 on the names fits the config-level check (tiny data) but not its 230k examples."""
-    monkeypatch.setattr(memory, "machine_memory", lambda: 3 * 2**30 // 2)
+    """Block size 1024 fits the config-level check (tiny data) in a memory too small for it on the names."""
+    config = make_config("mlp", block_size=1024, steps=5)
+    names = split_words(read_words(bundled_names_path()))
+    with_names = memory.needed("mlp", config, 27, memory.split_sizes(names), words=32033)
+    between = (memory.needed("mlp", config, 2, {}) + with_names) // 2
+    monkeypatch.setattr(memory, "machine_memory", lambda: int(between / memory.MEMORY_FRACTION))
+    make_config("mlp", block_size=1024, steps=5)  # fits without the data
     out = tmp_path / "model.pt"
     request = TrainRequest(kind="mlp", out=out, quiet=True, overrides={"block_size": 1024, "steps": 5})
     with pytest.raises(memory.MemoryLimitError, match="^--block-size 1,024 needs about"):

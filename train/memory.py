@@ -4,10 +4,12 @@ Pure arithmetic on Python ints (no torch): a config with a billion hidden units 
 microseconds, with one line naming the flag, instead of meeting numpy's errors or the OOM killer.
 The estimates are deliberately generous (peaks, not averages); what they count:
 
-- examples: data.make_examples builds Python lists, then int64 X[N, block_size] and Y[N] for every split;
+- data: the words as Python strings, and their tokens (data.tokens: one flat array of the smallest unsigned
+  type that holds the vocabulary, plus int64 offsets). No split is ever materialised as X[N, block_size]:
+  each batch and each evaluation chunk builds its rows from the tokens (counted with the activations);
 - model: the parameters, their gradients, the optimizer's state and the checkpoint's copy;
-- activations: what one training batch keeps for backward (twice: forward values and their gradients),
-  and one evaluation chunk (see eval_rows).
+- activations: what one training batch keeps for backward (twice: forward values and their gradients) with
+  its int64 rows, and one evaluation chunk with its rows (see eval_rows).
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from pathlib import Path
 from makemore.data import Split, UserError
 
 FLOAT, INDEX = 4, 8  # bytes of a float32 weight or activation, of an int64 index
-LIST_ROW = 80  # bytes of Python list overhead per example while make_examples builds its lists
+WORD_BYTES = 128  # per word: its str object and list slot, its offsets, its place in the length order
+CHAR_BYTES = 4  # per character besides its token: the str's character and the file's text while it is read
+COUNT_ROWS = 2**20  # examples a bigram counts at a time (data.tokens.bigram_counts)
 OVERHEAD = 512 * 2**20  # the interpreter, numpy and torch themselves (about 400 MiB measured)
 MEMORY_FRACTION = 0.8  # share of the machine's memory a run may plan to use: the rest is the margin
 EVAL_FLOATS = 2**24  # activations of one evaluation chunk (64 MiB of float32)
@@ -46,7 +50,12 @@ def machine_memory() -> int:
 
 def split_sizes(split: Split) -> dict[str, int]:
     """Examples of each split: one per character of a word and one for its end."""
-    return {name: sum(len(word) + 1 for word in split[name]) for name in ("train", "val", "test")}
+    return {name: sum(map(len, split[name])) + len(split[name]) for name in ("train", "val", "test")}
+
+
+def token_bytes(vocab_size: int) -> int:
+    """Bytes of one token: the smallest unsigned type that holds indices 0..vocab_size-1 (data.tokens.token_dtype)."""
+    return 1 if vocab_size <= 2**8 else 2 if vocab_size <= 2**16 else 4
 
 
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}  # weight blocks per recurrent layer
@@ -98,11 +107,17 @@ def eval_rows(kind: str, vocab_size: int, config: dict) -> int:
     return max(1, min(EVAL_ROWS_MAX, EVAL_FLOATS // activation_floats(kind, vocab_size, config)))
 
 
-def estimate(kind: str, config: dict, vocab_size: int, split_sizes: dict[str, int]) -> dict[str, int]:
-    """Bytes needed by the examples, the model (with gradients and optimizer state) and the activations."""
+def estimate(
+    kind: str, config: dict, vocab_size: int, split_sizes: dict[str, int], words: int | None = None
+) -> dict[str, int]:
+    """Bytes needed by the data, the model (with gradients and optimizer state) and the activations.
+
+    `words`: how many words the examples come from; None assumes the most, every word one character long.
+    """
     block = config.get("block_size", 1)
     examples = sum(split_sizes.values())
     largest = max(split_sizes.values(), default=0)
+    words = examples // 2 if words is None else words
     params = param_count(kind, vocab_size, config)
     if kind == "bigram":
         model = params * (FLOAT + 3 * 8)  # float32 log-probabilities, float64 counts while fitting
@@ -112,19 +127,19 @@ def estimate(kind: str, config: dict, vocab_size: int, split_sizes: dict[str, in
         model = params * FLOAT * (4 + states)  # weights, gradients, state, the checkpoint's copy
         rows = config.get("batch_size") or split_sizes.get("train", 0)  # no batch size: full batch
     floats = activation_floats(kind, vocab_size, config)
-    activations = (
-        rows * (2 * floats * FLOAT + (block + 1) * INDEX)
-        + min(largest, eval_rows(kind, vocab_size, config)) * floats * FLOAT
-    )
+    batch = rows * (2 * floats * FLOAT + 2 * (block + 1) * INDEX)
+    if kind == "bigram":  # counted COUNT_ROWS examples at a time: their indices, no activations
+        batch = min(largest, COUNT_ROWS) * 4 * (block + 1) * INDEX
+    activations = batch + min(largest, eval_rows(kind, vocab_size, config)) * (floats * FLOAT + 2 * (block + 1) * INDEX)
     return {
-        "examples": examples * (block + 1) * INDEX + largest * (block * INDEX + LIST_ROW),
+        "data": examples * (token_bytes(vocab_size) + CHAR_BYTES) + words * WORD_BYTES,
         "model": model,
         "activations": activations,
     }
 
 
-def needed(kind: str, config: dict, vocab_size: int, split_sizes: dict[str, int]) -> int:
-    return OVERHEAD + sum(estimate(kind, config, vocab_size, split_sizes).values())
+def needed(kind: str, config: dict, vocab_size: int, split_sizes: dict[str, int], words: int | None = None) -> int:
+    return OVERHEAD + sum(estimate(kind, config, vocab_size, split_sizes, words).values())
 
 
 def describe(n_bytes: float) -> str:
@@ -136,31 +151,42 @@ def describe(n_bytes: float) -> str:
     raise AssertionError("unreachable")
 
 
-def culprit(kind: str, config: dict, vocab_size: int, split_sizes: dict[str, int], defaults: dict) -> str | None:
+def culprit(
+    kind: str, config: dict, vocab_size: int, split_sizes: dict[str, int], defaults: dict, words: int | None = None
+) -> str | None:
     """The size flag whose return to its default saves the most memory (None when none saves any)."""
-    total = needed(kind, config, vocab_size, split_sizes)
+    total = needed(kind, config, vocab_size, split_sizes, words)
     savings = {}
-    for key in SIZE_FLAGS:
-        if key in config and key in defaults and config[key] > defaults[key]:
-            smaller = needed(kind, {**config, key: defaults[key]}, vocab_size, split_sizes)
+    for key in SIZE_FLAGS:  # a size without a default (a sequence kind's block_size, from the data): against 1
+        if key in config and config[key] > defaults.get(key, 1):
+            smaller = needed(kind, {**config, key: defaults.get(key, 1)}, vocab_size, split_sizes, words)
             savings[key] = total - smaller
     best = max(savings, key=savings.__getitem__, default=None)
     return best if best is not None and savings[best] > 0 else None
 
 
 def check_memory(
-    kind: str, config: dict, vocab_size: int, split_sizes: dict[str, int], defaults: dict, limit: int | None = None
+    kind: str,
+    config: dict,
+    vocab_size: int,
+    split_sizes: dict[str, int],
+    defaults: dict,
+    limit: int | None = None,
+    words: int | None = None,
 ) -> None:
-    """MemoryLimitError naming the flag to lower when the run would need more than MEMORY_FRACTION of the memory."""
+    """MemoryLimitError naming the flag to lower when the run would need more than MEMORY_FRACTION of the memory.
+
+    `words`: the words of all splits (None: the most the examples allow, see estimate).
+    """
     machine = machine_memory() if limit is None else limit
     allowed = int(machine * MEMORY_FRACTION)
-    total = needed(kind, config, vocab_size, split_sizes)
+    total = needed(kind, config, vocab_size, split_sizes, words)
     if total <= allowed:
         return
-    parts = estimate(kind, config, vocab_size, split_sizes)
+    parts = estimate(kind, config, vocab_size, split_sizes, words)
     detail = ", ".join(f"{name} {describe(size)}" for name, size in parts.items())
     need = f"needs about {describe(total)} of memory ({detail}); this machine allows {describe(allowed)}"
-    key = culprit(kind, config, vocab_size, split_sizes, defaults)
+    key = culprit(kind, config, vocab_size, split_sizes, defaults, words)
     if key is None:
         n_examples = sum(split_sizes.values())
         raise MemoryLimitError(f"a {kind} on this data ({n_examples:,} examples, {vocab_size - 1:,} characters) {need}")

@@ -32,7 +32,12 @@ class Bigram(nn.Module):
         vocab_size = self.log_probs.shape[0]
         counts = torch.zeros(vocab_size * vocab_size, dtype=torch.float64)
         counts.index_add_(0, x[:, -1] * vocab_size + y, torch.ones(len(y), dtype=torch.float64))
-        counts = counts.view(vocab_size, vocab_size) + smoothing
+        self.fit_counts(counts.view(vocab_size, vocab_size), smoothing)
+
+    @torch.no_grad()
+    def fit_counts(self, counts: torch.Tensor, smoothing: float) -> None:
+        """From counts [V, V] of (previous, next) pairs: add `smoothing` to every cell and normalise rows."""
+        counts = counts.to(torch.float64) + smoothing
         self.log_probs.copy_((counts / counts.sum(dim=1, keepdim=True)).log())
 
     def forward(self, context: torch.Tensor) -> torch.Tensor:

@@ -23,9 +23,10 @@ from makemore.train.checkpoint import (
     save_checkpoint,
 )
 from makemore.train.device import resolve_device
-from makemore.train.distributed import Ranks, session
+from makemore.train.distributed import session
 from makemore.train.launch import launch_from_env
 from makemore.train.memory import check_memory, split_sizes
+from makemore.train.progress import ConsoleReporter
 from makemore.train.sampler import TorchSampler
 from makemore.train.trainer import (
     ARCHITECTURE_KEYS,
@@ -36,11 +37,11 @@ from makemore.train.trainer import (
     make_config,
     shown,
     size_defaults,
+    split_rows,
     train,
     with_block_size,
 )
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 
@@ -116,14 +117,21 @@ def run_training(request: TrainRequest) -> bool:
     check_output_path(request.out, (data_path,))  # --resume X --out X continues X in place: allowed
     resumed = load_checkpoint(request.resume) if request.resume else None
     config = resolve_config(request, resumed)
-    words = read_words(data_path)
-    vocab = Vocab.from_words(words)
+    reporter = ConsoleReporter(console, request.kind)
+    with reporter.phase("reading the data"):
+        words = read_words(data_path)
+        vocab = Vocab.from_words(words)
     if resumed is not None and resumed["vocab"] != vocab.chars:
         raise CheckpointError("--resume checkpoint was trained on data with another vocabulary")
-    split = split_words(words, config["split_seed"], DEFAULT_FRACTIONS)
+    with reporter.phase("splitting"):
+        split = split_words(words, config["split_seed"], DEFAULT_FRACTIONS)
+        del words  # the split holds every word
     config.update(split_fractions=list(DEFAULT_FRACTIONS), max_len=min(MAX_LEN_LIMIT, max(len(w) for w in split.train)))
     config = with_block_size(request.kind, config, split)  # sequence kinds: from the data
-    check_memory(request.kind, config, vocab.size, split_sizes(split), size_defaults(request.kind, split))
+    n_words = sum(len(split[name]) for name in ("train", "val", "test"))
+    check_memory(
+        request.kind, config, vocab.size, split_sizes(split), size_defaults(request.kind, split), words=n_words
+    )
     if resumed is not None:
         load_model(resumed, str(request.resume))  # its weights must fit its config
     if launch is not None and request.kind == "bigram":  # nothing to average: rank 0 counts, alone
@@ -131,8 +139,14 @@ def run_training(request: TrainRequest) -> bool:
             return True
         launch = None
 
+    with reporter.phase("tokenising"):
+        rows = split_rows(request.kind, split, vocab, config["block_size"])
+    del split  # the words: a Python string each (about 60 bytes), while a token is 1 byte and a word's offsets 32
+    state_dict = resumed["state_dict"] if resumed else None
     with session(launch, device) as ranks:
-        result = _train_with_progress(request.kind, config, split, vocab, resumed, console, device, ranks)
+        result = train(
+            request.kind, config, rows, vocab, state_dict=state_dict, reporter=reporter, device=device, ranks=ranks
+        )
         if not ranks.is_main:
             return not result.interrupted
         config["steps_done"] = (resumed["config"].get("steps_done", 0) if resumed else 0) + result.steps_done
@@ -141,39 +155,6 @@ def run_training(request: TrainRequest) -> bool:
         save_checkpoint(checkpoint, request.out, (data_path,))
         _report(checkpoint, result, request, console)
     return not result.interrupted
-
-
-def _train_with_progress(
-    kind, config, split, vocab, resumed, console: Console, device: torch.device, ranks: Ranks
-) -> TrainResult:
-    state_dict = resumed["state_dict"] if resumed else None
-    if "steps" not in config:  # counted, not descended: nothing to show progress of
-        return train(kind, config, split, vocab, state_dict=state_dict, device=device)
-    columns = [
-        TextColumn(f"[bold]{kind}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]}"),
-        TimeElapsedColumn(),
-    ]
-    with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task("train", total=config["steps"], loss="-")
-
-        def on_step(p) -> None:
-            if p.step % 50 == 0 or p.step == p.steps:
-                progress.update(task, completed=p.step, loss=f"{p.loss:.4f}")
-
-        try:
-            result = train(
-                kind, config, split, vocab, state_dict=state_dict, on_step=on_step, device=device, ranks=ranks
-            )
-        except BaseException:  # an error leaves its one line: no bar, no blank line above it
-            progress.live.transient = True
-            progress.live.stop()
-            progress.disable = True  # so that leaving the `with` prints nothing more
-            raise
-        progress.update(task, completed=result.steps_done)
-    return result
 
 
 def _report(checkpoint: dict, result: TrainResult, request: TrainRequest, console: Console) -> None:

@@ -76,7 +76,7 @@ def iter_sweep(
     vocab, split = Vocab.from_words(words), split_words(words)
     checked = [make_config("mlp", **config, **training) for config in configs]  # all errors before any training
     for config in checked:
-        check_memory("mlp", config, vocab.size, split_sizes(split), DEFAULTS["mlp"])
+        check_memory("mlp", config, vocab.size, split_sizes(split), DEFAULTS["mlp"], words=len(words))
     for config in checked:
         start = time.perf_counter()
         result = train("mlp", config, split, vocab, device=where)

@@ -9,11 +9,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from makemore.data import BOUNDARY, Split, UserError, Vocab, check_seed, make_examples
+from makemore.data import Split, UserError, Vocab, check_seed
+from makemore.data.rows import Rows, SequenceRows, make_rows, row_count, subset
+from makemore.data.tokens import bigram_counts, sequence_rows, tokenize
 from makemore.train.device import model_device, to_device
 from makemore.train.distributed import SINGLE, Ranks
 from makemore.train.memory import check_memory, eval_rows
 from makemore.train.models import IGNORE, Bigram, build_model, cross_entropy, is_sequence
+from makemore.train.progress import Progress, Reporter
 from torch import nn
 
 SEQUENCE_KINDS = ("transformer", "rnn", "gru", "lstm")  # trained on whole words: tokens [B, T] -> logits [B, T, V]
@@ -117,6 +120,12 @@ ARCHITECTURE_KEYS = ("block_size", "n_embd", "n_hidden", "norm", "n_layer", "n_h
 RECORD_KEYS = ("split_seed", "split_fractions", "max_len", "steps_done")  # what a checkpoint's config also records
 
 EVAL_POINTS = 40  # how many times the val loss is logged over a run
+# The losses are evaluated on bounded sets of words, drawn once at random (data.rows.subset): during training the
+# val loss on at most VAL_WORDS val words (about 7,000 characters of names), the same at every log point; at the
+# end the val and test losses on every word, and the train loss on at most TRAIN_EVAL_WORDS train words.
+# names.txt's 25,627 train words fit the second bound: its final losses are all on every word, as before.
+VAL_WORDS = 1024
+TRAIN_EVAL_WORDS = 32768
 
 
 # Ranges of the integer flags: beyond them a run cannot be meant (check_memory guards what is inside).
@@ -281,15 +290,6 @@ def with_block_size(kind: str, config: dict, split: Split) -> dict:
 
 
 @dataclass
-class Progress:
-    """What the loop reports after each step (for a progress bar)."""
-
-    step: int
-    steps: int
-    loss: float
-
-
-@dataclass
 class TrainResult:
     model: nn.Module
     metrics: dict
@@ -298,36 +298,21 @@ class TrainResult:
     history: dict = field(default_factory=dict)
 
 
-def split_tensors(
-    kind: str, split: Split, vocab: Vocab, block_size: int
-) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """(X, Y) tensors of every split: window examples, or whole words for the sequence kinds."""
-    out = {}
-    for name in ("train", "val", "test"):
-        if kind in SEQUENCE_KINDS:
-            x, y = make_sequences(split[name], vocab)
-        else:
-            x, y = make_examples(split[name], vocab, block_size)
-        out[name] = (torch.from_numpy(x), torch.from_numpy(y))
-    return out
+def split_rows(kind: str, split: Split, vocab: Vocab, block_size: int) -> dict[str, Rows]:
+    """The rows of every split, tokenised once: window examples, or whole words for the sequence kinds."""
+    window = None if kind in SEQUENCE_KINDS else block_size
+    return {name: make_rows(split[name], vocab, window, IGNORE) for name in ("train", "val", "test")}
 
 
 def make_sequences(words: list[str], vocab: Vocab) -> tuple[np.ndarray, np.ndarray]:
-    """Each word as one sequence, shortest first: int64 X, Y [N, longest + 1].
+    """Each word as one sequence, shortest first: int64 X, Y [N, longest + 1] (all words at once: for tests and
+    small lists; training builds the rows of each batch, data.rows.SequenceRows).
 
     X is (boundary, its characters), Y is (its characters, boundary): one target per letter and one for the
     end, as for the window models. Rows are padded at the end, X with the boundary and Y with IGNORE (no loss).
     """
-    words = sorted(words, key=len)  # batches are drawn at random; sorted rows make evaluation chunks dense
-    width = len(words[-1]) + 1
-    x = np.full((len(words), width), BOUNDARY, dtype=np.int64)
-    y = np.full((len(words), width), IGNORE, dtype=np.int64)
-    for row, word in enumerate(words):
-        ids = vocab.encode(word)
-        x[row, 1 : len(ids) + 1] = ids
-        y[row, : len(ids)] = ids
-        y[row, len(ids)] = BOUNDARY
-    return x, y
+    tokens = tokenize(words, vocab)
+    return sequence_rows(tokens, tokens.by_length, IGNORE)
 
 
 def trim_padding(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -340,19 +325,46 @@ def trim_padding(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.
 
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 65536) -> float:
-    """Mean NLL per predicted character (padding excluded), in eval mode, `chunk` rows (512 words) at a time."""
+    """Mean NLL per predicted character (padding excluded) of tensors x, y, in eval mode, `chunk` rows (512 words)
+    at a time."""
     chunk = 512 if is_sequence(model) else chunk
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
-    device = model_device(model)
     for start in range(0, len(y), chunk):
-        xb, yb = to_device(device, *trim_padding(x[start : start + chunk], y[start : start + chunk]))
-        logits = model(xb).flatten(0, -2)
-        total += nn.functional.cross_entropy(logits, yb.flatten(), ignore_index=IGNORE, reduction="sum").item()
-        count += int((yb != IGNORE).sum())
+        part_total, part_count = _loss_sum(model, *trim_padding(x[start : start + chunk], y[start : start + chunk]))
+        total, count = total + part_total, count + part_count
     model.train(was_training)
     return total / count
+
+
+@torch.no_grad()
+def evaluate_rows(
+    model: nn.Module, rows: Rows, chosen: np.ndarray | None = None, chunk: int = 65536
+) -> tuple[float, int]:
+    """(mean NLL per predicted character, characters predicted) over rows `chosen` (all when None), in eval mode.
+
+    The rows are built `chunk` at a time (512 for sequences), so memory is one chunk's whatever the split's size.
+    """
+    chunk = 512 if is_sequence(model) else chunk
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for start in range(0, row_count(rows, chosen), chunk):
+        stop = min(start + chunk, row_count(rows, chosen))
+        part = np.arange(start, stop) if chosen is None else chosen[start:stop]
+        part_total, part_count = _loss_sum(model, *map(torch.from_numpy, rows.take(part)))
+        total, count = total + part_total, count + part_count
+    model.train(was_training)
+    return total / count, count
+
+
+def _loss_sum(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, int]:
+    """Summed NLL of the targets y that are no padding, and their number (on the model's device)."""
+    x, y = to_device(model_device(model), x, y)
+    logits = model(x).flatten(0, -2)
+    total = nn.functional.cross_entropy(logits, y.flatten(), ignore_index=IGNORE, reduction="sum").item()
+    return total, int((y != IGNORE).sum())
 
 
 def learning_rate(config: dict, step: int) -> float:
@@ -384,25 +396,34 @@ def make_optimizer(model: nn.Module, config: dict) -> torch.optim.Optimizer:
 def train(
     kind: str,
     config: dict,
-    split: Split,
+    split: Split | dict[str, Rows],
     vocab: Vocab,
     *,
     state_dict: dict | None = None,
-    on_step: Callable[[Progress], None] | None = None,
+    reporter: Reporter | None = None,
     device: torch.device | None = None,
     ranks: Ranks = SINGLE,
 ) -> TrainResult:
     """Fit a model of `kind` on split.train; losses of every split in the result's metrics.
 
+    The metrics: train_loss (on at most TRAIN_EVAL_WORDS train words), val_loss and test_loss (every word),
+    and for each the characters it was evaluated on (train_loss_chars, ...); history_val_chars is the size of
+    the fixed val subset (at most VAL_WORDS words) that the history's val losses are measured on.
     Ctrl-C (KeyboardInterrupt) during the loop stops it early; the result says so. A loss that
     stops being finite raises TrainingDiverged. Sequence kinds take their block_size from the data when
-    the config has none (see with_block_size). The model trains and is evaluated on `device` (default the
-    CPU) and comes back on the CPU. Under torchrun (`ranks`, see distributed.py) rank 0 alone evaluates:
-    the other ranks' results have no metrics.
+    the config has none (see with_block_size). `split` may also be the splits' rows already tokenised
+    (`split_rows`, with the config's block_size), so that a caller can let go of the words before training.
+    `reporter` hears of the phases and the steps (default: silent). The model trains and is evaluated on
+    `device` (default the CPU) and comes back on the CPU. Under torchrun (`ranks`, see distributed.py) rank 0
+    alone evaluates: the other ranks' results have no metrics.
     """
-    config = with_block_size(kind, config, split)
-    data = split_tensors(kind, split, vocab, config["block_size"])
-    x_train, y_train = data["train"]
+    reporter = reporter or Reporter()
+    if isinstance(split, Split):
+        config = with_block_size(kind, config, split)
+        with reporter.phase("tokenising"):
+            data = split_rows(kind, split, vocab, config["block_size"])
+    else:
+        data = split
     torch.manual_seed(config.get("seed", 0))
     model = build_model(kind, vocab.size, config)
     if state_dict is not None:
@@ -410,18 +431,45 @@ def train(
     steps_done, interrupted, started = 0, False, time.perf_counter()
     history: dict = {"step": [], "train_loss": [], "val_step": [], "val_loss": []}
     chunk = eval_rows(kind, vocab.size, config)
+    val_subset = subset(data["val"], VAL_WORDS)
+    val_seconds = 0.0
     if isinstance(model, Bigram):
-        model.fit(x_train, y_train, config["smoothing"])  # counted on the CPU (float64, which MPS lacks)
+        counts = torch.from_numpy(bigram_counts(data["train"].tokens, vocab.size))
+        model.fit_counts(counts, config["smoothing"])  # counted on the CPU (float64, which MPS lacks)
     model.to(device or torch.device("cpu"))
     if not isinstance(model, Bigram):
-        steps_done, interrupted = _gradient_descent(model, config, data, history, on_step, chunk, ranks)
+        with reporter.steps(config["steps"]) as on_step:
+            descent = _gradient_descent(model, config, data, val_subset, history, on_step, chunk, ranks)
+        steps_done, interrupted, val_seconds = descent
     if not ranks.is_main:
         return TrainResult(model.cpu(), {}, steps_done, interrupted, history)
+    final_started = time.perf_counter()
     model.eval()
-    metrics = {f"{name}_loss": evaluate(model, *data[name], chunk=chunk) for name in ("train", "val", "test")}
-    metrics["train_seconds"] = round(time.perf_counter() - started, 1)  # fitting and the final evaluation, wall
+    with reporter.phase("evaluating train (a subset), val and test"):
+        metrics = final_losses(model, data, chunk)
+    metrics["history_val_chars"] = row_count_chars(data["val"], val_subset)
+    ended = time.perf_counter()
+    metrics["train_seconds"] = round(ended - started, 1)  # fitting and the final evaluation, wall
+    metrics["eval_seconds"] = round(ended - final_started + val_seconds, 1)  # of which evaluation: history's and final
     check_finite(model, metrics, steps_done, "a larger --smoothing" if isinstance(model, Bigram) else "a smaller --lr")
     return TrainResult(model.cpu(), metrics, steps_done, interrupted, history)
+
+
+def final_losses(model: nn.Module, data: dict[str, Rows], chunk: int) -> dict:
+    """train_loss on at most TRAIN_EVAL_WORDS words, val_loss and test_loss on all; each with its characters."""
+    metrics: dict = {}
+    for name in ("train", "val", "test"):
+        chosen = subset(data[name], TRAIN_EVAL_WORDS) if name == "train" else None
+        metrics[f"{name}_loss"], metrics[f"{name}_loss_chars"] = evaluate_rows(model, data[name], chosen, chunk)
+    return metrics
+
+
+def row_count_chars(rows: Rows, chosen: np.ndarray | None) -> int:
+    """Characters predicted by rows `chosen` (all when None): one per window row, a word's length + 1 per sequence."""
+    if not isinstance(rows, SequenceRows):
+        return row_count(rows, chosen)
+    lengths = rows.tokens.lengths[rows.tokens.by_length]
+    return int((lengths if chosen is None else lengths[chosen]).sum() + row_count(rows, chosen))
 
 
 def diverged(step: int, what: str, value: object, hint: str = "a smaller --lr") -> TrainingDiverged:
@@ -458,36 +506,37 @@ def batch_indices(rows: int, batch_size: int, buckets: int, generator: torch.Gen
 def _gradient_descent(
     model: nn.Module,
     config: dict,
-    data: dict[str, tuple[torch.Tensor, torch.Tensor]],
+    data: dict[str, Rows],
+    val_subset: np.ndarray | None,
     history: dict,
-    on_step: Callable[[Progress], None] | None,
+    on_step: Callable[[Progress], None],
     chunk: int,
     ranks: Ranks = SINGLE,
-) -> tuple[int, bool]:
-    """Minibatch descent (full batch when no batch_size) on the model's device; returns (steps done, interrupted).
-
-    Under torchrun each rank draws its own batches of batch_size and DDP averages the gradients.
-    """
-    x_train, y_train = data["train"]
+) -> tuple[int, bool, float]:
+    """Minibatch descent (full batch when no batch_size) on the model's device, each batch's rows built when
+    drawn; the val loss on `val_subset` of the val rows at EVAL_POINTS steps. Returns (steps done, interrupted,
+    seconds spent on the val loss). Under torchrun each rank draws its own batches of batch_size and DDP
+    averages the gradients."""
+    train_rows = data["train"]
     steps = config["steps"]
     batch_size = config.get("batch_size")
     generator = ranks.generator(config.get("seed", 0))
     device, net = model_device(model), ranks.wrap(model)
-    batches = batch_indices(len(y_train), batch_size, config.get("buckets", 1), generator) if batch_size else None
+    if batch_size:
+        batches = batch_indices(len(train_rows), batch_size, config.get("buckets", 1), generator)
+    else:
+        full_batch = tuple(map(torch.from_numpy, train_rows.take(np.arange(len(train_rows)))))
     optimizer = make_optimizer(model, config)
     eval_every = max(1, steps // EVAL_POINTS)
     log_every = max(1, steps // 500)
     model.train()
-    step = 0
+    step, val_seconds = 0, 0.0
     try:
         for step in range(steps):
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(config, step)
-            if batch_size:
-                ix = next(batches)
-                loss = cross_entropy(net, *to_device(device, *trim_padding(x_train[ix], y_train[ix])))
-            else:
-                loss = cross_entropy(net, *to_device(device, x_train, y_train))
+            xb, yb = map(torch.from_numpy, train_rows.take(next(batches).numpy())) if batch_size else full_batch
+            loss = cross_entropy(net, *to_device(device, xb, yb))
             loss_value = ranks.step_loss(loss)
             if not math.isfinite(loss_value):
                 raise diverged(step + 1, "loss", loss_value)
@@ -500,13 +549,14 @@ def _gradient_descent(
                 history["step"].append(step)
                 history["train_loss"].append(loss_value)
             if (step + 1) % eval_every == 0 or step + 1 == steps:
-                val_loss = ranks.from_main(lambda: evaluate(model, *data["val"], chunk=chunk))
+                val_started = time.perf_counter()
+                val_loss = ranks.from_main(lambda: evaluate_rows(model, data["val"], val_subset, chunk)[0])
+                val_seconds += time.perf_counter() - val_started
                 if not math.isfinite(val_loss):
                     raise diverged(step + 1, "val loss", val_loss)
                 history["val_step"].append(step + 1)
                 history["val_loss"].append(val_loss)
-            if on_step is not None:
-                on_step(Progress(step + 1, steps, loss_value))
+            on_step(Progress(step + 1, steps, loss_value))
     except KeyboardInterrupt:
-        return step, True
-    return steps, False
+        return step, True, val_seconds
+    return steps, False, val_seconds
