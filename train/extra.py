@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Callable
 from contextlib import redirect_stderr, redirect_stdout
 
 from makemore.data.cli import require_extra, run_cli
 from makemore.train.launch import is_secondary_rank
+
+SECONDARY_EXIT_DELAY = 5.0  # seconds a failing rank other than 0 leaves rank 0 to print its error first
 
 
 def require_training_extra(command: str) -> None:
@@ -20,12 +23,19 @@ def run_training_cli(app: Callable[[], object], command: str) -> None:
     """run_cli for a command of the training extra; without torch or onnx it names the extra (--help still works).
 
     A torchrun rank other than 0 prints nothing: its one-line errors repeat rank 0's (every rank makes the same
-    checks). An unexpected exception still shows its traceback, from whichever rank it happens on.
+    checks), and it waits SECONDARY_EXIT_DELAY seconds before failing, since torchrun stops every other rank as
+    soon as one fails and rank 0 would otherwise lose the race to print its line. An unexpected exception still
+    shows its traceback, from whichever rank it happens on.
     """
     if not {"-h", "--help"} & set(sys.argv[1:]):
         require_training_extra(command)
     if not is_secondary_rank():
         run_cli(app)
         return
-    with open(os.devnull, "w") as sink, redirect_stdout(sink), redirect_stderr(sink):
-        run_cli(app)
+    try:
+        with open(os.devnull, "w") as sink, redirect_stdout(sink), redirect_stderr(sink):
+            run_cli(app)
+    except SystemExit as stop:
+        if stop.code not in (0, None):
+            time.sleep(SECONDARY_EXIT_DELAY)
+        raise
