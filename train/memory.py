@@ -157,9 +157,9 @@ def culprit(
     """The size flag whose return to its default saves the most memory (None when none saves any)."""
     total = needed(kind, config, vocab_size, split_sizes, words)
     savings = {}
-    for key in SIZE_FLAGS:  # a size without a default (a sequence kind's block_size, from the data): against 1
-        if key in config and config[key] > defaults.get(key, 1):
-            smaller = needed(kind, {**config, key: defaults.get(key, 1)}, vocab_size, split_sizes, words)
+    for key in SIZE_FLAGS:  # a sequence kind's block_size comes from the data: trainer.size_defaults gives its own
+        if key in config and key in defaults and config[key] > defaults[key]:
+            smaller = needed(kind, {**config, key: defaults[key]}, vocab_size, split_sizes, words)
             savings[key] = total - smaller
     best = max(savings, key=savings.__getitem__, default=None)
     return best if best is not None and savings[best] > 0 else None
