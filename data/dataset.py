@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
@@ -31,19 +33,32 @@ def bundled_names_path() -> Path:
     return Path(str(resources.files("makemore.data").joinpath("names.txt")))
 
 
-def read_lines(path: str | Path) -> list[str]:
-    """Read a UTF-8 file of one item per line; strip each line and drop blank ones."""
-    path = Path(path)
+@contextmanager
+def reading(path: Path) -> Iterator[None]:
+    """Turn the OS errors of reading the data file `path` into one-line DatasetErrors."""
     try:
-        text = path.read_bytes().decode("utf-8-sig")  # a leading BOM is not part of the first word
+        yield
     except FileNotFoundError:
         raise DatasetError(f"data file not found: {path}") from None
     except IsADirectoryError:
         raise DatasetError(f"data path is a directory, not a file: {path}") from None
-    except UnicodeDecodeError as err:
-        raise DatasetError(f"data file is not UTF-8 text: {path} (byte {err.start})") from None
     except OSError as err:
         raise DatasetError(f"cannot read data file {path}: {err.strerror}") from None
+
+
+def not_utf8(path: Path, byte: int) -> DatasetError:
+    return DatasetError(f"data file is not UTF-8 text: {path} (byte {byte})")
+
+
+def read_lines(path: str | Path) -> list[str]:
+    """Read a UTF-8 file of one item per line; strip each line and drop blank ones."""
+    path = Path(path)
+    with reading(path):
+        data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")  # a leading BOM is not part of the first word
+    except UnicodeDecodeError as err:
+        raise not_utf8(path, err.start) from None
     if "\x00" in text:
         raise DatasetError(f"data file contains NUL characters (is it binary?): {path}")
     return [word for word in map(str.strip, text.split("\n")) if word]  # strip() returns an unchanged line itself
@@ -115,16 +130,20 @@ class Split:
         return getattr(self, name)
 
 
-def split_words(words: list[str], seed: int = 42, fractions: tuple[float, float, float] = DEFAULT_FRACTIONS) -> Split:
-    """Shuffle with `seed` and cut into train/val/test by `fractions` (each split non-empty)."""
-    n = len(words)
-    order = np.random.default_rng(seed).permutation(n)
-    shuffled = np.array(words, dtype=object)[order]  # 8 bytes a word, no list of a million Python ints
+def split_counts(n: int, fractions: tuple[float, float, float] = DEFAULT_FRACTIONS) -> tuple[int, int, int]:
+    """Words in train, val and test when n words are split by `fractions` (each split non-empty)."""
     n_val = max(1, int(round(n * fractions[1])))
     n_test = max(1, int(round(n * fractions[2])))
-    n_train = n - n_val - n_test
-    if n_train < 1:
+    if n - n_val - n_test < 1:
         raise DatasetError(f"too few words ({n}) for a train/val/test split")
+    return n - n_val - n_test, n_val, n_test
+
+
+def split_words(words: list[str], seed: int = 42, fractions: tuple[float, float, float] = DEFAULT_FRACTIONS) -> Split:
+    """Shuffle with `seed` and cut into train/val/test by `fractions` (each split non-empty)."""
+    order = np.random.default_rng(seed).permutation(len(words))
+    shuffled = np.array(words, dtype=object)[order]  # 8 bytes a word, no list of a million Python ints
+    n_train, n_val, _ = split_counts(len(words), fractions)
     return Split(
         train=shuffled[:n_train].tolist(),
         val=shuffled[n_train : n_train + n_val].tolist(),

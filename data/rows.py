@@ -57,7 +57,11 @@ Rows = WindowRows | SequenceRows
 
 def make_rows(words: list[str], vocab: Vocab, block_size: int | None, ignore: int) -> Rows:
     """Tokenise `words` once; window rows of `block_size`, or sequence rows when block_size is None."""
-    tokens = tokenize(words, vocab)
+    return rows_of(tokenize(words, vocab), block_size, ignore)
+
+
+def rows_of(tokens: Tokens, block_size: int | None, ignore: int) -> Rows:
+    """Window rows of `block_size` over `tokens`, or sequence rows when block_size is None."""
     return SequenceRows(tokens, ignore) if block_size is None else WindowRows(tokens, block_size)
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
-from makemore.data.dataset import BOUNDARY, DatasetError, Vocab
+from makemore.data.dataset import BOUNDARY, DatasetError, Split, Vocab
 
 TOKENISE_CHARS = 1 << 24  # characters tokenised at a time: bounds the 4-byte code points held at once
 
@@ -58,6 +58,20 @@ class Tokens:
         """Word indices shortest first, ties in corpus order (the order of Python's stable sorted(words, key=len))."""
         return np.argsort(self.lengths, kind="stable")
 
+    def take_words(self, words: np.ndarray, chunk: int = 1 << 20) -> Tokens:
+        """The tokens of the given words, in the given order (`chunk` words gathered at a time)."""
+        words = np.asarray(words, dtype=np.int64)
+        lengths = self.lengths[words]
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        ids = np.empty(int(offsets[-1]), dtype=self.ids.dtype)
+        for start in range(0, len(words), chunk):
+            stop = min(start + chunk, len(words))
+            shift = self.offsets[words[start:stop]] - offsets[start:stop]
+            ids[offsets[start] : offsets[stop]] = self.ids[
+                np.repeat(shift, lengths[start:stop]) + np.arange(offsets[start], offsets[stop])
+            ]
+        return Tokens(ids, offsets)
+
     def examples_of(self, words: np.ndarray) -> np.ndarray:
         """The example indices of the given words (int64), word after word."""
         words = np.asarray(words, dtype=np.int64)
@@ -74,7 +88,7 @@ def tokenize(words: list[str], vocab: Vocab) -> Tokens:
     lengths = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     ids = np.empty(int(offsets[-1]), dtype=token_dtype(vocab.size))
-    table = _code_table(vocab, ids.dtype)
+    table = code_table(vocab, ids.dtype)
     start = 0
     while start < len(words):
         stop = int(np.searchsorted(offsets, offsets[start] + TOKENISE_CHARS, side="right"))
@@ -90,7 +104,12 @@ def tokenize(words: list[str], vocab: Vocab) -> Tokens:
     return Tokens(ids, offsets)
 
 
-def _code_table(vocab: Vocab, dtype: np.dtype) -> np.ndarray:
+def tokenize_split(split: Split, vocab: Vocab) -> dict[str, Tokens]:
+    """The tokens of each split's words: {"train": ..., "val": ..., "test": ...}."""
+    return {name: tokenize(split[name], vocab) for name in ("train", "val", "test")}
+
+
+def code_table(vocab: Vocab, dtype: np.dtype) -> np.ndarray:
     """Code point -> index (0 where the code point is no character of the vocabulary)."""
     codes = np.array([ord(ch) for ch in vocab.chars], dtype=np.int64)
     table = np.zeros(int(codes.max(initial=0)) + 1, dtype=dtype)
@@ -137,6 +156,56 @@ def sequence_rows(tokens: Tokens, words: np.ndarray, ignore: int) -> tuple[np.nd
     x = np.full((len(words), width), BOUNDARY, dtype=np.int64)
     x[:, 1:] = chars[:, :-1]
     return x, y
+
+
+@dataclass(frozen=True)
+class DistinctPairs:
+    """The distinct (context, target) pairs of some window rows, how often each occurs, grouped by context.
+
+    Context u is `contexts[u]`; its pairs are `targets[starts[u]:starts[u + 1]]`, occurring `counts[...]` times.
+    A window model's loss over the rows is the count-weighted loss over the pairs, for one forward row per
+    distinct context (names repeat their contexts: a million lines hold about a tenth as many).
+    """
+
+    contexts: np.ndarray
+    starts: np.ndarray
+    targets: np.ndarray
+    counts: np.ndarray
+
+
+def distinct_pairs(x: np.ndarray, y: np.ndarray) -> DistinctPairs:
+    """The distinct pairs of int64 contexts x [B, block] and targets y [B] (any block, any vocabulary)."""
+    radix = int(max(x.max(initial=0), y.max(initial=0))) + 1
+    keys = _packed(np.column_stack([y, x]), radix)  # the target is the lowest digit of keys[0]
+    order = np.argsort(keys[0]) if len(keys) == 1 else np.lexsort(keys)  # keys[-1] first ... keys[0] last
+    keys = [key[order] for key in keys]
+    new_context = np.zeros(len(y), dtype=bool)  # the first row of each distinct context, in sorted order
+    new_context[:1] = True
+    for key in [keys[0] // radix, *keys[1:]]:
+        new_context[1:] |= key[1:] != key[:-1]
+    new_pair = new_context.copy()
+    new_pair[1:] |= keys[0][1:] != keys[0][:-1]
+    pair_starts = np.flatnonzero(new_pair)
+    context_of_pair = np.cumsum(new_context)[pair_starts] - 1
+    return DistinctPairs(
+        contexts=x[order[new_context]],
+        starts=np.searchsorted(context_of_pair, np.arange(int(new_context.sum()) + 1)),
+        targets=y[order[pair_starts]],
+        counts=np.diff(np.append(pair_starts, len(y))),
+    )
+
+
+def _packed(columns: np.ndarray, radix: int) -> list[np.ndarray]:
+    """The columns (values below `radix`) packed into as few int64 keys as hold them exactly, column 0 the
+    lowest digit of the first key."""
+    per_key = 1
+    while per_key < columns.shape[1] and radix ** (per_key + 1) < 2**62:
+        per_key += 1
+    return [
+        columns[:, start : start + per_key]
+        @ (radix ** np.arange(min(per_key, columns.shape[1] - start), dtype=np.int64))
+        for start in range(0, columns.shape[1], per_key)
+    ]
 
 
 def bigram_counts(tokens: Tokens, vocab_size: int, chunk: int = 1 << 20) -> np.ndarray:

@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import io
 import time
+from collections import Counter
 
 import numpy as np
 import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from makemore.data import Vocab, read_words, split_words
 from makemore.data.rows import make_rows, subset
+from makemore.data.tokens import distinct_pairs
 from makemore.train import progress, trainer
 from makemore.train.models import IGNORE
 from rich.console import Console
@@ -87,3 +92,42 @@ def test_a_phase_gets_a_line_only_when_it_takes_over_the_delay(monkeypatch) -> N
     lines = out.getvalue().splitlines()
     assert not any("quick" in line for line in lines)
     assert any(line.startswith("tokenising: 0.") for line in lines)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    block=st.integers(1, 20),
+    radix=st.sampled_from([1, 2, 27, 300, 2**20]),
+    rows=st.integers(0, 300),
+    repeats=st.integers(1, 5),
+    seed=st.integers(0, 2**32),
+)
+def test_distinct_pairs_hold_every_row_once(block, radix, rows, repeats, seed) -> None:
+    """For any block and vocabulary (contexts in one int64 key or several), the pairs and their counts are the
+    rows as a multiset, each context once, its pairs together."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, radix, (max(rows // repeats, 1), block))[rng.integers(0, max(rows // repeats, 1), rows)]
+    y = rng.integers(0, radix, len(x))
+    pairs = distinct_pairs(x, y)
+    assert len({tuple(c) for c in pairs.contexts.tolist()}) == len(pairs.contexts)
+    assert pairs.starts[0] == 0 and pairs.starts[-1] == len(pairs.targets) and (np.diff(pairs.starts) > 0).all()
+    rebuilt = Counter()
+    for u, context in enumerate(pairs.contexts.tolist()):
+        targets = pairs.targets[pairs.starts[u] : pairs.starts[u + 1]].tolist()
+        assert len(set(targets)) == len(targets)
+        for target, count in zip(targets, pairs.counts[pairs.starts[u] : pairs.starts[u + 1]].tolist(), strict=True):
+            rebuilt[(*context, target)] += count
+    assert rebuilt == Counter((*context, target) for context, target in zip(x.tolist(), y.tolist(), strict=True))
+
+
+@pytest.mark.parametrize("kind", ["bigram", "bigram-nn", "mlp", "wavenet"])
+def test_window_losses_over_distinct_pairs_are_the_losses_over_every_row(kind, names, monkeypatch) -> None:
+    """Evaluating each distinct context once (in pieces smaller than the split) gives every row's loss."""
+    vocab, split = Vocab.from_words(names), split_words(names[:3000], 0)
+    config = trainer.make_config(kind, steps=30, **({} if kind == "bigram" else {"batch_size": 32}))
+    model = trainer.train(kind, config, split, vocab).model.eval()
+    rows = make_rows(split.val, vocab, config["block_size"], IGNORE)
+    monkeypatch.setattr(trainer, "PAIR_ROWS", 500)
+    x, y = (torch.from_numpy(a) for a in rows.take(np.arange(len(rows))))
+    loss, count = trainer.evaluate_rows(model, rows, None, 64)
+    assert loss == pytest.approx(trainer.evaluate(model, x, y), abs=1e-6) and count == len(y)

@@ -10,6 +10,7 @@ import pytest
 import torch
 from clirun import assert_usage_error, run
 from makemore.data import Vocab, read_words, split_words
+from makemore.data.tokens import tokenize_split
 from makemore.train.checkpoint import load_checkpoint, load_model
 from makemore.train.models import SequenceLengthError, build_model, cross_entropy, is_sequence
 from makemore.train.run import TrainRequest, run_training
@@ -103,7 +104,9 @@ def test_padding_does_not_change_a_words_loss(kind) -> None:
 def test_a_few_steps_lower_the_loss(kind, small_data) -> None:
     _, split, vocab = small_data
     config = make_config(kind, **{**TINY[kind], **TRAINING})
-    start = evaluate(build_model(kind, vocab.size, with_block_size(kind, config, split)), *_val(split, vocab))
+    start = evaluate(
+        build_model(kind, vocab.size, with_block_size(kind, config, tokenize_split(split, vocab))), *_val(split, vocab)
+    )
     result = train(kind, config, split, vocab)
     assert start == pytest.approx(math.log(vocab.size), abs=0.1)  # starts near uniform
     assert result.metrics["val_loss"] < start - 0.4
@@ -142,8 +145,9 @@ def test_resume_keeps_the_architecture_and_block_size(small_data, tmp_path) -> N
 
 
 def test_transformer_refuses_what_does_not_fit(small_data) -> None:
-    _, split, _ = small_data
-    longest = max(len(word) for name in ("train", "val", "test") for word in split[name])
+    _, words, vocab = small_data
+    longest = max(len(word) for name in ("train", "val", "test") for word in words[name])
+    split = tokenize_split(words, vocab)
     config = make_config("transformer", **TRAINING)
     assert "block_size" not in config and with_block_size("transformer", config, split)["block_size"] == longest + 1
     with pytest.raises(ConfigError, match="too short"):

@@ -14,6 +14,7 @@ from clirun import assert_usage_error, run
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from makemore.data import SEED_MAX, UserError, Vocab, bundled_names_path, read_words, split_words
+from makemore.data.corpus import read_corpus, split_corpus
 from makemore.train import memory
 from makemore.train.models import build_model
 from makemore.train.run import SAMPLE_MAX_LEN, TrainRequest, resolve_config, run_training
@@ -45,6 +46,11 @@ numbers = st.one_of(
     st.integers(-(2**70), 2**70),
     st.floats(allow_nan=True, allow_infinity=True),
 )
+
+
+def names_split() -> dict:
+    """The bundled names' tokens, split as mm-train splits them."""
+    return split_corpus(read_corpus(bundled_names_path()).tokens)
 
 
 @pytest.fixture(scope="module")
@@ -176,8 +182,7 @@ def test_param_count_is_the_model_size(kind, overrides, vocab_size) -> None:
 )
 def test_memory_error_names_the_flag_that_costs_most(key, value, limit) -> None:
     config = dict(DEFAULTS["mlp"], **{key: value})
-    names = read_words(bundled_names_path())
-    sizes = memory.split_sizes(split_words(names))
+    sizes = memory.split_sizes(names_split())
     memory.check_memory("mlp", config, 27, sizes, DEFAULTS["mlp"], limit=2**50)  # fits a petabyte
     memory.check_memory("mlp", DEFAULTS["mlp"], 27, sizes, DEFAULTS["mlp"], limit=limit)  # the defaults fit
     with pytest.raises(memory.MemoryLimitError, match=f"^{re.escape(flag(key))} .* choose a smaller {flag(key)}$"):
@@ -214,8 +219,7 @@ def test_memory_estimate_grows_with_every_size_flag() -> None:
 def test_run_training_checks_memory_with_the_data_before_writing(tmp_path, monkeypatch) -> None:
     """Block size 1024 fits the config-level check (tiny data) in a memory too small for it on the names."""
     config = make_config("mlp", block_size=1024, steps=5)
-    names = split_words(read_words(bundled_names_path()))
-    with_names = memory.needed("mlp", config, 27, memory.split_sizes(names), words=32033)
+    with_names = memory.needed("mlp", config, 27, memory.split_sizes(names_split()), words=32033)
     between = (memory.needed("mlp", config, 2, {}) + with_names) // 2
     monkeypatch.setattr(memory, "machine_memory", lambda: int(between / memory.MEMORY_FRACTION))
     make_config("mlp", block_size=1024, steps=5)  # fits without the data
@@ -232,8 +236,7 @@ def test_a_sequence_kinds_block_size_is_blamed_only_above_what_the_data_needs(tm
     request = TrainRequest(kind="transformer", out=tmp_path / "m.pt", quiet=True, overrides={"block_size": 1000})
     with pytest.raises(memory.MemoryLimitError, match="^--block-size 1,000 needs about .* smaller --block-size$"):
         run_training(request)
-    names = read_words(bundled_names_path())
-    split = split_words(names)
+    split = names_split()
     config = with_block_size("transformer", {**DEFAULTS["transformer"], "batch_size": 2**16}, split)
     with pytest.raises(memory.MemoryLimitError, match="^--batch-size 65,536 needs about"):
         memory.check_memory("transformer", config, 27, memory.split_sizes(split), size_defaults("transformer", split))

@@ -17,16 +17,18 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from makemore.data import Split, UserError
+from makemore.data import Tokens, UserError
 
 FLOAT, INDEX = 4, 8  # bytes of a float32 weight or activation, of an int64 index
-WORD_BYTES = 128  # per word: its str object and list slot, its offsets, its place in the length order
-CHAR_BYTES = 4  # per character besides its token: the str's character and the file's text while it is read
+WORD_BYTES = 64  # per word: its offsets (in the file's order, then its split's), length, permutation, row order
+CHAR_BYTES = 1  # per character besides its token: the file-order token while the split is made
 COUNT_ROWS = 2**20  # examples a bigram counts at a time (data.tokens.bigram_counts)
 OVERHEAD = 512 * 2**20  # the interpreter, numpy and torch themselves (about 400 MiB measured)
 MEMORY_FRACTION = 0.8  # share of the machine's memory a run may plan to use: the rest is the margin
 EVAL_FLOATS = 2**24  # activations of one evaluation chunk (64 MiB of float32)
 EVAL_ROWS_MAX = 65536
+PAIR_ROWS = 1 << 19  # window rows whose distinct (context, target) pairs are found at once (trainer.evaluate_rows)
+PAIR_INDICES = 8  # int64s per such row besides its context: target, keys, sort order, masks
 SIZE_FLAGS = ("block_size", "n_embd", "n_hidden", "batch_size")  # the flags a memory error may blame
 CGROUP_LIMITS = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
 
@@ -48,9 +50,9 @@ def machine_memory() -> int:
     return total
 
 
-def split_sizes(split: Split) -> dict[str, int]:
-    """Examples of each split: one per character of a word and one for its end."""
-    return {name: sum(map(len, split[name])) + len(split[name]) for name in ("train", "val", "test")}
+def split_sizes(split: dict[str, Tokens]) -> dict[str, int]:
+    """Examples of each split's tokens: one per character of a word and one for its end."""
+    return {name: split[name].n_examples for name in ("train", "val", "test")}
 
 
 def token_bytes(vocab_size: int) -> int:
@@ -131,6 +133,8 @@ def estimate(
     if kind == "bigram":  # counted COUNT_ROWS examples at a time: their indices, no activations
         batch = min(largest, COUNT_ROWS) * 4 * (block + 1) * INDEX
     activations = batch + min(largest, eval_rows(kind, vocab_size, config)) * (floats * FLOAT + 2 * (block + 1) * INDEX)
+    if kind not in SEQUENCE_ROWS:  # evaluation finds the distinct pairs of PAIR_ROWS rows at a time
+        activations += min(largest, PAIR_ROWS) * (block + PAIR_INDICES) * INDEX
     return {
         "data": examples * (token_bytes(vocab_size) + CHAR_BYTES) + words * WORD_BYTES,
         "model": model,

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import torch
 from makemore.contract import MAX_LEN_LIMIT
-from makemore.data import Vocab, bundled_names_path, check_output_path, file_sha256, read_words, split_words
+from makemore.data import bundled_names_path, check_output_path, file_sha256
+from makemore.data.corpus import read_corpus, split_corpus
 from makemore.data.dataset import DEFAULT_FRACTIONS
 from makemore.train.checkpoint import (
     CheckpointError,
@@ -37,7 +38,6 @@ from makemore.train.trainer import (
     make_config,
     shown,
     size_defaults,
-    split_rows,
     train,
     with_block_size,
 )
@@ -118,17 +118,18 @@ def run_training(request: TrainRequest) -> bool:
     resumed = load_checkpoint(request.resume) if request.resume else None
     config = resolve_config(request, resumed)
     reporter = ConsoleReporter(console, request.kind)
-    with reporter.phase("reading the data"):
-        words = read_words(data_path)
-        vocab = Vocab.from_words(words)
+    with reporter.phase("reading and tokenising the data"):
+        corpus = read_corpus(data_path)  # streamed into tokens: no Python string per word
+    vocab = corpus.vocab
     if resumed is not None and resumed["vocab"] != vocab.chars:
         raise CheckpointError("--resume checkpoint was trained on data with another vocabulary")
     with reporter.phase("splitting"):
-        split = split_words(words, config["split_seed"], DEFAULT_FRACTIONS)
-        del words  # the split holds every word
-    config.update(split_fractions=list(DEFAULT_FRACTIONS), max_len=min(MAX_LEN_LIMIT, max(len(w) for w in split.train)))
+        split = split_corpus(corpus.tokens, config["split_seed"], DEFAULT_FRACTIONS)
+        del corpus  # the split holds every word's tokens
+    longest = int(split["train"].lengths.max())
+    config.update(split_fractions=list(DEFAULT_FRACTIONS), max_len=min(MAX_LEN_LIMIT, longest))
     config = with_block_size(request.kind, config, split)  # sequence kinds: from the data
-    n_words = sum(len(split[name]) for name in ("train", "val", "test"))
+    n_words = sum(split[name].n_words for name in ("train", "val", "test"))
     check_memory(
         request.kind, config, vocab.size, split_sizes(split), size_defaults(request.kind, split), words=n_words
     )
@@ -139,13 +140,10 @@ def run_training(request: TrainRequest) -> bool:
             return True
         launch = None
 
-    with reporter.phase("tokenising"):
-        rows = split_rows(request.kind, split, vocab, config["block_size"])
-    del split  # the words: a Python string each (about 60 bytes), while a token is 1 byte and a word's offsets 32
     state_dict = resumed["state_dict"] if resumed else None
     with session(launch, device) as ranks:
         result = train(
-            request.kind, config, rows, vocab, state_dict=state_dict, reporter=reporter, device=device, ranks=ranks
+            request.kind, config, split, vocab, state_dict=state_dict, reporter=reporter, device=device, ranks=ranks
         )
         if not ranks.is_main:
             return not result.interrupted

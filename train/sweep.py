@@ -63,7 +63,8 @@ def iter_sweep(
     Ctrl-C stops the sweep with KeyboardInterrupt; the config being trained then yields no row. One process
     only: under torchrun it refuses (UserError).
     """
-    from makemore.data import Vocab, bundled_names_path, read_words, split_words
+    from makemore.data import bundled_names_path
+    from makemore.data.corpus import read_corpus, split_corpus
     from makemore.train.device import resolve_device
     from makemore.train.launch import launch_from_env
     from makemore.train.memory import check_memory, split_sizes
@@ -72,11 +73,11 @@ def iter_sweep(
     if launch_from_env() is not None:
         raise UserError("mm-sweep trains its configs one after another in one process: start it without torchrun")
     where = resolve_device(device)
-    words = read_words(data or bundled_names_path())
-    vocab, split = Vocab.from_words(words), split_words(words)
+    corpus = read_corpus(data or bundled_names_path())
+    vocab, split, n_words = corpus.vocab, split_corpus(corpus.tokens), corpus.tokens.n_words
     checked = [make_config("mlp", **config, **training) for config in configs]  # all errors before any training
     for config in checked:
-        check_memory("mlp", config, vocab.size, split_sizes(split), DEFAULTS["mlp"], words=len(words))
+        check_memory("mlp", config, vocab.size, split_sizes(split), DEFAULTS["mlp"], words=n_words)
     for config in checked:
         start = time.perf_counter()
         result = train("mlp", config, split, vocab, device=where)

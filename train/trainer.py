@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from makemore.data import Split, UserError, Vocab, check_seed
-from makemore.data.rows import Rows, SequenceRows, make_rows, row_count, subset
-from makemore.data.tokens import bigram_counts, sequence_rows, tokenize
+from makemore.data import Split, Tokens, UserError, Vocab, check_seed
+from makemore.data.rows import Rows, SequenceRows, WindowRows, row_count, rows_of, subset
+from makemore.data.tokens import DistinctPairs, bigram_counts, distinct_pairs, sequence_rows, tokenize, tokenize_split
 from makemore.train.device import model_device, to_device
 from makemore.train.distributed import SINGLE, Ranks
-from makemore.train.memory import check_memory, eval_rows
+from makemore.train.memory import PAIR_ROWS, check_memory, eval_rows
 from makemore.train.models import IGNORE, Bigram, build_model, cross_entropy, is_sequence
 from makemore.train.progress import Progress, Reporter
 from torch import nn
@@ -194,7 +194,7 @@ def check_config(kind: str, config: dict) -> None:
     check_memory(kind, config, vocab_size=2, split_sizes={}, defaults=size_defaults(kind))
 
 
-def size_defaults(kind: str, split: Split | None = None) -> dict:
+def size_defaults(kind: str, split: dict[str, Tokens] | None = None) -> dict:
     """The values a memory error compares the size flags with: DEFAULTS, plus for the sequence kinds (whose
     block_size comes from the data) the smallest block_size that the data allows (1 without data)."""
     if kind not in SEQUENCE_KINDS:
@@ -270,7 +270,7 @@ def _check_schedule(config: dict) -> None:
         raise ConfigError(f"beta2 must be in (0, 1), got {config['beta2']}")
 
 
-def with_block_size(kind: str, config: dict, split: Split) -> dict:
+def with_block_size(kind: str, config: dict, split: dict[str, Tokens]) -> dict:
     """Sequence kinds: block_size = the longest word of all splits + 1 (makemore.py's rule) unless already set.
 
     A block_size set already (--block-size, or a resumed checkpoint's) must hold every word: ConfigError if not.
@@ -278,7 +278,7 @@ def with_block_size(kind: str, config: dict, split: Split) -> dict:
     """
     if kind not in SEQUENCE_KINDS:
         return config
-    longest = max(len(word) for name in ("train", "val", "test") for word in split[name])
+    longest = max(int(split[name].lengths.max(initial=0)) for name in ("train", "val", "test"))
     if config.get("block_size") is None:
         return {**config, "block_size": longest + 1}
     if config["block_size"] < longest + 1:
@@ -298,10 +298,10 @@ class TrainResult:
     history: dict = field(default_factory=dict)
 
 
-def split_rows(kind: str, split: Split, vocab: Vocab, block_size: int) -> dict[str, Rows]:
-    """The rows of every split, tokenised once: window examples, or whole words for the sequence kinds."""
+def split_rows(kind: str, split: dict[str, Tokens], block_size: int) -> dict[str, Rows]:
+    """The rows of every split's tokens: window examples, or whole words for the sequence kinds."""
     window = None if kind in SEQUENCE_KINDS else block_size
-    return {name: make_rows(split[name], vocab, window, IGNORE) for name in ("train", "val", "test")}
+    return {name: rows_of(split[name], window, IGNORE) for name in ("train", "val", "test")}
 
 
 def make_sequences(words: list[str], vocab: Vocab) -> tuple[np.ndarray, np.ndarray]:
@@ -344,19 +344,40 @@ def evaluate_rows(
 ) -> tuple[float, int]:
     """(mean NLL per predicted character, characters predicted) over rows `chosen` (all when None), in eval mode.
 
-    The rows are built `chunk` at a time (512 for sequences), so memory is one chunk's whatever the split's size.
+    Sequence rows are built and run `chunk` at a time (512 words). Window rows are built PAIR_ROWS at a time
+    and run once per distinct context among them (`chunk` contexts a time): in eval mode a window model's
+    logits depend on the row alone, so the loss is the same, for a tenth of the forward rows on names.
+    Memory is one chunk's, whatever the split's size.
     """
-    chunk = 512 if is_sequence(model) else chunk
+    window = isinstance(rows, WindowRows)
+    step = PAIR_ROWS if window else 512 if is_sequence(model) else chunk
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
-    for start in range(0, row_count(rows, chosen), chunk):
-        stop = min(start + chunk, row_count(rows, chosen))
+    for start in range(0, row_count(rows, chosen), step):
+        stop = min(start + step, row_count(rows, chosen))
         part = np.arange(start, stop) if chosen is None else chosen[start:stop]
-        part_total, part_count = _loss_sum(model, *map(torch.from_numpy, rows.take(part)))
+        if window:
+            part_total, part_count = _pairs_loss_sum(model, distinct_pairs(*rows.take(part)), chunk)
+        else:
+            part_total, part_count = _loss_sum(model, *map(torch.from_numpy, rows.take(part)))
         total, count = total + part_total, count + part_count
     model.train(was_training)
     return total / count, count
+
+
+def _pairs_loss_sum(model: nn.Module, pairs: DistinctPairs, chunk: int) -> tuple[float, int]:
+    """Summed NLL of every row behind `pairs` (count-weighted, in float64) and their number; `chunk` contexts
+    run at a time."""
+    total, device = 0.0, model_device(model)
+    for first in range(0, len(pairs.contexts), chunk):
+        last = min(first + chunk, len(pairs.contexts))
+        logp = nn.functional.log_softmax(model(torch.from_numpy(pairs.contexts[first:last]).to(device)), dim=-1)
+        lo, hi = pairs.starts[first], pairs.starts[last]
+        context = torch.from_numpy(np.repeat(np.arange(last - first), np.diff(pairs.starts[first : last + 1])))
+        picked = logp[context.to(device), torch.from_numpy(pairs.targets[lo:hi]).to(device)]
+        total -= float(picked.double() @ torch.from_numpy(pairs.counts[lo:hi]).to(device, torch.float64))
+    return total, int(pairs.counts.sum())
 
 
 def _loss_sum(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, int]:
@@ -396,7 +417,7 @@ def make_optimizer(model: nn.Module, config: dict) -> torch.optim.Optimizer:
 def train(
     kind: str,
     config: dict,
-    split: Split | dict[str, Rows],
+    split: Split | dict[str, Tokens],
     vocab: Vocab,
     *,
     state_dict: dict | None = None,
@@ -411,19 +432,18 @@ def train(
     the fixed val subset (at most VAL_WORDS words) that the history's val losses are measured on.
     Ctrl-C (KeyboardInterrupt) during the loop stops it early; the result says so. A loss that
     stops being finite raises TrainingDiverged. Sequence kinds take their block_size from the data when
-    the config has none (see with_block_size). `split` may also be the splits' rows already tokenised
-    (`split_rows`, with the config's block_size), so that a caller can let go of the words before training.
+    the config has none (see with_block_size). `split` is the words of each split, or their tokens already
+    (`tokenize_split`, `data.corpus.split_corpus`), so that a caller need not hold the words as Python strings.
     `reporter` hears of the phases and the steps (default: silent). The model trains and is evaluated on
     `device` (default the CPU) and comes back on the CPU. Under torchrun (`ranks`, see distributed.py) rank 0
     alone evaluates: the other ranks' results have no metrics.
     """
     reporter = reporter or Reporter()
     if isinstance(split, Split):
-        config = with_block_size(kind, config, split)
         with reporter.phase("tokenising"):
-            data = split_rows(kind, split, vocab, config["block_size"])
-    else:
-        data = split
+            split = tokenize_split(split, vocab)
+    config = with_block_size(kind, config, split)
+    data = split_rows(kind, split, config["block_size"])
     torch.manual_seed(config.get("seed", 0))
     model = build_model(kind, vocab.size, config)
     if state_dict is not None:

@@ -1,0 +1,156 @@
+"""A word list read straight into tokens, streamed: memory follows the tokens, never a Python string per word.
+
+`read_corpus(path)` gives what `read_words` and `tokenize` give together (the same words, vocabulary and
+indices, the same errors) while holding at most one block of the file as text. The file is read twice, block
+by block, each block cut at its last newline: the first pass finds the vocabulary and the sizes, the second
+fills arrays of exactly those sizes. Within a block every step is vectorised (UTF-32 code points, line and
+whitespace masks): no Python loop per line or character. `split_corpus` cuts the tokens into train/val/test
+exactly as `split_words` cuts the words.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from makemore.data.dataset import DEFAULT_FRACTIONS, DatasetError, Vocab, not_utf8, reading, split_counts
+from makemore.data.tokens import Tokens, code_table, token_dtype
+
+READ_BYTES = 1 << 22  # bytes read (then decoded) at a time: bounds the text and code points held at once
+BOM = b"\xef\xbb\xbf"
+MAX_CODE_POINT = 0x10FFFF
+# Every code point that str.strip() removes (str.isspace); none lies above U+3000 (a test holds this).
+# The last entry stands for every code point above U+3000: no whitespace.
+SPACE = np.array([chr(c).isspace() for c in range(0x3002)], dtype=bool)
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """The words of a file, in file order, as tokens over their vocabulary."""
+
+    vocab: Vocab
+    tokens: Tokens
+
+
+def read_corpus(path: str | Path, block_bytes: int = READ_BYTES) -> Corpus:
+    """The words of a UTF-8 file (one a line, stripped, blank lines dropped) as tokens, checked as `read_words`
+    checks them (DatasetError otherwise)."""
+    seen = np.zeros(MAX_CODE_POINT + 1, dtype=bool)
+    n_words = n_chars = 0
+    for chars, lengths in _words(path, block_bytes):
+        seen[chars] = True
+        n_words, n_chars = n_words + len(lengths), n_chars + len(chars)
+    if n_words == 0:
+        raise DatasetError(f"data file has no words: {path}")
+    vocab = Vocab("".join(map(chr, np.flatnonzero(seen).tolist())))
+    table = code_table(vocab, token_dtype(vocab.size))
+    ids = np.empty(n_chars, dtype=table.dtype)
+    offsets = np.empty(n_words + 1, dtype=np.int64)
+    offsets[0] = word = char = 0
+    for chars, lengths in _words(path, block_bytes):
+        if word + len(lengths) > n_words or char + len(chars) > n_chars or (chars >= len(table)).any():
+            raise DatasetError(f"data file changed while it was read: {path}")
+        ids[char : char + len(chars)] = table[chars]
+        offsets[word + 1 : word + len(lengths) + 1] = char + np.cumsum(lengths)
+        word, char = word + len(lengths), char + len(chars)
+    if (word, char) != (n_words, n_chars) or (ids == 0).any():
+        raise DatasetError(f"data file changed while it was read: {path}")
+    tokens = Tokens(ids, offsets)
+    _check_words(tokens, path)
+    return Corpus(vocab, tokens)
+
+
+def _check_words(tokens: Tokens, path: str | Path) -> None:
+    """At least 2 distinct words and 3 words (read_words' rules, in its order)."""
+    if _all_alike(tokens):
+        raise DatasetError(f"data file needs at least 2 distinct words, found 1: {path}")
+    if tokens.n_words < 3:
+        raise DatasetError(f"data file needs at least 3 words for a train/val/test split: {path}")
+
+
+def _all_alike(tokens: Tokens, rows: int = 1 << 20) -> bool:
+    """Whether every word equals the first (compared `rows` words at a time)."""
+    length = int(tokens.lengths[0])
+    if (tokens.lengths != length).any():
+        return False
+    if length == 0:
+        return True
+    words = tokens.ids.reshape(-1, length)
+    return all((words[start : start + rows] == words[0]).all() for start in range(0, len(words), rows))
+
+
+def _words(path: str | Path, block_bytes: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Per block of the file: the code points of its words, concatenated, and each word's length (int64).
+
+    An ASCII block is worked on as its bytes (uint8), any other as UTF-32 code points (uint32).
+    """
+    for block in _blocks(path, block_bytes):
+        if block.isascii():
+            yield _block_words(np.frombuffer(block, dtype=np.uint8))
+        else:
+            yield _block_words(np.frombuffer(block.decode("utf-8").encode("utf-32-le"), dtype=np.uint32))
+
+
+def _blocks(path: str | Path, block_bytes: int) -> Iterator[bytes]:
+    """The file's bytes block by block, each block UTF-8 text without NUL (checked) ending at a newline (the
+    last one at the file's end)."""
+    path = Path(path)
+    with reading(path), path.open("rb") as handle:
+        if handle.read(len(BOM)) != BOM:  # a leading BOM is not part of the first word
+            handle.seek(0)
+        offset = 0  # bytes before this block, after the BOM (as utf-8-sig counts them)
+        pieces: list[bytes] = []  # the bytes read since the last newline (a line may span many blocks)
+        while data := handle.read(block_bytes):
+            cut = data.rfind(b"\n") + 1
+            pieces.append(data[:cut] if cut else data)
+            if cut:
+                block, pieces = b"".join(pieces), [data[cut:]]
+                yield _checked(block, offset, path)
+                offset += len(block)
+        if block := b"".join(pieces):
+            yield _checked(block, offset, path)
+
+
+def _checked(block: bytes, offset: int, path: Path) -> bytes:
+    """`block` if it is UTF-8 text without NUL; DatasetError otherwise (a bad byte's offset counts from
+    `offset`)."""
+    if not block.isascii():
+        try:
+            block.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise not_utf8(path, offset + err.start) from None
+    if b"\x00" in block:
+        raise DatasetError(f"data file contains NUL characters (is it binary?): {path}")
+    return block
+
+
+def _block_words(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The words of a text's code points: each line split at '\\n', stripped of whitespace, blank lines dropped.
+
+    Returns the kept code points (codes' dtype, word after word) and the words' lengths (int64).
+    """
+    space = SPACE[codes] if codes.dtype == np.uint8 else SPACE[np.minimum(codes, len(SPACE) - 1)]
+    solid = np.flatnonzero(~space)  # every code point that is no whitespace
+    if solid.size == 0:
+        return codes[:0], np.zeros(0, dtype=np.int64)
+    line = np.cumsum(codes == ord("\n"), dtype=np.int32)[solid]  # the line of each of them
+    new_line = np.flatnonzero(line[1:] != line[:-1]) + 1
+    first = solid[np.concatenate([[0], new_line])]  # first and last non-space code point of every word
+    last = solid[np.concatenate([new_line - 1, [solid.size - 1]])]
+    inside = np.zeros(codes.size + 1, dtype=np.int8)  # +1 at a word's start, -1 after its end (never both at
+    inside[first] = 1  # one place: a newline lies between one word's end and the next word's start)
+    inside[last + 1] = -1
+    np.cumsum(inside, out=inside)
+    return codes[inside[:-1].view(bool)], (last - first + 1).astype(np.int64)
+
+
+def split_corpus(
+    tokens: Tokens, seed: int = 42, fractions: tuple[float, float, float] = DEFAULT_FRACTIONS
+) -> dict[str, Tokens]:
+    """Train/val/test tokens: the words of `split_words(words, seed, fractions)`, in the same order."""
+    order = np.random.default_rng(seed).permutation(tokens.n_words)
+    n_train, n_val, _ = split_counts(tokens.n_words, fractions)
+    cuts = {"train": order[:n_train], "val": order[n_train : n_train + n_val], "test": order[n_train + n_val :]}
+    return {name: tokens.take_words(words) for name, words in cuts.items()}
