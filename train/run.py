@@ -7,6 +7,7 @@ bad flag stops them all alike; then they train one model together, and rank 0 al
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -118,6 +119,7 @@ def run_training(request: TrainRequest) -> bool:
     resumed = load_checkpoint(request.resume) if request.resume else None
     config = resolve_config(request, resumed)
     reporter = ConsoleReporter(console, request.kind)
+    setup_started = time.perf_counter()
     with reporter.phase("reading and tokenising the data"):
         corpus = read_corpus(data_path)  # streamed into tokens: no Python string per word
     vocab = corpus.vocab
@@ -126,6 +128,7 @@ def run_training(request: TrainRequest) -> bool:
     with reporter.phase("splitting"):
         split = split_corpus(corpus.tokens, config["split_seed"], DEFAULT_FRACTIONS)
         del corpus  # the split holds every word's tokens
+    setup_seconds = round(time.perf_counter() - setup_started, 1)
     longest = int(split["train"].lengths.max())
     config.update(split_fractions=list(DEFAULT_FRACTIONS), max_len=min(MAX_LEN_LIMIT, longest))
     config = with_block_size(request.kind, config, split)  # sequence kinds: from the data
@@ -148,7 +151,7 @@ def run_training(request: TrainRequest) -> bool:
         if not ranks.is_main:
             return not result.interrupted
         config["steps_done"] = (resumed["config"].get("steps_done", 0) if resumed else 0) + result.steps_done
-        metrics = dict(result.metrics, history=result.history)
+        metrics = dict(result.metrics, setup_seconds=setup_seconds, history=result.history)
         checkpoint = make_checkpoint(request.kind, config, vocab, result.model, metrics, file_sha256(data_path))
         save_checkpoint(checkpoint, request.out, (data_path,))
         _report(checkpoint, result, request, console)
