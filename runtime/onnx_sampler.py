@@ -22,6 +22,10 @@ def session_options() -> ort.SessionOptions:
     options.log_severity_level = 3  # errors only
     options.enable_cpu_mem_arena = False  # buffers go back to malloc after each call: a server's big request
     # leaves no arena behind (sampling speed measured the same within noise)
+    options.enable_mem_pattern = False  # a memory pattern is one block per input shape, and sampling calls the
+    # model with every batch size from 4,096 down to 1: without the arena each call malloc'ed and freed a block of
+    # a new size, which fragmented glibc's heap (1M names: 150 MB of free heap kept resident, peak RSS 215 MB,
+    # growing with the number of names; without the pattern the heap stays at 35 MB and the peak flat, ~85 MB)
     return options
 
 
