@@ -12,7 +12,8 @@ or that row is still running. So name j depends on (seed, j) and the model only:
 asked for, how many workers sample them, which shard or which other names are sampled with it. A port (for
 example to JavaScript) needs numpy's SeedSequence hash, PCG64 and that double conversion, nothing else.
 
-A chunk that samples only rows [lo, hi) skips the other draws with PCG64's `advance` (a jump, not a loop).
+A chunk that samples only rows [lo, hi) skips the other draws with PCG64's `advance` (a jump, not a loop), so a
+chunk may also run as several pieces (a big step model's: see sampling.rows_per_decoder) with the same names.
 """
 
 from __future__ import annotations
@@ -40,13 +41,16 @@ class ChunkSpan:
         return self.hi - self.lo
 
 
-def chunk_spans(start: int, stop: int) -> Iterator[ChunkSpan]:
-    """The chunk pieces covering names [start, stop), in order (lazily: stop may be huge); none when it is empty."""
+def chunk_spans(start: int, stop: int, rows: int = CHUNK_SIZE) -> Iterator[ChunkSpan]:
+    """The chunk pieces covering names [start, stop), in order (lazily: stop may be huge), each of at most `rows`
+    rows (a chunk is also cut at every multiple of `rows`); none when the range is empty."""
     if start >= stop:
         return
     for index in range(start // CHUNK_SIZE, -(-stop // CHUNK_SIZE)):
         base = index * CHUNK_SIZE
-        yield ChunkSpan(index, max(start, base) - base, min(stop, base + CHUNK_SIZE) - base)
+        lo, hi = max(start, base) - base, min(stop, base + CHUNK_SIZE) - base
+        for cut in range(lo // rows * rows, hi, rows):
+            yield ChunkSpan(index, max(lo, cut), min(hi, cut + rows))
 
 
 def request_seed(seed: int | None) -> int:

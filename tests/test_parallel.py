@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from clirun import assert_usage_error, run
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from inprocess import is_usage_error, run_main
 from loopback import get, running_server
 from makemore.data import UserError
@@ -60,6 +62,29 @@ def test_chunk_spans_cover_a_range_once():
     assert next(chunk_spans(10**15, 10**15 + 1)) == ChunkSpan(
         10**15 // CHUNK_SIZE, 10**15 % CHUNK_SIZE, 10**15 % CHUNK_SIZE + 1
     )
+
+
+@settings(max_examples=200, deadline=None)
+@given(start=st.integers(0, 3 * CHUNK_SIZE), size=st.integers(0, 3 * CHUNK_SIZE), rows=st.integers(1, CHUNK_SIZE))
+def test_chunk_pieces_cover_a_range_once_within_their_chunks(start, size, rows):
+    spans = list(chunk_spans(start, start + size, rows))
+    names = [span.index * CHUNK_SIZE + row for span in spans for row in range(span.lo, span.hi)]
+    assert names == list(range(start, start + size))
+    assert all(0 < span.rows <= rows and span.lo // rows == (span.hi - 1) // rows for span in spans)
+
+
+def test_a_big_step_model_runs_its_chunks_in_pieces_with_the_same_names(model_files, monkeypatch):
+    """A decoder's state is bounded (sampling.DECODER_BYTES): a chunk of a transformer whose cache would pass it
+    runs as several pieces of fewer rows, and gives the names of one decoder per chunk."""
+    from makemore.runtime import sampling
+
+    path, n = model_files["transformer"][1], CHUNK_SIZE + 50
+    monkeypatch.setattr(sampling, "DECODER_BYTES", 1 << 40)
+    assert sampling.rows_per_decoder(OnnxSampler(path).info, 16) == CHUNK_SIZE
+    whole = OnnxSampler(path).sample(n, seed=4)
+    monkeypatch.setattr(sampling, "DECODER_BYTES", 100_000)
+    assert 1 < sampling.rows_per_decoder(OnnxSampler(path).info, 16) < 300
+    assert OnnxSampler(path, workers=2).sample(n, seed=4) == whole
 
 
 @pytest.mark.parametrize("n", [1, 20, CHUNK_SIZE, CHUNK_SIZE + 1, N, 10 * CHUNK_SIZE + 3])
