@@ -19,9 +19,7 @@ def web_command(
     model: Annotated[Path, typer.Argument(help="ONNX model written by mm-export (float32 or int8).")],
     out: Annotated[
         Path,
-        typer.Option(
-            "--out", "-o", help="Site folder: new, empty, or a site mm-web wrote before (replaced whole)."
-        ),
+        typer.Option("--out", "-o", help="Site folder: new, empty, or a site mm-web wrote before (replaced whole)."),
     ],
     ort_dist: Annotated[
         Path | None,
