@@ -36,9 +36,8 @@ test: install lint browser web
 browser:
 	command -v chromium >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
 
-# onnxruntime-web for mm-web's sites: exactly the files pinned in web/package-lock.json (npm ci; no install scripts:
-# the dist files are all mm-web copies), skipped while
-# they are newer than the lock.
+# onnxruntime-web for mm-web's sites: exactly the files pinned in web/package-lock.json (npm ci; no install
+# scripts: mm-web copies only dist files), skipped while they are newer than the lock.
 WEB_ORT := web/node_modules/onnxruntime-web/package.json
 
 $(WEB_ORT): web/package.json web/package-lock.json
