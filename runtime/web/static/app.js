@@ -138,7 +138,7 @@ window.mmLogits = async (rows) => {
   );
 };
 window.mmGenerate = async (values) => {
-  const options = parseOptions({ ...values, greedy: true }, site);
+  const options = parseOptions({ count: "20", temperature: "1", ...values, greedy: true }, site);
   return sampleNames(newDecoder, site, options.count, options);
 };
 
