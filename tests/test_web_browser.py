@@ -12,7 +12,7 @@ import shutil
 import numpy as np
 import pytest
 from clirun import run
-from loopback import static_server
+from loopback import running_server, static_server
 from makemore.contract import empty_state
 from makemore.runtime.onnx_sampler import OnnxSampler
 from makemore.runtime.web.site import build_site
@@ -181,3 +181,23 @@ def test_a_model_that_fails_to_load_shows_one_line(browser, served):
     assert status.startswith("error: cannot load model.onnx: ") and "\n" not in status, status
     assert page.is_disabled("#generate") and page.inner_text("#model") == "no model"
     page.close()
+
+
+@pytest.mark.browser
+def test_mm_serve_switches_between_the_server_and_this_browser(browser, site_models):
+    sampler = OnnxSampler(site_models["mlp"])
+    with running_server(site_models["mlp"]) as port:
+        page = browser.new_page(viewport={"width": 900, "height": 620})
+        console = Console(page)
+        page.goto(f"http://127.0.0.1:{port}/")
+        page.wait_for_selector("#where:has-text('on the server')")
+        page.click("#in-browser")
+        page.wait_for_selector("body[data-state='ready']", timeout=60_000)
+        assert page.url == f"http://127.0.0.1:{port}/web/" and page.is_visible("#on-server")
+        names = page.evaluate("() => window.mmGenerate({count: '50', seed: '9', prefix: 'e'})")
+        assert names == sampler.sample(50, seed=9, prefix="e")
+        page.click("#on-server")
+        page.wait_for_selector("#model:has-text('mlp')")
+        assert page.url == f"http://127.0.0.1:{port}/"
+        page.close()
+    assert console.errors == []

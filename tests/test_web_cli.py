@@ -11,6 +11,7 @@ import pytest
 from inprocess import is_usage_error, run_main
 from makemore.runtime.chunks import CHUNK_SIZE
 from makemore.runtime.onnx_sampler import OnnxSampler
+from makemore.runtime.serve.cli import main as serve_main
 from makemore.runtime.web import site
 from makemore.runtime.web.cli import main
 from makemore.runtime.web.folder import MARKER
@@ -96,3 +97,36 @@ def test_without_make_web_the_error_says_what_to_run(work, monkeypatch) -> None:
     outcome = run_main(main, work / "model.onnx", "-o", work / "site")
     assert is_usage_error(outcome) and "make web" in outcome.stderr and "--ort-dist" in outcome.stderr, outcome
     assert not (work / "site").exists()
+
+
+# --- mm-serve's "in this browser" mode: the same files under /web/ ---------------------------------
+
+
+def test_mm_serve_serves_the_site_under_web(work) -> None:
+    from makemore.runtime.serve.factory import ServeConfig, build_app
+    from starlette.testclient import TestClient
+
+    app = build_app(ServeConfig(str(work / "model.onnx"), ort_dist=str(work / "dist")))
+    with TestClient(app) as client:
+        assert '<nav id="where">' in client.get("/").text
+        assert 'src="app.js"' in client.get("/web/").text
+        meta = client.get("/web/makemore-site.json").json()
+        assert meta["server"] == "../" and meta["kind"] == "mlp"
+        assert client.get("/web/model.onnx").content == (work / "model.onnx").read_bytes()
+        wasm = client.get("/web/ort-wasm-simd-threaded.wasm")
+        assert wasm.status_code == 200 and wasm.headers["content-type"] == "application/wasm"
+        assert client.get("/web/app.js").headers["content-type"].startswith("text/javascript")
+        assert client.get("/web/secrets.txt").status_code == 404
+        assert client.get("/web/..%2Fmodel.onnx").status_code == 404
+
+
+def test_mm_serve_without_onnxruntime_web_has_no_browser_mode(work, monkeypatch) -> None:
+    from makemore.runtime.serve.factory import ServeConfig, build_app
+    from starlette.testclient import TestClient
+
+    monkeypatch.setattr(site, "CHECKOUT_DIST", work / "no-node-modules")
+    with TestClient(build_app(ServeConfig(str(work / "model.onnx")))) as client:
+        assert '<nav id="where" hidden>' in client.get("/").text
+        assert client.get("/web/").status_code == 404
+    outcome = run_main(serve_main, work / "model.onnx", "--ort-dist", work / "no-node-modules", "--port", 0)
+    assert is_usage_error(outcome) and "--ort-dist" in outcome.stderr, outcome

@@ -70,6 +70,19 @@ def site_json(info: ModelInfo, model_sha256: str) -> dict:
     }
 
 
+def site_files(model: str | Path, info: ModelInfo, dist: Path, server: str | None = None) -> dict[str, bytes | Path]:
+    """The site's files: name -> its bytes, or the path of the file to copy (the model, onnxruntime-web's).
+    `server`: the address of mm-serve's page, for the page's switch back to it (None: a static site)."""
+    page = files("makemore.runtime.web").joinpath("static")
+    meta = {**site_json(info, file_sha256(model)), "server": server}
+    return {
+        **{name: page.joinpath(name).read_bytes() for name in PAGE_FILES},
+        **{name: dist / name for name in ORT_FILES},
+        MODEL_NAME: Path(model),
+        MARKER: (json.dumps(meta, indent=1, ensure_ascii=False) + "\n").encode(),
+    }
+
+
 def build_site(model: str | Path, out: str | Path, ort_dist: str | Path | None = None) -> SiteReport:
     """Check the model (opened and probed by onnxruntime, as mm-gen does) and the output folder, then write the
     site into a new folder that replaces `out` whole. Nothing is written when any check fails."""
@@ -77,17 +90,14 @@ def build_site(model: str | Path, out: str | Path, ort_dist: str | Path | None =
 
     dist = find_ort_dist(ort_dist)
     real = check_site_folder(out, inputs=(model,))
-    info = OnnxSampler(model).info
-    page = files("makemore.runtime.web").joinpath("static")
-    meta = site_json(info, file_sha256(model))
+    content = site_files(model, OnnxSampler(model).info, dist)
 
     def write(folder: Path) -> None:
-        for name in PAGE_FILES:
-            (folder / name).write_bytes(page.joinpath(name).read_bytes())
-        for name in ORT_FILES:
-            shutil.copyfile(dist / name, folder / name)
-        shutil.copyfile(model, folder / MODEL_NAME)
-        (folder / MARKER).write_text(json.dumps(meta, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        for name, source in content.items():
+            if isinstance(source, Path):
+                shutil.copyfile(source, folder / name)
+            else:
+                (folder / name).write_bytes(source)
 
     replace_folder(real, write)
     names = tuple(sorted(p.name for p in real.iterdir()))

@@ -113,6 +113,10 @@ async function load() {
     ort.env.wasm.wasmPaths = new URL("./", location.href).href; // this site's copy, never a CDN
     session = await ort.InferenceSession.create(site.model, { executionProviders: ["wasm"] });
     describe();
+    if (typeof site.server === "string") {
+      $("on-server").href = site.server; // served by mm-serve: the switch back to its page
+      $("where").hidden = false;
+    }
     $("generate").disabled = false;
     document.body.dataset.state = "ready";
   } catch (err) {
