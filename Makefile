@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 MODEL_DIR ?= out
 
-.PHONY: demo test lint bench results clean install serve browser
+.PHONY: demo test lint bench results clean install serve browser web
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,12 +29,22 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: install lint browser
+test: install lint browser web
 	$(BIN)/python -m pytest -q
 
 # The page's test drives Debian's Chromium (Playwright never downloads a browser here).
 browser:
 	command -v chromium >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+
+# onnxruntime-web for mm-web's sites: exactly the files pinned in web/package-lock.json (npm ci; no install
+# scripts: mm-web copies only dist files), skipped while they are newer than the lock.
+WEB_ORT := web/node_modules/onnxruntime-web/package.json
+
+$(WEB_ORT): web/package.json web/package-lock.json
+	npm ci --prefix web --no-audit --no-fund --ignore-scripts
+	touch $@
+
+web: $(WEB_ORT)
 
 # The HTTP API and page on http://127.0.0.1:8000 for the demo model (trained first if missing).
 serve: install
@@ -50,4 +60,4 @@ results: install
 	$(BIN)/python bench/results.py
 
 clean:
-	rm -rf $(VENV) $(MODEL_DIR) build *.egg-info
+	rm -rf $(VENV) $(MODEL_DIR) build *.egg-info web/node_modules

@@ -9,6 +9,17 @@ import pytest
 
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's package: Playwright never downloads a browser here
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
 # Few steps keep the suite fast; the models still learn well below ln(27).
 QUICK_OVERRIDES = {
     "bigram": {},
@@ -58,3 +69,16 @@ def model_files(tmp_path_factory, names_path) -> dict[str, tuple[Path, Path]]:
         export_checkpoint(pt, onnx_path)
         files[kind] = (pt, onnx_path)
     return files
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """A headless Chromium (the pages' tests); fails with the command to install it when it is missing."""
+    if not CHROMIUM.is_file():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (or deselect with -m 'not browser')")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield chromium
+        chromium.close()

@@ -1,4 +1,4 @@
-"""A real mm-serve on a loopback port and a bounded load generator for it (the load test and the benchmark)."""
+"""A real mm-serve (or a static file server) on a loopback port and a bounded load generator for mm-serve."""
 
 from __future__ import annotations
 
@@ -87,6 +87,28 @@ def wait_until_healthy(proc: subprocess.Popen, port: int, timeout: float, log) -
             pass
         time.sleep(0.05)
     raise RuntimeError(f"mm-serve did not answer /healthz on port {port} within {timeout} s")
+
+
+@contextmanager
+def static_server(folder: str | Path, startup_timeout: float = 30.0) -> Iterator[int]:
+    """Serve `folder` with `python -m http.server` on a free loopback port (as any static host would); yield it."""
+    port = free_port()
+    command = [sys.executable, "-m", "http.server", str(port), "--bind", HOST, "--directory", str(folder)]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + startup_timeout
+        while True:
+            try:
+                get(port, "/", timeout=1.0)
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"http.server did not answer on port {port}") from None
+                time.sleep(0.05)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 @dataclass

@@ -162,3 +162,72 @@ def test_metadata_mutations_load_cleanly_or_refuse_in_one_line(mlp_proto, tmp_pa
     assert len(names) == 5 and all(name and set(name) <= set(sampler.vocab.chars) for name in names)
     outcome = run_main(gen_main, path, "--n", 5, "--seed", 0)
     assert outcome.status == 0 and outcome.stdout.splitlines() == names, outcome
+
+
+# --- mm-web ---------------------------------------------------------------------------------------
+
+WEB_OUTS = ["new", "empty", "earlier site", "file", "other folder", "/dev/null", "/", "no parent", "model's folder"]
+WEB_MODELS = ["mlp", "missing", "text", "truncated", "inside the earlier site"]
+
+
+def web_case(folder: Path, mlp_onnx: Path) -> dict[str, Path]:
+    """A folder with every kind of model and output path that mm-web's property test picks from."""
+    from makemore.runtime.web.site import build_site
+    from webfiles import fake_ort_dist
+
+    fake_ort_dist(folder / "dist")
+    fake_ort_dist(folder / "models")  # the model's folder: not empty, not a site
+    (folder / "models" / "mlp.onnx").write_bytes(mlp_onnx.read_bytes())
+    (folder / "models" / "text.onnx").write_text("not a model\n")
+    (folder / "models" / "truncated.onnx").write_bytes(mlp_onnx.read_bytes()[:500])
+    (folder / "empty").mkdir()
+    (folder / "file").write_text("notes\n")
+    (folder / "other").mkdir()
+    (folder / "other" / "cat.jpg").write_bytes(b"\xff\xd8")
+    build_site(mlp_onnx, folder / "earlier", folder / "dist")
+    return {
+        "mlp": folder / "models" / "mlp.onnx",
+        "missing": folder / "models" / "missing.onnx",
+        "text": folder / "models" / "text.onnx",
+        "truncated": folder / "models" / "truncated.onnx",
+        "inside the earlier site": folder / "earlier" / "model.onnx",
+        "new": folder / "site",
+        "empty": folder / "empty",
+        "earlier site": folder / "earlier",
+        "file": folder / "file",
+        "other folder": folder / "other",
+        "/dev/null": Path("/dev/null"),
+        "/": Path("/"),
+        "no parent": folder / "missing" / "site",
+        "model's folder": folder / "models",
+        "good dist": folder / "dist",
+        "bad dist": folder / "other",
+    }
+
+
+@PROPERTY_SETTINGS
+@given(
+    model=st.sampled_from(WEB_MODELS),
+    out=st.sampled_from(WEB_OUTS),
+    dist=st.sampled_from(["good dist", "bad dist"]),
+    extra=st.lists(st.sampled_from(["--bogus", "x", "--ort-dist"]), max_size=2),  # never -o: it would name the output
+)
+def test_mm_web_writes_a_whole_site_or_nothing(mlp_onnx, tmp_path_factory, model, out, dist, extra) -> None:
+    from makemore.runtime.web.cli import main as web_main
+    from makemore.runtime.web.folder import MARKER
+    from makemore.runtime.web.site import ORT_FILES, PAGE_FILES
+    from webfiles import snapshot
+
+    folder = tmp_path_factory.mktemp("web")
+    paths = web_case(folder, mlp_onnx)
+    before = snapshot(folder)
+    outcome = run_main(web_main, paths[model], "-o", paths[out], "--ort-dist", paths[dist], *extra)
+    if outcome.status != 0:
+        assert is_usage_error(outcome), (model, out, dist, extra, outcome)
+        assert snapshot(folder) == before
+        return
+    site = paths[out]
+    assert sorted(p.name for p in site.iterdir()) == sorted([*PAGE_FILES, *ORT_FILES, "model.onnx", MARKER])
+    assert (site / "model.onnx").read_bytes() == paths[model].read_bytes()
+    after = {key: value for key, value in snapshot(folder).items() if not (folder / key).is_relative_to(site)}
+    assert after == {key: value for key, value in before.items() if not (folder / key).is_relative_to(site)}

@@ -9,6 +9,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.resources import files
+from pathlib import Path
 from typing import TypeVar
 
 import anyio
@@ -28,6 +29,7 @@ from makemore.runtime.serve.validation import (
     check_body,
     parse_json,
 )
+from makemore.runtime.serve.web import web_routes
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
@@ -145,14 +147,19 @@ def page_html() -> str:
 
 
 def create_app(
-    sampler: Sampler, known: frozenset[str] = frozenset(), limits: Limits | None = None, name: str = "model"
+    sampler: Sampler,
+    known: frozenset[str] = frozenset(),
+    limits: Limits | None = None,
+    name: str = "model",
+    web: dict[str, bytes | Path] | None = None,
 ) -> Starlette:
-    """An ASGI app serving one loaded model; `known` are the training names that "novel" drops."""
+    """An ASGI app serving one loaded model; `known` are the training names that "novel" drops; `web`: mm-web's
+    site files, served under /web/ (the page's switch to "in this browser"), or None."""
     limits = limits or Limits()
     known = frozenset(known)
     summary = model_summary(sampler.info, name)
     metadata = model_metadata(sampler.info, name)
-    page = page_html()
+    page = page_html() if web is None else page_html().replace('<nav id="where" hidden>', '<nav id="where">')
     gen_fields, sc_fields = generate_fields(limits), score_fields(limits)
     limiter = anyio.CapacityLimiter(limits.concurrency)
     _malloc_trim()  # caps glibc's heaps before the first worker thread allocates
@@ -187,6 +194,7 @@ def create_app(
         Route("/v1/model", model, methods=["GET"]),
         Route("/v1/generate", generate, methods=["POST"]),
         Route("/v1/score", score, methods=["POST"]),
+        *(web_routes(web) if web is not None else []),
     ]
     handlers = {RequestError: request_error, UserError: user_error, HTTPException: http_error, Exception: server_error}
     return Starlette(routes=routes, exception_handlers=handlers)

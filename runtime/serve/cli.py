@@ -54,6 +54,13 @@ def serve_command(
         int,
         typer.Option(help="Server processes (uvicorn workers), each with its own session, sharing the port."),
     ] = 1,
+    ort_dist: Annotated[
+        Path | None,
+        typer.Option(
+            help="onnxruntime-web's dist folder for the page's 'in this browser' mode at /web/"
+            " [default: the checkout's web/node_modules after `make web`; without it the mode is off]."
+        ),
+    ] = None,
 ) -> None:
     require_extra("mm-serve", "serve", ("starlette", "uvicorn"))
     if log_level not in ("debug", "info", "warning", "error", "critical"):
@@ -64,7 +71,9 @@ def serve_command(
 
     check_workers(workers, "--workers")
     check_bindable(host, port)
-    config = ServeConfig(str(model), str(data) if data else None, max_n, max_body, processes=workers)  # workers
+    config = ServeConfig(
+        str(model), str(data) if data else None, max_n, max_body, processes=workers, ort_dist=ort_dist and str(ort_dist)
+    )  # workers
     # are started in this working directory, so relative paths mean the same to them
     app = build_app(config)  # the model and the data are checked here, once, before any worker starts
     if not is_loopback(host):

@@ -27,6 +27,7 @@ class ServeConfig:
     max_n: int = 10_000
     max_body: int = 1 << 20
     processes: int = 1  # uvicorn worker processes sharing the machine's cores
+    ort_dist: str | None = None  # onnxruntime-web's dist for /web/ (None: the checkout's, when `make web` ran)
 
     @property
     def sample_threads(self) -> int:
@@ -45,11 +46,13 @@ def build_app(config: ServeConfig) -> Starlette:
     from makemore.data import bundled_names_path, read_lines
     from makemore.runtime.onnx_sampler import OnnxSampler
     from makemore.runtime.serve.app import Limits, create_app
+    from makemore.runtime.serve.web import browser_files
 
     sampler = OnnxSampler(config.model, workers=config.sample_threads)
     known = frozenset(read_lines(Path(config.data) if config.data else bundled_names_path()))
     limits = Limits(max_n=config.max_n, max_body=config.max_body)
-    return create_app(sampler, known, limits, name=Path(config.model).name)
+    web = browser_files(config.model, sampler.info, config.ort_dist)
+    return create_app(sampler, known, limits, name=Path(config.model).name, web=web)
 
 
 def app_from_environment() -> Starlette:

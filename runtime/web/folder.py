@@ -1,0 +1,73 @@
+"""The output folder of mm-web: which folders it may replace, and a build that appears whole or not at all."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from makemore.data import OutputError, first_line
+
+MARKER = "makemore-site.json"  # every site mm-web writes holds it: such a folder may be replaced
+
+
+def check_site_folder(out: str | Path, inputs: tuple[str | Path, ...] = ()) -> Path:
+    """The real path of the folder `out` that a build will create or replace, after refusing what no user means.
+
+    Allowed: a path that does not exist (its parent must), an empty folder, or a folder holding MARKER (a site
+    written before). Refused: anything else that exists (a file, a device, a folder with other things in it) and
+    a folder that holds one of `inputs` (the model would be deleted with the old site).
+    """
+    path = Path(out)
+    real = Path(os.path.realpath(path))
+    if not real.parent.is_dir():
+        raise OutputError(f"output folder's parent does not exist: {path.parent}")
+    if real == real.parent:
+        raise OutputError(f"output folder cannot be the root folder: {path}")
+    if os.path.lexists(real):
+        if not real.is_dir():
+            raise OutputError(f"output path exists and is not a folder: {path}")
+        try:
+            entries = os.listdir(real)
+        except OSError as err:
+            raise OutputError(f"cannot read output folder {path}: {err.strerror}") from None
+        if entries and MARKER not in entries:
+            raise OutputError(f"output folder {path} is not empty and not a site mm-web wrote (no {MARKER})")
+    for source in inputs:
+        if real in Path(os.path.realpath(source)).parents:
+            raise OutputError(f"output folder {path} holds the input {source}: write the site elsewhere")
+    return real
+
+
+def replace_folder(real: Path, build: Callable[[Path], object]) -> None:
+    """Call build(tmp) on a new folder beside `real`, then put it in `real`'s place (the old one is deleted).
+
+    A failure or Ctrl-C midway leaves `real` as it was and removes the new folder; OS errors become one line.
+    """
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{real.name}.", suffix=".tmp", dir=real.parent))
+    except OSError as err:
+        raise OutputError(f"cannot write in {real.parent}: {err.strerror}") from None
+    old = None
+    try:
+        build(tmp)
+        umask = os.umask(0)  # mkdtemp makes the folder 0700: give it the mode a plain mkdir would, for a web server
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)
+        if real.is_dir() and os.listdir(real):
+            old = Path(tempfile.mkdtemp(prefix=f".{real.name}.", suffix=".old", dir=real.parent))
+            os.replace(real, old)  # onto the empty folder just made
+        os.replace(tmp, real)  # replaces a missing path or an empty folder
+    except BaseException as err:
+        if old is not None and not os.path.lexists(real):
+            os.replace(old, real)  # the old site back in its place
+            old = None
+        if isinstance(err, OSError):
+            raise OutputError(f"cannot write {real}: {err.strerror or first_line(err)}") from None
+        raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)

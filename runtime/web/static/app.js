@@ -1,0 +1,151 @@
+// The page: the model file run by onnxruntime-web (WebAssembly, one thread) in this browser, no server behind it.
+
+import { parseOptions } from "./options.js";
+import { StepDecoder, WindowDecoder, emptyState, sampleNames } from "./sampler.js";
+
+const $ = (id) => document.getElementById(id);
+const FIELDS = ["count", "temperature", "top_k", "top_p", "prefix", "seed"];
+let site = null;
+let session = null;
+let queue = Promise.resolve();
+let current = [];
+
+function setStatus(text, isError) {
+  $("status").textContent = text;
+  $("status").className = isError ? "error" : "";
+}
+
+function firstLine(err) {
+  return String((err && err.message) || err).split("\n")[0].slice(0, 300);
+}
+
+/** session.run, one call at a time (a session runs one call at once). */
+function run(feeds) {
+  const result = queue.then(() => session.run(feeds));
+  queue = result.catch(() => undefined);
+  return result;
+}
+
+async function windowLogits(context, rows) {
+  const out = await run({ [site.inputs[0]]: new ort.Tensor("int64", context, [rows, site.block_size]) });
+  return out[site.logits].data;
+}
+
+async function stepLogits(tokens, rows, steps, state) {
+  const tensors = site.state.tensors;
+  const feeds = { [site.inputs[0]]: new ort.Tensor("int64", tokens, [rows, steps]) };
+  state.forEach((s, i) => (feeds[tensors[i].input] = new ort.Tensor("float32", s.data, s.dims)));
+  const out = await run(feeds);
+  const next = tensors.map((t) => ({ data: out[t.output].data, dims: Array.from(out[t.output].dims) }));
+  return { logits: out[site.logits].data, state: next };
+}
+
+function newDecoder() {
+  const V = Array.from(site.vocab).length + 1;
+  return site.contract === "window"
+    ? new WindowDecoder(windowLogits, site.block_size)
+    : new StepDecoder(stepLogits, site.state.tensors, V);
+}
+
+function fields() {
+  return Object.fromEntries(FIELDS.map((name) => [name, $(name).value]));
+}
+
+function show(names) {
+  current = names;
+  const items = names.map((name) => Object.assign(document.createElement("li"), { textContent: name }));
+  $("names").replaceChildren(...items);
+  $("copy").disabled = names.length === 0;
+}
+
+async function generate(event) {
+  event.preventDefault();
+  let options;
+  try {
+    options = parseOptions(fields(), site);
+  } catch (err) {
+    setStatus(`error: ${firstLine(err)}`, true);
+    return;
+  }
+  $("generate").disabled = true;
+  setStatus("generating\u2026", false);
+  try {
+    const names = await sampleNames(newDecoder, site, options.count, options);
+    show(names);
+    setStatus(`${names.length} names (seed ${options.seed})`, false);
+  } catch (err) {
+    setStatus(`error: ${firstLine(err)}`, true);
+  } finally {
+    $("generate").disabled = false;
+  }
+}
+
+async function copyNames() {
+  const text = `${current.join("\n")}\n`;
+  try {
+    await navigator.clipboard.writeText(text);
+  } catch {
+    const area = Object.assign(document.createElement("textarea"), { value: text });
+    document.body.appendChild(area);
+    area.select();
+    document.execCommand("copy");
+    area.remove();
+  }
+  setStatus(`copied ${current.length} names`, false);
+}
+
+function describe() {
+  const loss = typeof site.val_loss === "number" ? ` \u00b7 val loss ${site.val_loss.toFixed(3)}` : "";
+  const tokens = Array.from(site.vocab).length + 1;
+  $("model").textContent =
+    `${site.kind}${loss} \u00b7 ${tokens} tokens \u00b7 ${site.contract} contract \u00b7 runs in this browser ` +
+    `(onnxruntime-web ${site.onnxruntime_web}, WebAssembly)`;
+}
+
+async function load() {
+  try {
+    if (typeof ort === "undefined") throw new Error(`${"ort.wasm.min.js"} did not load`);
+    const response = await fetch("makemore-site.json");
+    if (!response.ok) throw new Error(`makemore-site.json: HTTP ${response.status}`);
+    site = await response.json();
+    ort.env.logLevel = "fatal";
+    ort.env.wasm.numThreads = 1; // no SharedArrayBuffer: no cross-origin isolation headers needed
+    ort.env.wasm.wasmPaths = new URL("./", location.href).href; // this site's copy, never a CDN
+    session = await ort.InferenceSession.create(site.model, { executionProviders: ["wasm"] });
+    describe();
+    if (typeof site.server === "string") {
+      $("on-server").href = site.server; // served by mm-serve: the switch back to its page
+      $("where").hidden = false;
+    }
+    $("generate").disabled = false;
+    document.body.dataset.state = "ready";
+  } catch (err) {
+    $("model").textContent = "no model";
+    setStatus(`error: cannot load ${site ? site.model : "the site"}: ${firstLine(err)}`, true);
+    document.body.dataset.state = "failed";
+  }
+}
+
+// Test hooks: the logits of fixed inputs (window: contexts [B][block_size] -> [B][V]; step: tokens [B][T] from
+// the empty state -> [B][T][V]) and the names of a request given as the page's fields (temperature 0: greedy).
+window.mmLogits = async (rows) => {
+  const flat = BigInt64Array.from(rows.flat(), (id) => BigInt(id));
+  const V = Array.from(site.vocab).length + 1;
+  if (site.contract === "window") {
+    const logits = await windowLogits(flat, rows.length);
+    return rows.map((_, r) => Array.from(logits.subarray(r * V, (r + 1) * V)));
+  }
+  const steps = rows[0].length;
+  const { logits } = await stepLogits(flat, rows.length, steps, emptyState(site.state.tensors, rows.length));
+  return rows.map((_, r) =>
+    Array.from({ length: steps }, (_, t) => Array.from(logits.subarray((r * steps + t) * V, (r * steps + t + 1) * V))),
+  );
+};
+window.mmGenerate = async (values) => {
+  const options = parseOptions({ count: "20", temperature: "1", ...values, greedy: true }, site);
+  return sampleNames(newDecoder, site, options.count, options);
+};
+
+$("form").addEventListener("submit", generate);
+$("copy").addEventListener("click", copyNames);
+load();
