@@ -41,6 +41,7 @@ browser:
 WEB_ORT := web/node_modules/onnxruntime-web/package.json
 
 $(WEB_ORT): web/package.json web/package-lock.json
+	command -v npm >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y nodejs npm)
 	npm ci --prefix web --no-audit --no-fund --ignore-scripts
 	touch $@
 

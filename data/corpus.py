@@ -10,13 +10,15 @@ exactly as `split_words` cuts the words.
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from makemore.data.dataset import DEFAULT_FRACTIONS, DatasetError, Vocab, not_utf8, reading, split_counts
-from makemore.data.tokens import Tokens, code_table, token_dtype
+from makemore.data.dataset import DEFAULT_FRACTIONS, DatasetError, Vocab, not_utf8, read_words, reading, split_counts
+from makemore.data.tokens import Tokens, code_table, token_dtype, tokenize
 
 READ_BYTES = 1 << 22  # bytes read (then decoded) at a time: bounds the text and code points held at once
 BOM = b"\xef\xbb\xbf"
@@ -37,6 +39,11 @@ class Corpus:
 def read_corpus(path: str | Path, block_bytes: int = READ_BYTES) -> Corpus:
     """The words of a UTF-8 file (one a line, stripped, blank lines dropped) as tokens, checked as `read_words`
     checks them (DatasetError otherwise)."""
+    path = Path(path)
+    if not _is_regular_file(path):  # a pipe (`--data <(zcat words.gz)`) cannot be read twice: read it once
+        words = read_words(path)
+        vocab = Vocab.from_words(words)
+        return Corpus(vocab, tokenize(words, vocab))
     seen = np.zeros(MAX_CODE_POINT + 1, dtype=bool)
     n_words = n_chars = 0
     for chars, lengths in _words(path, block_bytes):
@@ -60,6 +67,19 @@ def read_corpus(path: str | Path, block_bytes: int = READ_BYTES) -> Corpus:
     tokens = Tokens(ids, offsets)
     _check_words(tokens, path)
     return Corpus(vocab, tokens)
+
+
+def _is_regular_file(path: Path) -> bool:
+    """Whether `path` is a regular file (read in two passes); a device is refused (DatasetError), a missing
+    path, a folder or a pipe is not a regular file."""
+    with reading(path):
+        try:
+            mode = os.stat(path).st_mode
+        except FileNotFoundError:
+            return False  # read_words names it
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        raise DatasetError(f"data path is a device, not a file: {path}")
+    return stat.S_ISREG(mode)
 
 
 def _check_words(tokens: Tokens, path: str | Path) -> None:
@@ -93,37 +113,37 @@ def _words(path: str | Path, block_bytes: int) -> Iterator[tuple[np.ndarray, np.
             yield _block_words(np.frombuffer(block.decode("utf-8").encode("utf-32-le"), dtype=np.uint32))
 
 
-def _blocks(path: str | Path, block_bytes: int) -> Iterator[bytes]:
-    """The file's bytes block by block, each block UTF-8 text without NUL (checked) ending at a newline (the
-    last one at the file's end)."""
-    path = Path(path)
+def _blocks(path: Path, block_bytes: int) -> Iterator[bytes]:
+    """The file's bytes block by block, each block UTF-8 text (checked) ending at a newline (the last one at the
+    file's end). A NUL is reported once every block has decoded, as read_lines reports it."""
+    nul = False
     with reading(path), path.open("rb") as handle:
-        if handle.read(len(BOM)) != BOM:  # a leading BOM is not part of the first word
-            handle.seek(0)
-        offset = 0  # bytes before this block, after the BOM (as utf-8-sig counts them)
-        pieces: list[bytes] = []  # the bytes read since the last newline (a line may span many blocks)
+        start = handle.read(len(BOM))
+        pieces = [b"" if start == BOM else start]  # the bytes since the last newline (a line may span blocks)
+        offset = 0  # bytes before this block, after a leading BOM (as utf-8-sig counts them)
         while data := handle.read(block_bytes):
             cut = data.rfind(b"\n") + 1
             pieces.append(data[:cut] if cut else data)
             if cut:
                 block, pieces = b"".join(pieces), [data[cut:]]
-                yield _checked(block, offset, path)
+                nul = _checked(block, offset, path) or nul
+                yield block
                 offset += len(block)
         if block := b"".join(pieces):
-            yield _checked(block, offset, path)
+            nul = _checked(block, offset, path) or nul
+            yield block
+    if nul:
+        raise DatasetError(f"data file contains NUL characters (is it binary?): {path}")
 
 
-def _checked(block: bytes, offset: int, path: Path) -> bytes:
-    """`block` if it is UTF-8 text without NUL; DatasetError otherwise (a bad byte's offset counts from
-    `offset`)."""
+def _checked(block: bytes, offset: int, path: Path) -> bool:
+    """Whether `block` holds a NUL; DatasetError if it is no UTF-8 text (a bad byte's offset counts from `offset`)."""
     if not block.isascii():
         try:
             block.decode("utf-8")
         except UnicodeDecodeError as err:
             raise not_utf8(path, offset + err.start) from None
-    if b"\x00" in block:
-        raise DatasetError(f"data file contains NUL characters (is it binary?): {path}")
-    return block
+    return b"\x00" in block
 
 
 def _block_words(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -186,7 +186,7 @@ def test_a_model_that_fails_to_load_shows_one_line(browser, served):
 @pytest.mark.browser
 def test_mm_serve_switches_between_the_server_and_this_browser(browser, site_models):
     sampler = OnnxSampler(site_models["mlp"])
-    with running_server(site_models["mlp"]) as port:
+    with running_server(site_models["mlp"], "--web") as port:
         page = browser.new_page(viewport={"width": 900, "height": 620})
         console = Console(page)
         page.goto(f"http://127.0.0.1:{port}/")

@@ -57,9 +57,10 @@ def test_a_step_model_describes_its_state(work, model_files) -> None:
 def test_an_empty_folder_or_an_earlier_site_is_replaced_whole(work) -> None:
     (work / "site").mkdir()
     assert web(work, work / "model.onnx", "-o", work / "site").status == 0
-    (work / "site" / "stray.txt").write_text("from an older site\n")
+    (work / "site" / "model.onnx").write_bytes(b"an older model")
     assert web(work, work / "model.onnx", "--out", work / "site").status == 0
     assert sorted(p.name for p in (work / "site").iterdir()) == SITE_FILES
+    assert (work / "site" / "model.onnx").read_bytes() == (work / "model.onnx").read_bytes()
     assert [p.name for p in work.iterdir() if p.name.startswith(".")] == []
 
 
@@ -76,15 +77,23 @@ def refusals(work: Path) -> dict[str, tuple[list, str]]:
         "bad model": ([work / "notes.txt", "-o", work / "site"], "is not a valid ONNX model"),
         "no dist": ([model, "-o", work / "site", "--ort-dist", work / "photos"], "make web"),
         "no out": ([model], "--out"),
+        "a user's files in a site": ([model, "-o", work / "pages"], "'.git', which no site of mm-web holds"),
+        "a folder named as the marker": ([model, "-o", work / "fake"], "not a site mm-web wrote"),
+        "the current folder": ([model, "-o", "."], "the current folder or holds it"),
     }
 
 
 @pytest.mark.parametrize("case", list(refusals(Path("."))))
-def test_refusals_are_one_line_and_write_nothing(work, case) -> None:
+def test_refusals_are_one_line_and_write_nothing(work, case, monkeypatch) -> None:
     (work / "notes.txt").write_text("not a model\n")
     (work / "photos").mkdir()
     (work / "photos" / "cat.jpg").write_bytes(b"\xff\xd8")
     assert web(work, work / "model.onnx", "-o", work / "old-site").status == 0
+    assert web(work, work / "model.onnx", "-o", work / "pages").status == 0
+    (work / "pages" / ".git").mkdir()  # a GitHub Pages checkout: never deleted with the old site
+    (work / "fake" / MARKER).mkdir(parents=True)
+    (work / "here").mkdir()
+    monkeypatch.chdir(work / "here")  # "-o ." would delete the folder the user stands in
     before = snapshot(work)
     args, message = refusals(work)[case]
     outcome = web(work, *args)
@@ -106,7 +115,7 @@ def test_mm_serve_serves_the_site_under_web(work) -> None:
     from makemore.runtime.serve.factory import ServeConfig, build_app
     from starlette.testclient import TestClient
 
-    app = build_app(ServeConfig(str(work / "model.onnx"), ort_dist=str(work / "dist")))
+    app = build_app(ServeConfig(str(work / "model.onnx"), web=True, ort_dist=str(work / "dist")))
     with TestClient(app) as client:
         assert '<nav id="where">' in client.get("/").text
         assert 'src="app.js"' in client.get("/web/").text
@@ -120,13 +129,18 @@ def test_mm_serve_serves_the_site_under_web(work) -> None:
         assert client.get("/web/..%2Fmodel.onnx").status_code == 404
 
 
-def test_mm_serve_without_onnxruntime_web_has_no_browser_mode(work, monkeypatch) -> None:
+def test_mm_serve_has_no_browser_mode_unless_asked_and_at_hand(work, monkeypatch) -> None:
     from makemore.runtime.serve.factory import ServeConfig, build_app
     from starlette.testclient import TestClient
 
-    monkeypatch.setattr(site, "CHECKOUT_DIST", work / "no-node-modules")
-    with TestClient(build_app(ServeConfig(str(work / "model.onnx")))) as client:
-        assert '<nav id="where" hidden>' in client.get("/").text
+    with TestClient(build_app(ServeConfig(str(work / "model.onnx"), ort_dist=str(work / "dist")))) as client:
+        assert '<nav id="where" hidden>' in client.get("/").text  # off unless asked for: it publishes the model
         assert client.get("/web/").status_code == 404
-    outcome = run_main(serve_main, work / "model.onnx", "--ort-dist", work / "no-node-modules", "--port", 0)
+        assert client.get("/web/model.onnx").status_code == 404
+    outcome = run_main(serve_main, work / "model.onnx", "--web", "--ort-dist", work / "no-node-modules", "--port", 0)
     assert is_usage_error(outcome) and "--ort-dist" in outcome.stderr, outcome
+    monkeypatch.setattr(site, "CHECKOUT_DIST", work / "no-node-modules")
+    outcome = run_main(serve_main, work / "model.onnx", "--web", "--port", 0)
+    assert is_usage_error(outcome) and "make web" in outcome.stderr, outcome
+    outcome = run_main(serve_main, work / "model.onnx", "--ort-dist", work / "dist", "--port", 0)
+    assert is_usage_error(outcome) and "add --web" in outcome.stderr, outcome

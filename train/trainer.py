@@ -376,7 +376,7 @@ def _pairs_loss_sum(model: nn.Module, pairs: DistinctPairs, chunk: int) -> tuple
         lo, hi = pairs.starts[first], pairs.starts[last]
         context = torch.from_numpy(np.repeat(np.arange(last - first), np.diff(pairs.starts[first : last + 1])))
         picked = logp[context.to(device), torch.from_numpy(pairs.targets[lo:hi]).to(device)]
-        total -= float(picked.double() @ torch.from_numpy(pairs.counts[lo:hi]).to(device, torch.float64))
+        total -= float(picked.cpu().double() @ torch.from_numpy(pairs.counts[lo:hi]).double())  # MPS has no float64
     return total, int(pairs.counts.sum())
 
 

@@ -54,12 +54,17 @@ def serve_command(
         int,
         typer.Option(help="Server processes (uvicorn workers), each with its own session, sharing the port."),
     ] = 1,
+    web: Annotated[
+        bool,
+        typer.Option(
+            "--web",
+            help="Also serve mm-web's page at /web/, which samples in the visitor's browser: the model file is then"
+            " downloadable at /web/model.onnx. Needs onnxruntime-web (`make web`, or --ort-dist).",
+        ),
+    ] = False,
     ort_dist: Annotated[
         Path | None,
-        typer.Option(
-            help="onnxruntime-web's dist folder for the page's 'in this browser' mode at /web/"
-            " [default: the checkout's web/node_modules after `make web`; without it the mode is off]."
-        ),
+        typer.Option(help="onnxruntime-web's dist folder for --web [default: the checkout's, after `make web`]."),
     ] = None,
 ) -> None:
     require_extra("mm-serve", "serve", ("starlette", "uvicorn"))
@@ -70,11 +75,11 @@ def serve_command(
     from makemore.runtime.serve.factory import FACTORY, ServeConfig, build_app
 
     check_workers(workers, "--workers")
+    if ort_dist is not None and not web:
+        fail("--ort-dist is onnxruntime-web's folder for --web: add --web to serve the in-browser page too")
     check_bindable(host, port)
-    config = ServeConfig(
-        str(model), str(data) if data else None, max_n, max_body, processes=workers, ort_dist=ort_dist and str(ort_dist)
-    )  # workers
-    # are started in this working directory, so relative paths mean the same to them
+    dist = ort_dist and str(ort_dist)  # workers start in this working directory: relative paths mean the same there
+    config = ServeConfig(str(model), str(data) if data else None, max_n, max_body, workers, web=web, ort_dist=dist)
     app = build_app(config)  # the model and the data are checked here, once, before any worker starts
     if not is_loopback(host):
         print(f"warning: binding {host}: other machines can reach this server", file=sys.stderr)

@@ -27,7 +27,8 @@ class ServeConfig:
     max_n: int = 10_000
     max_body: int = 1 << 20
     processes: int = 1  # uvicorn worker processes sharing the machine's cores
-    ort_dist: str | None = None  # onnxruntime-web's dist for /web/ (None: the checkout's, when `make web` ran)
+    web: bool = False  # mm-web's page (and the model file) under /web/ too
+    ort_dist: str | None = None  # onnxruntime-web's dist for /web/ (None: the checkout's, after `make web`)
 
     @property
     def sample_threads(self) -> int:
@@ -51,7 +52,7 @@ def build_app(config: ServeConfig) -> Starlette:
     sampler = OnnxSampler(config.model, workers=config.sample_threads)
     known = frozenset(read_lines(Path(config.data) if config.data else bundled_names_path()))
     limits = Limits(max_n=config.max_n, max_body=config.max_body)
-    web = browser_files(config.model, sampler.info, config.ort_dist)
+    web = browser_files(config.model, sampler.info, config.ort_dist) if config.web else None
     return create_app(sampler, known, limits, name=Path(config.model).name, web=web)
 
 

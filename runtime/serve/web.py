@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from makemore.contract import ModelInfo
-from makemore.data import UserError
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
@@ -21,18 +20,11 @@ MEDIA_TYPES = {
 }
 
 
-def browser_files(model: str, info: ModelInfo, ort_dist: str | None) -> dict[str, bytes | Path] | None:
-    """The site's files for /web/, or None when onnxruntime-web is not at hand and no --ort-dist was given (the
-    mode is then off); a UserError when the --ort-dist given lacks its files."""
+def browser_files(model: str, info: ModelInfo, ort_dist: str | None) -> dict[str, bytes | Path]:
+    """The site's files for /web/ (mm-serve --web); a UserError when onnxruntime-web's files are not at hand."""
     from makemore.runtime.web.site import find_ort_dist, site_files
 
-    try:
-        dist = find_ort_dist(ort_dist)
-    except UserError:
-        if ort_dist is not None:
-            raise
-        return None
-    return site_files(model, info, dist, server="../")
+    return site_files(model, info, find_ort_dist(ort_dist), server="../")
 
 
 def web_routes(content: dict[str, bytes | Path]) -> list[Route]:

@@ -13,12 +13,16 @@ from makemore.data import OutputError, first_line
 MARKER = "makemore-site.json"  # every site mm-web writes holds it: such a folder may be replaced
 
 
-def check_site_folder(out: str | Path, inputs: tuple[str | Path, ...] = ()) -> Path:
+def check_site_folder(
+    out: str | Path, inputs: tuple[str | Path, ...] = (), site_names: frozenset[str] = frozenset()
+) -> Path:
     """The real path of the folder `out` that a build will create or replace, after refusing what no user means.
 
-    Allowed: a path that does not exist (its parent must), an empty folder, or a folder holding MARKER (a site
-    written before). Refused: anything else that exists (a file, a device, a folder with other things in it) and
-    a folder that holds one of `inputs` (the model would be deleted with the old site).
+    Allowed: a path that does not exist (its parent must), an empty folder, or a site written before: a folder
+    whose MARKER is a regular file and which holds nothing but `site_names` (the files a site holds), so that a
+    user's own files (a `.git`, a CNAME) are never deleted with it. Refused: anything else that exists (a file,
+    a device, a folder with other things in it), the current folder or one above it, and a folder that holds
+    one of `inputs` (the model would be deleted with the old site).
     """
     path = Path(out)
     real = Path(os.path.realpath(path))
@@ -26,6 +30,9 @@ def check_site_folder(out: str | Path, inputs: tuple[str | Path, ...] = ()) -> P
         raise OutputError(f"output folder's parent does not exist: {path.parent}")
     if real == real.parent:
         raise OutputError(f"output folder cannot be the root folder: {path}")
+    here = Path(os.path.realpath(Path.cwd()))
+    if real == here or real in here.parents:
+        raise OutputError(f"output folder {path} is the current folder or holds it: write the site elsewhere")
     if os.path.lexists(real):
         if not real.is_dir():
             raise OutputError(f"output path exists and is not a folder: {path}")
@@ -33,8 +40,12 @@ def check_site_folder(out: str | Path, inputs: tuple[str | Path, ...] = ()) -> P
             entries = os.listdir(real)
         except OSError as err:
             raise OutputError(f"cannot read output folder {path}: {err.strerror}") from None
-        if entries and MARKER not in entries:
+        marker = real / MARKER
+        if entries and (os.path.islink(marker) or not os.path.isfile(marker)):
             raise OutputError(f"output folder {path} is not empty and not a site mm-web wrote (no {MARKER})")
+        others = sorted(set(entries) - site_names - {MARKER})
+        if others:
+            raise OutputError(f"output folder {path} holds {others[0]!r:.60}, which no site of mm-web holds")
     for source in inputs:
         if real in Path(os.path.realpath(source)).parents:
             raise OutputError(f"output folder {path} holds the input {source}: write the site elsewhere")

@@ -89,7 +89,7 @@ def build_site(model: str | Path, out: str | Path, ort_dist: str | Path | None =
     from makemore.runtime.onnx_sampler import OnnxSampler
 
     dist = find_ort_dist(ort_dist)
-    real = check_site_folder(out, inputs=(model,))
+    real = check_site_folder(out, inputs=(model,), site_names=frozenset((*PAGE_FILES, *ORT_FILES, MODEL_NAME)))
     content = site_files(model, OnnxSampler(model).info, dist)
 
     def write(folder: Path) -> None:
