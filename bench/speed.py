@@ -37,9 +37,9 @@ from common import (  # noqa: E402
     trained_model,
 )
 from decoders import recompute_names, recorded_calls, replay  # noqa: E402
-from makemore.runtime.chunks import CHUNK_SIZE  # noqa: E402
 from makemore.runtime.onnx_sampler import OnnxSampler  # noqa: E402
 from makemore.runtime.parallel import usable_cores  # noqa: E402
+from makemore.runtime.sampling import PIECE_ROWS  # noqa: E402
 from makemore.train.sampler import TorchSampler  # noqa: E402
 from parallel_speed import parallel_section  # noqa: E402
 
@@ -94,8 +94,8 @@ def forward_rows_per_second(sampler: OnnxSampler, rows: int = 100_000) -> float:
     context = np.random.default_rng(0).integers(0, sampler.vocab.size, (rows, sampler.block_size), dtype=np.int64)
 
     def run() -> None:
-        for start in range(0, rows, CHUNK_SIZE):
-            sampler.logits(context[start : start + CHUNK_SIZE])
+        for start in range(0, rows, PIECE_ROWS):
+            sampler.logits(context[start : start + PIECE_ROWS])
 
     return rows / median_time(run)
 
@@ -150,7 +150,7 @@ class KindBench:
         return statistics.fmean(len(name) + 1 for name in self.names[("onnx", n)])
 
     def bound(self, n: int) -> float:
-        """Names/s if sampling cost nothing. Window model: the forward pass alone at CHUNK_SIZE rows over the
+        """Names/s if sampling cost nothing. Window model: the forward pass alone at PIECE_ROWS rows over the
         positions per name. Step model: the decoder calls of a recorded run replayed (model calls and state
         trimming)."""
         if not self.is_step:
