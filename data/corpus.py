@@ -17,7 +17,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from makemore.data.dataset import DEFAULT_FRACTIONS, DatasetError, Vocab, not_utf8, read_words, reading, split_counts
+from makemore.data.dataset import (
+    DEFAULT_FRACTIONS,
+    DatasetError,
+    Vocab,
+    check_usable,
+    not_utf8,
+    read_words,
+    reading,
+    split_counts,
+)
 from makemore.data.tokens import Tokens, code_table, token_dtype, tokenize
 
 READ_BYTES = 1 << 22  # bytes read (then decoded) at a time: bounds the text and code points held at once
@@ -49,8 +58,6 @@ def read_corpus(path: str | Path, block_bytes: int = READ_BYTES) -> Corpus:
     for chars, lengths in _words(path, block_bytes):
         seen[chars] = True
         n_words, n_chars = n_words + len(lengths), n_chars + len(chars)
-    if n_words == 0:
-        raise DatasetError(f"data file has no words: {path}")
     vocab = Vocab("".join(map(chr, np.flatnonzero(seen).tolist())))
     table = code_table(vocab, token_dtype(vocab.size))
     ids = np.empty(n_chars, dtype=table.dtype)
@@ -65,7 +72,7 @@ def read_corpus(path: str | Path, block_bytes: int = READ_BYTES) -> Corpus:
     if (word, char) != (n_words, n_chars) or (ids == 0).any():
         raise DatasetError(f"data file changed while it was read: {path}")
     tokens = Tokens(ids, offsets)
-    _check_words(tokens, path)
+    check_usable(path, n_words, lambda: _all_alike(tokens))
     return Corpus(vocab, tokens)
 
 
@@ -82,14 +89,6 @@ def _is_regular_file(path: Path) -> bool:
     return stat.S_ISREG(mode)
 
 
-def _check_words(tokens: Tokens, path: str | Path) -> None:
-    """At least 2 distinct words and 3 words (read_words' rules, in its order)."""
-    if _all_alike(tokens):
-        raise DatasetError(f"data file needs at least 2 distinct words, found 1: {path}")
-    if tokens.n_words < 3:
-        raise DatasetError(f"data file needs at least 3 words for a train/val/test split: {path}")
-
-
 def _all_alike(tokens: Tokens, rows: int = 1 << 20) -> bool:
     """Whether every word equals the first (compared `rows` words at a time)."""
     length = int(tokens.lengths[0])
@@ -101,21 +100,15 @@ def _all_alike(tokens: Tokens, rows: int = 1 << 20) -> bool:
     return all((words[start : start + rows] == words[0]).all() for start in range(0, len(words), rows))
 
 
-def _words(path: str | Path, block_bytes: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Per block of the file: the code points of its words, concatenated, and each word's length (int64).
-
-    An ASCII block is worked on as its bytes (uint8), any other as UTF-32 code points (uint32).
-    """
-    for block in _blocks(path, block_bytes):
-        if block.isascii():
-            yield _block_words(np.frombuffer(block, dtype=np.uint8))
-        else:
-            yield _block_words(np.frombuffer(block.decode("utf-8").encode("utf-32-le"), dtype=np.uint32))
+def _words(path: Path, block_bytes: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Per block of the file: the code points of its words, concatenated, and each word's length (int64)."""
+    return map(_block_words, _blocks(path, block_bytes))
 
 
-def _blocks(path: Path, block_bytes: int) -> Iterator[bytes]:
-    """The file's bytes block by block, each block UTF-8 text (checked) ending at a newline (the last one at the
-    file's end). A NUL is reported once every block has decoded, as read_lines reports it."""
+def _blocks(path: Path, block_bytes: int) -> Iterator[np.ndarray]:
+    """The file's code points block by block, each block ending at a newline (the last one at the file's end):
+    an ASCII block's bytes (uint8), any other's UTF-32 (uint32), checked as UTF-8 once. A NUL is reported once
+    every block has decoded, as read_lines reports it."""
     nul = False
     with reading(path), path.open("rb") as handle:
         start = handle.read(len(BOM))
@@ -126,24 +119,25 @@ def _blocks(path: Path, block_bytes: int) -> Iterator[bytes]:
             pieces.append(data[:cut] if cut else data)
             if cut:
                 block, pieces = b"".join(pieces), [data[cut:]]
-                nul = _checked(block, offset, path) or nul
-                yield block
-                offset += len(block)
+                yield _code_points(block, offset, path)
+                nul, offset = nul or b"\x00" in block, offset + len(block)
         if block := b"".join(pieces):
-            nul = _checked(block, offset, path) or nul
-            yield block
+            yield _code_points(block, offset, path)
+            nul = nul or b"\x00" in block
     if nul:
         raise DatasetError(f"data file contains NUL characters (is it binary?): {path}")
 
 
-def _checked(block: bytes, offset: int, path: Path) -> bool:
-    """Whether `block` holds a NUL; DatasetError if it is no UTF-8 text (a bad byte's offset counts from `offset`)."""
-    if not block.isascii():
-        try:
-            block.decode("utf-8")
-        except UnicodeDecodeError as err:
-            raise not_utf8(path, offset + err.start) from None
-    return b"\x00" in block
+def _code_points(block: bytes, offset: int, path: Path) -> np.ndarray:
+    """An ASCII block's bytes (uint8), any other's code points (uint32); DatasetError if it is no UTF-8 text (a
+    bad byte's offset counts from `offset`)."""
+    if block.isascii():
+        return np.frombuffer(block, dtype=np.uint8)
+    try:
+        text = block.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise not_utf8(path, offset + err.start) from None
+    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
 
 
 def _block_words(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

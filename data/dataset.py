@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
@@ -67,13 +67,19 @@ def read_lines(path: str | Path) -> list[str]:
 def read_words(path: str | Path) -> list[str]:
     """Read a dataset (as `read_lines`) and check it can be split and learned from."""
     words = read_lines(path)
-    if not words:
-        raise DatasetError(f"data file has no words: {path}")
-    if words.count(words[0]) == len(words):  # one distinct word (no set of a million strings)
-        raise DatasetError(f"data file needs at least 2 distinct words, found 1: {path}")
-    if len(words) < 3:
-        raise DatasetError(f"data file needs at least 3 words for a train/val/test split: {path}")
+    check_usable(path, len(words), lambda: words.count(words[0]) == len(words))  # no set of a million strings
     return words
+
+
+def check_usable(path: str | Path, n_words: int, all_alike: Callable[[], bool]) -> None:
+    """A dataset's words can be split and learned from: some words, at least 2 distinct (`all_alike()`: whether
+    every word equals the first, asked only when there are words), at least 3; DatasetError otherwise."""
+    if n_words == 0:
+        raise DatasetError(f"data file has no words: {path}")
+    if all_alike():
+        raise DatasetError(f"data file needs at least 2 distinct words, found 1: {path}")
+    if n_words < 3:
+        raise DatasetError(f"data file needs at least 3 words for a train/val/test split: {path}")
 
 
 @dataclass(frozen=True)
