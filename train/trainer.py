@@ -126,6 +126,7 @@ EVAL_POINTS = 40  # how many times the val loss is logged over a run
 # names.txt's 25,627 train words fit the second bound: its final losses are all on every word, as before.
 VAL_WORDS = 1024
 TRAIN_EVAL_WORDS = 32768
+EVAL_WORDS = 512  # sequence rows (whole words) evaluated at a time
 
 
 # Ranges of the integer flags: beyond them a run cannot be meant (check_memory guards what is inside).
@@ -327,7 +328,7 @@ def trim_padding(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 65536) -> float:
     """Mean NLL per predicted character (padding excluded) of tensors x, y, in eval mode, `chunk` rows (512 words)
     at a time."""
-    chunk = 512 if is_sequence(model) else chunk
+    chunk = EVAL_WORDS if is_sequence(model) else chunk
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
@@ -350,7 +351,7 @@ def evaluate_rows(
     Memory is one chunk's, whatever the split's size.
     """
     window = isinstance(rows, WindowRows)
-    step = PAIR_ROWS if window else 512 if is_sequence(model) else chunk
+    step = PAIR_ROWS if window else EVAL_WORDS
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
