@@ -13,7 +13,7 @@ asked for, how many workers sample them, which shard or which other names are sa
 example to JavaScript) needs numpy's SeedSequence hash, PCG64 and that double conversion, nothing else.
 
 A chunk that samples only rows [lo, hi) skips the other draws with PCG64's `advance` (a jump, not a loop), so a
-chunk may also run as several pieces (a big step model's: see sampling.rows_per_decoder) with the same names.
+chunk runs as several pieces on fresh decoders (sampling.rows_per_decoder) and gives the same names.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 from makemore.data import UserError
 
-CHUNK_SIZE = 4096  # names generated together (cache-sized: measured fastest); larger requests run in chunks
+CHUNK_SIZE = 4096  # names sharing one generator; fixed, since it decides every name of a seed
 
 
 @dataclass(frozen=True)
