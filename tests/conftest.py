@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -55,20 +56,39 @@ def names_path() -> Path:
     return bundled_names_path()
 
 
-@pytest.fixture(scope="session")
-def model_files(tmp_path_factory, names_path) -> dict[str, tuple[Path, Path]]:
-    """kind -> (checkpoint path, onnx path), trained quickly on the bundled names."""
-    from makemore.export.onnx_export import export_checkpoint
-    from makemore.train.run import TrainRequest, run_training
+class LazyModels(Mapping):
+    """kind -> (checkpoint path, onnx path): each kind trained and exported the first time a test asks for it,
+    so a test run that needs one kind pays for that kind alone."""
 
-    folder = tmp_path_factory.mktemp("models")
-    files = {}
-    for kind, overrides in QUICK_OVERRIDES.items():
-        pt, onnx_path = folder / f"{kind}.pt", folder / f"{kind}.onnx"
-        run_training(TrainRequest(kind=kind, out=pt, samples=0, quiet=True, overrides=overrides))
-        export_checkpoint(pt, onnx_path)
-        files[kind] = (pt, onnx_path)
-    return files
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.built: dict[str, tuple[Path, Path]] = {}
+
+    def __getitem__(self, kind: str) -> tuple[Path, Path]:
+        if kind not in QUICK_OVERRIDES:
+            raise KeyError(kind)
+        if kind not in self.built:
+            from makemore.export.onnx_export import export_checkpoint
+            from makemore.train.run import TrainRequest, run_training
+
+            pt, onnx_path = self.folder / f"{kind}.pt", self.folder / f"{kind}.onnx"
+            overrides = QUICK_OVERRIDES[kind]
+            run_training(TrainRequest(kind=kind, out=pt, samples=0, quiet=True, overrides=overrides))
+            export_checkpoint(pt, onnx_path)
+            self.built[kind] = (pt, onnx_path)
+        return self.built[kind]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(QUICK_OVERRIDES)
+
+    def __len__(self) -> int:
+        return len(QUICK_OVERRIDES)
+
+
+@pytest.fixture(scope="session")
+def model_files(tmp_path_factory) -> Mapping[str, tuple[Path, Path]]:
+    """kind -> (checkpoint path, onnx path), trained quickly on the bundled names when first asked for."""
+    return LazyModels(tmp_path_factory.mktemp("models"))
 
 
 @pytest.fixture(scope="module")
