@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 MODEL_DIR ?= out
 
-.PHONY: demo test lint bench results clean install serve browser web
+.PHONY: demo test lint docs bench results clean install serve browser web
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +14,7 @@ $(BIN)/python:
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/pip install --quiet -e ".[train,test,plot,serve]"
+	$(BIN)/pip install --quiet -e ".[train,test,plot,serve,docs]"
 	touch $@
 
 install: $(VENV)/.installed
@@ -29,8 +29,12 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: install lint browser web
+test: install lint docs browser web
 	$(BIN)/python -m pytest -q
+
+# The documentation site, built strictly: a broken link or anchor fails the build (-> build/site).
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
 # The page's test drives Debian's Chromium (Playwright never downloads a browser here).
 browser:
@@ -52,7 +56,7 @@ serve: install
 	test -f $(MODEL_DIR)/model.onnx || $(MAKE) demo
 	$(BIN)/mm-serve $(MODEL_DIR)/model.onnx
 
-# Speed, memory, footprint and training time, measured side by side -> bench/RESULTS.md (about 20 minutes, models trained first if missing).
+# Speed, memory, footprint and training time, measured side by side -> docs/results.md (about 20 minutes, models trained first if missing).
 bench: install
 	$(BIN)/python bench/speed.py
 

@@ -82,3 +82,20 @@ def markdown_table(headers: list[str], rows: list[list[object]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+RESULTS_PAGE = ROOT / "docs" / "results.md"
+
+
+def write_results_section(name: str, text: str, page: Path = RESULTS_PAGE) -> None:
+    """Replace the generated section `name` of the results page (between its begin/end markers) by `text`;
+    a page without that section gets it appended. The rest of the page (runs written by hand) is kept."""
+    begin, end = f"<!-- begin generated: {name} -->", f"<!-- end generated: {name} -->"
+    block = f"{begin}\n{text.strip()}\n{end}"
+    current = page.read_text() if page.exists() else "# Results\n"
+    if begin in current and end in current:
+        head, rest = current.split(begin, 1)
+        current = head + block + rest.split(end, 1)[1]
+    else:
+        current = current.rstrip() + "\n\n" + block + "\n"
+    page.write_text(current)

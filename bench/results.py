@@ -139,14 +139,13 @@ def main() -> None:
         "--kinds", nargs="+", choices=KINDS, default=list(KINDS), metavar="KIND", help=f"of {', '.join(KINDS)} (all)"
     )
     parser.add_argument("--quick", action="store_true", help=f"names/s at n = {SIZES[0]:,} only")
-    parser.add_argument("--out", type=Path, help="also write the table to this Markdown file")
+    parser.add_argument("--out", type=Path, help="also write the table to its generated section of this page")
     args = parser.parse_args()
     common.MODELS = args.models  # where trained_model() looks for and writes the checkpoints
     text = report(args.kinds, SIZES[:1] if args.quick else SIZES)
     print(text)
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+        common.write_results_section("kinds", text, args.out)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,14 @@
 """The speed benchmark: the ONNX runtime against torch, measured side by side in one run.
 
-    python bench/speed.py [--quick] [--kinds KIND ...] [--torch-threads N] [--eager-max-n N] [--out bench/RESULTS.md]
+    python bench/speed.py [--quick] [--kinds KIND ...] [--torch-threads N] [--eager-max-n N] [--out docs/results.md]
 
 Prints Markdown tables (sampling throughput and its bound, latency, 1 worker against every core with the
 physical limit (bench/parallel_speed.py), the transformer's key/value cache against
 recomputing the prefix and against makemore.py's torch loop, cold start, install footprint, training) with the
-machine, and writes them to --out. Every figure is a median of several runs. Window kinds (mlp, bigram) and
-sequence kinds (rnn, gru, lstm, transformer) by default; each is trained with its defaults if out/bench/ lacks
-it (the transformer takes about 14 minutes on 2 cores).
+machine, and writes them to their generated section of the results page (--out, docs/results.md). Every figure
+is a median of several runs. Window kinds (mlp, bigram) and sequence kinds (rnn, gru, lstm, transformer) by
+default; each is trained with its defaults if out/bench/ lacks it (the transformer takes about 14 minutes on 2
+cores).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
     BIN,
+    RESULTS_PAGE,
     ROOT,
     budget_median_time,
     load_average,
@@ -35,6 +37,7 @@ from common import (  # noqa: E402
     markdown_table,
     median_time,
     trained_model,
+    write_results_section,
 )
 from decoders import recompute_names, recorded_calls, replay  # noqa: E402
 from makemore.runtime.onnx_sampler import OnnxSampler  # noqa: E402
@@ -357,7 +360,7 @@ def main() -> None:
         help=f"largest n for a sequence model's torch eager loop (default {EAGER_MAX_N:,}: it is slow)",
     )
     parser.add_argument("--torch-threads", type=int, help="torch's threads (default: torch's own choice, all cores)")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS.md")
+    parser.add_argument("--out", type=Path, default=RESULTS_PAGE, help="the results page (its speed section)")
     args = parser.parse_args()
     if args.torch_threads is not None:
         torch.set_num_threads(args.torch_threads)
@@ -392,7 +395,7 @@ def main() -> None:
     sections.append(f"Load average (1, 5, 15 min) at the end of the run: {load_average()}.")
     report = "\n\n".join(sections) + "\n"
     print(report)
-    args.out.write_text(report)
+    write_results_section("speed", report, args.out)
 
 
 if __name__ == "__main__":

@@ -391,8 +391,8 @@ def test_printed_samples_are_cut_at_the_bound(tmp_path, capsys, monkeypatch) -> 
     assert torch.load(out, weights_only=True)["config"]["max_len"] == 5000  # the recorded longest word stays true
 
 
-def test_samples_bound_is_in_help_and_readme() -> None:
+def test_samples_bound_is_in_help_and_docs() -> None:
     help_text = " ".join(run("mm-train", "--help").stdout.split())
     assert f"cut at {SAMPLE_MAX_LEN} characters" in help_text
-    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
-    assert f"cut at {SAMPLE_MAX_LEN} characters" in readme
+    models_page = (Path(__file__).parents[1] / "docs" / "models.md").read_text(encoding="utf-8")
+    assert f"cut at {SAMPLE_MAX_LEN} characters" in models_page
