@@ -30,7 +30,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 test: install lint docs browser web
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --cov --cov-report=term
 
 # The documentation site, built strictly: a broken link or anchor fails the build (-> build/site).
 docs: install
