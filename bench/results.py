@@ -24,10 +24,9 @@ from common import budget_median_time, load_average, machine, markdown_table, me
 from makemore.data import bundled_names_path, read_words  # noqa: E402
 from makemore.runtime.novelty import model_split  # noqa: E402
 from makemore.runtime.onnx_sampler import OnnxSampler  # noqa: E402
+from makemore.train.kinds import MODEL_KINDS, SEQUENCE_KINDS  # noqa: E402
 
-WINDOW_KINDS = ("bigram", "bigram-nn", "mlp", "wavenet")
-SEQUENCE_KINDS = ("rnn", "gru", "lstm", "transformer")
-KINDS = WINDOW_KINDS + SEQUENCE_KINDS
+KINDS = MODEL_KINDS  # the registry's (train/kinds.py)
 QUANTIZED = ("mlp", "wavenet", *SEQUENCE_KINDS)  # kinds also shown as int8
 SIZES = (10_000, 100_000)  # names per OnnxSampler.sample call for names/s
 LATENCY_NAMES = 20

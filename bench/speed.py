@@ -43,12 +43,11 @@ from decoders import recompute_names, recorded_calls, replay  # noqa: E402
 from makemore.runtime.onnx_sampler import OnnxSampler  # noqa: E402
 from makemore.runtime.parallel import usable_cores  # noqa: E402
 from makemore.runtime.sampling import PIECE_ROWS  # noqa: E402
+from makemore.train.kinds import MODEL_KINDS, SEQUENCE_KINDS  # noqa: E402
 from makemore.train.sampler import TorchSampler  # noqa: E402
 from parallel_speed import parallel_section  # noqa: E402
 
-WINDOW_KINDS = ("mlp", "bigram")
-SEQUENCE_KINDS = ("rnn", "gru", "lstm", "transformer")
-OTHER_KINDS = ("bigram-nn", "wavenet")  # measured on request (--kinds)
+DEFAULT_KINDS = ("mlp", "bigram", *SEQUENCE_KINDS)  # every kind of the registry can be asked for (--kinds)
 CACHE_KIND = "transformer"  # the model whose key/value cache is measured against recomputing the prefix
 BUDGET = 30.0  # seconds one figure may take: slower calls are repeated fewer times (budget_median_time)
 EAGER_MAX_N = 10_000  # a sequence model's torch eager loop takes minutes at 100,000 (about 6 for the transformer)
@@ -348,8 +347,7 @@ def cache_section(bench: KindBench, sizes: list[int]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats, n = 10,000 only, no footprint")
-    kinds = [*WINDOW_KINDS, *SEQUENCE_KINDS]
-    choices = [*kinds, *OTHER_KINDS]
+    kinds, choices = list(DEFAULT_KINDS), list(MODEL_KINDS)
     parser.add_argument(
         "--kinds", nargs="+", choices=choices, default=kinds, metavar="KIND", help=f"of {', '.join(choices)}"
     )

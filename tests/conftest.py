@@ -21,19 +21,12 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 
-# Few steps keep the suite fast; the models still learn well below ln(27).
-QUICK_OVERRIDES = {
-    "bigram": {},
-    "bigram-nn": {"steps": 60},
-    "mlp": {"steps": 400, "n_hidden": 64},
-    "wavenet": {"steps": 300, "n_embd": 8, "n_hidden": 32, "batch_size": 64},
-    "transformer": {"steps": 200, "n_layer": 2, "n_head": 4, "n_embd": 32, "batch_size": 64, "warmup": 20},
-    "gru": {"steps": 200, "n_embd": 16, "n_hidden": 48, "batch_size": 64, "warmup": 20},
-    "lstm": {"steps": 200, "n_embd": 16, "n_hidden": 48, "batch_size": 64, "warmup": 20},
-    "rnn": {"steps": 200, "n_embd": 16, "n_hidden": 48, "batch_size": 64, "warmup": 20},
-}
-KINDS = ("bigram", "bigram-nn", "mlp", "wavenet")  # the window contract
-STEP_KINDS = ("transformer", "gru", "lstm", "rnn")  # the step contract
+from makemore.train.kinds import KINDS as SPECS  # noqa: E402  (torch-free; after the telemetry switch)
+
+# Few steps keep the suite fast; the models still learn well below ln(27) (each kind's `quick` config).
+QUICK_OVERRIDES = {name: dict(spec.quick) for name, spec in SPECS.items()}
+KINDS = tuple(name for name, spec in SPECS.items() if not spec.sequence)  # the window contract
+STEP_KINDS = tuple(name for name, spec in SPECS.items() if spec.sequence)  # the step contract
 
 
 def rewrite_metadata(source: Path, target: Path, change) -> Path:

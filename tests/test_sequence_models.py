@@ -12,10 +12,10 @@ from clirun import assert_usage_error, run
 from makemore.data import Vocab, read_words, split_words
 from makemore.data.tokens import tokenize_split
 from makemore.train.checkpoint import load_checkpoint, load_model
-from makemore.train.models import SequenceLengthError, build_model, cross_entropy, is_sequence
+from makemore.train.kinds import SEQUENCE_KINDS, build_model
+from makemore.train.models import SequenceLengthError, cross_entropy, is_sequence
 from makemore.train.run import TrainRequest, run_training
 from makemore.train.trainer import (
-    SEQUENCE_KINDS,
     ConfigError,
     evaluate,
     learning_rate,

@@ -16,12 +16,11 @@ from hypothesis import strategies as st
 from makemore.data import SEED_MAX, UserError, Vocab, bundled_names_path, read_words, split_words
 from makemore.data.corpus import read_corpus, split_corpus
 from makemore.train import memory
-from makemore.train.models import build_model
+from makemore.train.kinds import MODEL_KINDS, build_model
 from makemore.train.run import SAMPLE_MAX_LEN, TrainRequest, resolve_config, run_training
 from makemore.train.trainer import (
     DEFAULTS,
     INT_LIMITS,
-    MODEL_KINDS,
     SMOOTHING_RANGE,
     ConfigError,
     TrainingDiverged,

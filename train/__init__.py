@@ -7,15 +7,16 @@ still load `makemore.train.cli`.
 from importlib import import_module
 
 _EXPORTS = {
-    "MODEL_KINDS": "trainer",
-    "SEQUENCE_KINDS": "trainer",
-    "ConfigError": "trainer",
+    "KINDS": "kinds",
+    "MODEL_KINDS": "kinds",
+    "SEQUENCE_KINDS": "kinds",
+    "ConfigError": "kinds",
     "make_config": "trainer",
     "train": "trainer",
     "CheckpointError": "checkpoint",
     "load_checkpoint": "checkpoint",
     "save_checkpoint": "checkpoint",
-    "build_model": "models",
+    "build_model": "kinds",
     "is_sequence": "models",
     "TorchSampler": "sampler",
 }

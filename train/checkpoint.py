@@ -14,7 +14,7 @@ import torch
 from makemore.contract import CHECKPOINT_FORMAT_VERSION, STEP, WINDOW, ModelInfo
 from makemore.data import UserError, Vocab, first_line
 from makemore.data.files import atomic_write
-from makemore.train.models import build_model, state_spec
+from makemore.train.kinds import build_model, state_spec
 from torch import nn
 
 KEYS = ("format_version", "kind", "config", "vocab", "state_dict", "metrics", "data_sha256")

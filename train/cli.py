@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from makemore.data.cli import INTERRUPTED
 from makemore.train.extra import run_training_cli
+from makemore.train.kinds import MODEL_KINDS
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
 
@@ -20,20 +21,11 @@ class Device(str, Enum):
     mps = "mps"
 
 
-class Kind(str, Enum):
-    bigram = "bigram"
-    bigram_nn = "bigram-nn"
-    mlp = "mlp"
-    wavenet = "wavenet"
-    transformer = "transformer"
-    rnn = "rnn"
-    gru = "gru"
-    lstm = "lstm"
+# The kinds of the registry (train/kinds.py), as typer's choices.
+Kind = Enum("Kind", {name.replace("-", "_"): name for name in MODEL_KINDS}, type=str)  # type: ignore[misc]
 
 
-@app.command(
-    help="Train a bigram, bigram-nn, mlp, wavenet, transformer, rnn, gru or lstm model; write a checkpoint (model.pt)."
-)
+@app.command(help=f"Train a {', '.join(MODEL_KINDS[:-1])} or {MODEL_KINDS[-1]} model; write a checkpoint (model.pt).")
 def train_command(
     kind: Annotated[Kind, typer.Argument(help="Model to train.")],
     data: Annotated[Path | None, typer.Option(help="Text file, one item per line [default: bundled names]")] = None,

@@ -18,6 +18,7 @@ import os
 from pathlib import Path
 
 from makemore.data import Tokens, UserError
+from makemore.train.kinds import kind_spec
 
 FLOAT, INDEX = 4, 8  # bytes of a float32 weight or activation, of an int64 index
 WORD_BYTES = 64  # per word: its offsets (in the file's order, then its split's), length, permutation, row order
@@ -60,48 +61,15 @@ def token_bytes(vocab_size: int) -> int:
     return 1 if vocab_size <= 2**8 else 2 if vocab_size <= 2**16 else 4
 
 
-GATES = {"rnn": 1, "gru": 3, "lstm": 4}  # weight blocks per recurrent layer
-SEQUENCE_ROWS = ("transformer", *GATES)
-
-
-def levels(block_size: int) -> int:
-    """A wavenet's number of fusing levels: log2(block_size)."""
-    return max(1, block_size.bit_length() - 1)
-
-
 def param_count(kind: str, vocab_size: int, config: dict) -> int:
-    """Parameters (and buffers) of the model `build_model` makes for this config."""
-    v = vocab_size
-    if kind in ("bigram", "bigram-nn"):
-        return v * v
-    if kind == "transformer":  # embeddings, per layer 12 e^2 + 13 e (attention, MLP, norms), head
-        e, block, layers = config["n_embd"], config.get("block_size", 1), config["n_layer"]
-        return v * e + block * e + layers * (12 * e * e + 13 * e) + 2 * e + e * v
-    if kind in GATES:  # embedding, per layer gates * (input + recurrent weights + 2 biases), head
-        e, h, layers, gates = config["n_embd"], config["n_hidden"], config["n_layer"], GATES[kind]
-        return v * e + gates * (e * h + (layers - 1) * h * h + layers * (h * h + 2 * h)) + h * v + v
-    e, h, block = config["n_embd"], config["n_hidden"], config.get("block_size", 1)
-    if kind == "mlp":
-        return v * e + block * e * h + h + h * v + v
-    norm = 4 * h + 1 if config.get("norm", "batch") == "batch" else 2 * h  # weight, bias (+ running stats)
-    return v * e + 2 * e * h + (levels(block) - 1) * 2 * h * h + levels(block) * norm + h * v + v
+    """Parameters (and buffers) of the model `build_model` makes for this config (its kind's formula)."""
+    return kind_spec(kind).params(vocab_size, config)
 
 
 def activation_floats(kind: str, vocab_size: int, config: dict) -> int:
-    """Floats one example row makes in a forward pass (the logits and their log-softmax included)."""
-    logits = 3 * vocab_size
-    if kind in ("bigram", "bigram-nn"):
-        return logits
-    if kind in SEQUENCE_ROWS:  # a row is a whole word of block_size tokens
-        block = config.get("block_size", 1)
-        if kind == "transformer":
-            e, layers, heads = config["n_embd"], config["n_layer"], config["n_head"]
-            return block * (layers * (16 * e + 2 * heads * block) + e + logits)
-        return block * (config["n_layer"] * 3 * GATES[kind] * config["n_hidden"] + config["n_embd"] + logits)
-    e, h, block = config["n_embd"], config["n_hidden"], config["block_size"]
-    if kind == "mlp":
-        return block * e + 3 * h + logits
-    return block * e + 4 * h * (block - 1) + logits  # levels of block/2, block/4, ... 1 rows: linear, norm, tanh, drop
+    """Floats one example row makes in a forward pass, the logits and their log-softmax included (its kind's
+    formula)."""
+    return kind_spec(kind).activations(vocab_size, config)
 
 
 def eval_rows(kind: str, vocab_size: int, config: dict) -> int:
@@ -120,8 +88,9 @@ def estimate(
     examples = sum(split_sizes.values())
     largest = max(split_sizes.values(), default=0)
     words = examples // 2 if words is None else words
+    spec = kind_spec(kind)
     params = param_count(kind, vocab_size, config)
-    if kind == "bigram":
+    if spec.counted:
         model = params * (FLOAT + 3 * 8)  # float32 log-probabilities, float64 counts while fitting
         rows = 0
     else:
@@ -130,10 +99,10 @@ def estimate(
         rows = config.get("batch_size") or split_sizes.get("train", 0)  # no batch size: full batch
     floats = activation_floats(kind, vocab_size, config)
     batch = rows * (2 * floats * FLOAT + 2 * (block + 1) * INDEX)
-    if kind == "bigram":  # counted COUNT_ROWS examples at a time: their indices, no activations
+    if spec.counted:  # counted COUNT_ROWS examples at a time: their indices, no activations
         batch = min(largest, COUNT_ROWS) * 4 * (block + 1) * INDEX
     activations = batch + min(largest, eval_rows(kind, vocab_size, config)) * (floats * FLOAT + 2 * (block + 1) * INDEX)
-    if kind not in SEQUENCE_ROWS:  # evaluation finds the distinct pairs of PAIR_ROWS rows at a time
+    if not spec.sequence:  # evaluation finds the distinct pairs of PAIR_ROWS rows at a time
         activations += min(largest, PAIR_ROWS) * (block + PAIR_INDICES) * INDEX
     return {
         "data": examples * (token_bytes(vocab_size) + CHAR_BYTES) + words * WORD_BYTES,

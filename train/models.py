@@ -1,4 +1,4 @@
-"""The models.
+"""The models: one class per kind, each built from a config by `from_config` (train/kinds.py names them).
 
 Window models (bigram, bigram-nn, mlp, wavenet): int64 context [B, block_size] -> logits [B, V].
 Sequence models (transformer, rnn, gru, lstm; `is_sequence = True`): int64 tokens [B, T] -> logits [B, T, V],
@@ -8,9 +8,10 @@ and `step(tokens, *state) -> (logits, *new_state)` for incremental decoding from
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 import torch
-from makemore.contract import BATCH, PAST, StateSpec, StateTensor
 from makemore.data import UserError
 from torch import nn
 from torch.nn import functional as F
@@ -20,6 +21,10 @@ class Bigram(nn.Module):
     """Normalised bigram counts: logits are the log-probabilities of the next character."""
 
     is_sequence = False
+
+    @classmethod
+    def from_config(cls, kind: str, vocab_size: int, config: Mapping[str, Any]) -> Bigram:
+        return cls(vocab_size)
 
     def __init__(self, vocab_size: int) -> None:
         super().__init__()
@@ -52,6 +57,10 @@ class BigramNN(nn.Module):
 
     is_sequence = False
 
+    @classmethod
+    def from_config(cls, kind: str, vocab_size: int, config: Mapping[str, Any]) -> BigramNN:
+        return cls(vocab_size)
+
     def __init__(self, vocab_size: int) -> None:
         super().__init__()
         self.block_size = 1
@@ -69,6 +78,10 @@ class MLP(nn.Module):
     """
 
     is_sequence = False
+
+    @classmethod
+    def from_config(cls, kind: str, vocab_size: int, config: Mapping[str, Any]) -> MLP:
+        return cls(vocab_size, config["block_size"], config["n_embd"], config["n_hidden"], config.get("dropout", 0.0))
 
     def __init__(self, vocab_size: int, block_size: int, n_embd: int, n_hidden: int, dropout: float = 0.0) -> None:
         super().__init__()
@@ -121,6 +134,11 @@ class WaveNet(nn.Module):
     """
 
     is_sequence = False
+
+    @classmethod
+    def from_config(cls, kind: str, vocab_size: int, config: Mapping[str, Any]) -> WaveNet:
+        sizes = (config["block_size"], config["n_embd"], config["n_hidden"])
+        return cls(vocab_size, *sizes, config.get("norm", "batch"), config.get("dropout", 0.0))
 
     def __init__(
         self, vocab_size: int, block_size: int, n_embd: int, n_hidden: int, norm: str = "batch", dropout: float = 0.0
@@ -224,6 +242,11 @@ class Transformer(nn.Module):
 
     is_sequence = True
 
+    @classmethod
+    def from_config(cls, kind: str, vocab_size: int, config: Mapping[str, Any]) -> Transformer:
+        sizes = (config["block_size"], config["n_layer"], config["n_head"], config["n_embd"])
+        return cls(vocab_size, *sizes, config.get("dropout", 0.0))
+
     def __init__(
         self, vocab_size: int, block_size: int, n_layer: int, n_head: int, n_embd: int, dropout: float = 0.0
     ) -> None:
@@ -293,6 +316,11 @@ class Recurrent(nn.Module):
 
     is_sequence = True
 
+    @classmethod
+    def from_config(cls, kind: str, vocab_size: int, config: Mapping[str, Any]) -> Recurrent:
+        sizes = (config["n_embd"], config["n_hidden"], config["n_layer"])
+        return cls(kind, vocab_size, *sizes, config.get("dropout", 0.0))
+
     def __init__(
         self, cell: str, vocab_size: int, n_embd: int, n_hidden: int, n_layer: int, dropout: float = 0.0
     ) -> None:
@@ -327,44 +355,6 @@ class Recurrent(nn.Module):
         out, new_state = self.rnn(self.dropout(self.embedding(tokens)), state if self.cell == "lstm" else state[0])
         logits = self.head(self.dropout(out))
         return (logits, *new_state) if self.cell == "lstm" else (logits, new_state)
-
-
-def state_spec(kind: str, config: dict) -> StateSpec | None:
-    """The step contract's state of a sequence kind (names, shapes with `batch` and `past`), None for a window kind.
-
-    Outputs are named after their inputs: past.{i}.key -> present.{i}.key (Hugging Face's names), state.h ->
-    next.h. A transformer takes at most block_size positions; a recurrent model has no limit.
-    """
-    if kind == "transformer":
-        shape = (BATCH, config["n_head"], PAST, config["n_embd"] // config["n_head"])
-        names = [f"{layer}.{part}" for layer in range(config["n_layer"]) for part in ("key", "value")]
-        tensors = tuple(StateTensor(f"past.{name}", f"present.{name}", shape) for name in names)
-        return StateSpec(tensors, max_positions=config["block_size"])
-    if kind in RECURRENT_CELLS:
-        shape = (config["n_layer"], BATCH, config["n_hidden"])
-        parts = ("h", "c") if kind == "lstm" else ("h",)
-        return StateSpec(tuple(StateTensor(f"state.{part}", f"next.{part}", shape) for part in parts))
-    return None
-
-
-def build_model(kind: str, vocab_size: int, config: dict) -> nn.Module:
-    """The model of `kind` for a vocabulary size and a checkpoint's config."""
-    if kind == "bigram":
-        return Bigram(vocab_size)
-    if kind == "bigram-nn":
-        return BigramNN(vocab_size)
-    if kind == "mlp":
-        return MLP(vocab_size, config["block_size"], config["n_embd"], config["n_hidden"], config.get("dropout", 0.0))
-    if kind == "wavenet":
-        sizes = (config["block_size"], config["n_embd"], config["n_hidden"])
-        return WaveNet(vocab_size, *sizes, config.get("norm", "batch"), config.get("dropout", 0.0))
-    if kind == "transformer":
-        sizes = (config["block_size"], config["n_layer"], config["n_head"], config["n_embd"])
-        return Transformer(vocab_size, *sizes, config.get("dropout", 0.0))
-    if kind in RECURRENT_CELLS:
-        sizes = (config["n_embd"], config["n_hidden"], config["n_layer"])
-        return Recurrent(kind, vocab_size, *sizes, config.get("dropout", 0.0))
-    raise ValueError(f"unknown model kind {kind!r}")
 
 
 IGNORE = -100  # target of a padding position (cross_entropy's ignore_index): no loss there

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from makemore.contract import ModelInfo
 from makemore.data import BOUNDARY, UserError, Vocab, atomic_write, check_output_path, make_examples
+from makemore.train.kinds import KINDS
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -60,15 +61,11 @@ def read_info(path: str | Path) -> ModelInfo:
     return model_info(load_checkpoint(path))
 
 
-# The character embedding table of each kind that has one (bigram-nn's [V, V] table holds logits, not embeddings).
-EMBEDDING_TABLES = {
-    "mlp": "embedding.weight",
-    "wavenet": "embedding.weight",
-    "transformer": "token_embedding.weight",
-    "rnn": "embedding.weight",
-    "gru": "embedding.weight",
-    "lstm": "embedding.weight",
-}
+def embedding_table(kind: str) -> str | None:
+    """The state_dict name of `kind`'s character embeddings (train/kinds.py); None for a kind without them, or
+    one this release does not know."""
+    spec = KINDS.get(kind)
+    return None if spec is None else spec.embedding_table
 
 
 def read_embeddings(path: str | Path) -> tuple[np.ndarray, ModelInfo]:
@@ -80,12 +77,12 @@ def read_embeddings(path: str | Path) -> tuple[np.ndarray, ModelInfo]:
 
         checkpoint = load_checkpoint(path)
         info, weights = model_info(checkpoint), checkpoint["state_dict"]
-        name = EMBEDDING_TABLES.get(info.kind)
+        name = embedding_table(info.kind)
         table = weights[name].double().numpy() if name in weights else None
     else:
         info = read_info(path)
         table = None
-    if info.kind not in EMBEDDING_TABLES:
+    if embedding_table(info.kind) is None:
         raise PlotError(f"{path} is a {info.kind} model, which has no character embeddings")
     if table is None:
         table = onnx_embedding_table(_need("onnx", path), info.vocab.size)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -14,87 +14,14 @@ from makemore.data.rows import Rows, SequenceRows, WindowRows, row_count, rows_o
 from makemore.data.tokens import DistinctPairs, bigram_counts, distinct_pairs, sequence_rows, tokenize, tokenize_split
 from makemore.train.device import model_device, to_device
 from makemore.train.distributed import SINGLE, Ranks
+from makemore.train.kinds import KINDS, SEQUENCE_KINDS, ConfigError, build_model, kind_spec
 from makemore.train.memory import PAIR_ROWS, check_memory, eval_rows
-from makemore.train.models import IGNORE, Bigram, build_model, cross_entropy, is_sequence
+from makemore.train.models import IGNORE, Bigram, cross_entropy, is_sequence
 from makemore.train.progress import Progress, Reporter
 from torch import nn
 
-SEQUENCE_KINDS = ("transformer", "rnn", "gru", "lstm")  # trained on whole words: tokens [B, T] -> logits [B, T, V]
-MODEL_KINDS = ("bigram", "bigram-nn", "mlp", "wavenet", *SEQUENCE_KINDS)
-
-# Hyperparameters of each kind. `steps`, `lr`, ... are what the CLI flags override.
-DEFAULTS: dict[str, dict] = {
-    "bigram": {"block_size": 1, "smoothing": 1.0},
-    "bigram-nn": {"block_size": 1, "steps": 100, "lr": 0.5, "optimizer": "adam", "weight_decay": 0.0, "seed": 1337},
-    "mlp": {
-        "block_size": 4,
-        "n_embd": 16,
-        "n_hidden": 300,
-        "dropout": 0.0,
-        "steps": 12000,
-        "batch_size": 256,
-        "lr": 0.005,
-        "optimizer": "adamw",
-        "weight_decay": 0.01,
-        "seed": 1337,
-    },
-    # The lecture's hierarchical MLP, wider and with dropout: val 1.970 here in 271 s of one core (the
-    # lecture's n_embd 24, n_hidden 128, 76,579 parameters, no dropout, 20000 steps: val 1.987 in 110 s).
-    "wavenet": {
-        "block_size": 8,
-        "n_embd": 32,
-        "n_hidden": 192,
-        "norm": "batch",
-        "dropout": 0.1,
-        "steps": 30000,
-        "batch_size": 128,
-        "lr": 0.005,
-        "optimizer": "adamw",
-        "weight_decay": 0.01,
-        "seed": 1337,
-    },
-    # Sequence kinds: whole words, block_size from the data (see with_block_size); chosen run by run in
-    # docs/results.md. Measured 2026-11-25 with both cores of the 2-vCPU AMD EPYC, quiet machine:
-    # transformer 204,544 params: train 1.7457, val 1.9192, test 1.9428, 14 min 39 s wall (6000 steps: val
-    # 1.9406; dropout 0: 2.0600, overfits; dropout 0.2: 1.9725; --buckets 8: 1.9615).
-    "transformer": {
-        "n_layer": 4,
-        "n_head": 4,
-        "n_embd": 64,
-        "dropout": 0.1,
-        "steps": 12000,
-        "batch_size": 128,
-        "buckets": 1,
-        "lr": 0.006,
-        "warmup": 300,
-        "grad_clip": 1.0,
-        "beta2": 0.99,
-        "optimizer": "adamw",
-        "weight_decay": 0.01,
-        "seed": 1337,
-    },
-    # rnn 91,099 params: val 1.9883, test 2.0084, 2 min 9 s; gru 255,963: val 1.9307, test 1.9545, 4 min 59 s;
-    # lstm 338,395: val 1.9182, test 1.9377, 4 min 44 s (same machine and date).
-    **{
-        kind: {
-            "n_embd": 64,
-            "n_hidden": 256,
-            "n_layer": 1,
-            "dropout": 0.2,
-            "steps": 6000,
-            "batch_size": 64,
-            "buckets": 1,
-            "lr": 0.003,
-            "warmup": 200,
-            "grad_clip": 1.0,
-            "beta2": 0.99,
-            "optimizer": "adamw",
-            "weight_decay": 0.01,
-            "seed": 1337,
-        }
-        for kind in ("rnn", "gru", "lstm")
-    },
-}
+# Hyperparameters of each kind (train/kinds.py). `steps`, `lr`, ... are what the CLI flags override.
+DEFAULTS: dict[str, Mapping] = {name: spec.defaults for name, spec in KINDS.items()}
 
 # Named MLP configs, each with the val loss it reached here (see the README's tables).
 PRESETS: dict[str, dict] = {
@@ -143,10 +70,6 @@ INT_LIMITS = {
 SMOOTHING_RANGE = (1e-12, 1e12)  # add-k: k > 0 keeps every log-probability finite, k <= 1e12 keeps the sums finite
 
 
-class ConfigError(UserError):
-    """Hyperparameters that make no sense; the message is one line meant for the user."""
-
-
 class TrainingDiverged(UserError):
     """The loss stopped being finite: nothing trained is kept."""
 
@@ -161,9 +84,7 @@ def make_config(kind: str, preset: str | None = None, **overrides) -> dict:
 
     Every value given is checked, even one that `kind` does not use.
     """
-    if kind not in MODEL_KINDS:
-        raise ConfigError(f"unknown model kind {kind!r}: choose one of {', '.join(MODEL_KINDS)}")
-    config = dict(DEFAULTS[kind])
+    config = dict(kind_spec(kind).defaults)
     if preset is not None:
         if kind != "mlp" or preset not in PRESETS:
             raise ConfigError(f"unknown preset {preset!r} for {kind}: choose one of {', '.join(PRESETS)}")
@@ -184,14 +105,7 @@ def check_config(kind: str, config: dict) -> None:
     """
     check_values(config)
     _check_schedule(config)
-    if kind == "transformer" and config["n_embd"] % config["n_head"]:
-        raise ConfigError(f"--n-embd ({config['n_embd']}) must be divisible by --n-head ({config['n_head']})")
-    if kind == "wavenet":
-        block_size = config["block_size"]
-        if block_size < 2 or block_size & (block_size - 1):
-            raise ConfigError(f"--block-size of a wavenet must be a power of two (2, 4, 8, ...), got {block_size}")
-        if config.get("batch_size", 2) < 2:
-            raise ConfigError("--batch-size of a wavenet must be at least 2 (batch norm)")
+    kind_spec(kind).check(config)
     check_memory(kind, config, vocab_size=2, split_sizes={}, defaults=size_defaults(kind))
 
 
@@ -199,7 +113,7 @@ def size_defaults(kind: str, split: dict[str, Tokens] | None = None) -> dict:
     """The values a memory error compares the size flags with: DEFAULTS, plus for the sequence kinds (whose
     block_size comes from the data) the smallest block_size that the data allows (1 without data)."""
     if kind not in SEQUENCE_KINDS:
-        return DEFAULTS[kind]
+        return dict(DEFAULTS[kind])
     smallest = 1 if split is None else with_block_size(kind, DEFAULTS[kind], split)["block_size"]
     return {**DEFAULTS[kind], "block_size": smallest}
 

@@ -1,0 +1,342 @@
+"""The kind registry: everything the project knows about each model kind, in one place.
+
+A kind is one `KindSpec`: its model class (in train/models.py), its default config, whether it is a window or a
+sequence model, the embedding table that plots read, its parameter and activation formulas (train/memory.py's
+estimate), its extra config checks and the quick config the tests train. The CLI's choices, the memory estimate,
+plots, export (through build_model and state_spec), the tests and bench all read this table, so adding a kind is
+its model class, one spec here and one row in the docs (docs/adding-a-kind.md).
+
+Importing this module does not import torch (mm-plot reads ONNX files in a torch-free install): a spec names its
+model class, and `build_model` imports the models only when it builds one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from makemore.contract import BATCH, PAST, StateSpec, StateTensor
+from makemore.data import UserError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+Config = Mapping[str, Any]
+
+
+class ConfigError(UserError):
+    """A training config that cannot be used: an unknown kind, a value out of its range, sizes that do not fit."""
+
+
+def _no_check(config: Config) -> None:
+    """A kind without checks beyond the shared ranges."""
+
+
+def _no_state(config: Config) -> StateSpec | None:
+    """A window kind: no state between calls."""
+    return None
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    """One model kind.
+
+    `model`: the class name in train/models.py, built as `Class.from_config(vocab_size, config)`.
+    `params`, `activations`: (vocab_size, config) -> the parameters (and buffers) of the model, and the floats one
+    example row makes in a forward pass (the logits and their log-softmax included), for the memory estimate.
+    `state`: config -> the step contract's state (None for a window kind). `check`: extra config checks
+    (ConfigError). `embedding_table`: the state_dict name of the character embeddings (None: the kind has none).
+    `counted`: fitted by counting pairs, not by gradient descent (its memory is the counts, not a batch's).
+    `quick`: overrides of `defaults` that train it in seconds, for the tests.
+    """
+
+    name: str
+    summary: str
+    model: str
+    sequence: bool
+    defaults: Mapping[str, Any]
+    params: Callable[[int, Config], int]
+    activations: Callable[[int, Config], int]
+    state: Callable[[Config], StateSpec | None] = _no_state
+    check: Callable[[Config], None] = _no_check
+    embedding_table: str | None = "embedding.weight"
+    counted: bool = False
+    quick: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def contract(self) -> str:
+        """The ONNX contract its export writes: step for a sequence kind, window otherwise."""
+        return "step" if self.sequence else "window"
+
+
+# ---- the formulas -----------------------------------------------------------------------------------------------
+
+GATES = {"rnn": 1, "gru": 3, "lstm": 4}  # weight blocks per recurrent layer
+
+
+def levels(block_size: int) -> int:
+    """A wavenet's number of fusing levels: log2(block_size)."""
+    return max(1, block_size.bit_length() - 1)
+
+
+def _bigram_params(v: int, config: Config) -> int:
+    return v * v
+
+
+def _bigram_activations(v: int, config: Config) -> int:
+    return 3 * v
+
+
+def _mlp_params(v: int, config: Config) -> int:
+    e, h, block = config["n_embd"], config["n_hidden"], config.get("block_size", 1)
+    return v * e + block * e * h + h + h * v + v
+
+
+def _mlp_activations(v: int, config: Config) -> int:
+    return config["block_size"] * config["n_embd"] + 3 * config["n_hidden"] + 3 * v
+
+
+def _wavenet_params(v: int, config: Config) -> int:
+    e, h, block = config["n_embd"], config["n_hidden"], config.get("block_size", 1)
+    norm = 4 * h + 1 if config.get("norm", "batch") == "batch" else 2 * h  # weight, bias (+ running stats)
+    return v * e + 2 * e * h + (levels(block) - 1) * 2 * h * h + levels(block) * norm + h * v + v
+
+
+def _wavenet_activations(v: int, config: Config) -> int:
+    e, h, block = config["n_embd"], config["n_hidden"], config["block_size"]
+    return block * e + 4 * h * (block - 1) + 3 * v  # levels of block/2, block/4, ... 1 rows: linear, norm, tanh, drop
+
+
+def _transformer_params(v: int, config: Config) -> int:
+    """Embeddings, per layer 12 e^2 + 13 e (attention, MLP, norms), head."""
+    e, block, layers = config["n_embd"], config.get("block_size", 1), config["n_layer"]
+    return v * e + block * e + layers * (12 * e * e + 13 * e) + 2 * e + e * v
+
+
+def _transformer_activations(v: int, config: Config) -> int:
+    """A row is a whole word of block_size tokens."""
+    e, layers, heads, block = config["n_embd"], config["n_layer"], config["n_head"], config.get("block_size", 1)
+    return block * (layers * (16 * e + 2 * heads * block) + e + 3 * v)
+
+
+def _recurrent_params(kind: str) -> Callable[[int, Config], int]:
+    def params(v: int, config: Config) -> int:
+        """Embedding, per layer gates * (input + recurrent weights + 2 biases), head."""
+        e, h, layers, gates = config["n_embd"], config["n_hidden"], config["n_layer"], GATES[kind]
+        return v * e + gates * (e * h + (layers - 1) * h * h + layers * (h * h + 2 * h)) + h * v + v
+
+    return params
+
+
+def _recurrent_activations(kind: str) -> Callable[[int, Config], int]:
+    def activations(v: int, config: Config) -> int:
+        """A row is a whole word of block_size tokens."""
+        block = config.get("block_size", 1)
+        return block * (config["n_layer"] * 3 * GATES[kind] * config["n_hidden"] + config["n_embd"] + 3 * v)
+
+    return activations
+
+
+# ---- the states and the checks -----------------------------------------------------------------------------------
+
+
+def _transformer_state(config: Config) -> StateSpec:
+    """A key/value cache per layer (Hugging Face's names: past.{i}.key -> present.{i}.key); at most block_size
+    positions."""
+    shape = (BATCH, config["n_head"], PAST, config["n_embd"] // config["n_head"])
+    names = [f"{layer}.{part}" for layer in range(config["n_layer"]) for part in ("key", "value")]
+    tensors = tuple(StateTensor(f"past.{name}", f"present.{name}", shape) for name in names)
+    return StateSpec(tensors, max_positions=config["block_size"])
+
+
+def _recurrent_state(kind: str) -> Callable[[Config], StateSpec]:
+    def state(config: Config) -> StateSpec:
+        """The hidden state (and an lstm's cell state): state.h -> next.h; no length limit."""
+        shape = (config["n_layer"], BATCH, config["n_hidden"])
+        parts = ("h", "c") if kind == "lstm" else ("h",)
+        return StateSpec(tuple(StateTensor(f"state.{part}", f"next.{part}", shape) for part in parts))
+
+    return state
+
+
+def _check_wavenet(config: Config) -> None:
+    block_size = config["block_size"]
+    if block_size < 2 or block_size & (block_size - 1):
+        raise ConfigError(f"--block-size of a wavenet must be a power of two (2, 4, 8, ...), got {block_size}")
+    if config.get("batch_size", 2) < 2:
+        raise ConfigError("--batch-size of a wavenet must be at least 2 (batch norm)")
+
+
+def _check_transformer(config: Config) -> None:
+    if config["n_embd"] % config["n_head"]:
+        raise ConfigError(f"--n-embd ({config['n_embd']}) must be divisible by --n-head ({config['n_head']})")
+
+
+# ---- the table ---------------------------------------------------------------------------------------------------
+
+_RECURRENT_DEFAULTS = {
+    # rnn 91,099 params: val 1.9883, test 2.0084, 2 min 9 s; gru 255,963: val 1.9307, test 1.9545, 4 min 59 s;
+    # lstm 338,395: val 1.9182, test 1.9377, 4 min 44 s (2-vCPU AMD EPYC, 2026-11-25).
+    "n_embd": 64,
+    "n_hidden": 256,
+    "n_layer": 1,
+    "dropout": 0.2,
+    "steps": 6000,
+    "batch_size": 64,
+    "buckets": 1,
+    "lr": 0.003,
+    "warmup": 200,
+    "grad_clip": 1.0,
+    "beta2": 0.99,
+    "optimizer": "adamw",
+    "weight_decay": 0.01,
+    "seed": 1337,
+}
+_RECURRENT_QUICK = {"steps": 200, "n_embd": 16, "n_hidden": 48, "batch_size": 64, "warmup": 20}
+
+
+def _recurrent(kind: str, summary: str) -> KindSpec:
+    return KindSpec(
+        name=kind,
+        summary=summary,
+        model="Recurrent",
+        sequence=True,
+        defaults=_RECURRENT_DEFAULTS,
+        params=_recurrent_params(kind),
+        activations=_recurrent_activations(kind),
+        state=_recurrent_state(kind),
+        quick=_RECURRENT_QUICK,
+    )
+
+
+SPECS = (
+    KindSpec(
+        name="bigram",
+        summary="normalised bigram counts with add-k smoothing",
+        model="Bigram",
+        sequence=False,
+        defaults={"block_size": 1, "smoothing": 1.0},
+        params=_bigram_params,
+        activations=_bigram_activations,
+        embedding_table=None,
+        counted=True,
+    ),
+    KindSpec(
+        name="bigram-nn",
+        summary="one linear layer over the one-hot of the previous character",
+        model="BigramNN",
+        sequence=False,
+        defaults={"block_size": 1, "steps": 100, "lr": 0.5, "optimizer": "adam", "weight_decay": 0.0, "seed": 1337},
+        params=_bigram_params,
+        activations=_bigram_activations,
+        embedding_table=None,  # its [V, V] table holds logits, not embeddings
+        quick={"steps": 60},
+    ),
+    KindSpec(
+        name="mlp",
+        summary="Bengio et al. 2003: embeddings, a context window, a tanh hidden layer",
+        model="MLP",
+        sequence=False,
+        defaults={
+            "block_size": 4,
+            "n_embd": 16,
+            "n_hidden": 300,
+            "dropout": 0.0,
+            "steps": 12000,
+            "batch_size": 256,
+            "lr": 0.005,
+            "optimizer": "adamw",
+            "weight_decay": 0.01,
+            "seed": 1337,
+        },
+        params=_mlp_params,
+        activations=_mlp_activations,
+        quick={"steps": 400, "n_hidden": 64},
+    ),
+    # The lecture's hierarchical MLP, wider and with dropout: val 1.970 here in 271 s of one core (the
+    # lecture's n_embd 24, n_hidden 128, 76,579 parameters, no dropout, 20000 steps: val 1.987 in 110 s).
+    KindSpec(
+        name="wavenet",
+        summary="the lectures' hierarchical MLP: characters fused in pairs, then pairs of pairs",
+        model="WaveNet",
+        sequence=False,
+        defaults={
+            "block_size": 8,
+            "n_embd": 32,
+            "n_hidden": 192,
+            "norm": "batch",
+            "dropout": 0.1,
+            "steps": 30000,
+            "batch_size": 128,
+            "lr": 0.005,
+            "optimizer": "adamw",
+            "weight_decay": 0.01,
+            "seed": 1337,
+        },
+        params=_wavenet_params,
+        activations=_wavenet_activations,
+        check=_check_wavenet,
+        quick={"steps": 300, "n_embd": 8, "n_hidden": 32, "batch_size": 64},
+    ),
+    # Sequence kinds: whole words, block_size from the data (trainer.with_block_size); chosen run by run on the
+    # results page. transformer 204,544 params: train 1.7457, val 1.9192, test 1.9428, 14 min 39 s wall (2-vCPU AMD
+    # EPYC, quiet, 2026-11-25; 6000 steps: val 1.9406; dropout 0: 2.0600, overfits; 0.2: 1.9725; --buckets 8: 1.9615).
+    KindSpec(
+        name="transformer",
+        summary="decoder-only GPT as nanoGPT and makemore.py",
+        model="Transformer",
+        sequence=True,
+        defaults={
+            "n_layer": 4,
+            "n_head": 4,
+            "n_embd": 64,
+            "dropout": 0.1,
+            "steps": 12000,
+            "batch_size": 128,
+            "buckets": 1,
+            "lr": 0.006,
+            "warmup": 300,
+            "grad_clip": 1.0,
+            "beta2": 0.99,
+            "optimizer": "adamw",
+            "weight_decay": 0.01,
+            "seed": 1337,
+        },
+        params=_transformer_params,
+        activations=_transformer_activations,
+        state=_transformer_state,
+        check=_check_transformer,
+        embedding_table="token_embedding.weight",
+        quick={"steps": 200, "n_layer": 2, "n_head": 4, "n_embd": 32, "batch_size": 64, "warmup": 20},
+    ),
+    _recurrent("rnn", "embedding, torch's nn.RNN, linear head"),
+    _recurrent("gru", "embedding, torch's nn.GRU, linear head"),
+    _recurrent("lstm", "embedding, torch's nn.LSTM, linear head"),
+)
+KINDS: Mapping[str, KindSpec] = MappingProxyType({spec.name: spec for spec in SPECS})
+MODEL_KINDS = tuple(KINDS)
+SEQUENCE_KINDS = tuple(name for name, spec in KINDS.items() if spec.sequence)
+WINDOW_KINDS = tuple(name for name, spec in KINDS.items() if not spec.sequence)
+
+
+def kind_spec(kind: str) -> KindSpec:
+    """The spec of `kind`; ConfigError naming the kinds otherwise."""
+    try:
+        return KINDS[kind]
+    except (KeyError, TypeError):
+        raise ConfigError(f"unknown model kind {kind!r}: choose one of {', '.join(MODEL_KINDS)}") from None
+
+
+def build_model(kind: str, vocab_size: int, config: Config) -> nn.Module:
+    """The model of `kind` for a vocabulary size and a checkpoint's config."""
+    from makemore.train import models
+
+    spec = kind_spec(kind)
+    return getattr(models, spec.model).from_config(kind, vocab_size, config)
+
+
+def state_spec(kind: str, config: Config) -> StateSpec | None:
+    """The step contract's state of a sequence kind (names, shapes with `batch` and `past`), None for a window kind."""
+    return kind_spec(kind).state(config)
