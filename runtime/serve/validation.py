@@ -14,14 +14,25 @@ INTEGER, NUMBER, STRING, BOOLEAN, STRINGS = "an integer", "a number", "a string"
 class RequestError(Exception):
     """A request the server refuses: HTTP status, one-line message and the field at fault (if any)."""
 
-    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+    def __init__(self, status: int, message: str, field: str | None = None, close: bool = False) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.field = field
+        self.close = close  # answer with Connection: close (the body was not read, or not all of it)
 
     def to_json(self) -> dict:
-        return {"error": self.message, "field": self.field}
+        return error_json(self.message, self.field)
+
+
+def encodable(text: str) -> str:
+    """`text` with what UTF-8 cannot encode (lone surrogates) written as backslash escapes."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def error_json(message: str, field: str | None) -> dict:
+    """The JSON of an error answer; its text always encodes (a field name may hold a lone surrogate)."""
+    return {"error": encodable(message), "field": None if field is None else encodable(field)}
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,81 @@
+"""uvicorn's HTTP/1.1 protocol (h11) with two more bounds: a client must send a request's head within a timeout,
+and at most a number of connections stay open, so stalled clients cannot use up the server's file descriptors."""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+from typing import Any
+
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+FD_RESERVE = 64  # file descriptors kept for the model, the thread pool, logs and the listening socket
+MAX_CONNECTIONS = 1000  # the default ceiling, whatever the file limit
+
+
+def default_max_connections() -> int:
+    """Connections mm-serve keeps open at most: MAX_CONNECTIONS, or fewer when the file limit is lower."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return MAX_CONNECTIONS
+    return max(8, min(MAX_CONNECTIONS, soft - FD_RESERVE))
+
+
+class GuardedH11(H11Protocol):
+    """H11Protocol, plus: a connection that has not sent a complete request head `timeout` seconds after it
+    opened (or after its last answer) is dropped, as is one stuck closing; a new connection beyond
+    `max_connections` drops the longest idle one (or itself, when every other is busy with a request)."""
+
+    def __init__(self, *args: Any, timeout: float = 20.0, max_connections: int = MAX_CONNECTIONS, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.head_timeout = timeout
+        self.max_connections = max_connections
+        self.timer: asyncio.TimerHandle | None = None
+        self.armed_cycle: object = None
+        self.idle_since = 0.0
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self.arm()
+        if len(self.connections) > self.max_connections:
+            victim = min((c for c in self.connections if is_idle(c)), key=idle_since, default=self)
+            victim.transport.abort()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.disarm()
+        super().connection_lost(exc)
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self.arm()
+
+    def arm(self) -> None:
+        """Start waiting for the next request's head."""
+        self.disarm()
+        self.armed_cycle = self.cycle
+        self.idle_since = self.loop.time()
+        self.timer = self.loop.call_later(self.head_timeout, self.on_timer)
+
+    def disarm(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def on_timer(self) -> None:
+        """Drop the connection if no request head came (or it is stuck closing); otherwise look again later."""
+        self.timer = None
+        if self.transport.is_closing() or (self.cycle is self.armed_cycle and is_idle(self)):
+            self.transport.abort()
+            return
+        self.timer = self.loop.call_later(self.head_timeout, self.on_timer)
+
+
+def is_idle(connection: Any) -> bool:
+    """Whether a connection has no request in progress (it waits for a head, or is closing)."""
+    cycle = getattr(connection, "cycle", None)
+    transport = getattr(connection, "transport", None)
+    return cycle is None or cycle.response_complete or (transport is not None and transport.is_closing())
+
+
+def idle_since(connection: Any) -> float:
+    return getattr(connection, "idle_since", 0.0)
