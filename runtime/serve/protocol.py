@@ -33,13 +33,20 @@ class GuardedH11(H11Protocol):
         self.timer: asyncio.TimerHandle | None = None
         self.armed_cycle: object = None
         self.idle_since = 0.0
+        self.dropped = False  # aborted: its socket closes soon, it no longer counts
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self.arm()
-        if len(self.connections) > self.max_connections:
-            victim = min((c for c in self.connections if is_idle(c)), key=idle_since, default=self)
-            victim.transport.abort()
+        live = [c for c in self.connections if not getattr(c, "dropped", False)]
+        if len(live) > self.max_connections:
+            min((c for c in live if is_idle(c)), key=idle_since, default=self).drop()
+
+    def drop(self) -> None:
+        """Close the connection now, whatever it has not sent yet."""
+        self.dropped = True
+        self.disarm()
+        self.transport.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.disarm()
@@ -65,7 +72,7 @@ class GuardedH11(H11Protocol):
         """Drop the connection if no request head came (or it is stuck closing); otherwise look again later."""
         self.timer = None
         if self.transport.is_closing() or (self.cycle is self.armed_cycle and is_idle(self)):
-            self.transport.abort()
+            self.drop()
             return
         self.timer = self.loop.call_later(self.head_timeout, self.on_timer)
 
