@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from clirun import assert_usage_error, run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from loopback import HOST, free_port, get, memory_mb, running_server, wait_until_healthy
@@ -344,3 +345,10 @@ def test_web_model_survives_its_file_changing(model_files, tmp_path, change):
         wasm_status, _ = get(port, "/web/ort-wasm-simd-threaded.wasm")
     assert (status, wasm_status) == (200, 200)
     assert served == loaded
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "0", "-1", "1e9", "soon"])
+def test_a_bad_timeout_is_one_line_exit_2(model_files, tmp_path, value):
+    result = run("mm-serve", model_files["bigram"][1], "--port", "0", "--timeout", value, cwd=tmp_path, timeout=60)
+    assert_usage_error(result)
+    assert "--timeout" in result.stderr

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 from makemore.data.cli import fail, require_extra, run_cli
 
+MIN_TIMEOUT, MAX_TIMEOUT = 0.01, 86_400.0  # seconds, --timeout's bounds
 HEAD_LIMIT = 16 * 1024  # bytes of a request's head (h11's default, said here): beyond, 400 and the connection closed
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
@@ -75,7 +76,6 @@ def serve_command(
     timeout: Annotated[
         float,
         typer.Option(
-            min=0.01,
             help="Seconds a client has to send a request's head (or the connection is dropped), its body (or 408),"
             " or to take each 64 KiB of an answer.",
         ),
@@ -96,6 +96,8 @@ def serve_command(
     from makemore.runtime.serve.factory import FACTORY, ServeConfig, build_app, http_protocol
 
     check_workers(workers, "--workers")
+    if not MIN_TIMEOUT <= timeout <= MAX_TIMEOUT:  # also refuses nan
+        fail(f"--timeout must be between {MIN_TIMEOUT:g} and {MAX_TIMEOUT:g} seconds, got {timeout:g}")
     if ort_dist is not None and not web:
         fail("--ort-dist is onnxruntime-web's folder for --web: add --web to serve the in-browser page too")
     check_bindable(host, port)

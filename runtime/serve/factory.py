@@ -62,10 +62,11 @@ def build_app(config: ServeConfig) -> Admission:
 
 def http_protocol(config: ServeConfig) -> functools.partial:
     """uvicorn's `http` for this configuration: its h11 protocol with the head timeout and the connection bound."""
-    from makemore.runtime.serve.protocol import GuardedH11, default_max_connections
+    from makemore.runtime.serve.protocol import GuardedH11, connection_bound
 
-    connections = config.max_connections or default_max_connections()
-    return functools.partial(GuardedH11, timeout=config.timeout, max_connections=connections)
+    return functools.partial(
+        GuardedH11, timeout=config.timeout, max_connections=connection_bound(config.max_connections)
+    )
 
 
 def app_from_environment() -> Admission:

@@ -13,12 +13,14 @@ FD_RESERVE = 64  # file descriptors kept for the model, the thread pool, logs an
 MAX_CONNECTIONS = 1000  # the default ceiling, whatever the file limit
 
 
-def default_max_connections() -> int:
-    """Connections mm-serve keeps open at most: MAX_CONNECTIONS, or fewer when the file limit is lower."""
+def connection_bound(asked: int | None = None) -> int:
+    """Connections mm-serve keeps open at most: `asked` (default MAX_CONNECTIONS), fewer when the open-file limit
+    leaves less room (a connection is a file descriptor: beyond the limit the server could not accept any)."""
+    wanted = asked if asked is not None else MAX_CONNECTIONS
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
-        return MAX_CONNECTIONS
-    return max(8, min(MAX_CONNECTIONS, soft - FD_RESERVE))
+        return wanted
+    return max(8, min(wanted, soft - FD_RESERVE))
 
 
 class GuardedH11(H11Protocol):
