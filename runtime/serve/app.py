@@ -9,7 +9,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.resources import files
-from pathlib import Path
 from typing import TypeVar
 
 import anyio
@@ -20,6 +19,7 @@ from makemore.data import UserError
 from makemore.runtime.novelty import novel_names
 from makemore.runtime.options import BOUNDS, SamplingOptions
 from makemore.runtime.sampling import Sampler
+from makemore.runtime.serve.flow import Admission
 from makemore.runtime.serve.validation import (
     BOOLEAN,
     INTEGER,
@@ -27,6 +27,7 @@ from makemore.runtime.serve.validation import (
     Field,
     RequestError,
     check_body,
+    error_json,
     parse_json,
 )
 from makemore.runtime.serve.web import web_routes
@@ -48,6 +49,8 @@ class Limits:
     max_body: int = 1 << 20  # bytes of request body
     max_len: int = 256  # longest name a request may generate or score
     concurrency: int = 2  # requests sampled or scored at once (the rest wait): bounds the server's memory
+    in_flight: int = 16  # POST requests held at once, body to answer (more get 503 unread): bounds the bytes held
+    timeout: float = 20.0  # seconds a client has to send a body, or to take each piece of an answer
 
 
 def generate_fields(limits: Limits) -> dict[str, Field]:
@@ -99,9 +102,7 @@ def released(work: Callable[..., T], *args: object) -> T:
     try:
         return work(*args)
     finally:
-        trim = _malloc_trim()
-        if trim is not None:
-            trim(0)
+        trim_heap()
 
 
 def sampling_options(body: dict, info: ModelInfo, limits: Limits) -> SamplingOptions:
@@ -119,26 +120,37 @@ def generate_names(sampler: Sampler, known: frozenset[str], n: int, novel: bool,
     return sampler.sample(n, options)
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it is known to exceed `limit` bytes.
+async def read_body(request: Request, limit: int, timeout: float = Limits.timeout) -> bytes:
+    """The request body, refused with 413 as soon as it is known to exceed `limit` bytes, and with 408 when
+    it has not all arrived within `timeout` seconds (its bytes are dropped and the connection closed).
 
     A client that goes away mid-body is logged in one line (no answer can reach it).
     """
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
-        raise RequestError(413, f"the body is larger than {limit} bytes")
-    chunks, size = [], 0
+        raise RequestError(413, f"the body is larger than {limit} bytes", close=True)
+    chunks: list[bytes] = []
     try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise RequestError(413, f"the body is larger than {limit} bytes")
-            chunks.append(chunk)
+        with anyio.fail_after(timeout):
+            await receive_chunks(request, limit, chunks)
+    except TimeoutError:
+        raise RequestError(408, f"the body did not arrive within {timeout:g} s", close=True) from None
     except ClientDisconnect:
         client = f"{request.client.host}:{request.client.port}" if request.client else "a client"
         LOG.info("%s disconnected before sending the whole body of %s", client, request.url.path)
         raise RequestError(400, "the client disconnected mid-body") from None
     return b"".join(chunks)
+
+
+async def receive_chunks(request: Request, limit: int, chunks: list[bytes]) -> None:
+    """Append the body's chunks to `chunks`; 413 once they exceed `limit` bytes."""
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            chunks.clear()
+            raise RequestError(413, f"the body is larger than {limit} bytes", close=True)
+        chunks.append(chunk)
 
 
 def page_html() -> str:
@@ -151,10 +163,11 @@ def create_app(
     known: frozenset[str] = frozenset(),
     limits: Limits | None = None,
     name: str = "model",
-    web: dict[str, bytes | Path] | None = None,
-) -> Starlette:
+    web: dict[str, bytes] | None = None,
+) -> Admission:
     """An ASGI app serving one loaded model; `known` are the training names that "novel" drops; `web`: mm-web's
-    site files, served under /web/ (the page's switch to "in this browser"), or None."""
+    site files, served under /web/ (the page's switch to "in this browser"), or None. Requests with a body are
+    admitted `limits.in_flight` at a time (see flow.Admission)."""
     limits = limits or Limits()
     known = frozenset(known)
     summary = model_summary(sampler.info, name)
@@ -165,16 +178,18 @@ def create_app(
     _malloc_trim()  # caps glibc's heaps before the first worker thread allocates
 
     async def generate(request: Request) -> JSONResponse:
-        body = parse_json(await read_body(request, limits.max_body))
-        args = check_body(body, gen_fields, also_known=tuple(BOUNDS))
-        options = sampling_options(body, sampler.info, limits)
+        args, options = generate_request(await read_body(request, limits.max_body, limits.timeout))
         names = await to_thread.run_sync(
             released, generate_names, sampler, known, args["n"], args["novel"], options, limiter=limiter
         )
         return JSONResponse({"names": names, "model": summary})
 
+    def generate_request(raw: bytes) -> tuple[dict, SamplingOptions]:
+        body = parse_json(raw)
+        return check_body(body, gen_fields, also_known=tuple(BOUNDS)), sampling_options(body, sampler.info, limits)
+
     async def score(request: Request) -> JSONResponse:
-        names = check_body(parse_json(await read_body(request, limits.max_body)), sc_fields)["names"]
+        names = check_body(parse_json(await read_body(request, limits.max_body, limits.timeout)), sc_fields)["names"]
         nlls = await to_thread.run_sync(released, sampler.score, names, limiter=limiter)
         scores = [{"name": name, "nll": nll} for name, nll in zip(names, summary_json(nlls), strict=True)]
         return JSONResponse({"scores": scores, "model": summary})
@@ -197,22 +212,32 @@ def create_app(
         *(web_routes(web) if web is not None else []),
     ]
     handlers = {RequestError: request_error, UserError: user_error, HTTPException: http_error, Exception: server_error}
-    return Starlette(routes=routes, exception_handlers=handlers)
+    app = Starlette(routes=routes, exception_handlers=handlers)
+    heavy = frozenset({"/v1/generate", "/v1/score"})
+    return Admission(app, heavy, limits.in_flight, limits.timeout, on_idle=trim_heap)
+
+
+def trim_heap() -> None:
+    """Hand the freed heap back to the system (when no request with a body is left in flight)."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 async def request_error(request: Request, err: RequestError) -> JSONResponse:
-    return JSONResponse(err.to_json(), status_code=err.status)
+    headers = {"connection": "close"} if err.close else None
+    return JSONResponse(err.to_json(), status_code=err.status, headers=headers)
 
 
 async def user_error(request: Request, err: UserError) -> JSONResponse:
     """A value refused by the sampling options or the model (SamplingError names its field; a name outside
     the vocabulary is a DatasetError of the field `names`): 422, as every other field error."""
     field = getattr(err, "field", None) or ("names" if request.url.path == "/v1/score" else None)
-    return JSONResponse({"error": str(err), "field": field}, status_code=422)
+    return JSONResponse(error_json(str(err), field), status_code=422)
 
 
 async def http_error(request: Request, err: HTTPException) -> JSONResponse:
-    return JSONResponse({"error": err.detail, "field": None}, status_code=err.status_code, headers=err.headers)
+    return JSONResponse(error_json(str(err.detail), None), status_code=err.status_code, headers=err.headers)
 
 
 async def server_error(request: Request, err: Exception) -> JSONResponse:

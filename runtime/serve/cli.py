@@ -11,6 +11,9 @@ from typing import Annotated
 import typer
 from makemore.data.cli import fail, require_extra, run_cli
 
+MIN_TIMEOUT, MAX_TIMEOUT = 0.01, 86_400.0  # seconds, --timeout's bounds
+HEAD_LIMIT = 16 * 1024  # bytes of a request's head (h11's default, said here): beyond, 400 and the connection closed
+
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
 
 
@@ -66,29 +69,61 @@ def serve_command(
         Path | None,
         typer.Option(help="onnxruntime-web's dist folder for --web [default: the checkout's, after `make web`]."),
     ] = None,
+    max_in_flight: Annotated[
+        int,
+        typer.Option(min=1, help="POST requests held at once, from body to answer; more are answered 503 unread."),
+    ] = 16,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            help="Seconds a client has to send a request's head (or the connection is dropped), its body (or 408),"
+            " or to take each 64 KiB of an answer.",
+        ),
+    ] = 20.0,
+    max_connections: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Connections kept open; a new one drops the longest idle [default: 1000 or less, by the file limit].",
+        ),
+    ] = None,
 ) -> None:
     require_extra("mm-serve", "serve", ("starlette", "uvicorn"))
     if log_level not in ("debug", "info", "warning", "error", "critical"):
         fail(f"unknown log level {log_level!r}: choose debug, info, warning, error or critical")
     import uvicorn
     from makemore.runtime.parallel import check_workers
-    from makemore.runtime.serve.factory import FACTORY, ServeConfig, build_app
+    from makemore.runtime.serve.factory import FACTORY, ServeConfig, build_app, http_protocol
 
     check_workers(workers, "--workers")
+    if not MIN_TIMEOUT <= timeout <= MAX_TIMEOUT:  # also refuses nan
+        fail(f"--timeout must be between {MIN_TIMEOUT:g} and {MAX_TIMEOUT:g} seconds, got {timeout:g}")
     if ort_dist is not None and not web:
         fail("--ort-dist is onnxruntime-web's folder for --web: add --web to serve the in-browser page too")
     check_bindable(host, port)
     dist = ort_dist and str(ort_dist)  # workers start in this working directory: relative paths mean the same there
-    config = ServeConfig(str(model), str(data) if data else None, max_n, max_body, workers, web=web, ort_dist=dist)
+    config = ServeConfig(
+        str(model),
+        str(data) if data else None,
+        max_n,
+        max_body,
+        workers,
+        web=web,
+        ort_dist=dist,
+        in_flight=max_in_flight,
+        timeout=timeout,
+        max_connections=max_connections,
+    )
     app = build_app(config)  # the model and the data are checked here, once, before any worker starts
+    guards = {"http": http_protocol(config), "h11_max_incomplete_event_size": HEAD_LIMIT, "timeout_keep_alive": 5}
     if not is_loopback(host):
         print(f"warning: binding {host}: other machines can reach this server", file=sys.stderr)
     if workers == 1:
-        uvicorn.run(app, host=host, port=port, log_level=log_level)
+        uvicorn.run(app, host=host, port=port, log_level=log_level, **guards)
         return
     del app  # each worker process builds its own
     config.to_environment()
-    uvicorn.run(FACTORY, factory=True, workers=workers, host=host, port=port, log_level=log_level)
+    uvicorn.run(FACTORY, factory=True, workers=workers, host=host, port=port, log_level=log_level, **guards)
 
 
 def main() -> None:

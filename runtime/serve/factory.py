@@ -7,12 +7,13 @@ parent process put in the environment variable CONFIG_ENV.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import asdict, dataclass
 
 from makemore.runtime.parallel import usable_cores
-from starlette.applications import Starlette
+from makemore.runtime.serve.flow import Admission
 
 CONFIG_ENV = "MAKEMORE_SERVE_CONFIG"
 FACTORY = "makemore.runtime.serve.factory:app_from_environment"  # uvicorn's import string (factory=True)
@@ -29,6 +30,9 @@ class ServeConfig:
     processes: int = 1  # uvicorn worker processes sharing the machine's cores
     web: bool = False  # mm-web's page (and the model file) under /web/ too
     ort_dist: str | None = None  # onnxruntime-web's dist for /web/ (None: the checkout's, after `make web`)
+    in_flight: int = 16  # POST requests held at once (body to answer); more get 503
+    timeout: float = 20.0  # seconds a client has to send a request's head or body, or to take a piece of an answer
+    max_connections: int | None = None  # connections kept open (None: from the file limit)
 
     @property
     def sample_threads(self) -> int:
@@ -40,7 +44,7 @@ class ServeConfig:
         os.environ[CONFIG_ENV] = json.dumps(asdict(self))
 
 
-def build_app(config: ServeConfig) -> Starlette:
+def build_app(config: ServeConfig) -> Admission:
     """The app of one server process: the model loaded into a session of its own."""
     from pathlib import Path
 
@@ -51,11 +55,20 @@ def build_app(config: ServeConfig) -> Starlette:
 
     sampler = OnnxSampler(config.model, workers=config.sample_threads)
     known = frozenset(read_lines(Path(config.data) if config.data else bundled_names_path()))
-    limits = Limits(max_n=config.max_n, max_body=config.max_body)
+    limits = Limits(max_n=config.max_n, max_body=config.max_body, in_flight=config.in_flight, timeout=config.timeout)
     web = browser_files(config.model, sampler.info, config.ort_dist) if config.web else None
     return create_app(sampler, known, limits, name=Path(config.model).name, web=web)
 
 
-def app_from_environment() -> Starlette:
+def http_protocol(config: ServeConfig) -> functools.partial:
+    """uvicorn's `http` for this configuration: its h11 protocol with the head timeout and the connection bound."""
+    from makemore.runtime.serve.protocol import GuardedH11, connection_bound
+
+    return functools.partial(
+        GuardedH11, timeout=config.timeout, max_connections=connection_bound(config.max_connections)
+    )
+
+
+def app_from_environment() -> Admission:
     """uvicorn's factory in each worker process: the app of the configuration in CONFIG_ENV."""
     return build_app(ServeConfig(**json.loads(os.environ[CONFIG_ENV])))

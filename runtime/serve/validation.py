@@ -14,14 +14,25 @@ INTEGER, NUMBER, STRING, BOOLEAN, STRINGS = "an integer", "a number", "a string"
 class RequestError(Exception):
     """A request the server refuses: HTTP status, one-line message and the field at fault (if any)."""
 
-    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+    def __init__(self, status: int, message: str, field: str | None = None, close: bool = False) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.field = field
+        self.close = close  # answer with Connection: close (the body was not read, or not all of it)
 
     def to_json(self) -> dict:
-        return {"error": self.message, "field": self.field}
+        return error_json(self.message, self.field)
+
+
+def encodable(text: str) -> str:
+    """`text` with what UTF-8 cannot encode (lone surrogates) written as backslash escapes."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def error_json(message: str, field: str | None) -> dict:
+    """The JSON of an error answer; its text always encodes (a field name may hold a lone surrogate)."""
+    return {"error": encodable(message), "field": None if field is None else encodable(field)}
 
 
 @dataclass(frozen=True)
@@ -42,13 +53,46 @@ def _reject_constant(name: str) -> None:
 
 
 def parse_json(body: bytes) -> Any:
-    """Decode a body as strict JSON (no NaN or Infinity); an empty body is {}."""
+    """Decode a body as strict JSON (no NaN or Infinity); an empty body is {}. Text holding a lone surrogate
+    (a \\uD800-\\uDFFF escape without its pair: no character) is a 422 naming the field."""
     if not body.strip():
         return {}
     try:
-        return json.loads(body, parse_constant=_reject_constant)
+        value = json.loads(body, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as err:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise RequestError(400, f"the body is not valid JSON: {first_line(err, 160)}") from None
+    if b"\\u" in body:  # raw surrogates are not UTF-8: only an escape can make one
+        refuse_surrogates(value)
+    return value
+
+
+def is_text(text: str) -> bool:
+    """Whether `text` is Unicode characters only (no lone surrogate)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def refuse_surrogates(value: Any) -> None:
+    """422 naming the field (`key`, or `key[i]` for an item of a list) whose text holds a lone surrogate."""
+    stack: list[tuple[Any, str | None]] = [(value, None)]
+    while stack:
+        item, field = stack.pop()
+        if isinstance(item, str) and not is_text(item):
+            where = f"{field} holds" if field is not None else "the body holds"
+            raise RequestError(422, f"{where} a lone surrogate {item!r:.60}: not a character", field)
+        if isinstance(item, list):
+            stack.extend(
+                (each, field if field is None or "[" in field else f"{field}[{i}]") for i, each in enumerate(item)
+            )
+        elif isinstance(item, dict):
+            for key, each in item.items():
+                name = key if field is None else field
+                if not is_text(key):
+                    raise RequestError(422, f"the field name {key!r:.60} holds a lone surrogate: not a character", name)
+                stack.append((each, name))
 
 
 def has_kind(value: Any, kind: str) -> bool:
