@@ -41,7 +41,9 @@ def gen_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list instead of lines.")] = False,
     as_jsonl: Annotated[
         bool,
-        typer.Option("--jsonl", help="Print JSON Lines: each name as a JSON string on its own line (shards concatenate)."),
+        typer.Option(
+            "--jsonl", help="Print JSON Lines: each name as a JSON string on its own line (shards concatenate)."
+        ),
     ] = False,
     stats: Annotated[
         bool,
