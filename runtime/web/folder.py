@@ -23,8 +23,9 @@ def check_site_folder(
     Allowed: a path that does not exist (its parent must), an empty folder, or a site written before: a folder
     whose MARKER is a regular file and which holds nothing but `site_names` (the files a site holds), so that a
     user's own files (a `.git`, a CNAME) are never deleted with it. Refused: anything else that exists (a file,
-    a device, a folder with other things in it, a site file's name that is a folder, a link or a fifo), the current folder or one above it, and a folder that holds
-    one of `inputs` (the model would be deleted with the old site).
+    a device, a folder with other things in it, a site file's name that is a folder, a link or a fifo), the
+    current folder or one above it, and a folder that holds one of `inputs` (the model would be deleted with the
+    old site).
     """
     path = Path(out)
     real = Path(os.path.realpath(path))
