@@ -63,26 +63,28 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_temps(folder: Path, name: str) -> None:
-    """Delete the temporary files and folders that writers of `name` in `folder` left when they were killed
-    (`.NAME.PID.XXXXXXXX.tmp` or `.old` whose PID no longer runs); anything else, and a live writer's, stays."""
+def stale_temps(folder: Path, name: str) -> list[Path]:
+    """The temporary files and folders that writers of `name` in `folder` left when they were killed:
+    `.NAME.PID.XXXXXXXX.tmp` or `.old` whose PID no longer runs (a live writer's, and anything else, are not)."""
     pattern = re.compile(rf"\.{re.escape(name)}\.(\d{{1,9}})\.[a-z0-9_]{{8}}\.(?:tmp|old)")
     try:
-        entries = os.listdir(folder)
+        entries = sorted(os.listdir(folder))
     except OSError:
-        return
-    for entry in entries:
-        match = pattern.fullmatch(entry)
-        if match is None or pid_alive(int(match.group(1))):
-            continue
-        path = folder / entry
+        return []
+    matches = [(entry, pattern.fullmatch(entry)) for entry in entries]
+    return [folder / entry for entry, match in matches if match and not pid_alive(int(match.group(1)))]
+
+
+def remove_stale_temps(folder: Path, name: str) -> None:
+    """Delete stale_temps(folder, name); one that cannot be deleted (already gone, a read-only folder) stays."""
+    for path in stale_temps(folder, name):
         try:
             if stat.S_ISDIR(os.lstat(path).st_mode):
                 shutil.rmtree(path, ignore_errors=True)
             else:
                 path.unlink(missing_ok=True)
         except OSError:
-            pass  # another writer removed it first, or the folder is read-only: not this write's business
+            pass
 
 
 def atomic_write(path: str | Path, write: Callable[[str], object], inputs: Iterable[str | Path] = ()) -> None:

@@ -187,6 +187,21 @@ def test_a_killed_writers_temporary_file_is_removed_by_the_next_write(tmp_path, 
     assert sorted(os.listdir(tmp_path)) == sorted([target.name, live.name, other.name])
 
 
+def test_an_old_site_moved_aside_by_a_killed_build_is_put_back(tmp_path) -> None:
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # its pid no longer runs
+    aside = tmp_path / f".site.{dead.pid}.abcdefgh.old"  # killed between moving the old site aside and the new in
+    aside.mkdir()
+    (aside / "index.html").write_text("old")
+
+    def failing(tmp: Path) -> None:
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(Exception, match="No space left"):
+        replace_folder(tmp_path / "site", failing)
+    assert os.listdir(tmp_path) == ["site"] and (tmp_path / "site" / "index.html").read_text() == "old"
+
+
 # -- 10. Noise and encodings --------------------------------------------------------------------------------------
 
 

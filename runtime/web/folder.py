@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import stat
@@ -10,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from makemore.data import OutputError, first_line
-from makemore.data.files import remove_stale_temps, temp_prefix
+from makemore.data.files import remove_stale_temps, stale_temps, temp_prefix
 
 MARKER = "makemore-site.json"  # every site mm-web writes holds it: such a folder may be replaced
 
@@ -70,8 +71,13 @@ def replace_folder(real: Path, build: Callable[[Path], object]) -> None:
     """Call build(tmp) on a new folder beside `real`, then put it in `real`'s place (the old one is deleted).
 
     A failure or Ctrl-C midway leaves `real` as it was and removes the new folder; OS errors become one line.
-    The folders beside it are named as atomic_write's temporary files: a killed build's are deleted by the next.
+    The folders beside it are named as atomic_write's temporary files: a killed build's are deleted by the next,
+    after its old site is put back in place if the kill came between the two renames.
     """
+    old_sites = [path for path in stale_temps(real.parent, real.name) if path.suffix == ".old"]
+    if old_sites and not os.path.lexists(real):
+        with contextlib.suppress(OSError):  # at worst the old site is deleted below: the new one replaces it
+            os.replace(old_sites[-1], real)
     remove_stale_temps(real.parent, real.name)
     try:
         tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(real.name), suffix=".tmp", dir=real.parent))
