@@ -42,12 +42,26 @@ def _silence_stdout() -> None:
     os.close(devnull)
 
 
+def escape_unencodable() -> None:
+    """Make stdout and stderr write what their encoding cannot hold as backslash escapes (`jos\\xe9` on an ASCII
+    stdout, `\\udcff` for an argument's undecodable byte) instead of failing with UnicodeEncodeError."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)  # a TextIOWrapper's; not a StringIO's
+        if reconfigure is not None:
+            try:
+                reconfigure(errors="backslashreplace")
+            except (OSError, ValueError):  # closed, or already written to in a way that forbids it
+                pass
+
+
 def run_cli(app: Callable[..., object]) -> None:
     """Run a typer app: usage errors, UserError, Ctrl-C and a failing stdout become one line on stderr, never
     a traceback. A reader that goes away (`mm-gen | head`) ends the command quietly (click's rule: status 1).
+    Characters that stdout's encoding cannot hold are printed as backslash escapes (escape_unencodable).
     """
     import typer
 
+    escape_unencodable()
     try:
         status = app(standalone_mode=False)  # click's errors come to us instead of its multi-line usage text
         if sys.stdout is not None:

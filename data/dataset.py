@@ -159,7 +159,8 @@ def split_words(words: list[str], seed: int = 42, fractions: tuple[float, float,
 
 def encode_words(words: list[str], vocab: Vocab) -> np.ndarray:
     """The indices of every character of `words`, concatenated (int64), in one vectorised pass."""
-    codes = np.frombuffer("".join(words).encode("utf-32-le"), dtype=np.uint32)
+    text = "".join(words).encode("utf-32-le", "surrogatepass")  # a lone surrogate (a stray byte of argv): in no vocab
+    codes = np.frombuffer(text, dtype=np.uint32)
     vocab_codes = np.array([ord(ch) for ch in vocab.chars], dtype=np.uint32)
     order = np.argsort(vocab_codes)
     where = np.minimum(np.searchsorted(vocab_codes[order], codes), len(order) - 1)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+import shutil
 import stat
 import tempfile
 from collections.abc import Callable, Iterable
@@ -43,16 +45,60 @@ def check_output_path(path: str | Path, inputs: Iterable[str | Path] = ()) -> Pa
     return real
 
 
+def temp_prefix(name: str) -> str:
+    """The start of the name of a temporary file or folder beside `name`: `.NAME.PID.` (PID: this process's)."""
+    return f".{name}.{os.getpid()}."
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine (one of another user's counts as alive)."""
+    if pid <= 0:
+        return True  # never ours to judge: kill(0) and kill(-n) address groups
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError (another user's) or an id too large for the OS: leave its file alone
+        return True
+    return True
+
+
+def stale_temps(folder: Path, name: str) -> list[Path]:
+    """The temporary files and folders that writers of `name` in `folder` left when they were killed:
+    `.NAME.PID.XXXXXXXX.tmp` or `.old` whose PID no longer runs (a live writer's, and anything else, are not)."""
+    pattern = re.compile(rf"\.{re.escape(name)}\.(\d{{1,9}})\.[a-z0-9_]{{8}}\.(?:tmp|old)")
+    try:
+        entries = sorted(os.listdir(folder))
+    except OSError:
+        return []
+    matches = [(entry, pattern.fullmatch(entry)) for entry in entries]
+    return [folder / entry for entry, match in matches if match and not pid_alive(int(match.group(1)))]
+
+
+def remove_stale_temps(folder: Path, name: str) -> None:
+    """Delete stale_temps(folder, name); one that cannot be deleted (already gone, a read-only folder) stays."""
+    for path in stale_temps(folder, name):
+        try:
+            if stat.S_ISDIR(os.lstat(path).st_mode):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
 def atomic_write(path: str | Path, write: Callable[[str], object], inputs: Iterable[str | Path] = ()) -> None:
     """Call write(tmp_path) on a temporary file beside `path`, then rename it into place.
 
     `path` is checked first (check_output_path: never a device, a folder or one of `inputs`). A crash,
     a full disk or Ctrl-C midway leaves `path` as it was: never a half-written file. OS errors become
-    one-line OutputErrors.
+    one-line OutputErrors. The temporary file is `.NAME.PID.XXXXXXXX.tmp`: one that a killed writer left
+    (its PID no longer runs) is deleted by the next write of the same path.
     """
     real = check_output_path(path, inputs)
+    remove_stale_temps(real.parent, real.name)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{real.name}.", suffix=".tmp", dir=real.parent)
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(real.name), suffix=".tmp", dir=real.parent)
     except OSError as err:
         raise OutputError(f"cannot write {path}: {err.strerror}") from None
     os.close(fd)

@@ -39,6 +39,12 @@ def gen_command(
         typer.Option(help="Drop names in this file; sample until n new ones (holds the file's lines in memory)."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list instead of lines.")] = False,
+    as_jsonl: Annotated[
+        bool,
+        typer.Option(
+            "--jsonl", help="Print JSON Lines: each name as a JSON string on its own line (shards concatenate)."
+        ),
+    ] = False,
     stats: Annotated[
         bool,
         typer.Option(
@@ -57,7 +63,7 @@ def gen_command(
         typer.Option(
             metavar="I/K",
             help="Print only the I-th of K slices of the request's chunks (with --seed, the K shards"
-            " printed in order are the names of one run).",
+            " printed in order are the names of one run; with --jsonl, not --json).",
         ),
     ] = None,
 ) -> None:
@@ -73,6 +79,9 @@ def gen_command(
     start, stop = shard_range(n, *parse_shard(shard)) if shard is not None else (0, n)
     if shard is not None and novel_vs is not None:
         raise UserError("--shard cannot be combined with --novel-vs (what a shard keeps depends on the others)")
+    if as_json and (as_jsonl or shard is not None):
+        other = "--jsonl" if as_jsonl else "--shard (K JSON lists do not concatenate into one: use --jsonl)"
+        raise UserError(f"--json cannot be combined with {other}")
     out = stdout()
     sampler = OnnxSampler(model, workers=workers)
     counter = NoveltyCounter(model_split(sampler.info, model_words(sampler, data))) if stats else None
@@ -80,7 +89,7 @@ def gen_command(
         chunks = sampler.sample_chunks(stop - start, options, start=start)
     else:
         chunks = novel_name_chunks(sampler, n, set(read_lines(novel_vs)), options)
-    write_names(out, counter.passing(chunks) if counter else chunks, as_json)
+    write_names(out, counter.passing(chunks) if counter else chunks, "json" if as_json else "jsonl" if as_jsonl else "")
     if counter is not None:
         print(format_novelty(counter.stats), file=sys.stderr)
 
@@ -96,20 +105,25 @@ def model_words(sampler: Sampler, data: Path | None) -> list[str]:
     return words
 
 
-def write_names(out: TextIO, chunks: Iterable[list[str]], as_json: bool) -> None:
-    """Stream names to `out`, chunk by chunk (flushed after each, so the first names appear at once)."""
+def write_names(out: TextIO, chunks: Iterable[list[str]], form: str = "") -> None:
+    """Stream names to `out`, chunk by chunk (flushed after each, so the first names appear at once).
+
+    `form`: "" one name per line, "json" one JSON list, "jsonl" one JSON string per line (JSON Lines, which
+    concatenate: the shards of a run, printed in order, are that run's output byte for byte).
+    """
     first = True
-    if as_json:
+    if form == "json":
         out.write("[")
     for chunk in chunks:
-        if as_json:
+        if form == "json":
             for name in chunk:
                 out.write(("" if first else ", ") + json.dumps(name))
                 first = False
         elif chunk:
-            out.write("\n".join(chunk) + "\n")
+            lines = map(json.dumps, chunk) if form == "jsonl" else chunk
+            out.write("\n".join(lines) + "\n")
         out.flush()
-    if as_json:
+    if form == "json":
         out.write("]\n")
     out.flush()
 

@@ -122,7 +122,8 @@ def next_token_weights(
         temperature, top_k = 1.0, 1
     z = np.ascontiguousarray(np.asarray(logits, dtype=np.float32).T)  # a copy: the caller's logits stay as they were
     if temperature != 1.0:  # scale the gaps to the max in float64: a tiny temperature gives 0 and -inf, never NaN
-        gaps = (z - z.max(axis=0)).astype(np.float64) / temperature
+        with np.errstate(over="ignore"):  # a gap over a subnormal temperature is -inf by design: no warning
+            gaps = (z - z.max(axis=0)).astype(np.float64) / temperature
         z = np.maximum(gaps, np.finfo(np.float32).min).astype(np.float32)
     if forbid_boundary:
         z[BOUNDARY] = -np.inf

@@ -30,7 +30,7 @@ def test_parse_ints_and_grid():
         parse_ints("3,x", "--block-size")
     with pytest.raises(UserError, match="must be positive"):
         parse_ints("0", "--n-embd")
-    configs = grid([2, 3], [4], [8, 16])
+    configs = list(grid([2, 3], [4], [8, 16]))  # a lazy iterator
     assert len(configs) == 4
     assert configs[0] == {"block_size": 2, "n_embd": 4, "n_hidden": 8}
     assert configs[-1] == {"block_size": 3, "n_embd": 4, "n_hidden": 16}

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from makemore.runtime.web.site import ORT_FILES
+from makemore.runtime.web.site import ORT_FILES, WASM_MAGIC
 
 
 def fake_ort_dist(folder: Path) -> Path:
-    """A dist folder with onnxruntime-web's file names and tiny contents (mm-web only copies them)."""
+    """A dist folder with onnxruntime-web's file names and tiny contents that pass mm-web's checks (scripts that
+    are UTF-8 text, a .wasm with WebAssembly's header): mm-web only checks and copies them."""
     folder.mkdir(parents=True, exist_ok=True)
     for name in ORT_FILES:
-        (folder / name).write_text(f"// stand-in for {name}\n")
+        if name.endswith(".wasm"):
+            (folder / name).write_bytes(WASM_MAGIC + b"stand-in")
+        else:
+            (folder / name).write_text(f"// stand-in for {name}\n")
     return folder
 
 

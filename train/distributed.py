@@ -11,12 +11,15 @@ exactly as it does without torchrun. `DistributedRanks` (from `session`) makes t
 
 from __future__ import annotations
 
+import os
 import signal
-from collections.abc import Callable, Iterator
+import socket
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 
 import torch
 import torch.distributed as dist
+from makemore.data import UserError, first_line
 from makemore.train.device import DeviceError
 from makemore.train.launch import Launch
 from torch import nn
@@ -101,6 +104,27 @@ def backend(device: torch.device) -> str:
     raise DeviceError(f"torchrun trains on cpu or cuda, not {device.type}: use --device cpu")
 
 
+def check_rendezvous(env: Mapping[str, str] | None = None) -> None:
+    """MASTER_ADDR must resolve (torch would retry a name that does not for minutes, warning each time)."""
+    env = os.environ if env is None else env
+    address, port = env["MASTER_ADDR"], env["MASTER_PORT"]
+    try:
+        socket.getaddrinfo(address.strip("[]"), int(port), type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError, ValueError) as err:
+        raise UserError(f"torchrun's MASTER_ADDR {address!r:.60} cannot be resolved: {first_line(err)}") from None
+
+
+def join_process_group(name: str, device: torch.device) -> None:
+    """init_process_group after check_rendezvous; a rendezvous that fails (a port in use, a master that is not
+    there) is one UserError, not torch's traceback."""
+    check_rendezvous()
+    try:
+        dist.init_process_group(name, device_id=device if device.type == "cuda" else None)
+    except (dist.DistError, ValueError) as err:
+        where = f"{os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']}"
+        raise UserError(f"the ranks could not meet at {where}: {first_line(err, 300)}") from None
+
+
 @contextmanager
 def session(launch: Launch | None, device: torch.device) -> Iterator[Ranks]:
     """The Ranks of this process: SINGLE without torchrun, else a process group for the run's duration.
@@ -114,7 +138,7 @@ def session(launch: Launch | None, device: torch.device) -> Iterator[Ranks]:
     name = backend(device)
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    dist.init_process_group(name, device_id=device if device.type == "cuda" else None)
+    join_process_group(name, device)
     ranks = DistributedRanks(launch, device)
     previous = signal.signal(signal.SIGINT, ranks.request_stop)
     try:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated
@@ -21,6 +22,7 @@ from makemore.data.cli import INTERRUPTED
 from makemore.train.extra import run_training_cli
 
 GRID_KEYS = ("block_size", "n_embd", "n_hidden")
+MAX_CONFIGS = 1_000  # configs in one sweep: each trains for --steps, and all are checked before the first
 
 
 @dataclass
@@ -36,26 +38,39 @@ class SweepRow:
 
 def parse_ints(text: str, option: str) -> list[int]:
     """'3,4,8' -> [3, 4, 8] (positive integers, order kept, duplicates dropped)."""
-    values: list[int] = []
+    values: dict[int, None] = {}  # a dict keeps the order and drops duplicates in linear time
     for part in text.split(","):
         try:
             value = int(part)
         except ValueError:
-            raise UserError(f"{option} takes comma-separated integers, got {text!r}") from None
+            raise UserError(f"{option} takes comma-separated integers, got {text!r:.80}") from None
         if value < 1:
             raise UserError(f"{option} values must be positive, got {value}")
-        if value not in values:
-            values.append(value)
-    return values
+        values[value] = None
+    return list(values)
 
 
-def grid(block_sizes: list[int], n_embds: list[int], n_hiddens: list[int]) -> list[dict]:
-    """Every combination, as config overrides."""
-    return [dict(zip(GRID_KEYS, combo, strict=True)) for combo in itertools.product(block_sizes, n_embds, n_hiddens)]
+def grid_size(*lists: list[int]) -> int:
+    """How many configs the grid of these option lists has (counted, not built)."""
+    return math.prod(len(values) for values in lists)
+
+
+def grid(block_sizes: list[int], n_embds: list[int], n_hiddens: list[int]) -> Iterator[dict]:
+    """Every combination, as config overrides, one at a time (MAX_CONFIGS: see check_grid)."""
+    for combo in itertools.product(block_sizes, n_embds, n_hiddens):
+        yield dict(zip(GRID_KEYS, combo, strict=True))
+
+
+def check_grid(block_sizes: list[int], n_embds: list[int], n_hiddens: list[int]) -> int:
+    """The grid's size; a UserError above MAX_CONFIGS (checked before any config is made)."""
+    size = grid_size(block_sizes, n_embds, n_hiddens)
+    if size > MAX_CONFIGS:
+        raise UserError(f"the grid has {size:,} configs, more than mm-sweep trains ({MAX_CONFIGS:,}): give fewer sizes")
+    return size
 
 
 def iter_sweep(
-    configs: list[dict], *, data: Path | None = None, device: str = "auto", **training
+    configs: Iterable[dict], *, data: Path | None = None, device: str = "auto", **training
 ) -> Iterator[SweepRow]:
     """Train an MLP for each config (plus shared `training` overrides: steps, batch_size, lr, seed); yield its row.
 
@@ -75,7 +90,9 @@ def iter_sweep(
     where = resolve_device(device)
     corpus = read_corpus(data or bundled_names_path())
     vocab, split, n_words = corpus.vocab, split_corpus(corpus.tokens), corpus.tokens.n_words
-    checked = [make_config("mlp", **config, **training) for config in configs]  # all errors before any training
+    checked = [make_config("mlp", **config, **training) for config in itertools.islice(configs, MAX_CONFIGS + 1)]
+    if len(checked) > MAX_CONFIGS:  # all errors before any training, for at most MAX_CONFIGS configs
+        raise UserError(f"the grid has more than {MAX_CONFIGS:,} configs, more than mm-sweep trains: give fewer sizes")
     for config in checked:
         check_memory("mlp", config, vocab.size, split_sizes(split), DEFAULTS["mlp"], words=n_words)
     for config in checked:
@@ -130,9 +147,9 @@ def sweep_command(
         str, typer.Option(help="Where to train: auto (cuda, then mps, then cpu), cpu, cuda or mps.")
     ] = "auto",
 ) -> None:
-    configs = grid(
-        parse_ints(block_size, "--block-size"), parse_ints(n_embd, "--n-embd"), parse_ints(n_hidden, "--n-hidden")
-    )
+    sizes = parse_ints(block_size, "--block-size"), parse_ints(n_embd, "--n-embd"), parse_ints(n_hidden, "--n-hidden")
+    total = check_grid(*sizes)
+    configs = grid(*sizes)
 
     rows: list[SweepRow] = []
     interrupted = False
@@ -140,13 +157,13 @@ def sweep_command(
         for row in iter_sweep(configs, data=data, device=device, steps=steps, batch_size=batch_size, lr=lr, seed=seed):
             rows.append(row)
             print(
-                f"[{len(rows)}/{len(configs)}] block {row.block_size} embd {row.n_embd} hidden {row.n_hidden}:"
+                f"[{len(rows)}/{total}] block {row.block_size} embd {row.n_embd} hidden {row.n_hidden}:"
                 f" val {row.val_loss:.4f} ({row.seconds:.1f} s)",
                 file=sys.stderr,
             )
     except KeyboardInterrupt:
         interrupted = True
-        print(f"interrupted: {len(rows)} of {len(configs)} configs trained", file=sys.stderr)
+        print(f"interrupted: {len(rows)} of {total} configs trained", file=sys.stderr)
     if as_json:
         print(json.dumps([asdict(row) for row in rows], indent=1))
     elif rows:

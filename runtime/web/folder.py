@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from makemore.data import OutputError, first_line
+from makemore.data.files import remove_stale_temps, stale_temps, temp_prefix
 
 MARKER = "makemore-site.json"  # every site mm-web writes holds it: such a folder may be replaced
 
@@ -21,8 +24,9 @@ def check_site_folder(
     Allowed: a path that does not exist (its parent must), an empty folder, or a site written before: a folder
     whose MARKER is a regular file and which holds nothing but `site_names` (the files a site holds), so that a
     user's own files (a `.git`, a CNAME) are never deleted with it. Refused: anything else that exists (a file,
-    a device, a folder with other things in it), the current folder or one above it, and a folder that holds
-    one of `inputs` (the model would be deleted with the old site).
+    a device, a folder with other things in it, a site file's name that is a folder, a link or a fifo), the
+    current folder or one above it, and a folder that holds one of `inputs` (the model would be deleted with the
+    old site).
     """
     path = Path(out)
     real = Path(os.path.realpath(path))
@@ -46,19 +50,37 @@ def check_site_folder(
         others = sorted(set(entries) - site_names - {MARKER})
         if others:
             raise OutputError(f"output folder {path} holds {others[0]!r:.60}, which no site of mm-web holds")
+        odd = [name for name in sorted(entries) if not is_plain_file(real / name)]
+        if odd:
+            raise OutputError(f"output folder {path} holds {odd[0]!r:.60} that is not a regular file: not a site")
     for source in inputs:
         if real in Path(os.path.realpath(source)).parents:
             raise OutputError(f"output folder {path} holds the input {source}: write the site elsewhere")
     return real
 
 
+def is_plain_file(path: Path) -> bool:
+    """A regular file that is not a link (a link, a folder, a fifo or a device is not)."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
 def replace_folder(real: Path, build: Callable[[Path], object]) -> None:
     """Call build(tmp) on a new folder beside `real`, then put it in `real`'s place (the old one is deleted).
 
     A failure or Ctrl-C midway leaves `real` as it was and removes the new folder; OS errors become one line.
+    The folders beside it are named as atomic_write's temporary files: a killed build's are deleted by the next,
+    after its old site is put back in place if the kill came between the two renames.
     """
+    old_sites = [path for path in stale_temps(real.parent, real.name) if path.suffix == ".old"]
+    if old_sites and not os.path.lexists(real):
+        with contextlib.suppress(OSError):  # at worst the old site is deleted below: the new one replaces it
+            os.replace(old_sites[-1], real)
+    remove_stale_temps(real.parent, real.name)
     try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{real.name}.", suffix=".tmp", dir=real.parent))
+        tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(real.name), suffix=".tmp", dir=real.parent))
     except OSError as err:
         raise OutputError(f"cannot write in {real.parent}: {err.strerror}") from None
     old = None
@@ -68,7 +90,7 @@ def replace_folder(real: Path, build: Callable[[Path], object]) -> None:
         os.umask(umask)
         os.chmod(tmp, 0o777 & ~umask)
         if real.is_dir() and os.listdir(real):
-            old = Path(tempfile.mkdtemp(prefix=f".{real.name}.", suffix=".old", dir=real.parent))
+            old = Path(tempfile.mkdtemp(prefix=temp_prefix(real.name), suffix=".old", dir=real.parent))
             os.replace(real, old)  # onto the empty folder just made
         os.replace(tmp, real)  # replaces a missing path or an empty folder
     except BaseException as err:

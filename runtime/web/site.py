@@ -3,8 +3,11 @@ onnxruntime-web's WebAssembly backend (from web/node_modules after `make web`, o
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import shutil
+import stat
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -16,6 +19,8 @@ from makemore.runtime.web.folder import MARKER, check_site_folder, replace_folde
 
 ORT_WEB_VERSION = "1.30.0"  # pinned in web/package.json; what the page says it runs
 ORT_FILES = ("ort.wasm.min.js", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")  # wasm backend only
+ORT_MAX_BYTES = {".js": 16 << 20, ".mjs": 16 << 20, ".wasm": 128 << 20}  # 1.30.0's: ~0.1 MB scripts, ~12 MB wasm
+WASM_MAGIC = b"\0asm\x01\0\0\0"  # every WebAssembly binary starts so (magic, version 1)
 PAGE_FILES = ("index.html", "app.js", "sampler.js", "options.js", "pcg64.js")
 MODEL_NAME = "model.onnx"
 MAX_COUNT = 10_000  # names the page makes at once (mm-serve's default --max-n)
@@ -32,16 +37,62 @@ class SiteReport:
 
 
 def find_ort_dist(ort_dist: str | Path | None) -> Path:
-    """The onnxruntime-web `dist` folder to copy from: `ort_dist`, else the source checkout's web/node_modules."""
+    """The onnxruntime-web `dist` folder to copy from: `ort_dist`, else the source checkout's web/node_modules.
+
+    Each of ORT_FILES must be a regular file (not a link: a link could bring any file of the machine into the
+    site) within ORT_MAX_BYTES, and look like what it is (check_ort_file); anything else is one UserError.
+    """
     folder = Path(ort_dist) if ort_dist is not None else CHECKOUT_DIST
-    missing = [name for name in ORT_FILES if not (folder / name).is_file()]
+    where = f"--ort-dist {folder}" if ort_dist is not None else f"{folder}"
+    missing = [name for name in ORT_FILES if not os.path.lexists(folder / name)]
     if missing:
-        where = f"--ort-dist {folder}" if ort_dist is not None else f"{folder}"
         raise UserError(
             f"onnxruntime-web's {missing[0]} is not in {where}: run `make web` in the source checkout, or pass"
             f" --ort-dist DIR (the dist folder of `npm install onnxruntime-web@{ORT_WEB_VERSION}`)"
         )
+    for name in ORT_FILES:
+        problem = check_ort_file(folder / name)
+        if problem:
+            raise UserError(f"{where}/{name} {problem}: not onnxruntime-web {ORT_WEB_VERSION}'s dist folder")
     return folder
+
+
+def check_ort_file(path: Path) -> str | None:
+    """What is wrong with one of onnxruntime-web's files (None: nothing): a link, not a regular file, empty or
+    above ORT_MAX_BYTES, a .wasm without WebAssembly's magic bytes, a script that is not UTF-8 text."""
+    try:
+        with open(path, "rb", opener=no_follow) as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                return "is not a regular file"
+            if not 0 < info.st_size <= ORT_MAX_BYTES[path.suffix]:
+                return f"has {info.st_size:,} bytes (expected 1 to {ORT_MAX_BYTES[path.suffix]:,})"
+            head = handle.read(8) if path.suffix == ".wasm" else handle.read()
+    except OSError as err:
+        if err.errno in (errno.ELOOP, errno.EISDIR):
+            return "is a link" if err.errno == errno.ELOOP else "is not a regular file"
+        return f"cannot be read ({err.strerror})"
+    if path.suffix == ".wasm":
+        return None if head == WASM_MAGIC else "is not WebAssembly (no \\0asm version 1 header)"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return "is not UTF-8 text (not JavaScript)"
+    return "holds NUL bytes (not JavaScript)" if "\0" in text else None
+
+
+def no_follow(path: str, flags: int) -> int:
+    """os.open that refuses a link (ELOOP) and never blocks on a fifo: for open(..., opener=no_follow)."""
+    return os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK)
+
+
+def copy_ort_file(source: Path, target: Path) -> None:
+    """Copy one checked file of onnxruntime-web, again refusing a link (it may have changed since the check)."""
+    problem = check_ort_file(source)
+    if problem:
+        raise UserError(f"{source} {problem}")
+    with open(source, "rb", opener=no_follow) as src, open(target, "wb") as dst:
+        shutil.copyfileobj(src, dst)
 
 
 def site_json(info: ModelInfo, model_sha256: str) -> dict:
@@ -94,7 +145,9 @@ def build_site(model: str | Path, out: str | Path, ort_dist: str | Path | None =
 
     def write(folder: Path) -> None:
         for name, source in content.items():
-            if isinstance(source, Path):
+            if name in ORT_FILES:
+                copy_ort_file(source, folder / name)
+            elif isinstance(source, Path):
                 shutil.copyfile(source, folder / name)
             else:
                 (folder / name).write_bytes(source)
