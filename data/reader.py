@@ -24,6 +24,7 @@ from makemore.data.errors import DatasetError
 
 MAX_LINE_BYTES = 1 << 16  # bytes one line of data may hold (its newline aside): a longer line is refused unread
 MAX_VOCAB = 100_000  # distinct characters a vocabulary (so the data) may hold
+DATA_HELP = f"Text file, one item per line ({MAX_LINE_BYTES >> 10} KiB at most each) [default: bundled names]"
 READ_BYTES = 1 << 22  # bytes read (then decoded) at a time: bounds the text and code points held at once
 BOM = b"\xef\xbb\xbf"
 MAX_CODE_POINT = 0x10FFFF

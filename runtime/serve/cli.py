@@ -72,7 +72,7 @@ def serve_command(
         fail(f"unknown log level {log_level!r}: choose debug, info, warning, error or critical")
     import uvicorn
     from makemore.runtime.parallel import check_workers
-    from makemore.runtime.serve.factory import FACTORY, ServeConfig, build_app
+    from makemore.runtime.serve.factory import FACTORY, ServeConfig, build_app, for_workers, known_names
 
     check_workers(workers, "--workers")
     if ort_dist is not None and not web:
@@ -80,15 +80,17 @@ def serve_command(
     check_bindable(host, port)
     dist = ort_dist and str(ort_dist)  # workers start in this working directory: relative paths mean the same there
     config = ServeConfig(str(model), str(data) if data else None, max_n, max_body, workers, web=web, ort_dist=dist)
-    app = build_app(config)  # the model and the data are checked here, once, before any worker starts
+    known = known_names(config)  # the data is read here, once (it may be a pipe), before any worker starts
+    app = build_app(config, known)  # the model is checked here too
     if not is_loopback(host):
         print(f"warning: binding {host}: other machines can reach this server", file=sys.stderr)
     if workers == 1:
         uvicorn.run(app, host=host, port=port, log_level=log_level)
         return
     del app  # each worker process builds its own
-    config.to_environment()
-    uvicorn.run(FACTORY, factory=True, workers=workers, host=host, port=port, log_level=log_level)
+    with for_workers(config, known) as shared:
+        shared.to_environment()
+        uvicorn.run(FACTORY, factory=True, workers=workers, host=host, port=port, log_level=log_level)
 
 
 def main() -> None:
