@@ -132,14 +132,9 @@ def data_blocks(path: Path, block_bytes: int = READ_BYTES, digest: hashlib._Hash
 def _cut(handle: BinaryIO, block_bytes: int, digest: hashlib._Hash | None) -> Iterator[tuple[bytes, bool]]:
     """The bytes after a leading BOM as blocks of whole lines (True), the last one ending at the file's end; or,
     once the unfinished line is over MAX_LINE_BYTES, its first MAX_LINE_BYTES + UTF8_LONGEST bytes (False)."""
-    start = handle.read(len(BOM))
-    if digest is not None:
-        digest.update(start)
-    pieces = [b"" if start == BOM else start]  # the bytes since the last newline (a line may span reads)
-    held = len(pieces[0])
-    while data := handle.read(block_bytes):
-        if digest is not None:
-            digest.update(data)
+    pieces: list[bytes] = []  # the bytes since the last newline (a line may span reads)
+    held = 0
+    for data in _reads(handle, block_bytes, digest):
         cut = data.rfind(b"\n") + 1
         if cut:
             pieces.append(data[:cut])
@@ -153,6 +148,19 @@ def _cut(handle: BinaryIO, block_bytes: int, digest: hashlib._Hash | None) -> It
             return
     if tail := b"".join(pieces):
         yield tail, True
+
+
+def _reads(handle: BinaryIO, block_bytes: int, digest: hashlib._Hash | None) -> Iterator[bytes]:
+    """The file's bytes, read block_bytes at a time after its first 3 (a leading BOM dropped), each first fed to
+    `digest`."""
+    start = handle.read(len(BOM))
+    if digest is not None:
+        digest.update(start)
+    yield b"" if start == BOM else start
+    while data := handle.read(block_bytes):
+        if digest is not None:
+            digest.update(data)
+        yield data
 
 
 def _check(block: bytes, whole: bool, offset: int, line: int, path: Path) -> tuple[bytes, DatasetError | None]:

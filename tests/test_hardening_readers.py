@@ -76,8 +76,8 @@ def commands(work: dict[str, Path]) -> dict[str, list[str]]:
             "DATA",
         ],  # fmt: skip
         "mm-eval": ["mm-eval", model, "--data", "DATA"],
-        "mm-gen --stats": ["mm-gen", model, "-n", "5", "--stats", "--data", "DATA"],
-        "mm-gen --novel-vs": ["mm-gen", model, "-n", "5", "--novel-vs", "DATA"],
+        "mm-gen --stats": ["mm-gen", model, "--n", "5", "--stats", "--data", "DATA"],
+        "mm-gen --novel-vs": ["mm-gen", model, "--n", "5", "--novel-vs", "DATA"],
         "mm-serve": ["mm-serve", model, "--port", "0", "--data", "DATA"],
         "mm-plot": ["mm-plot", "bigram-counts", "--data", "DATA", "--out", str(out / "b.png")],
     }
@@ -229,7 +229,7 @@ def test_mm_train_refuses_a_line_break_inside_a_word(work, ch, tmp_path) -> None
 
 def test_mm_train_refuses_more_characters_than_a_vocabulary_holds(tmp_path) -> None:
     data = tmp_path / "wide.txt"
-    chars = [chr(c) for c in range(0x4E00, 0x4E00 + 100_500)]  # no whitespace, no line break among them
+    chars = [chr(c) for c in range(0x20000, 0x20000 + 100_500)]  # no whitespace, no line break, no surrogate
     data.write_text("".join(f"{''.join(chars[i : i + 500])}\n" for i in range(0, len(chars), 500)), encoding="utf-8")
     result = run("mm-train", "bigram", "--data", data, "--out", tmp_path / "m.pt", "--samples", 0, timeout=TIMEOUT)
     assert_usage_error(result)
@@ -262,7 +262,7 @@ def test_the_trainer_and_the_exporter_apply_the_readers_rule() -> None:
             train("bigram", make_config("bigram"), split_words(["ab", "ba", "aa", "bb"]), Vocab("ab" + ch))
     assert check_vocab("ab é", "model").chars == "ab é"
     with pytest.raises(ModelFileError, match="1 to 100,000"):
-        check_vocab("".join(chr(0x4E00 + i) for i in range(MAX_VOCAB + 1)), "model")
+        check_vocab("".join(chr(0x20000 + i) for i in range(MAX_VOCAB + 1)), "model")
 
 
 def test_every_line_break_is_whitespace_and_in_the_readers_table() -> None:
