@@ -121,9 +121,9 @@ def data_blocks(path: Path, block_bytes: int = READ_BYTES, digest: hashlib._Hash
     offset, line = 0, 1  # bytes before the block (after a leading BOM, as utf-8-sig counts them); its first line
     with open_data(path) as handle:
         for block, whole in _cut(handle, block_bytes, digest):
-            good, error = _check(block, whole, offset, line, path)
-            if len(good):
-                yield Block(_code_points(good), line)
+            codes, error = _check(block, whole, offset, line, path)
+            if len(codes):
+                yield Block(codes, line)
             if error is not None:
                 raise error
             offset, line = offset + len(block), line + block.count(b"\n")
@@ -163,34 +163,36 @@ def _reads(handle: BinaryIO, block_bytes: int, digest: hashlib._Hash | None) -> 
         yield data
 
 
-def _check(block: bytes, whole: bool, offset: int, line: int, path: Path) -> tuple[bytes, DatasetError | None]:
-    """The block's lines before its first fault, and that fault (None if none): the first byte, in file order,
-    that is a NUL, starts bad UTF-8 or lies beyond MAX_LINE_BYTES in its line (ties in that order)."""
+def _check(block: bytes, whole: bool, offset: int, line: int, path: Path) -> tuple[np.ndarray, DatasetError | None]:
+    """The code points of the block's lines before its first fault, and that fault (None if none): the first byte,
+    in file order, that is a NUL, starts bad UTF-8 or lies beyond MAX_LINE_BYTES in its line (ties in that
+    order)."""
     nul = block.find(b"\x00")
-    faults = [(nul if nul >= 0 else len(block), 0), (_bad_utf8(block), 1), (_too_long(block, whole), 2)]
+    bad_utf8, text = _decoded(block)
+    faults = [(nul if nul >= 0 else len(block), 0), (bad_utf8, 1), (_too_long(block, whole), 2)]
     at, kind = min(faults)
     if at >= len(block):
-        return block, None
+        return _code_points(block, text), None
     good = block[: block.rfind(b"\n", 0, at) + 1]
-    number = line + good.count(b"\n")
+    codes, number = _code_points(good, None), line + good.count(b"\n")
     if kind == 0:
-        return good, DatasetError(f"data file contains NUL characters (is it binary?): {path} (line {number})")
+        return codes, DatasetError(f"data file contains NUL characters (is it binary?): {path} (line {number})")
     if kind == 1:
-        return good, not_utf8(path, offset + at, number)
-    return good, DatasetError(
+        return codes, not_utf8(path, offset + at, number)
+    return codes, DatasetError(
         f"data file line {number} is longer than {MAX_LINE_BYTES:,} bytes (one name a line, please): {path}"
     )
 
 
-def _bad_utf8(block: bytes) -> int:
-    """Where the block's first bad UTF-8 sequence starts (len(block) if none)."""
+def _decoded(block: bytes) -> tuple[int, str | None]:
+    """Where the block's first bad UTF-8 sequence starts (len(block) if none), and its text when it is good UTF-8
+    but no ASCII (decoded once: its code points come from it)."""
     if block.isascii():
-        return len(block)
+        return len(block), None
     try:
-        block.decode("utf-8")
+        return len(block), block.decode("utf-8")
     except UnicodeDecodeError as err:
-        return err.start
-    return len(block)
+        return err.start, None
 
 
 def _too_long(block: bytes, whole: bool) -> int:
@@ -206,11 +208,13 @@ def _too_long(block: bytes, whole: bool) -> int:
     return int(starts[over[0]]) + MAX_LINE_BYTES if over.size else len(block)
 
 
-def _code_points(block: bytes) -> np.ndarray:
-    """A checked block's code points: an ASCII block's bytes (uint8), any other's UTF-32 (uint32)."""
+def _code_points(block: bytes, text: str | None) -> np.ndarray:
+    """A checked block's code points: an ASCII block's bytes (uint8), any other's UTF-32 (uint32), from its `text`
+    when already decoded."""
     if block.isascii():
         return np.frombuffer(block, dtype=np.uint8)
-    return np.frombuffer(block.decode("utf-8").encode("utf-32-le"), dtype=np.uint32)
+    text = block.decode("utf-8") if text is None else text
+    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
 
 
 def block_words(block: Block, path: Path) -> tuple[np.ndarray, np.ndarray]:
