@@ -82,15 +82,18 @@ def not_utf8(path: Path, byte: int, line: int | None = None) -> DatasetError:
 
 def is_regular_file(path: Path) -> bool:
     """Whether the data path is a regular file (it may be read twice) rather than a pipe or a FIFO (read once);
-    a missing path, a folder or a device is a DatasetError."""
+    a missing path, a folder, a socket or a device is a DatasetError."""
     with reading(path):
         return _usable_mode(os.stat(path).st_mode, path)
 
 
 def _usable_mode(mode: int, path: Path) -> bool:
-    """Whether `mode` is a regular file's; a pipe's is False; a folder's or a device's is a DatasetError."""
+    """Whether `mode` is a regular file's; a pipe's is False; a folder's, a socket's or a device's is a
+    DatasetError."""
     if stat.S_ISDIR(mode):
         raise DatasetError(f"data path is a directory, not a file: {path}")
+    if stat.S_ISSOCK(mode):
+        raise DatasetError(f"data path is a socket, not a file: {path}")
     if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
         raise DatasetError(f"data path is a device, not a file: {path}")
     return stat.S_ISREG(mode)
