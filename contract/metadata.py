@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from makemore.data import SEED_MAX, UserError, Vocab
+from makemore.data import MAX_VOCAB, SEED_MAX, UserError, Vocab, vocab_problem
 
 CHECKPOINT_FORMAT_VERSION = 1  # model.pt
 ONNX_FORMAT_VERSION = 1  # model.onnx (its metadata_props)
@@ -24,7 +24,6 @@ DEFAULT_CONTRACT = WINDOW  # files written before the key existed
 
 MAX_LEN_LIMIT = 100_000  # characters in one name: beyond it, a request or a file is a mistake
 MAX_BLOCK_SIZE = 100_000  # context length a file may declare
-MAX_VOCAB = 100_000  # characters a vocabulary may hold
 MAX_KIND_LEN = 64
 SHA256 = re.compile(r"[0-9a-f]{64}")
 LOSS_KEYS = ("train_loss", "val_loss", "test_loss")
@@ -34,20 +33,16 @@ class ModelFileError(UserError):
     """A model file that cannot be used; the message is one line meant for the user."""
 
 
-def is_line_break(ch: str) -> bool:
-    """Whether printing `ch` would break a line (newline, carriage return, U+2028, ...)."""
-    return len(f"a{ch}b".splitlines()) > 1
-
-
 def check_vocab(chars: object, source: str) -> Vocab:
-    """A vocabulary string: 1..MAX_VOCAB distinct characters, none a line break, NUL or lone surrogate."""
+    """A vocabulary string: 1..MAX_VOCAB distinct characters, none a line break, NUL or lone surrogate (the rule
+    of data.vocab_problem, which the data reader and the trainer apply too)."""
     if not isinstance(chars, str) or not 1 <= len(chars) <= MAX_VOCAB:
         raise ModelFileError(f"{source}: the vocabulary must be 1 to {MAX_VOCAB:,} characters")
     if len(set(chars)) != len(chars):
         raise ModelFileError(f"{source}: the vocabulary repeats a character")
-    bad = [ch for ch in chars if ch == "\x00" or is_line_break(ch) or "\ud800" <= ch <= "\udfff"]
-    if bad:
-        raise ModelFileError(f"{source}: the vocabulary holds a character no name may contain: {bad[0]!r}")
+    problem = vocab_problem(chars)
+    if problem is not None:
+        raise ModelFileError(f"{source}: the vocabulary holds {problem}")
     return Vocab(chars)
 
 

@@ -14,10 +14,12 @@ from makemore.data.dataset import (
     make_examples,
     read_lines,
     read_words,
+    read_words_sha256,
     split_words,
 )
 from makemore.data.errors import UserError, first_line
 from makemore.data.files import OutputError, atomic_write, check_output_path, file_sha256
+from makemore.data.reader import MAX_LINE_BYTES, MAX_VOCAB, is_line_break, is_name_char, vocab_problem
 from makemore.data.tokens import Tokens, token_dtype, tokenize
 
 __all__ = [
@@ -37,6 +39,12 @@ __all__ = [
     "make_examples",
     "read_lines",
     "read_words",
+    "read_words_sha256",
+    "MAX_LINE_BYTES",
+    "MAX_VOCAB",
+    "is_line_break",
+    "is_name_char",
+    "vocab_problem",
     "split_words",
     "Tokens",
     "token_dtype",

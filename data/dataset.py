@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
-from makemore.data.errors import UserError
+from makemore.data.errors import DatasetError, UserError
+from makemore.data.reader import not_utf8, read_text_lines, reading  # noqa: F401 - the last two re-exported
 
 BOUNDARY = 0  # index of the start/end-of-word token; it is no character of the data
 DEFAULT_FRACTIONS = (0.8, 0.1, 0.1)
@@ -24,51 +24,27 @@ def check_seed(value: object, name: str = "seed") -> int:
     return value
 
 
-class DatasetError(UserError):
-    """A dataset that cannot be used."""
-
-
 def bundled_names_path() -> Path:
     """Path of the bundled names.txt (32,033 first names)."""
     return Path(str(resources.files("makemore.data").joinpath("names.txt")))
 
 
-@contextmanager
-def reading(path: Path) -> Iterator[None]:
-    """Turn the OS errors of reading the data file `path` into one-line DatasetErrors."""
-    try:
-        yield
-    except FileNotFoundError:
-        raise DatasetError(f"data file not found: {path}") from None
-    except IsADirectoryError:
-        raise DatasetError(f"data path is a directory, not a file: {path}") from None
-    except OSError as err:
-        raise DatasetError(f"cannot read data file {path}: {err.strerror}") from None
-
-
-def not_utf8(path: Path, byte: int) -> DatasetError:
-    return DatasetError(f"data file is not UTF-8 text: {path} (byte {byte})")
-
-
 def read_lines(path: str | Path) -> list[str]:
-    """Read a UTF-8 file of one item per line; strip each line and drop blank ones."""
-    path = Path(path)
-    with reading(path):
-        data = path.read_bytes()
-    try:
-        text = data.decode("utf-8-sig")  # a leading BOM is not part of the first word
-    except UnicodeDecodeError as err:
-        raise not_utf8(path, err.start) from None
-    if "\x00" in text:
-        raise DatasetError(f"data file contains NUL characters (is it binary?): {path}")
-    return [word for word in map(str.strip, text.split("\n")) if word]  # strip() returns an unchanged line itself
+    """Read a UTF-8 file of one item per line; strip each line and drop blank ones (see reader.data_blocks: a
+    pipe is read once, a device refused, every line checked as it is read)."""
+    return read_text_lines(path)[0]
 
 
 def read_words(path: str | Path) -> list[str]:
     """Read a dataset (as `read_lines`) and check it can be split and learned from."""
-    words = read_lines(path)
+    return read_words_sha256(path)[0]
+
+
+def read_words_sha256(path: str | Path) -> tuple[list[str], str]:
+    """`read_words`, and the sha256 of the bytes read (the file read once: a pipe or FIFO has no second read)."""
+    words, sha256 = read_text_lines(path)
     check_usable(path, len(words), lambda: words.count(words[0]) == len(words))  # no set of a million strings
-    return words
+    return words, sha256
 
 
 def check_usable(path: str | Path, n_words: int, all_alike: Callable[[], bool]) -> None:

@@ -7,6 +7,10 @@ class UserError(ValueError):
     """Bad input from the user: the CLIs print the message as one line and exit with status 2."""
 
 
+class DatasetError(UserError):
+    """A dataset that cannot be used."""
+
+
 def first_line(err: BaseException, limit: int = 200) -> str:
     """The first line of an exception's message (or its type name), for one-line errors."""
     text = str(err).strip()

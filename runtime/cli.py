@@ -11,6 +11,7 @@ from typing import Annotated, TextIO
 import typer
 from makemore.data import UserError
 from makemore.data.cli import run_cli, stdout
+from makemore.data.reader import DATA_HELP
 from makemore.runtime.options import SamplingOptions
 from makemore.runtime.parallel import check_workers, usable_cores
 from makemore.runtime.sampling import Sampler
@@ -53,7 +54,7 @@ def gen_command(
             " (counted as they stream: holds the data's words, not the names).",
         ),
     ] = False,
-    data: Annotated[Path | None, typer.Option(help="Data for --stats [default: bundled names]")] = None,
+    data: Annotated[Path | None, typer.Option(help=f"For --stats: {DATA_HELP[0].lower()}{DATA_HELP[1:]}")] = None,
     workers: Annotated[
         int | None,
         typer.Option(help="Threads sampling chunks of 4,096 names at once; the names do not depend on it."),
@@ -96,11 +97,11 @@ def gen_command(
 
 def model_words(sampler: Sampler, data: Path | None) -> list[str]:
     """The words of `data` (default: bundled names), with a warning when the model was trained on other data."""
-    from makemore.data import bundled_names_path, file_sha256, read_words
+    from makemore.data import bundled_names_path, read_words_sha256
 
     data = data or bundled_names_path()
-    words = read_words(data)
-    if sampler.info.data_sha256 and file_sha256(data) != sampler.info.data_sha256:
+    words, sha256 = read_words_sha256(data)  # read once (a pipe or FIFO has no second read), hashed as read
+    if sampler.info.data_sha256 and sha256 != sampler.info.data_sha256:
         print(f"warning: {data} is not the data this model was trained on (sha256 differs)", file=sys.stderr)
     return words
 
@@ -137,7 +138,7 @@ def eval_command(
     names: Annotated[
         list[str] | None, typer.Argument(help="Names to score (with --score).", metavar="NAME", show_default=False)
     ] = None,
-    data: Annotated[Path | None, typer.Option(help="Text file, one item per line [default: bundled names]")] = None,
+    data: Annotated[Path | None, typer.Option(help=DATA_HELP)] = None,
     split: Annotated[str, typer.Option(help="train, val or test (the split rule is the model's).")] = "val",
     score: Annotated[
         bool, typer.Option("--score", help="Print each NAME's NLL per character (lower: more name-like).")

@@ -58,7 +58,7 @@ def test_every_text_reads_as_read_words_and_tokenize(tmp_path_factory, text, bom
 @settings(max_examples=200, deadline=None)
 @given(data=st.binary(max_size=40), block_bytes=BLOCKS)
 def test_any_bytes_read_alike_or_fail_alike(tmp_path_factory, data, block_bytes) -> None:
-    """Bad UTF-8 names the same byte; with a NUL too, the UTF-8 error wins wherever each is, as in read_lines."""
+    """Bad UTF-8 names the same byte; with a NUL too, the first fault in the file wins, however it is read."""
     path = tmp_path_factory.mktemp("corpus") / "words.bin"
     path.write_bytes(b"ab\n\x00\n" * (data[:1] == b"\x00") + b"ab\ncd\n" + data)
     assert_same(old_reading(path), new_reading(path, block_bytes))
@@ -100,13 +100,13 @@ def test_a_file_that_grows_between_the_passes_is_one_error(tmp_path, monkeypatch
 
     path = tmp_path / "words.txt"
     path.write_text("ann\nbob\ncy\n")
-    blocks = corpus._blocks
+    blocks = corpus.data_blocks
 
     def growing(*args):
         yield from blocks(*args)
         path.write_text("ann\nbob\ncy\ndee\n")
 
-    monkeypatch.setattr(corpus, "_blocks", growing)
+    monkeypatch.setattr(corpus, "data_blocks", growing)
     with pytest.raises(DatasetError, match="changed while it was read"):
         read_corpus(path)
 

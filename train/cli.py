@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from makemore.data.cli import INTERRUPTED
+from makemore.data.reader import DATA_HELP
 from makemore.train.extra import run_training_cli
 from makemore.train.kinds import MODEL_KINDS
 
@@ -28,7 +29,7 @@ Kind = Enum("Kind", {name.replace("-", "_"): name for name in MODEL_KINDS}, type
 @app.command(help=f"Train a {', '.join(MODEL_KINDS[:-1])} or {MODEL_KINDS[-1]} model; write a checkpoint (model.pt).")
 def train_command(
     kind: Annotated[Kind, typer.Argument(help="Model to train.")],
-    data: Annotated[Path | None, typer.Option(help="Text file, one item per line [default: bundled names]")] = None,
+    data: Annotated[Path | None, typer.Option(help=DATA_HELP)] = None,
     out: Annotated[Path, typer.Option(help="Checkpoint to write.")] = Path("model.pt"),
     resume: Annotated[Path | None, typer.Option(help="Continue training this checkpoint's weights.")] = None,
     preset: Annotated[str | None, typer.Option(help="Named mlp config: default, context8, lecture.")] = None,

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from makemore.data.cli import require_extra, run_cli
+from makemore.data.reader import DATA_HELP
 
 app = typer.Typer(
     add_completion=False,
@@ -42,7 +43,7 @@ def embeddings_command(
 
 @app.command("bigram-counts", help="The grid of bigram counts over all words of the data, as in the first lecture.")
 def bigram_counts_command(
-    data: Annotated[Path | None, typer.Option(help="Text file, one item per line [default: bundled names]")] = None,
+    data: Annotated[Path | None, typer.Option(help=DATA_HELP)] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Image to write.")] = Path("bigram_counts.png"),
 ) -> None:
     from makemore.data import bundled_names_path, read_words

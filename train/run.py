@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 from makemore.contract import MAX_LEN_LIMIT
-from makemore.data import bundled_names_path, check_output_path, file_sha256
+from makemore.data import bundled_names_path, check_output_path
 from makemore.data.corpus import read_corpus, split_corpus
 from makemore.data.dataset import DEFAULT_FRACTIONS
 from makemore.train.checkpoint import (
@@ -122,7 +122,7 @@ def run_training(request: TrainRequest) -> bool:
     setup_started = time.perf_counter()
     with reporter.phase("reading and tokenising the data"):
         corpus = read_corpus(data_path)  # streamed into tokens: no Python string per word
-    vocab = corpus.vocab
+    vocab, data_sha256 = corpus.vocab, corpus.sha256  # the hash of the bytes read: a pipe has no second read
     if resumed is not None and resumed["vocab"] != vocab.chars:
         raise CheckpointError("--resume checkpoint was trained on data with another vocabulary")
     with reporter.phase("splitting"):
@@ -152,7 +152,7 @@ def run_training(request: TrainRequest) -> bool:
             return not result.interrupted
         config["steps_done"] = (resumed["config"].get("steps_done", 0) if resumed else 0) + result.steps_done
         metrics = dict(result.metrics, setup_seconds=setup_seconds, history=result.history)
-        checkpoint = make_checkpoint(request.kind, config, vocab, result.model, metrics, file_sha256(data_path))
+        checkpoint = make_checkpoint(request.kind, config, vocab, result.model, metrics, data_sha256)
         save_checkpoint(checkpoint, request.out, (data_path,))
         _report(checkpoint, result, request, console)
     return not result.interrupted

@@ -19,6 +19,7 @@ from typing import Annotated
 import typer
 from makemore.data import UserError
 from makemore.data.cli import INTERRUPTED
+from makemore.data.reader import DATA_HELP
 from makemore.train.extra import run_training_cli
 
 GRID_KEYS = ("block_size", "n_embd", "n_hidden")
@@ -141,7 +142,7 @@ def sweep_command(
     batch_size: Annotated[int | None, typer.Option(help="Minibatch size [default: mlp default].")] = None,
     lr: Annotated[float | None, typer.Option(help="Peak learning rate [default: mlp default].")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of every run [default: mlp default].")] = None,
-    data: Annotated[Path | None, typer.Option(help="Text file, one item per line [default: bundled names]")] = None,
+    data: Annotated[Path | None, typer.Option(help=DATA_HELP)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON instead of a table.")] = False,
     device: Annotated[
         str, typer.Option(help="Where to train: auto (cuda, then mps, then cpu), cpu, cuda or mps.")

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from makemore.data import Split, Tokens, UserError, Vocab, check_seed
+from makemore.data import DatasetError, Split, Tokens, UserError, Vocab, check_seed, vocab_problem
 from makemore.data.rows import Rows, SequenceRows, WindowRows, row_count, rows_of, subset
 from makemore.data.tokens import DistinctPairs, bigram_counts, distinct_pairs, sequence_rows, tokenize, tokenize_split
 from makemore.train.device import model_device, to_device
@@ -353,6 +353,8 @@ def train(
     `device` (default the CPU) and comes back on the CPU. Under torchrun (`ranks`, see distributed.py) rank 0
     alone evaluates: the other ranks' results have no metrics.
     """
+    if (problem := vocab_problem(vocab.chars)) is not None:  # the rule of the reader and the exporter
+        raise DatasetError(f"the training data's vocabulary holds {problem}")
     reporter = reporter or Reporter()
     if isinstance(split, Split):
         with reporter.phase("tokenising"):

@@ -93,7 +93,7 @@ def serve_command(
         fail(f"unknown log level {log_level!r}: choose debug, info, warning, error or critical")
     import uvicorn
     from makemore.runtime.parallel import check_workers
-    from makemore.runtime.serve.factory import FACTORY, ServeConfig, build_app, http_protocol
+    from makemore.runtime.serve.factory import FACTORY, ServeConfig, build_app, for_workers, http_protocol, known_names
 
     check_workers(workers, "--workers")
     if not MIN_TIMEOUT <= timeout <= MAX_TIMEOUT:  # also refuses nan
@@ -114,7 +114,8 @@ def serve_command(
         timeout=timeout,
         max_connections=max_connections,
     )
-    app = build_app(config)  # the model and the data are checked here, once, before any worker starts
+    known = known_names(config)  # the data is read here, once (it may be a pipe), before any worker starts
+    app = build_app(config, known)  # the model is checked here too
     guards = {"http": http_protocol(config), "h11_max_incomplete_event_size": HEAD_LIMIT, "timeout_keep_alive": 5}
     if not is_loopback(host):
         print(f"warning: binding {host}: other machines can reach this server", file=sys.stderr)
@@ -122,8 +123,9 @@ def serve_command(
         uvicorn.run(app, host=host, port=port, log_level=log_level, **guards)
         return
     del app  # each worker process builds its own
-    config.to_environment()
-    uvicorn.run(FACTORY, factory=True, workers=workers, host=host, port=port, log_level=log_level, **guards)
+    with for_workers(config, known) as shared:
+        shared.to_environment()
+        uvicorn.run(FACTORY, factory=True, workers=workers, host=host, port=port, log_level=log_level, **guards)
 
 
 def main() -> None:

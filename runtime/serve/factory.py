@@ -10,7 +10,11 @@ from __future__ import annotations
 import functools
 import json
 import os
-from dataclasses import asdict, dataclass
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
 from makemore.runtime.parallel import usable_cores
 from makemore.runtime.serve.flow import Admission
@@ -44,17 +48,37 @@ class ServeConfig:
         os.environ[CONFIG_ENV] = json.dumps(asdict(self))
 
 
-def build_app(config: ServeConfig) -> Admission:
-    """The app of one server process: the model loaded into a session of its own."""
-    from pathlib import Path
-
+def known_names(config: ServeConfig) -> frozenset[str]:
+    """The names that "novel" drops: the lines of --data (read once: it may be a pipe), or the bundled names."""
     from makemore.data import bundled_names_path, read_lines
+
+    return frozenset(read_lines(Path(config.data) if config.data else bundled_names_path()))
+
+
+@contextmanager
+def for_workers(config: ServeConfig, known: frozenset[str]) -> Iterator[ServeConfig]:
+    """The configuration uvicorn's worker processes read: a --data pipe or FIFO, already read (it cannot be read
+    again), becomes a temporary file of its names (`known`) for as long as the server runs."""
+    from makemore.data.reader import is_regular_file
+
+    if config.data is None or is_regular_file(Path(config.data)):
+        yield config
+        return
+    with tempfile.TemporaryDirectory(prefix="mm-serve-") as folder:
+        names = Path(folder) / "names.txt"
+        names.write_text("".join(f"{name}\n" for name in sorted(known)), encoding="utf-8")
+        yield replace(config, data=str(names))
+
+
+def build_app(config: ServeConfig, known: frozenset[str] | None = None) -> Admission:
+    """The app of one server process: the model loaded into a session of its own; `known`: the names that
+    "novel" drops, when already read (default: `known_names(config)`)."""
     from makemore.runtime.onnx_sampler import OnnxSampler
     from makemore.runtime.serve.app import Limits, create_app
     from makemore.runtime.serve.web import browser_files
 
     sampler = OnnxSampler(config.model, workers=config.sample_threads)
-    known = frozenset(read_lines(Path(config.data) if config.data else bundled_names_path()))
+    known = known_names(config) if known is None else known
     limits = Limits(max_n=config.max_n, max_body=config.max_body, in_flight=config.in_flight, timeout=config.timeout)
     web = browser_files(config.model, sampler.info, config.ort_dist) if config.web else None
     return create_app(sampler, known, limits, name=Path(config.model).name, web=web)
