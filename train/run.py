@@ -19,7 +19,6 @@ from makemore.data.dataset import DEFAULT_FRACTIONS
 from makemore.train.checkpoint import (
     CheckpointError,
     load_checkpoint,
-    load_model,
     make_checkpoint,
     model_info,
     save_checkpoint,
@@ -89,8 +88,6 @@ def resolve_config(request: TrainRequest, resumed: dict | None) -> dict:
         raise ConfigError(f"--resume checkpoint is a {resumed['kind']} model, not {request.kind}")
     if request.preset is not None:
         raise ConfigError("--preset cannot be used with --resume: the checkpoint's config is kept")
-    if not isinstance(resumed["config"], dict):
-        raise CheckpointError(f"{request.resume} has no config dict")
     config = {"split_seed": DEFAULT_SPLIT_SEED, **resumed["config"]}
     changes = dict(request.overrides, split_seed=request.split_seed)
     for key, value in changes.items():
@@ -116,7 +113,7 @@ def run_training(request: TrainRequest) -> bool:
         torch.set_num_threads(request.threads)
     data_path = request.data or bundled_names_path()
     check_output_path(request.out, (data_path,))  # --resume X --out X continues X in place: allowed
-    resumed = load_checkpoint(request.resume) if request.resume else None
+    resumed = load_checkpoint(request.resume) if request.resume else None  # every field checked, weights included
     config = resolve_config(request, resumed)
     reporter = ConsoleReporter(console, request.kind)
     setup_started = time.perf_counter()
@@ -136,8 +133,6 @@ def run_training(request: TrainRequest) -> bool:
     check_memory(
         request.kind, config, vocab.size, split_sizes(split), size_defaults(request.kind, split), words=n_words
     )
-    if resumed is not None:
-        load_model(resumed, str(request.resume))  # its weights must fit its config
     if launch is not None and request.kind == "bigram":  # nothing to average: rank 0 counts, alone
         if not launch.is_main:
             return True
