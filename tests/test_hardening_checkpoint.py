@@ -254,6 +254,19 @@ def test_checkpoint_errors_keep_the_existing_messages(tiny, tmp_path) -> None:
         assert text in str(caught.value), (case, str(caught.value))
 
 
+def test_resume_keeps_a_sequence_block_size_taken_from_long_words(tmp_path) -> None:
+    """A sequence kind's block_size comes from the data (the longest word + 1), beyond --block-size's 1,024: the
+    checkpoint is valid, so resuming it works and keeps it."""
+    data = tmp_path / "long.txt"
+    data.write_text("".join(bundled_names_path().read_text().splitlines(keepends=True)[:200]) + "a" * 1100 + "\n")
+    first, second = tmp_path / "first.pt", tmp_path / "second.pt"
+    tiny = ("--steps", 2, "--n-embd", 4, "--n-hidden", 8, "--batch-size", 4, "-q", "--samples", 0)
+    assert run_main(train_main, "rnn", "--data", data, *tiny, "--out", first).status == 0
+    resumed = run_main(train_main, "rnn", "--data", data, "--resume", first, *tiny, "--out", second)
+    assert resumed.status == 0, resumed
+    assert load_checkpoint(second)["config"]["block_size"] == load_checkpoint(first)["config"]["block_size"] == 1101
+
+
 # --- for every field, any value: success or one line ---------------------------------------------------------
 
 LEAVES = st.one_of(

@@ -31,6 +31,7 @@ from makemore.train.progress import ConsoleReporter
 from makemore.train.sampler import TorchSampler
 from makemore.train.trainer import (
     ARCHITECTURE_KEYS,
+    SEQUENCE_KINDS,
     ConfigError,
     TrainResult,
     check_values,
@@ -96,7 +97,11 @@ def resolve_config(request: TrainRequest, resumed: dict | None) -> dict:
         if key in (*ARCHITECTURE_KEYS, "split_seed") and config.get(key) != value:
             raise ConfigError(f"{flag(key)} cannot change when resuming (checkpoint has {config.get(key)})")
         config[key] = value
-    return make_config(request.kind, **config)
+    if request.kind not in SEQUENCE_KINDS:
+        return make_config(request.kind, **config)
+    block_size = config.pop("block_size", None)  # from the data: maybe beyond --block-size's range (the schema's bound)
+    config = make_config(request.kind, **config)
+    return config if block_size is None else {**config, "block_size": block_size}
 
 
 def run_training(request: TrainRequest) -> bool:
