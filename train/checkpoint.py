@@ -18,9 +18,11 @@ from makemore.data.files import atomic_write
 from makemore.train.models import build_model, state_spec
 from makemore.train.trainer import ARCHITECTURE_KEYS, DEFAULTS, MODEL_KINDS, SEQUENCE_KINDS, check_architecture
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 KEYS = ("format_version", "kind", "config", "vocab", "state_dict", "metrics", "data_sha256")
 MAX_JSON_DEPTH = 32  # nesting of a config or metrics value
+RANDOM_INIT = ("normal_", "uniform_", "trunc_normal_")  # what SkipRandomInit skips
 MAX_JSON_INT = 2**64  # the largest integer magnitude in a config or metrics (a seed is at most 2**64 - 1)
 
 
@@ -163,7 +165,7 @@ def check_state_dict(checkpoint: dict, source: str) -> None:
         if not isinstance(tensor, torch.Tensor) or tensor.layout != torch.strided or tensor.device.type != "cpu":
             raise CheckpointError(f"{source}: state_dict {name!r:.60} is {brief(tensor)}, not a plain tensor")
     check_stored_in_full(state, source)
-    with torch.device("meta"):
+    with torch.device("meta"), SkipRandomInit():
         expected = build_model(checkpoint["kind"], len(checkpoint["vocab"]) + 1, checkpoint["config"])
     if getattr(expected, "block_size", checkpoint["config"]["block_size"]) != checkpoint["config"]["block_size"]:
         raise CheckpointError(f"{source}: a {checkpoint['kind']} model has block_size {expected.block_size}")
@@ -181,6 +183,17 @@ def check_state_dict(checkpoint: dict, source: str) -> None:
             )
         if got.is_floating_point() and not torch.isfinite(got).all():
             raise CheckpointError(f"{source} has non-finite weights (NaN or inf) in {name}: did training diverge?")
+
+
+class SkipRandomInit(TorchFunctionMode):
+    """Random initialisation does nothing: a model built on the meta device has no values to draw, and torch's first
+    meta normal_ imports its compiler (seconds)."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if getattr(func, "__name__", "") in RANDOM_INIT:
+            return args[0] if args else kwargs["tensor"]
+        return func(*args, **kwargs)
 
 
 def check_stored_in_full(state: dict, source: str) -> None:
