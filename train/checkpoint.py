@@ -1,7 +1,8 @@
 """The checkpoint file (model.pt): a plain dict, saved atomically, loaded with weights_only=True.
 
 Keys: format_version (1), kind, config, vocab (characters of indices 1..V-1), state_dict,
-metrics (train/val/test loss and the loss history), data_sha256.
+metrics (train/val/test loss and the loss history), data_sha256. check_checkpoint is the one check of all of
+them that every reader (mm-export, mm-train --resume, mm-plot, TorchSampler) gets from load_checkpoint.
 """
 
 from __future__ import annotations
