@@ -267,6 +267,16 @@ def test_resume_keeps_a_sequence_block_size_taken_from_long_words(tmp_path) -> N
     assert load_checkpoint(second)["config"]["block_size"] == load_checkpoint(first)["config"]["block_size"] == 1101
 
 
+@pytest.mark.parametrize("key", ["kind", "preset"])
+def test_resume_of_a_config_naming_kind_or_preset_keeps_the_model(tiny, tmp_path, key) -> None:
+    """A config key that make_config also takes as an argument (a traceback, or a preset applied) is ignored."""
+    good = hostile_file(tiny, tmp_path, setting("config", key, value="lecture"))
+    outcome = resume(tiny, good, tmp_path)
+    assert outcome.status == 0, outcome
+    resumed = load_checkpoint(tmp_path / "resumed.pt")["config"]
+    assert all(resumed[k] == tiny["checkpoint"]["config"][k] for k in ("block_size", "n_embd", "n_hidden"))
+
+
 # --- for every field, any value: success or one line ---------------------------------------------------------
 
 LEAVES = st.one_of(
@@ -300,15 +310,30 @@ def field_paths(value: object, path: tuple = ()) -> list[tuple]:
     return paths
 
 
+KNOWN_KEYS = ("kind", "preset", "block_size", "n_embd", "quantize", "max_len", "norm", "seed", "warmup", "beta2")
+
+
+def dict_paths(value: object, path: tuple = ()) -> list[tuple]:
+    """The path of every dict in a checkpoint (the checkpoint itself first)."""
+    if not isinstance(value, dict):
+        return []
+    return [path, *(p for key, item in value.items() for p in dict_paths(item, (*path, key)))]
+
+
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data(), command=st.sampled_from(list(COMMANDS)))
 def test_any_value_in_any_field_is_used_or_refused_in_one_line(tiny, tmp_path_factory, data, command) -> None:
+    """A field replaced by any value, deleted, or added to any dict under any key (keys the code knows among them)."""
     folder = tmp_path_factory.mktemp("field")
-    paths = field_paths(tiny["checkpoint"])
-    path = data.draw(st.sampled_from(paths), label="field")
-    delete = isinstance(path[-1], str) and data.draw(st.booleans(), label="delete")
+    delete = False
+    if data.draw(st.booleans(), label="add a key"):
+        parent = data.draw(st.sampled_from(dict_paths(tiny["checkpoint"])), label="dict")
+        path = (*parent, data.draw(st.sampled_from(KNOWN_KEYS) | st.text(max_size=4), label="key"))
+    else:
+        path = data.draw(st.sampled_from(field_paths(tiny["checkpoint"])), label="field")
+        delete = isinstance(path[-1], str) and data.draw(st.booleans(), label="delete")
     value = None if delete else data.draw(VALUES, label="value")
-    bad = hostile_file(tiny, folder, setting(*path, value=lambda old: value, delete=delete))
+    bad = hostile_file(tiny, folder, setting(*path, value=value, delete=delete))
     outcome = COMMANDS[command](tiny, bad, folder)
     written = sorted(p.name for p in folder.iterdir())
     if outcome.status == 0:

@@ -156,10 +156,11 @@ def flag(key: str) -> str:
     return "--" + key.replace("_", "-")
 
 
-def make_config(kind: str, preset: str | None = None, **overrides) -> dict:
+def make_config(kind: str, preset: str | None = None, /, **overrides) -> dict:
     """The full hyperparameter dict for `kind`: defaults, then the preset, then non-None overrides.
 
-    Every value given is checked, even one that `kind` does not use.
+    Every value given is checked, even one that `kind` does not use. `kind` and `preset` are positional, so no key
+    of a config passed as overrides (a checkpoint's, when resuming) can stand for them.
     """
     if kind not in MODEL_KINDS:
         raise ConfigError(f"unknown model kind {kind!r}: choose one of {', '.join(MODEL_KINDS)}")
