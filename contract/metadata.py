@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,7 @@ MAX_BLOCK_SIZE = 100_000  # context length a file may declare
 MAX_KIND_LEN = 64
 SHA256 = re.compile(r"[0-9a-f]{64}")
 LOSS_KEYS = ("train_loss", "val_loss", "test_loss")
+HISTORY_PAIRS = (("step", "train_loss"), ("val_step", "val_loss"))  # a loss history's (x, y) series
 
 
 class ModelFileError(UserError):
@@ -51,7 +53,10 @@ def is_int(value: object) -> bool:
 
 
 def is_finite_number(value: object) -> bool:
-    return (is_int(value) or isinstance(value, float)) and math.isfinite(value)
+    """An int or float that is a finite float (an int too large for a float is not)."""
+    if is_int(value):
+        return abs(value) <= sys.float_info.max
+    return isinstance(value, float) and math.isfinite(value)
 
 
 def check_int(value: object, name: str, low: int, high: int, source: str) -> int:
@@ -114,6 +119,9 @@ def check_metrics(metrics: dict, source: str) -> None:
         isinstance(values, list) and all(is_finite_number(v) for v in values) for values in history.values()
     ):
         raise ModelFileError(f"{source}: metrics history must map names to lists of finite numbers")
+    for x, y in HISTORY_PAIRS:
+        if (x in history) != (y in history) or (x in history and len(history[x]) != len(history[y])):
+            raise ModelFileError(f"{source}: metrics history {x} and {y} must be lists of the same length")
 
 
 @dataclass(frozen=True)
@@ -208,13 +216,13 @@ class ModelInfo:
             raise ModelFileError(f"{source}: unknown contract {self.contract!r:.40}; this runtime reads {CONTRACTS}")
         if (self.contract == STEP) != (self.state is not None):
             raise ModelFileError(f"{source}: a step model needs makemore.state, a window model has none")
-        if self.state is not None and self.max_len > self.longest_name:
-            raise ModelFileError(f"{source}: config max_len {self.max_len} exceeds the model's positions")
         check_vocab(self.vocab.chars, source)
         check_int(self.block_size, "block_size", 1, MAX_BLOCK_SIZE, source)
         if not isinstance(self.config, dict) or not isinstance(self.metrics, dict):
             raise ModelFileError(f"{source}: config and metrics must be JSON objects")
         check_config(self.config, self.block_size, source)
+        if self.state is not None and self.max_len > self.longest_name:  # max_len is an int in range by now
+            raise ModelFileError(f"{source}: config max_len {self.max_len} exceeds the model's positions")
         check_metrics(self.metrics, source)
         if not isinstance(self.data_sha256, str) or not (self.data_sha256 == "" or SHA256.fullmatch(self.data_sha256)):
             raise ModelFileError(f"{source}: data_sha256 must be 64 hex digits or empty")

@@ -15,8 +15,9 @@ import torch
 from clirun import assert_usage_error, run
 from conftest import KINDS
 from makemore.data import OutputError
-from makemore.export.onnx_export import ExportError, export_checkpoint
+from makemore.export.onnx_export import export_checkpoint
 from makemore.runtime.onnx_sampler import open_session
+from makemore.train.checkpoint import CheckpointError
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -152,7 +153,7 @@ NON_FINITE_PLACES = [
 @pytest.mark.parametrize("quantize", [None, "int8"])
 def test_export_refuses_non_finite_weights(model_files, tmp_path, kind, tensor, value, quantize) -> None:
     bad = _with_weight(model_files, tmp_path, kind, tensor, value)
-    with pytest.raises(ExportError, match=f"non-finite weights \\(NaN or inf\\) in {re.escape(tensor)}"):
+    with pytest.raises(CheckpointError, match=f"non-finite weights \\(NaN or inf\\) in {re.escape(tensor)}"):
         export_checkpoint(bad, tmp_path / "model.onnx", quantize=quantize)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.pt"]
 

@@ -1,7 +1,8 @@
 """The checkpoint file (model.pt): a plain dict, saved atomically, loaded with weights_only=True.
 
 Keys: format_version (1), kind, config, vocab (characters of indices 1..V-1), state_dict,
-metrics (train/val/test loss and the loss history), data_sha256.
+metrics (train/val/test loss and the loss history), data_sha256. check_checkpoint is the one check of all of
+them that every reader (mm-export, mm-train --resume, mm-plot, TorchSampler) gets from load_checkpoint.
 """
 
 from __future__ import annotations
@@ -11,13 +12,19 @@ import warnings
 from pathlib import Path
 
 import torch
-from makemore.contract import CHECKPOINT_FORMAT_VERSION, STEP, WINDOW, ModelInfo
+from makemore.contract import CHECKPOINT_FORMAT_VERSION, STEP, WINDOW, ModelFileError, ModelInfo
+from makemore.contract.metadata import MAX_BLOCK_SIZE, check_int, check_vocab, is_finite_number, is_int
 from makemore.data import UserError, Vocab, first_line
 from makemore.data.files import atomic_write
-from makemore.train.kinds import build_model, state_spec
+from makemore.train.kinds import MODEL_KINDS, SEQUENCE_KINDS, build_model, state_spec
+from makemore.train.trainer import ARCHITECTURE_KEYS, DEFAULTS, check_architecture
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 KEYS = ("format_version", "kind", "config", "vocab", "state_dict", "metrics", "data_sha256")
+MAX_JSON_DEPTH = 32  # nesting of a config or metrics value
+RANDOM_INIT = ("normal_", "uniform_", "trunc_normal_")  # what SkipRandomInit skips
+MAX_JSON_INT = 2**64  # the largest integer magnitude in a config or metrics (a seed is at most 2**64 - 1)
 
 
 class CheckpointError(UserError):
@@ -43,7 +50,7 @@ def save_checkpoint(checkpoint: dict, path: str | Path, inputs: tuple[str | Path
 
 
 def load_checkpoint(path: str | Path) -> dict:
-    """Load and check a checkpoint; untrusted input, so weights_only=True (no code runs)."""
+    """Load and check a checkpoint (check_checkpoint); untrusted input, so weights_only=True (no code runs)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
@@ -55,17 +62,148 @@ def load_checkpoint(path: str | Path) -> dict:
         raise CheckpointError(f"{path} was refused by the safe loader (weights_only): {first_line(err, 160)}") from None
     except Exception as err:  # a damaged or foreign file makes the unpickler raise many types (IndexError, ...)
         raise CheckpointError(f"{path} is not a readable checkpoint ({type(err).__name__})") from None
+    check_checkpoint(checkpoint, str(path))
+    return checkpoint
+
+
+def check_checkpoint(checkpoint: object, source: str) -> ModelInfo:
+    """The one check of a checkpoint's schema that export, resume and plot rely on; its ModelInfo.
+
+    Every field has its type; config and metrics hold only what JSON holds exactly (finite numbers, string keys);
+    the config has what the kind's model needs, each value in its range; the contract's checks pass (vocabulary,
+    block size, losses, history); the state_dict holds exactly the tensors (names, shapes, dtypes) of the model
+    that the config builds, finite, stored in full. CheckpointError (one line) on the first that fails.
+    """
     if not isinstance(checkpoint, dict) or "format_version" not in checkpoint:
-        raise CheckpointError(f"{path} is not a makemore checkpoint")
-    if checkpoint["format_version"] != CHECKPOINT_FORMAT_VERSION:
+        raise CheckpointError(f"{source} is not a makemore checkpoint")
+    version = checkpoint["format_version"]
+    if not is_int(version) or version != CHECKPOINT_FORMAT_VERSION:
         raise CheckpointError(
-            f"{path} has checkpoint format version {checkpoint['format_version']!r:.40};"
-            f" this reads {CHECKPOINT_FORMAT_VERSION}"
+            f"{source} has checkpoint format version {brief(version)}; this reads {CHECKPOINT_FORMAT_VERSION}"
         )
     missing = [k for k in KEYS if k not in checkpoint]
     if missing:
-        raise CheckpointError(f"{path} lacks checkpoint keys: {', '.join(missing)}")
-    return checkpoint
+        raise CheckpointError(f"{source} lacks checkpoint keys: {', '.join(missing)}")
+    kind = checkpoint["kind"]
+    if not isinstance(kind, str) or kind not in MODEL_KINDS:
+        raise CheckpointError(f"{source}: kind must be one of {', '.join(MODEL_KINDS)}, got {brief(kind)}")
+    for key in ("config", "metrics"):
+        if not isinstance(checkpoint[key], dict):
+            raise CheckpointError(f"{source}: {key} must be a dict, got {type(checkpoint[key]).__name__}")
+        check_json(checkpoint[key], key, source)
+    check_model_config(kind, checkpoint["config"], source)
+    try:
+        check_vocab(checkpoint["vocab"], source)
+        info = model_info(checkpoint).checked(source)
+    except ModelFileError as err:
+        raise CheckpointError(str(err)) from None
+    check_state_dict(checkpoint, source)
+    return info
+
+
+def brief(value: object) -> str:
+    """A value as an error message shows it: the repr of a short scalar, else its type (never a huge repr)."""
+    if value is None or isinstance(value, (bool, float)) or (is_int(value) and abs(value) < 10**30):
+        return repr(value)
+    if isinstance(value, (str, bytes)):
+        return f"{value[:40]!r}" + ("..." if len(value) > 40 else "")
+    return f"a value of type {type(value).__name__}"
+
+
+def check_json(value: object, name: str, source: str, depth: int = 0) -> None:
+    """`value` is what strict JSON holds exactly: None, a bool, an int within +-2**64, a finite float, a str, and
+    lists and string-keyed dicts of these, at most MAX_JSON_DEPTH deep. CheckpointError naming where otherwise."""
+    if depth > MAX_JSON_DEPTH:
+        raise CheckpointError(f"{source}: {name:.80} nests deeper than {MAX_JSON_DEPTH} levels")
+    if value is None or isinstance(value, (bool, str)):
+        return
+    if is_int(value):
+        if abs(value) > MAX_JSON_INT:
+            raise CheckpointError(f"{source}: {name:.80} is an integer beyond 2**64")
+        return
+    if isinstance(value, float):
+        if not is_finite_number(value):
+            raise CheckpointError(f"{source}: {name:.80} must be a finite number, got {brief(value)}")
+        return
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            check_json(item, f"{name}[{index}]", source, depth + 1)
+        return
+    if not isinstance(value, dict):
+        raise CheckpointError(f"{source}: {name:.80} holds {brief(value)}, which JSON cannot hold")
+    for key, item in value.items():
+        if not isinstance(key, str):
+            raise CheckpointError(f"{source}: {name:.80} has a key that is not a string: {brief(key)}")
+        check_json(item, f"{name}.{key}", source, depth + 1)
+
+
+def check_model_config(kind: str, config: dict, source: str) -> None:
+    """The config holds what the kind's model is built from, each known value in its range (as mm-train checks
+    them, except a sequence kind's block_size, which comes from the data: the contract bounds it)."""
+    needed = ("block_size", *(key for key in ARCHITECTURE_KEYS if key in DEFAULTS[kind] and key != "block_size"))
+    missing = [key for key in needed if key not in config]
+    if missing:
+        raise CheckpointError(f"{source}: config lacks {', '.join(missing)}, which a {kind} model needs")
+    try:
+        if kind in SEQUENCE_KINDS:
+            check_int(config["block_size"], "config block_size", 1, MAX_BLOCK_SIZE, source)
+            check_architecture(kind, {k: v for k, v in config.items() if k != "block_size"})
+        else:
+            check_architecture(kind, config)
+    except ModelFileError as err:
+        raise CheckpointError(str(err)) from None
+    except UserError as err:
+        raise CheckpointError(f"{source}: config: {first_line(err, 200)}") from None
+
+
+def check_state_dict(checkpoint: dict, source: str) -> None:
+    """The state_dict holds plain CPU tensors, stored in full, with exactly the names, shapes and dtypes of the
+    model that the config builds (built on the meta device: no memory, whatever the config declares), all finite."""
+    state = checkpoint["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(name, str) for name in state):
+        raise CheckpointError(f"{source}: state_dict must map names to tensors")
+    for name, tensor in state.items():
+        if not isinstance(tensor, torch.Tensor) or tensor.layout != torch.strided or tensor.device.type != "cpu":
+            raise CheckpointError(f"{source}: state_dict {name!r:.60} is {brief(tensor)}, not a plain tensor")
+    check_stored_in_full(state, source)
+    with torch.device("meta"), SkipRandomInit():
+        expected = build_model(checkpoint["kind"], len(checkpoint["vocab"]) + 1, checkpoint["config"])
+    if getattr(expected, "block_size", checkpoint["config"]["block_size"]) != checkpoint["config"]["block_size"]:
+        raise CheckpointError(f"{source}: a {checkpoint['kind']} model has block_size {expected.block_size}")
+    wanted = expected.state_dict()
+    missing, unexpected = [n for n in wanted if n not in state], [n for n in state if n not in wanted]
+    if missing or unexpected:
+        which = f"lacks {missing[0]!r:.60}" if missing else f"has an unexpected {unexpected[0]!r:.60}"
+        raise CheckpointError(f"{source}: state_dict {which} for a {checkpoint['kind']} model of this config")
+    for name, want in wanted.items():
+        got = state[name]
+        if got.shape != want.shape or got.dtype != want.dtype:
+            raise CheckpointError(
+                f"{source}: state_dict {name!r:.60} is {str(got.dtype)[6:]} {list(got.shape)!s:.60};"
+                f" this config's {checkpoint['kind']} has {str(want.dtype)[6:]} {list(want.shape)}"
+            )
+        if got.is_floating_point() and not torch.isfinite(got).all():
+            raise CheckpointError(f"{source} has non-finite weights (NaN or inf) in {name}: did training diverge?")
+
+
+class SkipRandomInit(TorchFunctionMode):
+    """Random initialisation does nothing: a model built on the meta device has no values to draw, and torch's first
+    meta normal_ imports its compiler (seconds)."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if getattr(func, "__name__", "") in RANDOM_INIT:
+            return args[0] if args else kwargs["tensor"]
+        return func(*args, **kwargs)
+
+
+def check_stored_in_full(state: dict, source: str) -> None:
+    """The tensors' elements fit in the distinct storages the file holds: no stride-0 or shared view may declare
+    more memory than the file brought (building the model allocates what the tensors declare)."""
+    declared = sum(t.numel() * t.element_size() for t in state.values())
+    storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in state.values()}
+    if declared > sum(storages.values()):
+        raise CheckpointError(f"{source}: state_dict tensors declare {declared:,} bytes but store fewer")
 
 
 def model_info(checkpoint: dict) -> ModelInfo:
@@ -74,7 +212,7 @@ def model_info(checkpoint: dict) -> ModelInfo:
     return ModelInfo(
         kind=checkpoint["kind"],
         vocab=Vocab(checkpoint["vocab"]),
-        block_size=int(checkpoint["config"]["block_size"]),
+        block_size=checkpoint["config"]["block_size"],
         config=checkpoint["config"],
         metrics=checkpoint["metrics"],
         data_sha256=checkpoint["data_sha256"],
@@ -84,7 +222,7 @@ def model_info(checkpoint: dict) -> ModelInfo:
 
 
 def load_model(checkpoint: dict, source: str = "checkpoint") -> nn.Module:
-    """Rebuild the model of a checkpoint, in eval mode."""
+    """Rebuild the model of a checkpoint (one that check_checkpoint passed), in eval mode."""
     try:
         model = build_model(checkpoint["kind"], len(checkpoint["vocab"]) + 1, checkpoint["config"])
         model.load_state_dict(checkpoint["state_dict"])

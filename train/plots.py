@@ -25,6 +25,7 @@ VOWELS = set("aeiouy")
 FORMATS = ("png", "svg", "pdf")
 GRID_CHARS = 64  # characters drawn in a bigram grid (the most frequent ones) or labelled among embeddings
 LABELLED_CHARS = 32  # a bigram grid of at most this many characters gets a text label in every cell
+MAX_DRAWN = 1e12  # the largest magnitude of a loss, step or embedding value drawn (matplotlib overflows near 1e308)
 
 
 class PlotError(UserError):
@@ -86,7 +87,7 @@ def read_embeddings(path: str | Path) -> tuple[np.ndarray, ModelInfo]:
         raise PlotError(f"{path} is a {info.kind} model, which has no character embeddings")
     if table is None:
         table = onnx_embedding_table(_need("onnx", path), info.vocab.size)
-    return table, info
+    return check_drawable(table, "character embeddings", str(path)), info
 
 
 def onnx_embedding_table(path: Path, vocab_size: int) -> np.ndarray:
@@ -118,7 +119,18 @@ def loss_history(info: ModelInfo, source: str) -> dict[str, list]:
     history = info.metrics.get("history") or {}
     if not history.get("step"):
         raise PlotError(f"{source} has no loss history (bigram models are counted, not trained)")
+    for key in ("step", "train_loss", "val_step", "val_loss"):
+        check_drawable(np.asarray(history.get(key, []), dtype=np.float64), f"loss history {key}", source)
     return history
+
+
+def check_drawable(values: np.ndarray, what: str, source: str) -> np.ndarray:
+    """`values`, when every one is finite and within +-MAX_DRAWN; PlotError otherwise (NaN and inf included)."""
+    if not np.isfinite(values).all():
+        raise PlotError(f"{source}: its {what} hold NaN or infinite values, which cannot be drawn")
+    if values.size and np.abs(values).max() > MAX_DRAWN:
+        raise PlotError(f"{source}: its {what} hold values beyond +-{MAX_DRAWN:g}, which cannot be drawn")
+    return values
 
 
 def _need(module: str, path: Path) -> Path:
@@ -165,7 +177,8 @@ def project_2d(table: np.ndarray) -> tuple[np.ndarray, str]:
         return points, "embedding dimensions"
     centred = table - table.mean(axis=0)
     _, singular, vt = np.linalg.svd(centred, full_matrices=False)
-    explained = singular[:2] ** 2 / (singular**2).sum()
+    relative = singular / singular[0] if singular[0] > 0 else singular  # squares neither overflow nor underflow
+    explained = relative[:2] ** 2 / max((relative**2).sum(), 1.0)
     return centred @ vt[:2].T, f"PCA of {table.shape[1]}-d embeddings ({100 * explained.sum():.0f}% of variance)"
 
 

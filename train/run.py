@@ -19,7 +19,6 @@ from makemore.data.dataset import DEFAULT_FRACTIONS
 from makemore.train.checkpoint import (
     CheckpointError,
     load_checkpoint,
-    load_model,
     make_checkpoint,
     model_info,
     save_checkpoint,
@@ -32,6 +31,7 @@ from makemore.train.progress import ConsoleReporter
 from makemore.train.sampler import TorchSampler
 from makemore.train.trainer import (
     ARCHITECTURE_KEYS,
+    SEQUENCE_KINDS,
     ConfigError,
     TrainResult,
     check_values,
@@ -89,8 +89,6 @@ def resolve_config(request: TrainRequest, resumed: dict | None) -> dict:
         raise ConfigError(f"--resume checkpoint is a {resumed['kind']} model, not {request.kind}")
     if request.preset is not None:
         raise ConfigError("--preset cannot be used with --resume: the checkpoint's config is kept")
-    if not isinstance(resumed["config"], dict):
-        raise CheckpointError(f"{request.resume} has no config dict")
     config = {"split_seed": DEFAULT_SPLIT_SEED, **resumed["config"]}
     changes = dict(request.overrides, split_seed=request.split_seed)
     for key, value in changes.items():
@@ -99,7 +97,11 @@ def resolve_config(request: TrainRequest, resumed: dict | None) -> dict:
         if key in (*ARCHITECTURE_KEYS, "split_seed") and config.get(key) != value:
             raise ConfigError(f"{flag(key)} cannot change when resuming (checkpoint has {config.get(key)})")
         config[key] = value
-    return make_config(request.kind, **config)
+    if request.kind not in SEQUENCE_KINDS:
+        return make_config(request.kind, **config)
+    block_size = config.pop("block_size", None)  # from the data: maybe beyond --block-size's range (the schema's bound)
+    config = make_config(request.kind, **config)
+    return config if block_size is None else {**config, "block_size": block_size}
 
 
 def run_training(request: TrainRequest) -> bool:
@@ -116,7 +118,7 @@ def run_training(request: TrainRequest) -> bool:
         torch.set_num_threads(request.threads)
     data_path = request.data or bundled_names_path()
     check_output_path(request.out, (data_path,))  # --resume X --out X continues X in place: allowed
-    resumed = load_checkpoint(request.resume) if request.resume else None
+    resumed = load_checkpoint(request.resume) if request.resume else None  # every field checked, weights included
     config = resolve_config(request, resumed)
     reporter = ConsoleReporter(console, request.kind)
     setup_started = time.perf_counter()
@@ -136,8 +138,6 @@ def run_training(request: TrainRequest) -> bool:
     check_memory(
         request.kind, config, vocab.size, split_sizes(split), size_defaults(request.kind, split), words=n_words
     )
-    if resumed is not None:
-        load_model(resumed, str(request.resume))  # its weights must fit its config
     if launch is not None and request.kind == "bigram":  # nothing to average: rank 0 counts, alone
         if not launch.is_main:
             return True

@@ -79,10 +79,11 @@ def flag(key: str) -> str:
     return "--" + key.replace("_", "-")
 
 
-def make_config(kind: str, preset: str | None = None, **overrides) -> dict:
+def make_config(kind: str, preset: str | None = None, /, **overrides) -> dict:
     """The full hyperparameter dict for `kind`: defaults, then the preset, then non-None overrides.
 
-    Every value given is checked, even one that `kind` does not use.
+    Every value given is checked, even one that `kind` does not use. `kind` and `preset` are positional, so no key
+    of a config passed as overrides (a checkpoint's, when resuming) can stand for them.
     """
     config = dict(kind_spec(kind).defaults)
     if preset is not None:
@@ -103,10 +104,14 @@ def check_config(kind: str, config: dict) -> None:
     The memory check here assumes the smallest data (any data can only add to it); run.py checks again
     with the real data before building anything.
     """
-    check_values(config)
-    _check_schedule(config)
-    kind_spec(kind).check(config)
+    check_architecture(kind, config)
     check_memory(kind, config, vocab_size=2, split_sizes={}, defaults=size_defaults(kind))
+
+
+def check_architecture(kind: str, config: dict) -> None:
+    """Every known value in its range, and a model of `kind` that these values can build (ConfigError)."""
+    check_values(config)
+    kind_spec(kind).check(config)
 
 
 def size_defaults(kind: str, split: dict[str, Tokens] | None = None) -> dict:
@@ -133,6 +138,8 @@ def check_values(values: dict) -> None:
             raise ConfigError(f"--norm must be batch or layer, got {shown(repr(value))}")
         elif key == "steps_done":
             _check_int(key, value, 2**63 - 1, low=0)
+        elif key == "warmup":
+            _check_int(key, value, INT_LIMITS["steps"], low=0)
 
 
 def shown(value: object) -> str:
@@ -162,6 +169,8 @@ _FLOAT_CHECKS = {
     "weight_decay": (lambda x: x >= 0, "a number >= 0"),
     "dropout": (lambda x: 0 <= x < 1, "in [0, 1)"),
     "smoothing": (lambda x: SMOOTHING_RANGE[0] <= x <= SMOOTHING_RANGE[1], "a number from 1e-12 to 1e12 (k > 0)"),
+    "grad_clip": (lambda x: x > 0, "a positive number"),
+    "beta2": (lambda x: 0 < x < 1, "in (0, 1)"),
 }
 
 
@@ -173,16 +182,6 @@ def _check_float(key: str, value: object, test, words: str) -> None:
         number = math.nan
     if not (math.isfinite(number) and test(number)):
         raise ConfigError(f"{flag(key)} must be {words}, got {shown(value)}")
-
-
-def _check_schedule(config: dict) -> None:
-    """Warm-up steps, gradient clipping and AdamW's beta2 (sequence kinds)."""
-    if "warmup" in config and not (isinstance(config["warmup"], int) and config["warmup"] >= 0):
-        raise ConfigError(f"warmup must be an integer >= 0, got {config['warmup']}")
-    if "grad_clip" in config and not (config["grad_clip"] > 0 and math.isfinite(config["grad_clip"])):
-        raise ConfigError(f"grad-clip must be a positive number, got {config['grad_clip']}")
-    if "beta2" in config and not 0 < config["beta2"] < 1:
-        raise ConfigError(f"beta2 must be in (0, 1), got {config['beta2']}")
 
 
 def with_block_size(kind: str, config: dict, split: dict[str, Tokens]) -> dict:
