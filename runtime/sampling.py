@@ -184,7 +184,7 @@ def sample_chunk(
 
 PIECE_ROWS = 2048  # rows one decoder runs at once: measured 7% (1 worker) to 12% (2) faster than CHUNK_SIZE
 DECODER_BYTES = 32 << 20  # memory one decoder may hold: a big step model's chunk runs in pieces of fewer rows
-IN_FLIGHT_BYTES = 256 << 20  # memory of all decoders running at once: fewer workers run where pieces are big
+IN_FLIGHT_BYTES = 192 << 20  # memory of all decoders running at once: fewer workers run where pieces are big
 ROW_OVERHEAD = 2048  # bytes a running row costs besides its state and logits (the graph's activations, draws)
 
 
@@ -202,11 +202,13 @@ def rows_per_decoder(info: ModelInfo, max_len: int) -> int:
 
 
 def busy_workers(workers: int, info: ModelInfo, max_len: int, n: int) -> int:
-    """Workers worth starting: at most one per piece of the request, and only as many as IN_FLIGHT_BYTES holds
-    of pieces running at once (at least 1), whatever `workers` asks. The names do not depend on it."""
+    """Workers worth starting for n names: at most one per piece of the request, and only as many pieces as
+    IN_FLIGHT_BYTES holds running at once (each holds its state about three times: the model's input, its output and
+    the rows kept), at least 1, whatever `workers` asks. The names do not depend on it."""
     rows = rows_per_decoder(info, max_len)
     pieces = -(-n // rows) + -(-n // CHUNK_SIZE)  # at least the number of pieces chunk_spans cuts
-    return max(1, min(workers, pieces, IN_FLIGHT_BYTES // (rows * row_bytes(info, max_len))))
+    state = 0 if info.state is None else info.state.row_bytes(max_len + 1)
+    return max(1, min(workers, pieces, IN_FLIGHT_BYTES // (rows * (row_bytes(info, max_len) + 2 * state))))
 
 
 def iter_sample_chunks(
