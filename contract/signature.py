@@ -14,7 +14,7 @@ TOKENS = "tokens"  # step contract input: int64 [batch, steps]
 LOGITS = "logits"  # output: float32 [batch, V] (window), [batch, steps, V] (step)
 StepFn = Callable[[np.ndarray, list[np.ndarray]], tuple[np.ndarray, list[np.ndarray]]]
 PROBE_ROWS = 64  # contexts run at load to check the logits' shape and finiteness
-PROBE_STATE_BYTES = 32 << 20  # state a load probe may allocate: a big state is probed on fewer rows (at least 1)
+PROBE_STATE_BYTES = 8 << 20  # state a load probe may allocate: a big state is probed on fewer rows (at least 1)
 NON_FINITE = "the model gives non-finite logits (NaN or infinite weights?)"
 
 

@@ -184,7 +184,7 @@ def sample_chunk(
 
 PIECE_ROWS = 2048  # rows one decoder runs at once: measured 7% (1 worker) to 12% (2) faster than CHUNK_SIZE
 DECODER_BYTES = 32 << 20  # memory one decoder may hold: a big step model's chunk runs in pieces of fewer rows
-IN_FLIGHT_BYTES = 192 << 20  # memory of all decoders running at once: fewer workers run where pieces are big
+IN_FLIGHT_BYTES = 128 << 20  # memory of all decoders running at once: fewer workers run where pieces are big
 ROW_OVERHEAD = 2048  # bytes a running row costs besides its state and logits (the graph's activations, draws)
 
 
