@@ -164,6 +164,7 @@ def test_max_positions_beyond_the_graph_are_refused_at_load(model_files, tmp_pat
 
 def test_max_positions_within_the_graph_still_load(model_files, tmp_path) -> None:
     """Fewer declared positions than the table holds are safe: the file loads and the limit follows them."""
+
     def change(props: dict) -> None:
         set_positions(10)(props)
         props["makemore.config"] = json.dumps({**json.loads(props["makemore.config"]), "max_len": 9})
