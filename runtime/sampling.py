@@ -10,6 +10,7 @@ draw lands on a rounding flip, never on the names after it.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
@@ -17,7 +18,7 @@ import numpy as np
 from makemore.contract import ModelInfo, StepFn, empty_state
 from makemore.contract.signature import check_finite_logits
 from makemore.data import BOUNDARY, Vocab
-from makemore.runtime.chunks import CHUNK_SIZE, ChunkDraws, ChunkSpan, chunk_spans, request_seed
+from makemore.runtime.chunks import ChunkDraws, ChunkSpan, chunk_spans, request_seed
 from makemore.runtime.options import SamplingError, SamplingOptions
 from makemore.runtime.parallel import check_workers, ordered_map
 from makemore.runtime.scoring import LogitsFn, mean_nll, score_names, step_word_nll, window_word_nll
@@ -201,14 +202,14 @@ def rows_per_decoder(info: ModelInfo, max_len: int) -> int:
     return max(1, min(PIECE_ROWS, DECODER_BYTES // row_bytes(info, max_len)))
 
 
-def busy_workers(workers: int, info: ModelInfo, max_len: int, n: int) -> int:
-    """Workers worth starting for n names: at most one per piece of the request, and only as many pieces as
-    IN_FLIGHT_BYTES holds running at once (each holds its state about three times: the model's input, its output and
-    the rows kept), at least 1, whatever `workers` asks. The names do not depend on it."""
+def busy_workers(workers: int, info: ModelInfo, max_len: int, start: int, n: int) -> int:
+    """Workers worth starting for names [start, start + n): at most one per piece of the request, and only as many
+    pieces as IN_FLIGHT_BYTES holds running at once (each holds its state about three times: the model's input, its
+    output and the rows kept), at least 1, whatever `workers` asks. The names do not depend on it."""
     rows = rows_per_decoder(info, max_len)
-    pieces = -(-n // rows) + -(-n // CHUNK_SIZE)  # at least the number of pieces chunk_spans cuts
+    pieces = sum(1 for _ in itertools.islice(chunk_spans(start, start + n, rows), workers))
     state = 0 if info.state is None else info.state.row_bytes(max_len + 1)
-    return max(1, min(workers, pieces, IN_FLIGHT_BYTES // (rows * (row_bytes(info, max_len) + 2 * state))))
+    return max(1, min(pieces, IN_FLIGHT_BYTES // (rows * (row_bytes(info, max_len) + 2 * state))))
 
 
 def iter_sample_chunks(
@@ -241,7 +242,7 @@ def iter_sample_chunks(
         return info.vocab.decode_rows(sample_chunk(new_decoder(), draws, prefix_ids, max_len, options))
 
     spans = chunk_spans(start, start + n, rows_per_decoder(info, max_len))
-    return ordered_map(names, spans, busy_workers(workers, info, max_len, n))
+    return ordered_map(names, spans, busy_workers(workers, info, max_len, start, n))
 
 
 class Sampler:

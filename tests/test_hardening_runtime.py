@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from makemore.contract import STEP, ModelFileError, ModelInfo, ModelOutputError, StateSpec, StateTensor
 from makemore.data import DatasetError, Vocab
+from makemore.runtime.chunks import CHUNK_SIZE, chunk_spans
 from makemore.runtime.onnx_sampler import OnnxSampler
 from onnx import TensorProto, helper, numpy_helper
 
@@ -259,12 +260,13 @@ def test_busy_workers_are_bounded_by_pieces_and_memory(model_files, kind) -> Non
     from makemore.runtime import sampling
 
     info = OnnxSampler(model_files[kind][1]).info
-    assert sampling.busy_workers(1024, info, info.max_len, 1) == 1
-    assert sampling.busy_workers(1024, info, info.max_len, 5000) <= 5
-    many = sampling.busy_workers(1024, info, info.max_len, 10**9)
     rows = sampling.rows_per_decoder(info, info.max_len)
+    for n in (1, 20, 5000, 3 * CHUNK_SIZE + 1):
+        pieces = len(list(chunk_spans(7, 7 + n, rows)))
+        assert sampling.busy_workers(1024, info, info.max_len, 7, n) <= pieces
+    many = sampling.busy_workers(1024, info, info.max_len, 0, 10**9)
     assert 1 <= many and many * rows * sampling.row_bytes(info, info.max_len) <= sampling.IN_FLIGHT_BYTES
-    assert sampling.busy_workers(2, info, info.max_len, 10**9) == min(2, many)
+    assert sampling.busy_workers(2, info, info.max_len, 0, 10**9) == min(2, many)
 
 
 def test_a_state_that_grows_otherwise_than_declared_is_refused_mid_run(model_files) -> None:
