@@ -19,6 +19,7 @@ from makemore.contract.metadata import (
     WINDOW,
     ModelFileError,
     ModelInfo,
+    ModelOutputError,
     StateSpec,
     StateTensor,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "METADATA_PREFIX",
     "ModelFileError",
     "ModelInfo",
+    "ModelOutputError",
     "ONNX_FORMAT_VERSION",
     "WINDOW",
     "check_window_signature",

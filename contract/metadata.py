@@ -21,6 +21,7 @@ CONTRACTS = (WINDOW, STEP)
 BATCH, PAST = "batch", "past"  # the symbolic axes of a state tensor's shape
 MAX_STATE_TENSORS = 256
 MAX_STATE_DIM = 1 << 16
+MAX_STATE_ROW_BYTES = 32 << 20  # float32 state one name may carry at its longest (a cache at max_positions)
 DEFAULT_CONTRACT = WINDOW  # files written before the key existed
 
 MAX_LEN_LIMIT = 100_000  # characters in one name: beyond it, a request or a file is a mistake
@@ -33,6 +34,15 @@ HISTORY_PAIRS = (("step", "train_loss"), ("val_step", "val_loss"))  # a loss his
 
 class ModelFileError(UserError):
     """A model file that cannot be used; the message is one line meant for the user."""
+
+
+class ModelOutputError(ModelFileError):
+    """A model that passed its load checks but fails on some input (non-finite logits, a run that fails): the
+    file's fault, not the request's (the server answers 500 with the message); `detail`: the runtime's own words."""
+
+    def __init__(self, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.detail = detail or message
 
 
 def check_vocab(chars: object, source: str) -> Vocab:
@@ -140,6 +150,11 @@ class StateTensor:
     def zeros_shape(self, batch: int, past: int = 0) -> tuple[int, ...]:
         return tuple(batch if d == BATCH else past if d == PAST else d for d in self.shape)
 
+    @property
+    def is_cache(self) -> bool:
+        """Whether it grows with the positions seen (a key/value cache)."""
+        return PAST in self.shape
+
 
 @dataclass(frozen=True)
 class StateSpec:
@@ -166,6 +181,25 @@ class StateSpec:
         if len(set(names)) != len(names) or {"tokens", "logits"} & set(names):
             raise ModelFileError(f"{source}: state tensor names must be distinct from each other and tokens, logits")
         return cls(parsed, max_positions)
+
+    @property
+    def has_cache(self) -> bool:
+        return any(t.is_cache for t in self.tensors)
+
+    def row_bytes(self, positions: int) -> int:
+        """Bytes of one name's float32 state after `positions` positions."""
+        return 4 * sum(math.prod(t.zeros_shape(1, positions)) for t in self.tensors)
+
+    def check_size(self, source: str) -> None:
+        """A cache needs max_positions, and one name's state at its longest stays within MAX_STATE_ROW_BYTES."""
+        if self.has_cache and self.max_positions is None:
+            raise ModelFileError(f"{source}: a state with a `past` axis (a key/value cache) needs state max_positions")
+        longest = self.row_bytes(self.max_positions or 1)
+        if longest > MAX_STATE_ROW_BYTES:
+            raise ModelFileError(
+                f"{source}: its state holds {longest / 2**20:,.0f} MiB per name at its longest;"
+                f" this runtime takes at most {MAX_STATE_ROW_BYTES >> 20} MiB"
+            )
 
 
 def state_tensor(entry: object, source: str) -> StateTensor:
@@ -216,6 +250,8 @@ class ModelInfo:
             raise ModelFileError(f"{source}: unknown contract {self.contract!r:.40}; this runtime reads {CONTRACTS}")
         if (self.contract == STEP) != (self.state is not None):
             raise ModelFileError(f"{source}: a step model needs makemore.state, a window model has none")
+        if self.state is not None:
+            self.state.check_size(source)
         check_vocab(self.vocab.chars, source)
         check_int(self.block_size, "block_size", 1, MAX_BLOCK_SIZE, source)
         if not isinstance(self.config, dict) or not isinstance(self.metrics, dict):

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from makemore.contract.metadata import ModelFileError, ModelInfo
+from makemore.contract.metadata import PAST, ModelFileError, ModelInfo, ModelOutputError
 from makemore.data import first_line
 
 CONTEXT = "context"  # window contract input: int64 [batch, block_size]
@@ -14,6 +14,8 @@ TOKENS = "tokens"  # step contract input: int64 [batch, steps]
 LOGITS = "logits"  # output: float32 [batch, V] (window), [batch, steps, V] (step)
 StepFn = Callable[[np.ndarray, list[np.ndarray]], tuple[np.ndarray, list[np.ndarray]]]
 PROBE_ROWS = 64  # contexts run at load to check the logits' shape and finiteness
+PROBE_STATE_BYTES = 8 << 20  # state a load probe may allocate: a big state is probed on fewer rows (at least 1)
+NON_FINITE = "the model gives non-finite logits (NaN or infinite weights?)"
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,7 @@ def probe_window_logits(logits_fn: Callable[[np.ndarray], np.ndarray], info: Mod
     try:
         logits = np.asarray(logits_fn(context))
     except Exception as err:  # onnxruntime raises untyped errors for a graph that cannot run
-        raise ModelFileError(f"{source}: the model fails on a probe batch ({first_line(err, 160)})") from None
+        raise ModelFileError(f"{source}: the model fails on a probe batch ({failure(err)})") from None
     if logits.shape != (len(context), info.vocab.size):
         raise ModelFileError(
             f"{source}: logits have shape {list(logits.shape)} for {len(context)} contexts,"
@@ -103,28 +105,92 @@ def check_step_signature(inputs: Sequence[IOSpec], outputs: Sequence[IOSpec], in
                 raise ModelFileError(f"{source}: state tensor {name} does not match its metadata {list(tensor.shape)}")
 
 
-def empty_state(info: ModelInfo, rows: int) -> list[np.ndarray]:
-    """The start state of `rows` sequences: zeros, past = 0."""
-    return [np.zeros(t.zeros_shape(rows), dtype=np.float32) for t in info.state.tensors]
+def empty_state(info: ModelInfo, rows: int, past: int = 0) -> list[np.ndarray]:
+    """The start state of `rows` sequences: zeros, past = 0 (or `past` positions of zeros)."""
+    return [np.zeros(t.zeros_shape(rows, past), dtype=np.float32) for t in info.state.tensors]
 
 
-def probe_step_logits(step_fn: StepFn, info: ModelInfo, source: str) -> None:
-    """Run two steps from the empty state: logits [rows, 2, V] finite, and the new state of the declared shapes."""
+def check_finite_logits(logits: np.ndarray, when: str) -> np.ndarray:
+    """`logits` when every value is finite; ModelOutputError saying `when` they were not (cheap: one pass)."""
+    if not np.isfinite(logits).all():
+        raise ModelOutputError(f"the model gives non-finite logits (NaN or infinity) {when}: it cannot be used")
+    return logits
+
+
+def check_step_outputs(
+    tokens: np.ndarray, state: list[np.ndarray], logits: np.ndarray, new_state: list[np.ndarray], info: ModelInfo
+) -> None:
+    """A step call's logits are [rows, steps, V] and each new state tensor is its input grown by `steps` positions
+    along `past` (a graph whose state grows otherwise would take memory no request asked for): ModelOutputError."""
+    rows, steps = tokens.shape
+    if np.shape(logits) != (rows, steps, info.vocab.size):
+        raise ModelOutputError(f"the model gives logits of shape {list(np.shape(logits))}, not {[rows, steps, -1]}")
+    for tensor, before, after in zip(info.state.tensors, state, new_state, strict=True):
+        want = tuple(d + steps if name == PAST else d for d, name in zip(np.shape(before), tensor.shape, strict=True))
+        if np.shape(after) != want:
+            raise ModelOutputError(
+                f"the model's state {tensor.output} has shape {list(np.shape(after))}, not {list(want)}"
+            )
+
+
+def probe_rows(info: ModelInfo) -> int:
+    """Rows of a load probe: PROBE_ROWS (at most the vocabulary), fewer where their state would pass
+    PROBE_STATE_BYTES (at least 1), so loading a file never allocates what its metadata declare for many rows."""
     rows = min(PROBE_ROWS, info.vocab.size)
-    tokens = np.stack([np.zeros(rows, dtype=np.int64), np.arange(rows, dtype=np.int64)], axis=1)
+    if info.state is None:
+        return rows
+    return max(1, min(rows, PROBE_STATE_BYTES // max(1, info.state.row_bytes(3))))
+
+
+def failure(err: Exception) -> str:
+    """What a failed forward call says: a ModelOutputError's detail, any other error's first line."""
+    return err.detail if isinstance(err, ModelOutputError) else first_line(err, 200)
+
+
+def probe_step(step_fn: StepFn, info: ModelInfo, source: str, tokens: np.ndarray, past: int) -> list[np.ndarray]:
+    """One probe call from a zero state of `past` positions: logits [rows, steps, V] and finite, the new state of the
+    declared shapes at past + steps (ModelFileError otherwise); the new state."""
+    rows, steps = tokens.shape
     try:
-        logits, state = step_fn(tokens, empty_state(info, rows))
+        logits, state = step_fn(tokens, empty_state(info, rows, past))
     except Exception as err:  # onnxruntime raises untyped errors for a graph that cannot run
-        raise ModelFileError(f"{source}: the model fails on a probe batch ({first_line(err, 160)})") from None
-    if np.shape(logits) != (rows, 2, info.vocab.size):
+        raise ModelFileError(f"{source}: the model fails on a probe batch ({failure(err)})") from None
+    if np.shape(logits) != (rows, steps, info.vocab.size):
         raise ModelFileError(
-            f"{source}: logits have shape {list(np.shape(logits))}, not [{rows}, 2, {info.vocab.size}]"
+            f"{source}: logits have shape {list(np.shape(logits))}, not [{rows}, {steps}, {info.vocab.size}]"
             " (the vocabulary does not match the graph)"
         )
-    expected = [t.zeros_shape(rows, past=2) for t in info.state.tensors]
+    expected = [t.zeros_shape(rows, past=past + steps) for t in info.state.tensors]
     if [np.shape(s) for s in state] != expected:
         raise ModelFileError(
             f"{source}: the new state's shapes {[list(np.shape(s)) for s in state]} are not {expected}"
         )
     if not np.isfinite(logits).all():
-        raise ModelFileError(f"{source}: the model gives non-finite logits (NaN or infinite weights?)")
+        raise ModelFileError(f"{source}: {NON_FINITE}")
+    return state
+
+
+def probe_step_logits(step_fn: StepFn, info: ModelInfo, source: str) -> None:
+    """Run two steps from the empty state, on as many rows as probe_rows allows: logits finite, the new state of the
+    declared shapes; then a cache's last declared position (probe_positions)."""
+    rows = probe_rows(info)
+    tokens = np.stack([np.zeros(rows, dtype=np.int64), np.arange(rows, dtype=np.int64) % info.vocab.size], axis=1)
+    probe_step(step_fn, info, source, tokens, past=0)
+    if info.state.has_cache:
+        probe_positions(step_fn, info, source)
+
+
+def probe_positions(step_fn: StepFn, info: ModelInfo, source: str) -> None:
+    """A cache model runs its last declared position (one name, a zero cache of max_positions - 1 positions, one
+    token): a file whose max_positions exceed its graph's position table is refused at load, not mid-request."""
+    positions = info.state.max_positions
+    tokens = np.ones((1, 1), dtype=np.int64) % info.vocab.size
+    try:
+        logits, _ = step_fn(tokens, empty_state(info, 1, positions - 1))
+    except Exception as err:  # onnxruntime raises untyped errors for a graph that cannot run
+        raise ModelFileError(
+            f"{source}: its metadata declare {positions:,} positions, but the graph fails at position"
+            f" {positions:,} ({failure(err)})"
+        ) from None
+    if not np.isfinite(logits).all():
+        raise ModelFileError(f"{source}: {NON_FINITE}")

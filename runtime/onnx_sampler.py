@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-from makemore.contract import CONTEXT, LOGITS, TOKENS, IOSpec, ModelFileError, ModelInfo, check_signature
-from makemore.contract.signature import probe_step_logits, probe_window_logits
+from makemore.contract import (
+    CONTEXT,
+    LOGITS,
+    TOKENS,
+    IOSpec,
+    ModelFileError,
+    ModelInfo,
+    ModelOutputError,
+    check_signature,
+)
+from makemore.contract.signature import check_step_outputs, probe_step_logits, probe_window_logits
 from makemore.data import first_line
 from makemore.runtime.parallel import check_workers
 from makemore.runtime.sampling import Sampler, StepForward, WindowForward
+
+ORT_PREAMBLE = re.compile(r"^\[ONNXRuntimeError\] : \d+ : \w+ : (Non-zero status code returned while running )?")
 
 
 def session_options() -> ort.SessionOptions:
@@ -19,7 +31,7 @@ def session_options() -> ort.SessionOptions:
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
-    options.log_severity_level = 3  # errors only
+    options.log_severity_level = 4  # fatal only: onnxruntime never prints its own error lines (we report errors)
     options.enable_cpu_mem_arena = False  # buffers go back to malloc after each call: a server's big request
     # leaves no arena behind (sampling speed measured the same within noise)
     options.enable_mem_pattern = False  # a memory pattern is one block per input shape, and sampling calls the
@@ -30,7 +42,8 @@ def session_options() -> ort.SessionOptions:
 
 
 def open_session(model: str | Path | bytes, source: str = "model") -> ort.InferenceSession:
-    """An onnxruntime CPU session for a model path or serialized bytes."""
+    """An onnxruntime CPU session for a model path or serialized bytes (onnxruntime prints nothing itself)."""
+    ort.set_default_logger_severity(4)  # its default logger (used while a session loads): fatal only
     if not isinstance(model, bytes):
         path = Path(model)
         source = str(path)
@@ -49,26 +62,51 @@ def io_specs(args: list) -> list[IOSpec]:
     return [IOSpec(arg.name, arg.type, list(arg.shape)) for arg in args]
 
 
-def session_forward(session: ort.InferenceSession, info: ModelInfo) -> WindowForward | StepForward:
-    """The forward pass of a session under its contract."""
+def run_session(session: ort.InferenceSession, outputs: list[str], feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """session.run, its failure (a graph that passed the load checks but cannot run this input) a ModelOutputError."""
+    try:
+        return session.run(outputs, feed)
+    except Exception as err:  # onnxruntime raises several untyped errors
+        detail = ORT_PREAMBLE.sub("", first_line(err, 400))[:200]
+        raise ModelOutputError(f"the model fails to run ({detail})", detail) from None
+
+
+def session_forward(
+    session: ort.InferenceSession, info: ModelInfo, checked: bool = True
+) -> WindowForward | StepForward:
+    """The forward pass of a session under its contract; `checked`: every call's output shapes are checked
+    (the load probe checks them itself, with its own messages)."""
     if info.state is None:
-        return WindowForward(lambda context: session.run([LOGITS], {CONTEXT: context})[0], info)
+        return WindowForward(lambda context: window_logits(session, context, info, checked), info)
     inputs = [t.input for t in info.state.tensors]
     outputs = [LOGITS, *(t.output for t in info.state.tensors)]
 
     def step(tokens: np.ndarray, state: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
-        feed = {TOKENS: np.ascontiguousarray(tokens, dtype=np.int64), **dict(zip(inputs, state, strict=True))}
-        logits, *new_state = session.run(outputs, feed)
+        tokens = np.ascontiguousarray(tokens, dtype=np.int64)
+        logits, *new_state = run_session(session, outputs, {TOKENS: tokens, **dict(zip(inputs, state, strict=True))})
+        if checked:
+            check_step_outputs(tokens, state, logits, new_state, info)
         return logits, new_state
 
     return StepForward(step, info)
+
+
+def window_logits(
+    session: ort.InferenceSession, context: np.ndarray, info: ModelInfo, checked: bool = True
+) -> np.ndarray:
+    """A window model's int64 context [B, block_size] -> float32 logits [B, V] (`checked`: ModelOutputError if not
+    that shape)."""
+    logits = run_session(session, [LOGITS], {CONTEXT: np.ascontiguousarray(context, dtype=np.int64)})[0]
+    if checked and np.shape(logits) != (len(context), info.vocab.size):
+        raise ModelOutputError(f"the model gives logits of shape {list(np.shape(logits))}, not [{len(context)}, V]")
+    return logits
 
 
 def read_model_info(session: ort.InferenceSession, source: str = "model") -> ModelInfo:
     """The makemore metadata of a session's model, checked against its inputs and outputs and a probe run."""
     info = ModelInfo.from_metadata(session.get_modelmeta().custom_metadata_map, source)
     check_signature(io_specs(session.get_inputs()), io_specs(session.get_outputs()), info, source)
-    forward = session_forward(session, info)
+    forward = session_forward(session, info, checked=False)
     if info.state is None:
         probe_window_logits(forward.logits_fn, info, source)
     else:
@@ -95,4 +133,4 @@ class OnnxSampler(Sampler):
         """A window model's int64 context [B, block_size] -> float32 logits [B, V]."""
         if self.info.state is not None:
             raise ModelFileError(f"{self.path} is a step model: it has no window logits (use sample, score, nll)")
-        return self.session.run([LOGITS], {CONTEXT: np.ascontiguousarray(context, dtype=np.int64)})[0]
+        return window_logits(self.session, context, self.info)

@@ -10,12 +10,13 @@ draw lands on a rounding flip, never on the names after it.
 
 from __future__ import annotations
 
-import math
+import itertools
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
 import numpy as np
 from makemore.contract import ModelInfo, StepFn, empty_state
+from makemore.contract.signature import check_finite_logits
 from makemore.data import BOUNDARY, Vocab
 from makemore.runtime.chunks import ChunkDraws, ChunkSpan, chunk_spans, request_seed
 from makemore.runtime.options import SamplingError, SamplingOptions
@@ -172,6 +173,7 @@ def sample_chunk(
             break
         uniforms = draws.next()
         logits = decoder.start(prefix_ids, rows) if tokens is None else decoder.step(tokens)
+        check_finite_logits(logits, "while sampling")
         picks = draw(next_token_weights(logits, forbid_boundary=pos == 0, **weights_options), uniforms[active])
         column = np.zeros(rows, dtype=np.int64)
         column[active] = picks
@@ -183,16 +185,32 @@ def sample_chunk(
 
 
 PIECE_ROWS = 2048  # rows one decoder runs at once: measured 7% (1 worker) to 12% (2) faster than CHUNK_SIZE
-DECODER_BYTES = 32 << 20  # state one decoder may hold: a big step model's chunk runs in pieces of fewer rows
+DECODER_BYTES = 32 << 20  # memory one decoder may hold: a big step model's chunk runs in pieces of fewer rows
+IN_FLIGHT_BYTES = 128 << 20  # memory of all decoders running at once: fewer workers run where pieces are big
+ROW_OVERHEAD = 2048  # bytes a running row costs besides its state and logits (the graph's activations, draws)
+
+
+def row_bytes(info: ModelInfo, max_len: int) -> int:
+    """What one running name costs a decoder, about: its float32 state (a key/value cache grows to max_len + 1
+    positions), a few float32 copies of its logits, its context and ROW_OVERHEAD."""
+    state = 0 if info.state is None else info.state.row_bytes(max_len + 1)
+    return state + 16 * info.vocab.size + 16 * info.block_size + ROW_OVERHEAD
 
 
 def rows_per_decoder(info: ModelInfo, max_len: int) -> int:
-    """Rows one decoder runs at once: PIECE_ROWS, or fewer where their float32 state (a key/value cache grows to
-    max_len + 1 positions) would pass DECODER_BYTES; at least 1. The names do not depend on it."""
-    if info.state is None:
-        return PIECE_ROWS
-    per_row = 4 * sum(math.prod(t.zeros_shape(1, max_len + 1)) for t in info.state.tensors)
-    return max(1, min(PIECE_ROWS, DECODER_BYTES // max(per_row, 1)))
+    """Rows one decoder runs at once: PIECE_ROWS, or fewer where their row_bytes would pass DECODER_BYTES (a big
+    state or vocabulary); at least 1. The names do not depend on it."""
+    return max(1, min(PIECE_ROWS, DECODER_BYTES // row_bytes(info, max_len)))
+
+
+def busy_workers(workers: int, info: ModelInfo, max_len: int, start: int, n: int) -> int:
+    """Workers worth starting for names [start, start + n): at most one per piece of the request, and only as many
+    pieces as IN_FLIGHT_BYTES holds running at once (each holds its state about three times: the model's input, its
+    output and the rows kept), at least 1, whatever `workers` asks. The names do not depend on it."""
+    rows = rows_per_decoder(info, max_len)
+    pieces = sum(1 for _ in itertools.islice(chunk_spans(start, start + n, rows), workers))
+    state = 0 if info.state is None else info.state.row_bytes(max_len + 1)
+    return max(1, min(pieces, IN_FLIGHT_BYTES // (rows * (row_bytes(info, max_len) + 2 * state))))
 
 
 def iter_sample_chunks(
@@ -224,7 +242,8 @@ def iter_sample_chunks(
         draws = ChunkDraws(seed, span)
         return info.vocab.decode_rows(sample_chunk(new_decoder(), draws, prefix_ids, max_len, options))
 
-    return ordered_map(names, chunk_spans(start, start + n, rows_per_decoder(info, max_len)), workers)
+    spans = chunk_spans(start, start + n, rows_per_decoder(info, max_len))
+    return ordered_map(names, spans, busy_workers(workers, info, max_len, start, n))
 
 
 class Sampler:

@@ -6,35 +6,53 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 from makemore.contract import ModelInfo, StepFn, empty_state
+from makemore.contract.signature import check_finite_logits
 from makemore.data import DatasetError, make_examples
 from makemore.data.dataset import encode_words
 
 CHUNK = 8192  # examples (predicted characters) per forward call and per group of words: 8,192 scores as fast
 # as 65,536 and keeps the peak of scoring 10,000 names of 100 characters at 106 MB instead of 204
+SCORE_BYTES = 64 << 20  # what one scoring call may hold (contexts, float64 logits, a step model's state): fewer
+# examples per call only where a file's vocabulary, block_size or state is big
 LogitsFn = Callable[[np.ndarray], np.ndarray]  # int64 context [B, T] -> logits [B, V]
 
 
-def example_nll(logits_fn: LogitsFn, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """NLL in nats of each target y[i] given context x[i] (float64 [N])."""
+def position_bytes(info: ModelInfo) -> int:
+    """Bytes one predicted character costs a scoring call besides the state: its context, four float64 copies
+    of its logits."""
+    return 8 * info.block_size + 32 * info.vocab.size
+
+
+def examples_per_call(info: ModelInfo) -> int:
+    """Examples (predicted characters) per forward call: CHUNK, fewer where they would pass SCORE_BYTES (at least 1)."""
+    return max(1, min(CHUNK, SCORE_BYTES // position_bytes(info)))
+
+
+def example_nll(logits_fn: LogitsFn, x: np.ndarray, y: np.ndarray, rows: int = CHUNK) -> np.ndarray:
+    """NLL in nats of each target y[i] given context x[i] (float64 [N]), `rows` examples per call; non-finite
+    logits are a ModelOutputError."""
     out = np.empty(len(y), dtype=np.float64)
-    for start in range(0, len(y), CHUNK):
-        logits = np.asarray(logits_fn(x[start : start + CHUNK]), dtype=np.float64)
+    for start in range(0, len(y), rows):
+        logits = check_finite_logits(np.asarray(logits_fn(x[start : start + rows]), dtype=np.float64), "while scoring")
         shifted = logits - logits.max(axis=1, keepdims=True)
         log_norm = np.log(np.exp(shifted).sum(axis=1))
-        targets = y[start : start + CHUNK]
-        out[start : start + CHUNK] = log_norm - shifted[np.arange(len(targets)), targets]
+        targets = y[start : start + rows]
+        out[start : start + rows] = log_norm - shifted[np.arange(len(targets)), targets]
     return out
 
 
-def word_groups(words: list[str], limit: int = CHUNK, padded: bool = False) -> Iterator[list[str]]:
-    """Consecutive groups of words with at most `limit` predicted characters each (a longer word alone);
-    `padded`: counted as the group's rows times its longest word, as a padded batch holds them."""
+def word_groups(
+    words: list[str], limit: int = CHUNK, padded: bool = False, max_rows: int | None = None
+) -> Iterator[list[str]]:
+    """Consecutive groups of words with at most `limit` predicted characters each (a longer word alone) and at
+    most `max_rows` words; `padded`: counted as the group's rows times its longest word, as a padded batch holds
+    them."""
     group: list[str] = []
     size = longest = 0
     for word in words:
         longest_with = max(longest, len(word) + 1)
         size_with = longest_with * (len(group) + 1) if padded else size + len(word) + 1
-        if group and size_with > limit:
+        if group and (size_with > limit or len(group) == max_rows):
             yield group
             group, longest = [], 0
             longest_with = len(word) + 1
@@ -50,15 +68,21 @@ WordNll = Callable[[list[str]], Iterator[np.ndarray]]  # words -> each word's NL
 
 def window_word_nll(logits_fn: LogitsFn, info: ModelInfo, words: list[str]) -> Iterator[np.ndarray]:
     """For each word, the NLL of each predicted character (its letters, then its end), group by group."""
-    for group in word_groups(words):
-        nll = example_nll(logits_fn, *make_examples(group, info.vocab, info.block_size))
+    rows = examples_per_call(info)
+    for group in word_groups(words, rows):
+        nll = example_nll(logits_fn, *make_examples(group, info.vocab, info.block_size), rows)
         ends = np.cumsum([len(word) + 1 for word in group])
         yield from np.split(nll, ends[:-1])
 
 
 def step_word_nll(step_fn: StepFn, info: ModelInfo, words: list[str]) -> Iterator[np.ndarray]:
-    """The same for a step model: each padded group of words in one multi-step call from the empty state."""
-    for group in word_groups(words, padded=True):
+    """The same for a step model: each padded group of words in one multi-step call from the empty state, groups
+    bounded by SCORE_BYTES (their logits and state); a word longer than the model's positions is a DatasetError."""
+    longest = max(map(len, words), default=0)
+    if longest > info.longest_name:
+        raise DatasetError(f"a word of {longest:,} characters is longer than this model takes ({info.longest_name:,})")
+    max_rows = max(1, SCORE_BYTES // info.state.row_bytes(longest + 1))
+    for group in word_groups(words, examples_per_call(info), padded=True, max_rows=max_rows):
         width = max(len(word) for word in group) + 1
         tokens = np.zeros((len(group), width), dtype=np.int64)  # boundary, the word, boundary padding
         ids = encode_words(group, info.vocab)
@@ -66,6 +90,7 @@ def step_word_nll(step_fn: StepFn, info: ModelInfo, words: list[str]) -> Iterato
         cols = np.concatenate([np.arange(1, len(word) + 1) for word in group]) if len(ids) else ids
         tokens[rows, cols] = ids
         logits = np.asarray(step_fn(tokens, empty_state(info, len(group)))[0], dtype=np.float64)
+        check_finite_logits(logits, "while scoring")
         shifted = logits - logits.max(axis=2, keepdims=True)
         log_probs = shifted - np.log(np.exp(shifted).sum(axis=2, keepdims=True))
         targets = np.concatenate([tokens[:, 1:], np.zeros((len(group), 1), dtype=np.int64)], axis=1)

@@ -13,7 +13,7 @@ from typing import TypeVar
 
 import anyio
 from anyio import to_thread
-from makemore.contract import ModelInfo
+from makemore.contract import ModelInfo, ModelOutputError
 from makemore.contract.metadata import summary_json
 from makemore.data import UserError
 from makemore.runtime.novelty import novel_names
@@ -211,7 +211,13 @@ def create_app(
         Route("/v1/score", score, methods=["POST"]),
         *(web_routes(web) if web is not None else []),
     ]
-    handlers = {RequestError: request_error, UserError: user_error, HTTPException: http_error, Exception: server_error}
+    handlers = {
+        RequestError: request_error,
+        ModelOutputError: model_error,
+        UserError: user_error,
+        HTTPException: http_error,
+        Exception: server_error,
+    }
     app = Starlette(routes=routes, exception_handlers=handlers)
     heavy = frozenset({"/v1/generate", "/v1/score"})
     return Admission(app, heavy, limits.in_flight, limits.timeout, on_idle=trim_heap)
@@ -234,6 +240,12 @@ async def user_error(request: Request, err: UserError) -> JSONResponse:
     the vocabulary is a DatasetError of the field `names`): 422, as every other field error."""
     field = getattr(err, "field", None) or ("names" if request.url.path == "/v1/score" else None)
     return JSONResponse(error_json(str(err), field), status_code=422)
+
+
+async def model_error(request: Request, err: ModelOutputError) -> JSONResponse:
+    """The model failed on a valid request (non-finite logits, a run that fails): the server's fault, 500 with why."""
+    LOG.error("%s: %s", request.url.path, err)
+    return JSONResponse(error_json(str(err), None), status_code=500)
 
 
 async def http_error(request: Request, err: HTTPException) -> JSONResponse:

@@ -1,0 +1,343 @@
+"""Issue 19, runtime half: a transformer's positions, the memory a file's state or a --workers flag sets, and logits
+that turn non-finite only after some prefix. Hostile files are valid ONNX graphs built with onnx.helper."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from clirun import BIN, assert_usage_error, run
+from conftest import rewrite_metadata
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from makemore.contract import STEP, ModelFileError, ModelInfo, ModelOutputError, StateSpec, StateTensor
+from makemore.data import DatasetError, Vocab
+from makemore.runtime.chunks import CHUNK_SIZE, chunk_spans
+from makemore.runtime.onnx_sampler import OnnxSampler
+from onnx import TensorProto, helper, numpy_helper
+
+VOCAB = Vocab("abcdefghijklmnopqrstuvwxyz")
+HUGE = 3e38  # two of them overflow float32
+P_SHA = "makemore.data_sha256"
+
+
+def save_graph(path: Path, graph: onnx.GraphProto, info: ModelInfo) -> Path:
+    """`graph` as a model file at `path`, with `info`'s makemore metadata (checked by onnx.checker)."""
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    helper.set_model_props(model, info.to_metadata())
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, str(path))
+    return path
+
+
+def overflow_window_file(path: Path, after: str = "ba") -> Path:
+    """A window model (block 3) with finite weights whose logits are finite for every context but those ending in
+    `after`: logits = A[context[:, 1]] + B[context[:, 2]], one row of A and one of B at 3e38, inf when both add up."""
+    size = VOCAB.size
+    first, second = np.zeros((size, size), np.float32), np.zeros((size, size), np.float32)
+    first[VOCAB.index[after[0]]], second[VOCAB.index[after[1]]] = HUGE, HUGE
+    nodes = [
+        helper.make_node("Gather", ["context", "one"], ["prev"], axis=1),
+        helper.make_node("Gather", ["context", "two"], ["last"], axis=1),
+        helper.make_node("Gather", ["A", "prev"], ["a"]),
+        helper.make_node("Gather", ["B", "last"], ["b"]),
+        helper.make_node("Add", ["a", "b"], ["logits"]),
+    ]
+    inits = [
+        numpy_helper.from_array(np.array(1, np.int64), "one"),
+        numpy_helper.from_array(np.array(2, np.int64), "two"),
+        numpy_helper.from_array(first, "A"),
+        numpy_helper.from_array(second, "B"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "overflow",
+        [helper.make_tensor_value_info("context", TensorProto.INT64, ["batch", 3])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", size])],
+        inits,
+    )
+    return save_graph(path, graph, ModelInfo("mlp", VOCAB, 3, config={"max_len": 10}))
+
+
+def state_file(path: Path, shape: list[int | str]) -> Path:
+    """A tiny step model declaring one state tensor of `shape` (its graph carries it through unchanged, whatever
+    its size: the graph's own shapes are symbolic) and uniform logits."""
+    dims = [f"d{i}" for i in range(len(shape))]
+    nodes = [
+        helper.make_node("Cast", ["tokens"], ["as_float"], to=TensorProto.FLOAT),
+        helper.make_node("Unsqueeze", ["as_float", "axis"], ["column"]),
+        helper.make_node("Mul", ["column", "zeros"], ["logits"]),
+        helper.make_node("Identity", ["state.h"], ["next.h"]),
+    ]
+    inits = [
+        numpy_helper.from_array(np.array([2], np.int64), "axis"),
+        numpy_helper.from_array(np.zeros(VOCAB.size, np.float32), "zeros"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "state",
+        [
+            helper.make_tensor_value_info("tokens", TensorProto.INT64, ["batch", "steps"]),
+            helper.make_tensor_value_info("state.h", TensorProto.FLOAT, dims),
+        ],
+        [
+            helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", "steps", VOCAB.size]),
+            helper.make_tensor_value_info("next.h", TensorProto.FLOAT, dims),
+        ],
+        inits,
+    )
+    spec = StateSpec((StateTensor("state.h", "next.h", tuple(shape)),))
+    return save_graph(path, graph, ModelInfo("gru", VOCAB, 1, config={"max_len": 8}, contract=STEP, state=spec))
+
+
+def peak_rss_mb(script: str, *args: object) -> tuple[subprocess.CompletedProcess, float]:
+    """Run a console script under /usr/bin/time: its result and its peak resident memory in MB."""
+    command = ["/usr/bin/time", "-f", "maxrss_kb=%M", str(BIN / script), *map(str, args)]
+    result = subprocess.run(command, capture_output=True, text=True)
+    lines = [line for line in result.stderr.splitlines() if not line.startswith("Command exited with non-zero")]
+    kb = int(lines[-1].removeprefix("maxrss_kb="))
+    result.stderr = "".join(line + "\n" for line in lines[:-1])
+    return result, kb / 1024
+
+
+def set_positions(value: int | None):
+    def change(props: dict) -> None:
+        state = json.loads(props["makemore.state"])
+        state["max_positions"] = value
+        props["makemore.state"] = json.dumps(state)
+
+    return change
+
+
+def assert_one_error_line(result: subprocess.CompletedProcess, *words: str) -> None:
+    """Exit 2, stderr exactly one `error:` line (no onnxruntime log, no traceback), naming `words`."""
+    assert_usage_error(result)
+    assert "onnxruntime:" not in result.stderr and "\x1b[" not in result.stderr
+    for word in words:
+        assert word in result.stderr, result.stderr
+
+
+# 4. A transformer's positions
+
+
+@pytest.fixture(scope="module")
+def transformer(model_files, tmp_path_factory) -> Path:
+    """The quick transformer (16 positions), its data hash cleared (no warning about other data)."""
+    folder = tmp_path_factory.mktemp("transformer")
+    return rewrite_metadata(model_files["transformer"][1], folder / "t.onnx", lambda p: p.update({P_SHA: ""}))
+
+
+def test_eval_data_with_a_word_past_the_positions_is_one_line(transformer, tmp_path) -> None:
+    data = tmp_path / "words.txt"
+    data.write_text("".join(f"{'ab' * k}\n" for k in range(1, 40)))  # words of 2..78 characters
+    for split in ("train", "val", "test"):
+        result = run("mm-eval", transformer, "--data", data, "--split", split)
+        assert_one_error_line(result, "longer than this model takes (15)")
+
+
+@settings(max_examples=25, deadline=None)
+@given(length=st.integers(1, 40))
+def test_every_length_scores_or_is_refused_as_data(transformer, length) -> None:
+    """For every word length, nll and score give a finite number (within the positions) or a DatasetError."""
+    sampler = OnnxSampler(transformer)
+    word = ("emma" * 10)[:length]
+    for call in (sampler.nll, sampler.score):
+        if length <= sampler.info.longest_name:
+            assert np.isfinite(call([word, "al"])).all()
+        else:
+            with pytest.raises(DatasetError, match="longer than"):
+                call([word, "al"])
+
+
+@pytest.mark.parametrize("positions", [None, 17, 64, 4096])
+def test_max_positions_beyond_the_graph_are_refused_at_load(model_files, tmp_path, positions) -> None:
+    bad = rewrite_metadata(model_files["transformer"][1], tmp_path / "bad.onnx", set_positions(positions))
+    with pytest.raises(ModelFileError, match="max_positions" if positions is None else "fails at position"):
+        OnnxSampler(bad)
+    assert_one_error_line(run("mm-gen", bad, "--n", 3, "--prefix", "a" * 14), "bad.onnx")
+    assert_one_error_line(run("mm-eval", bad, "--score", "a" * 30), "bad.onnx")
+
+
+def test_max_positions_within_the_graph_still_load(model_files, tmp_path) -> None:
+    """Fewer declared positions than the table holds are safe: the file loads and the limit follows them."""
+
+    def change(props: dict) -> None:
+        set_positions(10)(props)
+        props["makemore.config"] = json.dumps({**json.loads(props["makemore.config"]), "max_len": 9})
+
+    fewer = rewrite_metadata(model_files["transformer"][1], tmp_path / "fewer.onnx", change)
+    sampler = OnnxSampler(fewer)
+    assert sampler.info.longest_name == 9 and len(sampler.sample(5, seed=1, max_len=9)) == 5
+
+
+def test_server_refuses_a_too_long_name_with_422(transformer) -> None:
+    from makemore.runtime.serve.app import create_app
+    from starlette.testclient import TestClient
+
+    with TestClient(create_app(OnnxSampler(transformer)), raise_server_exceptions=False) as client:
+        answer = client.post("/v1/score", json={"names": ["a" * 16]})
+        assert answer.status_code == 422 and "longer than" in answer.json()["error"]
+        answer = client.post("/v1/generate", json={"n": 2, "prefix": "a" * 15, "max_len": 16})
+        assert answer.status_code == 422 and answer.json()["field"] == "max_len"
+
+
+def failing_window_file(path: Path) -> Path:
+    """A window model (block 3) that passes the load probe (contexts of one repeated index) but fails on others:
+    logits = T[context[:, 1] - context[:, 2]] with a table T of 10 rows (an index past -10..9 fails)."""
+    nodes = [
+        helper.make_node("Gather", ["context", "one"], ["prev"], axis=1),
+        helper.make_node("Gather", ["context", "two"], ["last"], axis=1),
+        helper.make_node("Sub", ["prev", "last"], ["gap"]),
+        helper.make_node("Gather", ["T", "gap"], ["logits"]),
+    ]
+    inits = [
+        numpy_helper.from_array(np.array(1, np.int64), "one"),
+        numpy_helper.from_array(np.array(2, np.int64), "two"),
+        numpy_helper.from_array(np.zeros((10, VOCAB.size), np.float32), "T"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "fails",
+        [helper.make_tensor_value_info("context", TensorProto.INT64, ["batch", 3])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", VOCAB.size])],
+        inits,
+    )
+    return save_graph(path, graph, ModelInfo("mlp", VOCAB, 3, config={"max_len": 10}))
+
+
+def test_a_failing_run_is_one_line_without_onnxruntime_log(tmp_path) -> None:
+    """A graph that passes every load check but fails on one context: one `error:` line, onnxruntime silent;
+    the server answers 500 with the message."""
+    from makemore.runtime.serve.app import create_app
+    from starlette.testclient import TestClient
+
+    path = failing_window_file(tmp_path / "fails.onnx")
+    assert run("mm-eval", path, "--score", "ab").returncode == 0
+    assert_one_error_line(run("mm-gen", path, "--n", 2, "--prefix", "za"), "the model fails to run", "Gather")
+    assert_one_error_line(run("mm-eval", path, "--score", "zab"), "the model fails to run")
+    with TestClient(create_app(OnnxSampler(path)), raise_server_exceptions=False) as client:
+        answer = client.post("/v1/score", json={"names": ["zab"]})
+        assert answer.status_code == 500 and "fails to run" in answer.json()["error"]
+
+
+# 5. State and worker memory
+
+
+def test_a_huge_declared_state_is_refused_before_any_allocation(tmp_path) -> None:
+    path = state_file(tmp_path / "huge.onnx", ["batch", 65536, 512])
+    assert path.stat().st_size < 4096
+    result, peak = peak_rss_mb("mm-gen", path, "--n", 3)
+    assert_one_error_line(result, "MiB per name")
+    assert peak < 200, peak
+
+
+@pytest.mark.parametrize("workers", [1, 1024])
+def test_a_big_declared_state_runs_in_memory_bounded_by_the_request(tmp_path, workers) -> None:
+    """8 MiB of state per name (allowed): the load probe runs one row, sampling holds few pieces at once."""
+    path = state_file(tmp_path / "big.onnx", [1024, "batch", 2048])
+    result, peak = peak_rss_mb("mm-gen", path, "--n", 64, "--seed", 0, "--workers", workers)
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 64
+    assert peak < 300, peak
+
+
+def test_many_workers_do_not_multiply_memory(model_files) -> None:
+    path = model_files["transformer"][1]
+    peaks = {}
+    for workers in (2, 1024):
+        result, peaks[workers] = peak_rss_mb("mm-gen", path, "--n", 200_000, "--seed", 1, "--workers", workers)
+        assert result.returncode == 0 and result.stdout.count("\n") == 200_000
+    assert peaks[1024] < peaks[2] + 60, peaks
+
+
+@pytest.mark.parametrize("kind", ["transformer", "gru", "mlp"])
+def test_busy_workers_are_bounded_by_pieces_and_memory(model_files, kind) -> None:
+    from makemore.runtime import sampling
+
+    info = OnnxSampler(model_files[kind][1]).info
+    rows = sampling.rows_per_decoder(info, info.max_len)
+    for n in (1, 20, 5000, 3 * CHUNK_SIZE + 1):
+        pieces = len(list(chunk_spans(7, 7 + n, rows)))
+        assert sampling.busy_workers(1024, info, info.max_len, 7, n) <= pieces
+    many = sampling.busy_workers(1024, info, info.max_len, 0, 10**9)
+    assert 1 <= many and many * rows * sampling.row_bytes(info, info.max_len) <= sampling.IN_FLIGHT_BYTES
+    assert sampling.busy_workers(2, info, info.max_len, 0, 10**9) == min(2, many)
+
+
+def test_a_state_that_grows_otherwise_than_declared_is_refused_mid_run(model_files) -> None:
+    """Every step call's new state must be its input grown by the steps fed (no silent growth)."""
+    sampler = OnnxSampler(model_files["gru"][1])
+    step = sampler.forward.step_fn
+    tokens = np.zeros((3, 2), np.int64)
+    state = [np.zeros((1, 3, 48), np.float32)]
+    logits, new_state = step(tokens, state)
+    assert logits.shape == (3, 2, sampler.vocab.size)
+    from makemore.contract.signature import check_step_outputs
+
+    with pytest.raises(ModelOutputError, match="state"):
+        check_step_outputs(tokens, state, logits, [np.zeros((1, 3, 49), np.float32)], sampler.info)
+
+
+# 6. Non-finite logits after some prefix
+
+
+@pytest.fixture(scope="module")
+def overflow(tmp_path_factory) -> Path:
+    return overflow_window_file(tmp_path_factory.mktemp("overflow") / "overflow.onnx")
+
+
+def test_overflow_file_passes_the_load_probe_and_is_finite_elsewhere(overflow) -> None:
+    sampler = OnnxSampler(overflow)
+    assert np.isfinite(sampler.score(["ab", "bb", "aa"])).all()
+    with pytest.raises(ModelOutputError, match="non-finite"):
+        sampler.score(["bab"])
+
+
+def test_gen_refuses_non_finite_logits(overflow) -> None:
+    assert_one_error_line(run("mm-gen", overflow, "--n", 5, "--prefix", "ba"), "non-finite")
+    assert_one_error_line(run("mm-gen", overflow, "--n", 2000, "--seed", 0), "non-finite")  # some names meet "ba"
+    ok = run("mm-gen", overflow, "--n", 5, "--prefix", "c", "--seed", 0)
+    assert ok.returncode == 0 and len(ok.stdout.splitlines()) == 5
+
+
+def test_eval_refuses_non_finite_logits(overflow, tmp_path) -> None:
+    assert_one_error_line(run("mm-eval", overflow, "--score", "emma", "abab"), "non-finite")
+    data = tmp_path / "names.txt"
+    data.write_text("".join(f"{a}ba{b}\n" for a in "cdefg" for b in "xyz"))  # every split meets "ba"
+    for split in ("train", "val", "test"):
+        assert_one_error_line(run("mm-eval", overflow, "--data", data, "--split", split), "non-finite")
+
+
+def test_server_answers_500_with_a_message_never_null(overflow) -> None:
+    from makemore.runtime.serve.app import create_app
+    from starlette.testclient import TestClient
+
+    with TestClient(create_app(OnnxSampler(overflow)), raise_server_exceptions=False) as client:
+        for path, body in (("/v1/score", {"names": ["emma", "bab"]}), ("/v1/generate", {"n": 3, "prefix": "ba"})):
+            answer = client.post(path, json=body)
+            assert answer.status_code == 500, answer.text
+            assert "non-finite" in answer.json()["error"] and answer.json()["error"] is not None
+        assert client.post("/v1/score", json={"names": ["emma"]}).status_code == 200
+
+
+def test_torch_free_check_is_cheap() -> None:
+    """The per-step check costs little next to a step's draw (one isfinite pass over [rows, V])."""
+    import timeit
+
+    from makemore.contract.signature import check_finite_logits
+    from makemore.runtime.sampling import draw, next_token_weights
+
+    logits = np.random.default_rng(0).normal(size=(2048, 27)).astype(np.float32)
+    uniforms = np.random.default_rng(1).random(2048)
+    check = min(timeit.repeat(lambda: check_finite_logits(logits, "x"), number=50, repeat=5))
+    step = min(timeit.repeat(lambda: draw(next_token_weights(logits), uniforms), number=50, repeat=5))
+    assert check < 0.25 * step, (check, step)
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q"]))
