@@ -20,7 +20,7 @@ from makemore.contract.signature import check_finite_logits
 from makemore.data import BOUNDARY, Vocab
 from makemore.runtime.chunks import ChunkDraws, ChunkSpan, chunk_spans, request_seed
 from makemore.runtime.options import SamplingError, SamplingOptions
-from makemore.runtime.parallel import check_workers, ordered_map
+from makemore.runtime.parallel import check_workers, ordered_map, usable_cores
 from makemore.runtime.scoring import LogitsFn, mean_nll, score_names, step_word_nll, window_word_nll
 
 
@@ -204,13 +204,15 @@ def rows_per_decoder(info: ModelInfo, max_len: int) -> int:
 
 
 def busy_workers(workers: int, info: ModelInfo, max_len: int, start: int, n: int) -> int:
-    """Workers worth starting for names [start, start + n): at most one per piece of the request, and only as many
-    pieces as IN_FLIGHT_BYTES holds running at once (each holds its state about three times: the model's input, its
-    output and the rows kept), at least 1, whatever `workers` asks. The names do not depend on it."""
+    """Workers worth starting for names [start, start + n): at most one per piece of the request, one per usable
+    core (more threads than cores add memory, not speed), and as many pieces as IN_FLIGHT_BYTES holds running at
+    once (each holds its state about three times: the model's input, its output and the rows kept); at least 1,
+    whatever `workers` asks. The names do not depend on it."""
     rows = rows_per_decoder(info, max_len)
     pieces = sum(1 for _ in itertools.islice(chunk_spans(start, start + n, rows), workers))
     state = 0 if info.state is None else info.state.row_bytes(max_len + 1)
-    return max(1, min(pieces, IN_FLIGHT_BYTES // (rows * (row_bytes(info, max_len) + 2 * state))))
+    by_memory = IN_FLIGHT_BYTES // (rows * (row_bytes(info, max_len) + 2 * state))
+    return max(1, min(pieces, usable_cores(), max(1, by_memory)))
 
 
 def iter_sample_chunks(
