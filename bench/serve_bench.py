@@ -11,10 +11,8 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the load generator is test code
 from loopback import run_load, running_server  # noqa: E402
 
 

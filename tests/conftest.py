@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -10,17 +11,10 @@ import pytest
 
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
-CHROMIUM = Path("/usr/bin/chromium")  # Debian's package: Playwright never downloads a browser here
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))  # the loopback server and load generator, the browser's flags: bench's tools
 
+from chromium import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 from makemore.train.kinds import KINDS as SPECS  # noqa: E402  (torch-free; after the telemetry switch)
 
 # Few steps keep the suite fast; the models still learn well below ln(27) (each kind's `quick` config).
