@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 MODEL_DIR ?= out
 
-.PHONY: demo test lint docs bench results clean install serve browser web
+.PHONY: demo test check typecheck lint docs bench results clean install serve browser web
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +29,19 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: install lint docs browser web
+test: install lint typecheck docs browser web
 	$(BIN)/python -m pytest -q --cov --cov-report=term
+
+# The edit loop: lint, the type checker and the tests not marked slow (no trained models, browsers or servers).
+check: lint typecheck
+	$(BIN)/python -m pytest -q -m "not slow"
+
+# mypy, strict, over the torch-free packages as installed names (makemore.data, ...: a tree of links to the folders).
+TYPECHECK := build/typecheck
+typecheck: install
+	rm -rf $(TYPECHECK) && mkdir -p $(TYPECHECK)/makemore && touch $(TYPECHECK)/makemore/__init__.py
+	for pkg in data contract runtime; do ln -s ../../../$$pkg $(TYPECHECK)/makemore/$$pkg; done
+	cd $(TYPECHECK) && ../../$(BIN)/mypy --config-file ../../pyproject.toml -p makemore.data -p makemore.contract -p makemore.runtime
 
 # The documentation site, built strictly: a broken link or anchor fails the build (-> build/site).
 docs: install

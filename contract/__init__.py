@@ -11,7 +11,6 @@ from makemore.contract.metadata import (
     CONTRACTS,
     MAX_BLOCK_SIZE,
     MAX_LEN_LIMIT,
-    MAX_VOCAB,
     METADATA_PREFIX,
     ONNX_FORMAT_VERSION,
     PAST,
@@ -33,6 +32,7 @@ from makemore.contract.signature import (
     check_window_signature,
     empty_state,
 )
+from makemore.data import MAX_VOCAB
 
 __all__ = [
     "BATCH",

@@ -64,14 +64,14 @@ def is_int(value: object) -> bool:
 
 def is_finite_number(value: object) -> bool:
     """An int or float that is a finite float (an int too large for a float is not)."""
-    if is_int(value):
+    if isinstance(value, int) and not isinstance(value, bool):
         return abs(value) <= sys.float_info.max
     return isinstance(value, float) and math.isfinite(value)
 
 
 def check_int(value: object, name: str, low: int, high: int, source: str) -> int:
     """An integer in [low, high] (ModelFileError naming `name` otherwise)."""
-    if not is_int(value) or not low <= value <= high:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
         raise ModelFileError(f"{source}: {name} must be an integer from {low} to {high:,}, got {value!r:.40}")
     return value
 
@@ -87,7 +87,7 @@ def _refuse_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def parse_json_object(text: str, name: str, source: str) -> dict:
+def parse_json_object(text: str, name: str, source: str) -> dict[str, Any]:
     """A metadata string holding a strict JSON object (no NaN or Infinity)."""
     try:
         value = json.loads(text, parse_constant=_refuse_constant)
@@ -98,7 +98,7 @@ def parse_json_object(text: str, name: str, source: str) -> dict:
     return value
 
 
-def check_config(config: dict, block_size: int, source: str) -> None:
+def check_config(config: dict[str, Any], block_size: int, source: str) -> None:
     """The fields of a config that the runtime uses: max_len, the split rule, quantize, block_size."""
     if "max_len" in config:
         check_int(config["max_len"], "config max_len", 1, MAX_LEN_LIMIT, source)
@@ -119,7 +119,7 @@ def check_config(config: dict, block_size: int, source: str) -> None:
         raise ModelFileError(f"{source}: config block_size {config['block_size']!r:.40} != block_size {block_size}")
 
 
-def check_metrics(metrics: dict, source: str) -> None:
+def check_metrics(metrics: dict[str, Any], source: str) -> None:
     """Losses are finite numbers; the history holds lists of finite numbers."""
     for key in LOSS_KEYS:
         if key in metrics and not is_finite_number(metrics[key]):
@@ -148,7 +148,7 @@ class StateTensor:
         return self.shape.index(BATCH)
 
     def zeros_shape(self, batch: int, past: int = 0) -> tuple[int, ...]:
-        return tuple(batch if d == BATCH else past if d == PAST else d for d in self.shape)
+        return tuple(batch if d == BATCH else past if d == PAST else int(d) for d in self.shape)
 
     @property
     def is_cache(self) -> bool:
@@ -225,8 +225,8 @@ class ModelInfo:
     kind: str
     vocab: Vocab
     block_size: int
-    config: dict = field(default_factory=dict)
-    metrics: dict = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
     data_sha256: str = ""
     contract: str = DEFAULT_CONTRACT
     state: StateSpec | None = None  # the step contract's state

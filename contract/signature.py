@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from makemore.contract.metadata import PAST, ModelFileError, ModelInfo, ModelOutputError
+from makemore.contract.metadata import PAST, ModelFileError, ModelInfo, ModelOutputError, StateSpec
 from makemore.data import first_line
 
 CONTEXT = "context"  # window contract input: int64 [batch, block_size]
@@ -84,9 +84,16 @@ def check_signature(inputs: Sequence[IOSpec], outputs: Sequence[IOSpec], info: M
         check_step_signature(inputs, outputs, info, source)
 
 
+def state_of(info: ModelInfo) -> StateSpec:
+    """A step model's state (ModelFileError for a window model, which has none)."""
+    if info.state is None:
+        raise ModelFileError("a window model has no state")
+    return info.state
+
+
 def check_step_signature(inputs: Sequence[IOSpec], outputs: Sequence[IOSpec], info: ModelInfo, source: str) -> None:
     """tokens int64 [batch, steps] + state -> logits float32 [batch, steps, V] + new state, as makemore.state says."""
-    tensors = info.state.tensors
+    tensors = state_of(info).tensors
     by_name = {spec.name: spec for spec in inputs}
     if sorted(by_name) != sorted([TOKENS, *(t.input for t in tensors)]):
         raise ModelFileError(f"{source}: inputs {sorted(by_name)} do not match its state metadata")
@@ -107,7 +114,7 @@ def check_step_signature(inputs: Sequence[IOSpec], outputs: Sequence[IOSpec], in
 
 def empty_state(info: ModelInfo, rows: int, past: int = 0) -> list[np.ndarray]:
     """The start state of `rows` sequences: zeros, past = 0 (or `past` positions of zeros)."""
-    return [np.zeros(t.zeros_shape(rows, past), dtype=np.float32) for t in info.state.tensors]
+    return [np.zeros(t.zeros_shape(rows, past), dtype=np.float32) for t in state_of(info).tensors]
 
 
 def check_finite_logits(logits: np.ndarray, when: str) -> np.ndarray:
@@ -125,7 +132,7 @@ def check_step_outputs(
     rows, steps = tokens.shape
     if np.shape(logits) != (rows, steps, info.vocab.size):
         raise ModelOutputError(f"the model gives logits of shape {list(np.shape(logits))}, not {[rows, steps, -1]}")
-    for tensor, before, after in zip(info.state.tensors, state, new_state, strict=True):
+    for tensor, before, after in zip(state_of(info).tensors, state, new_state, strict=True):
         want = tuple(d + steps if name == PAST else d for d, name in zip(np.shape(before), tensor.shape, strict=True))
         if np.shape(after) != want:
             raise ModelOutputError(
@@ -139,7 +146,7 @@ def probe_rows(info: ModelInfo) -> int:
     rows = min(PROBE_ROWS, info.vocab.size)
     if info.state is None:
         return rows
-    return max(1, min(rows, PROBE_STATE_BYTES // max(1, info.state.row_bytes(3))))
+    return max(1, min(rows, PROBE_STATE_BYTES // max(1, state_of(info).row_bytes(3))))
 
 
 def failure(err: Exception) -> str:
@@ -160,7 +167,7 @@ def probe_step(step_fn: StepFn, info: ModelInfo, source: str, tokens: np.ndarray
             f"{source}: logits have shape {list(np.shape(logits))}, not [{rows}, {steps}, {info.vocab.size}]"
             " (the vocabulary does not match the graph)"
         )
-    expected = [t.zeros_shape(rows, past=past + steps) for t in info.state.tensors]
+    expected = [t.zeros_shape(rows, past=past + steps) for t in state_of(info).tensors]
     if [np.shape(s) for s in state] != expected:
         raise ModelFileError(
             f"{source}: the new state's shapes {[list(np.shape(s)) for s in state]} are not {expected}"
@@ -176,14 +183,16 @@ def probe_step_logits(step_fn: StepFn, info: ModelInfo, source: str) -> None:
     rows = probe_rows(info)
     tokens = np.stack([np.zeros(rows, dtype=np.int64), np.arange(rows, dtype=np.int64) % info.vocab.size], axis=1)
     probe_step(step_fn, info, source, tokens, past=0)
-    if info.state.has_cache:
+    if state_of(info).has_cache:
         probe_positions(step_fn, info, source)
 
 
 def probe_positions(step_fn: StepFn, info: ModelInfo, source: str) -> None:
     """A cache model runs its last declared position (one name, a zero cache of max_positions - 1 positions, one
     token): a file whose max_positions exceed its graph's position table is refused at load, not mid-request."""
-    positions = info.state.max_positions
+    positions = state_of(info).max_positions
+    if positions is None:
+        raise ModelFileError(f"{source}: a key/value cache needs makemore.state's max_positions")
     tokens = np.ones((1, 1), dtype=np.int64) % info.vocab.size
     try:
         logits, _ = step_fn(tokens, empty_state(info, 1, positions - 1))

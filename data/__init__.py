@@ -6,7 +6,6 @@ plus what every layer shares: user errors, safe atomic writes, the CLI runner.
 from makemore.data.dataset import (
     BOUNDARY,
     SEED_MAX,
-    DatasetError,
     Split,
     Vocab,
     bundled_names_path,
@@ -17,7 +16,7 @@ from makemore.data.dataset import (
     read_words_sha256,
     split_words,
 )
-from makemore.data.errors import UserError, first_line
+from makemore.data.errors import DatasetError, UserError, first_line
 from makemore.data.files import OutputError, atomic_write, check_output_path, file_sha256
 from makemore.data.reader import MAX_LINE_BYTES, MAX_VOCAB, is_line_break, is_name_char, vocab_problem
 from makemore.data.tokens import Tokens, token_dtype, tokenize

@@ -72,7 +72,7 @@ def run_cli(app: Callable[..., object]) -> None:
         fail("interrupted", INTERRUPTED)
     except typer.TyperException as err:  # click's errors, as typer vendors them
         if type(err).__name__ == "NoArgsIsHelpError":  # a command group run bare: its help, as click prints it
-            err.show()
+            err.show()  # type: ignore[attr-defined]  # click's NoArgsIsHelpError has show()
             raise SystemExit(USAGE_ERROR) from None
         message = err.format_message() if hasattr(err, "format_message") else str(err)
         fail(first_line(Exception(message), 500))

@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 from makemore.data.dataset import (
     DEFAULT_FRACTIONS,
-    DatasetError,
     Vocab,
     check_usable,
     read_words_sha256,
     split_counts,
 )
+from makemore.data.errors import DatasetError
 from makemore.data.reader import (
     MAX_CODE_POINT,
     READ_BYTES,

@@ -109,7 +109,8 @@ class Split:
     def __getitem__(self, name: str) -> list[str]:
         if name not in ("train", "val", "test"):
             raise DatasetError(f"unknown split {name!r}: choose train, val or test")
-        return getattr(self, name)
+        words: list[str] = getattr(self, name)
+        return words
 
 
 def split_counts(n: int, fractions: tuple[float, float, float] = DEFAULT_FRACTIONS) -> tuple[int, int, int]:

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
-from makemore.data.dataset import BOUNDARY, DatasetError, Split, Vocab
+from makemore.data.dataset import BOUNDARY, Split, Vocab
+from makemore.data.errors import DatasetError
 
 TOKENISE_CHARS = 1 << 24  # characters tokenised at a time: bounds the 4-byte code points held at once
 

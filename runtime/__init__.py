@@ -15,7 +15,7 @@ from makemore.runtime.sampling import Sampler  # noqa: E402
 __all__ = ["ModelFileError", "ModelInfo", "OnnxSampler", "Sampler", "SamplingError", "SamplingOptions"]
 
 
-def __getattr__(name: str):  # imports onnxruntime only when OnnxSampler is asked for
+def __getattr__(name: str) -> object:  # imports onnxruntime only when OnnxSampler is asked for
     if name == "OnnxSampler":
         from makemore.runtime.onnx_sampler import OnnxSampler
 

@@ -63,8 +63,8 @@ class ChunkDraws:
 
     def __init__(self, seed: int, span: ChunkSpan) -> None:
         self.span, self.rows = span, span.rows
-        rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(span.index,))))
-        self.random, self.advance = rng.random, rng.bit_generator.advance
+        bits = np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(span.index,)))
+        self.random, self.advance = np.random.Generator(bits).random, bits.advance
         self.skip = span.lo  # draws before this span's first row at the next position
 
     def next(self) -> np.ndarray:
@@ -78,10 +78,12 @@ class ChunkDraws:
 def parse_shard(text: str) -> tuple[int, int]:
     """`i/k` as (i, k) with 1 <= i <= k; a UserError naming --shard otherwise."""
     parts = text.split("/")
-    numbers = [int(p) if p.isascii() and p.isdigit() and len(p) <= 18 else None for p in parts]
-    if len(parts) != 2 or None in numbers or not 1 <= numbers[0] <= numbers[1]:
+    if len(parts) != 2 or not all(p.isascii() and p.isdigit() and len(p) <= 18 for p in parts):
         raise UserError(f"--shard must be i/k with whole numbers 1 <= i <= k (e.g. 2/3), got {text!r:.40}")
-    return numbers[0], numbers[1]
+    index, count = int(parts[0]), int(parts[1])
+    if not 1 <= index <= count:
+        raise UserError(f"--shard must be i/k with whole numbers 1 <= i <= k (e.g. 2/3), got {text!r:.40}")
+    return index, count
 
 
 def shard_range(n: int, shard: int, shards: int) -> tuple[int, int]:

@@ -158,7 +158,7 @@ def eval_command(
     out = stdout()
     sampler = OnnxSampler(model, workers=workers)
     if score:
-        for name, nll in zip(names, sampler.score(names), strict=True):
+        for name, nll in zip(names or [], sampler.score(names or []), strict=True):
             out.write(f"{nll:.6f}\t{name}\n")
         return
     splits = model_split(sampler.info, model_words(sampler, data))

@@ -105,7 +105,9 @@ def novel_name_chunks(
                 found += len(new)
                 yield new
                 if found == n:
-                    round_chunks.close()
+                    close = getattr(round_chunks, "close", None)  # stop a generator's pool of workers now
+                    if close is not None:
+                        close()
                     return
         raise SamplingError(f"found only {found} novel names in {MAX_NOVEL_ROUNDS} rounds of {n} samples")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -57,7 +58,7 @@ def open_session(model: str | Path | bytes, source: str = "model") -> ort.Infere
     return session
 
 
-def io_specs(args: list) -> list[IOSpec]:
+def io_specs(args: list[Any]) -> list[IOSpec]:
     """onnxruntime's NodeArg list as contract IOSpecs."""
     return [IOSpec(arg.name, arg.type, list(arg.shape)) for arg in args]
 
@@ -65,7 +66,8 @@ def io_specs(args: list) -> list[IOSpec]:
 def run_session(session: ort.InferenceSession, outputs: list[str], feed: dict[str, np.ndarray]) -> list[np.ndarray]:
     """session.run, its failure (a graph that passed the load checks but cannot run this input) a ModelOutputError."""
     try:
-        return session.run(outputs, feed)
+        results: list[np.ndarray] = session.run(outputs, feed)
+        return results
     except Exception as err:  # onnxruntime raises several untyped errors
         detail = ORT_PREAMBLE.sub("", first_line(err, 400))[:200]
         raise ModelOutputError(f"the model fails to run ({detail})", detail) from None
@@ -107,7 +109,7 @@ def read_model_info(session: ort.InferenceSession, source: str = "model") -> Mod
     info = ModelInfo.from_metadata(session.get_modelmeta().custom_metadata_map, source)
     check_signature(io_specs(session.get_inputs()), io_specs(session.get_outputs()), info, source)
     forward = session_forward(session, info, checked=False)
-    if info.state is None:
+    if isinstance(forward, WindowForward):
         probe_window_logits(forward.logits_fn, info, source)
     else:
         probe_step_logits(forward.step_fn, info, source)

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from makemore.contract import ModelInfo, StepFn, empty_state
-from makemore.contract.signature import check_finite_logits
+from makemore.contract.signature import check_finite_logits, state_of
 from makemore.data import BOUNDARY, Vocab
 from makemore.runtime.chunks import ChunkDraws, ChunkSpan, chunk_spans, request_seed
 from makemore.runtime.options import SamplingError, SamplingOptions
@@ -71,7 +71,7 @@ class StepDecoder:
         return logits[:, -1]
 
     def keep(self, running: np.ndarray) -> None:
-        tensors = self.info.state.tensors
+        tensors = state_of(self.info).tensors
         self.state = [s.compress(running, axis=t.batch_axis) for s, t in zip(self.state, tensors, strict=True)]
 
     def step(self, tokens: np.ndarray) -> np.ndarray:
@@ -156,14 +156,14 @@ def draw(weights: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
         np.add(cdf[ix], cdf[ix - 1], out=cdf[ix])
     total = cdf[-1]
     threshold = np.minimum((uniforms * total).astype(cdf.dtype), np.nextafter(total, 0))
-    return (cdf <= threshold).sum(axis=0)
+    picks: np.ndarray = (cdf <= threshold).sum(axis=0)
+    return picks
 
 
 def sample_chunk(
     decoder: Decoder, draws: ChunkDraws, prefix_ids: list[int], max_len: int, options: SamplingOptions
 ) -> np.ndarray:
     """Sample the rows of `draws` together: tokens [rows, length of the longest name], each padded with boundary (0)."""
-    weights_options = dict(temperature=options.temperature, top_k=options.top_k, top_p=options.top_p)
     rows = draws.rows
     columns = [np.full(rows, ix, dtype=np.int64) for ix in prefix_ids]
     active = np.arange(rows)
@@ -174,7 +174,16 @@ def sample_chunk(
         uniforms = draws.next()
         logits = decoder.start(prefix_ids, rows) if tokens is None else decoder.step(tokens)
         check_finite_logits(logits, "while sampling")
-        picks = draw(next_token_weights(logits, forbid_boundary=pos == 0, **weights_options), uniforms[active])
+        picks = draw(
+            next_token_weights(
+                logits,
+                forbid_boundary=pos == 0,
+                temperature=options.temperature,
+                top_k=options.top_k,
+                top_p=options.top_p,
+            ),
+            uniforms[active],
+        )
         column = np.zeros(rows, dtype=np.int64)
         column[active] = picks
         columns.append(column)
@@ -268,14 +277,14 @@ class Sampler:
         return self.forward.decoder()
 
     def sample_chunks(
-        self, n: int, options: SamplingOptions | None = None, *, start: int = 0, **values
+        self, n: int, options: SamplingOptions | None = None, *, start: int = 0, **values: Any
     ) -> Iterator[list[str]]:
         """The names of `sample(n, ...)`, yielded chunk by chunk (bounded memory for any n), sampled on
         `self.workers` threads; from name `start` of the request on (the names before it are skipped, not made)."""
         options = SamplingOptions.of(options, **values)
         return iter_sample_chunks(self.decoder, self.info, n, options, start=start, workers=self.workers)
 
-    def sample(self, n: int, options: SamplingOptions | None = None, **values) -> list[str]:
+    def sample(self, n: int, options: SamplingOptions | None = None, **values: Any) -> list[str]:
         """Sample `n` names with `options`, or its fields as keywords (seed, temperature, top_k, ...)."""
         return [name for chunk in self.sample_chunks(n, options, **values) for name in chunk]
 

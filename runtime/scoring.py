@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 from makemore.contract import ModelInfo, StepFn, empty_state
-from makemore.contract.signature import check_finite_logits
+from makemore.contract.signature import check_finite_logits, state_of
 from makemore.data import DatasetError, make_examples
 from makemore.data.dataset import encode_words
 
@@ -81,7 +81,7 @@ def step_word_nll(step_fn: StepFn, info: ModelInfo, words: list[str]) -> Iterato
     longest = max(map(len, words), default=0)
     if longest > info.longest_name:
         raise DatasetError(f"a word of {longest:,} characters is longer than this model takes ({info.longest_name:,})")
-    max_rows = max(1, SCORE_BYTES // info.state.row_bytes(longest + 1))
+    max_rows = max(1, SCORE_BYTES // state_of(info).row_bytes(longest + 1))
     for group in word_groups(words, examples_per_call(info), padded=True, max_rows=max_rows):
         width = max(len(word) for word in group) + 1
         tokens = np.zeros((len(group), width), dtype=np.int64)  # boundary, the word, boundary padding

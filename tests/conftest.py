@@ -89,3 +89,22 @@ def browser():
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         yield chromium
         chromium.close()
+
+
+# Modules whose every test starts servers, ranks or browsers, or trains a model of its own: `make check` skips them.
+SLOW_MODULES = {
+    "test_distributed",
+    "test_device",
+    "test_serve_load",
+    "test_web_browser",
+    "test_serve_browser",
+}
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Mark `slow` every test that needs a trained model (model_files), a browser, or lives in SLOW_MODULES."""
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
+        needs = set(getattr(item, "fixturenames", ()))
+        if module in SLOW_MODULES or needs & {"model_files", "browser"} or item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.slow)

@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.resources import files
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio
 from anyio import to_thread
@@ -63,14 +63,14 @@ def score_fields(limits: Limits) -> dict[str, Field]:
     return {"names": Field(STRINGS, required=True, low=1, high=limits.max_n, item_high=limits.max_len)}
 
 
-def model_summary(info: ModelInfo, name: str) -> dict:
+def model_summary(info: ModelInfo, name: str) -> dict[str, Any]:
     """The short description of the model sent with every answer."""
     return {"name": name, "kind": info.kind, "vocab": info.vocab.chars, "block_size": info.block_size}
 
 
-def model_metadata(info: ModelInfo, name: str) -> dict:
+def model_metadata(info: ModelInfo, name: str) -> dict[str, Any]:
     """What the model file says about itself (GET /v1/model); the per-step loss history stays in the file."""
-    return summary_json(
+    summary: dict[str, Any] = summary_json(
         {
             **model_summary(info, name),
             "max_len": info.max_len,
@@ -79,6 +79,7 @@ def model_metadata(info: ModelInfo, name: str) -> dict:
             "data_sha256": info.data_sha256,
         }
     )
+    return summary
 
 
 M_ARENA_MAX = -8  # glibc's mallopt parameter
@@ -105,7 +106,7 @@ def released(work: Callable[..., T], *args: object) -> T:
         trim_heap()
 
 
-def sampling_options(body: dict, info: ModelInfo, limits: Limits) -> SamplingOptions:
+def sampling_options(body: dict[str, Any], info: ModelInfo, limits: Limits) -> SamplingOptions:
     """The request's SamplingOptions (a SamplingError naming the field otherwise), max_len within the server's bound."""
     options = SamplingOptions.of(**{key: body[key] for key in BOUNDS if key in body})
     options.length(info, ceiling=limits.max_len)
@@ -184,7 +185,7 @@ def create_app(
         )
         return JSONResponse({"names": names, "model": summary})
 
-    def generate_request(raw: bytes) -> tuple[dict, SamplingOptions]:
+    def generate_request(raw: bytes) -> tuple[dict[str, Any], SamplingOptions]:
         body = parse_json(raw)
         return check_body(body, gen_fields, also_known=tuple(BOUNDS)), sampling_options(body, sampler.info, limits)
 
@@ -211,7 +212,7 @@ def create_app(
         Route("/v1/score", score, methods=["POST"]),
         *(web_routes(web) if web is not None else []),
     ]
-    handlers = {
+    handlers: dict[Any, Any] = {
         RequestError: request_error,
         ModelOutputError: model_error,
         UserError: user_error,

@@ -6,7 +6,7 @@ import ipaddress
 import socket
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from makemore.data.cli import fail, require_extra, run_cli
@@ -101,7 +101,9 @@ def serve_command(
     if ort_dist is not None and not web:
         fail("--ort-dist is onnxruntime-web's folder for --web: add --web to serve the in-browser page too")
     check_bindable(host, port)
-    dist = ort_dist and str(ort_dist)  # workers start in this working directory: relative paths mean the same there
+    dist = (
+        str(ort_dist) if ort_dist is not None else None
+    )  # workers start in this working directory: relative paths mean the same there
     config = ServeConfig(
         str(model),
         str(data) if data else None,
@@ -116,7 +118,11 @@ def serve_command(
     )
     known = known_names(config)  # the data is read here, once (it may be a pipe), before any worker starts
     app = build_app(config, known)  # the model is checked here too
-    guards = {"http": http_protocol(config), "h11_max_incomplete_event_size": HEAD_LIMIT, "timeout_keep_alive": 5}
+    guards: dict[str, Any] = {
+        "http": http_protocol(config),
+        "h11_max_incomplete_event_size": HEAD_LIMIT,
+        "timeout_keep_alive": 5,
+    }
     if not is_loopback(host):
         print(f"warning: binding {host}: other machines can reach this server", file=sys.stderr)
     if workers == 1:

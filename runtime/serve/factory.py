@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from makemore.runtime.parallel import usable_cores
 from makemore.runtime.serve.flow import Admission
@@ -84,7 +85,7 @@ def build_app(config: ServeConfig, known: frozenset[str] | None = None) -> Admis
     return create_app(sampler, known, limits, name=Path(config.model).name, web=web)
 
 
-def http_protocol(config: ServeConfig) -> functools.partial:
+def http_protocol(config: ServeConfig) -> functools.partial[Any]:
     """uvicorn's `http` for this configuration: its h11 protocol with the head timeout and the connection bound."""
     from makemore.runtime.serve.protocol import GuardedH11, connection_bound
 

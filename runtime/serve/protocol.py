@@ -42,7 +42,9 @@ class GuardedH11(H11Protocol):
         self.arm()
         live = [c for c in self.connections if not getattr(c, "dropped", False)]
         if len(live) > self.max_connections:
-            min((c for c in live if is_idle(c)), key=idle_since, default=self).drop()
+            oldest = min((c for c in live if is_idle(c)), key=idle_since, default=self)
+            if isinstance(oldest, GuardedH11):
+                oldest.drop()
 
     def drop(self) -> None:
         """Close the connection now, whatever it has not sent yet."""

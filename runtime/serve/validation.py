@@ -21,7 +21,7 @@ class RequestError(Exception):
         self.field = field
         self.close = close  # answer with Connection: close (the body was not read, or not all of it)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return error_json(self.message, self.field)
 
 
@@ -30,7 +30,7 @@ def encodable(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def error_json(message: str, field: str | None) -> dict:
+def error_json(message: str, field: str | None) -> dict[str, Any]:
     """The JSON of an error answer; its text always encodes (a field name may hold a lone surrogate)."""
     return {"error": encodable(message), "field": None if field is None else encodable(field)}
 

@@ -11,6 +11,7 @@ import stat
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 from makemore.contract import CONTEXT, LOGITS, TOKENS, ModelInfo
 from makemore.data import UserError, file_sha256
@@ -95,7 +96,7 @@ def copy_ort_file(source: Path, target: Path) -> None:
         shutil.copyfileobj(src, dst)
 
 
-def site_json(info: ModelInfo, model_sha256: str) -> dict:
+def site_json(info: ModelInfo, model_sha256: str) -> dict[str, Any]:
     """What the page needs from the model's metadata (the page never parses the ONNX file's metadata itself)."""
     state = None
     if info.state is not None:
@@ -145,7 +146,7 @@ def build_site(model: str | Path, out: str | Path, ort_dist: str | Path | None =
 
     def write(folder: Path) -> None:
         for name, source in content.items():
-            if name in ORT_FILES:
+            if name in ORT_FILES and isinstance(source, Path):
                 copy_ort_file(source, folder / name)
             elif isinstance(source, Path):
                 shutil.copyfile(source, folder / name)
