@@ -88,7 +88,10 @@ class SamplingOptions:
 
     @classmethod
     def of(cls, options: SamplingOptions | None = None, **values: Any) -> SamplingOptions:
-        """`options` with `values` replacing its fields (unknown names are a SamplingError)."""
+        """`options` with `values` replacing its fields (unknown names are a SamplingError); `options` itself when
+        nothing replaces it (a request's options are built and checked once)."""
+        if isinstance(options, cls) and not values:
+            return options
         unknown = sorted(set(values) - set(BOUNDS))
         if unknown:
             raise SamplingError(f"unknown sampling option {unknown[0]!r}; known: {', '.join(BOUNDS)}", unknown[0])

@@ -284,3 +284,20 @@ def test_client_that_leaves_mid_body_is_one_log_line(model_files, tmp_path):
     text = log.read_text()
     assert "Traceback" not in text
     assert len([line for line in text.splitlines() if "disconnected" in line]) == 1, text
+
+
+def test_a_request_builds_its_sampling_options_once(sampler, monkeypatch) -> None:
+    """The server checks a request's options once; the sampler takes that object as it is."""
+    from makemore.runtime import options as options_module
+
+    built = []
+    original = options_module.SamplingOptions.__post_init__
+
+    def counting(self) -> None:
+        built.append(self)
+        original(self)
+
+    monkeypatch.setattr(options_module.SamplingOptions, "__post_init__", counting)
+    client = TestClient(create_app(sampler))
+    assert client.post("/v1/generate", json={"n": 3, "seed": 1, "temperature": 0.5}).status_code == 200
+    assert len(built) == 1
