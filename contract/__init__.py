@@ -10,7 +10,6 @@ from makemore.contract.metadata import (
     CHECKPOINT_FORMAT_VERSION,
     CONTRACTS,
     MAX_BLOCK_SIZE,
-    MAX_LEN_LIMIT,
     METADATA_PREFIX,
     ONNX_FORMAT_VERSION,
     PAST,
@@ -33,6 +32,7 @@ from makemore.contract.signature import (
     empty_state,
 )
 from makemore.data import MAX_VOCAB
+from makemore.data.bounds import MAX_LEN_LIMIT
 
 __all__ = [
     "BATCH",

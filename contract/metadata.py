@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from makemore.data import MAX_VOCAB, SEED_MAX, UserError, Vocab, vocab_problem
+from makemore.data.bounds import MAX_LEN_LIMIT
 
 CHECKPOINT_FORMAT_VERSION = 1  # model.pt
 ONNX_FORMAT_VERSION = 1  # model.onnx (its metadata_props)
@@ -24,7 +25,6 @@ MAX_STATE_DIM = 1 << 16
 MAX_STATE_ROW_BYTES = 32 << 20  # float32 state one name may carry at its longest (a cache at max_positions)
 DEFAULT_CONTRACT = WINDOW  # files written before the key existed
 
-MAX_LEN_LIMIT = 100_000  # characters in one name: beyond it, a request or a file is a mistake
 MAX_BLOCK_SIZE = 100_000  # context length a file may declare
 MAX_KIND_LEN = 64
 SHA256 = re.compile(r"[0-9a-f]{64}")

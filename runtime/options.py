@@ -7,7 +7,8 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from makemore.contract import MAX_LEN_LIMIT, ModelInfo
-from makemore.data import SEED_MAX, UserError, Vocab
+from makemore.data import UserError, Vocab
+from makemore.data.bounds import SAMPLING, Bound
 
 
 class SamplingError(UserError):
@@ -18,25 +19,7 @@ class SamplingError(UserError):
         self.field = field
 
 
-@dataclass(frozen=True)
-class Bound:
-    """One option's JSON type and inclusive range: what the constructor checks and the server's schema says."""
-
-    kind: type  # int, float or str (a str's bound is on its length)
-    low: float | None = None
-    high: float | None = None
-    nullable: bool = False
-    low_open: bool = False  # the low end itself is refused
-
-
-BOUNDS: dict[str, Bound] = {
-    "temperature": Bound(float, 0.0, None),  # 0: greedy (the likeliest character, as top_k=1)
-    "top_k": Bound(int, 1, None, nullable=True),
-    "top_p": Bound(float, 0.0, 1.0, nullable=True, low_open=True),
-    "prefix": Bound(str, 0, MAX_LEN_LIMIT),
-    "max_len": Bound(int, 1, MAX_LEN_LIMIT, nullable=True),
-    "seed": Bound(int, 0, SEED_MAX, nullable=True),
-}
+BOUNDS: dict[str, Bound] = SAMPLING  # data/bounds.py's table, the one place these ranges are written
 
 
 def type_name(bound: Bound) -> str:
@@ -48,20 +31,14 @@ def check_option(name: str, value: Any, bound: Bound) -> Any:
     """`value` if it has the bound's type and lies in its range; SamplingError naming `name` otherwise."""
     if value is None and bound.nullable:
         return None
-    is_int = isinstance(value, int) and not isinstance(value, bool)
-    ok_type = {int: is_int, float: is_int or isinstance(value, float), str: isinstance(value, str)}[bound.kind]
-    if not ok_type:
+    if not bound.has_type(value):
         raise SamplingError(f"{name} must be {type_name(bound)}, got {value!r:.40}", name)
-    size = len(value) if bound.kind is str else value
     if bound.kind is float and not math.isfinite(value):
         raise SamplingError(f"{name} must be a finite number, got {value}", name)
-    low_ok = bound.low is None or (size > bound.low if bound.low_open else size >= bound.low)
-    if not low_ok or (bound.high is not None and size > bound.high):
+    size = len(value) if bound.kind is str else value
+    if not bound.in_range(size):
         what = f"the length of {name}" if bound.kind is str else name
-        low = "-inf" if bound.low is None else f"{bound.low:g}"
-        high = "inf" if bound.high is None else f"{bound.high:,}" if bound.kind is not float else f"{bound.high:g}"
-        interval = f"{'(' if bound.low_open else '['}{low}, {high}]"
-        raise SamplingError(f"{what} must be in {interval}, got {size!r:.40}", name)
+        raise SamplingError(f"{what} must be in {bound.interval()}, got {size!r:.40}", name)
     return value
 
 

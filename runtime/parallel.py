@@ -14,11 +14,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
 from makemore.data import UserError
+from makemore.data.bounds import MAX_WORKERS
 
 T = TypeVar("T")
 R = TypeVar("R")
-
-MAX_WORKERS = 1024
 
 
 def usable_cores() -> int:

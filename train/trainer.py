@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from makemore.data import DatasetError, Split, Tokens, UserError, Vocab, check_seed, vocab_problem
+from makemore.data.bounds import TRAINING, Bound
 from makemore.data.rows import Rows, SequenceRows, WindowRows, row_count, rows_of, subset
 from makemore.data.tokens import DistinctPairs, bigram_counts, distinct_pairs, sequence_rows, tokenize, tokenize_split
 from makemore.train.device import model_device, to_device
@@ -56,18 +57,9 @@ TRAIN_EVAL_WORDS = 32768
 EVAL_WORDS = 512  # sequence rows (whole words) evaluated at a time
 
 
-# Ranges of the integer flags: beyond them a run cannot be meant (check_memory guards what is inside).
-INT_LIMITS = {
-    "block_size": 1024,
-    "n_embd": 2**20,
-    "n_hidden": 2**20,
-    "n_layer": 1024,
-    "n_head": 1024,
-    "steps": 10_000_000,
-    "batch_size": 2**20,
-    "buckets": 1024,
-}
-SMOOTHING_RANGE = (1e-12, 1e12)  # add-k: k > 0 keeps every log-probability finite, k <= 1e12 keeps the sums finite
+# Ranges of the flags (data/bounds.py's table): beyond them a run cannot be meant (check_memory guards what is inside).
+INT_LIMITS = {key: int(b.high) for key, b in TRAINING.items() if b.kind is int and b.low == 1 and b.high is not None}
+SMOOTHING_RANGE = (TRAINING["smoothing"].low, TRAINING["smoothing"].high)
 
 
 class TrainingDiverged(UserError):
@@ -126,20 +118,17 @@ def size_defaults(kind: str, split: dict[str, Tokens] | None = None) -> dict:
 def check_values(values: dict) -> None:
     """Check each known key's value against its range (ConfigError, or UserError for seeds)."""
     for key, value in values.items():
-        if key in INT_LIMITS:
-            _check_int(key, value, INT_LIMITS[key])
+        bound = TRAINING.get(key)
+        if bound is not None and bound.kind is int:
+            _check_int(key, value, int(bound.high or 0), low=int(bound.low or 0))
         elif key in ("seed", "split_seed"):
             _check_seed(key, value)
-        elif key in _FLOAT_CHECKS:
-            _check_float(key, value, *_FLOAT_CHECKS[key])
+        elif bound is not None:
+            _check_float(key, value, bound)
         elif key == "optimizer" and value not in ("sgd", "adam", "adamw"):
             raise ConfigError(f"--optimizer must be sgd, adam or adamw, got {shown(repr(value))}")
         elif key == "norm" and value not in ("batch", "layer"):
             raise ConfigError(f"--norm must be batch or layer, got {shown(repr(value))}")
-        elif key == "steps_done":
-            _check_int(key, value, 2**63 - 1, low=0)
-        elif key == "warmup":
-            _check_int(key, value, INT_LIMITS["steps"], low=0)
 
 
 def shown(value: object) -> str:
@@ -163,25 +152,14 @@ def _check_int(key: str, value: object, high: int, low: int = 1) -> None:
         raise ConfigError(f"{flag(key)} must be {what} up to {high:,}, got {shown(value)}")
 
 
-# key -> (test of a finite value, what the range is, in words)
-_FLOAT_CHECKS = {
-    "lr": (lambda x: x > 0, "a positive number"),
-    "weight_decay": (lambda x: x >= 0, "a number >= 0"),
-    "dropout": (lambda x: 0 <= x < 1, "in [0, 1)"),
-    "smoothing": (lambda x: SMOOTHING_RANGE[0] <= x <= SMOOTHING_RANGE[1], "a number from 1e-12 to 1e12 (k > 0)"),
-    "grad_clip": (lambda x: x > 0, "a positive number"),
-    "beta2": (lambda x: 0 < x < 1, "in (0, 1)"),
-}
-
-
-def _check_float(key: str, value: object, test, words: str) -> None:
-    """A finite real number passing `test`; ConfigError naming the flag otherwise (NaN and inf included)."""
+def _check_float(key: str, value: object, bound: Bound) -> None:
+    """A finite real number within `bound`; ConfigError naming the flag otherwise (NaN and inf included)."""
     try:
-        number = float(value) if not isinstance(value, (bool, str)) else math.nan
+        number = float(value) if not isinstance(value, (bool, str)) else math.nan  # type: ignore[arg-type]
     except (TypeError, ValueError, OverflowError):
         number = math.nan
-    if not (math.isfinite(number) and test(number)):
-        raise ConfigError(f"{flag(key)} must be {words}, got {shown(value)}")
+    if not (math.isfinite(number) and bound.in_range(number)):
+        raise ConfigError(f"{flag(key)} must be {bound.words or 'in ' + bound.interval()}, got {shown(value)}")
 
 
 def with_block_size(kind: str, config: dict, split: dict[str, Tokens]) -> dict:

@@ -15,6 +15,7 @@ from typing import Any
 
 from makemore.contract import CONTEXT, LOGITS, TOKENS, ModelInfo
 from makemore.data import UserError, file_sha256
+from makemore.data.bounds import SAMPLING, Bound
 from makemore.runtime.chunks import CHUNK_SIZE
 from makemore.runtime.web.folder import MARKER, check_site_folder, replace_folder
 
@@ -118,6 +119,7 @@ def site_json(info: ModelInfo, model_sha256: str) -> dict[str, Any]:
         "val_loss": info.metrics.get("val_loss"),
         "chunk_size": CHUNK_SIZE,
         "max_count": MAX_COUNT,
+        "bounds": {"count": Bound(int, 1, MAX_COUNT).to_json(), **{k: b.to_json() for k, b in SAMPLING.items()}},
         "onnxruntime_web": ORT_WEB_VERSION,
     }
 

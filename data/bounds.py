@@ -1,0 +1,113 @@
+"""One table of bounds: the type and range of every number and string a user gives, in one place.
+
+The CLIs and the server check sampling options against SAMPLING (runtime.options.SamplingOptions), the trainer
+checks its flags against TRAINING (train.trainer.check_values), and mm-web writes SAMPLING into its site's JSON,
+which the page reads instead of a copy. Each layer words its own error (a flag, a JSON field), from these bounds.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from makemore.data.dataset import SEED_MAX
+
+MAX_LEN_LIMIT = 100_000  # characters in one name: beyond it, a request or a file is a mistake
+MAX_WORKERS = 1024  # threads one request may ask for (fewer run: see runtime.sampling.busy_workers)
+
+
+@dataclass(frozen=True)
+class Bound:
+    """One value's type and range: `kind` int, float or str (a str's bound is on its length); `low`/`high` None for
+    no bound; an open end excludes the bound itself; `words` says the range in words where the interval reads
+    poorly (the trainer's messages)."""
+
+    kind: type
+    low: float | None = None
+    high: float | None = None
+    nullable: bool = False
+    low_open: bool = False
+    high_open: bool = False
+    words: str = ""
+
+    def has_type(self, value: object) -> bool:
+        """Whether `value` is of this bound's type (a bool is no number; an int is a float)."""
+        is_int = isinstance(value, int) and not isinstance(value, bool)
+        if self.kind is int:
+            return is_int
+        if self.kind is float:
+            return is_int or isinstance(value, float)
+        return isinstance(value, self.kind)
+
+    def in_range(self, size: float) -> bool:
+        """Whether a number (or a string's length) lies within the bounds; NaN never does."""
+        if isinstance(size, float) and math.isnan(size):
+            return False
+        low_ok = self.low is None or (size > self.low if self.low_open else size >= self.low)
+        high_ok = self.high is None or (size < self.high if self.high_open else size <= self.high)
+        return low_ok and high_ok
+
+    def admits(self, value: object) -> bool:
+        """Whether `value` passes: None where nullable, else the right type, finite (a float) and in range."""
+        if value is None:
+            return self.nullable
+        if not self.has_type(value):
+            return False
+        if self.kind is float and not math.isfinite(value):  # type: ignore[arg-type]
+            return False
+        return self.in_range(len(value) if isinstance(value, str) else value)  # type: ignore[arg-type]
+
+    def interval(self) -> str:
+        """The range as an interval: [0, inf], (0, 1], [1, 100,000]."""
+        low = "-inf" if self.low is None else f"{self.low:g}"
+        high = "inf" if self.high is None else f"{self.high:,}" if self.kind is not float else f"{self.high:g}"
+        return f"{'(' if self.low_open else '['}{low}, {high}{')' if self.high_open else ']'}"
+
+    def to_json(self) -> dict[str, Any]:
+        """The bound as the page reads it (site.json's `bounds`); an integer bound beyond 2**53 (a seed's) is a string
+        of its digits, which JavaScript reads exactly with BigInt."""
+
+        def exact(end: float | None) -> float | str | None:
+            return str(end) if isinstance(end, int) and abs(end) > 2**53 else end
+
+        return {
+            "type": {int: "integer", float: "number", str: "string"}[self.kind],
+            "low": exact(self.low),
+            "high": exact(self.high),
+            "nullable": self.nullable,
+            "low_open": self.low_open,
+            "high_open": self.high_open,
+        }
+
+
+# How names are drawn: SamplingOptions' fields, as mm-gen, the API, the server and the page take them.
+SAMPLING: dict[str, Bound] = {
+    "temperature": Bound(float, 0.0, None),  # 0: greedy (the likeliest character, as top_k=1)
+    "top_k": Bound(int, 1, None, nullable=True),
+    "top_p": Bound(float, 0.0, 1.0, nullable=True, low_open=True),
+    "prefix": Bound(str, 0, MAX_LEN_LIMIT),
+    "max_len": Bound(int, 1, MAX_LEN_LIMIT, nullable=True),
+    "seed": Bound(int, 0, SEED_MAX, nullable=True),
+}
+
+# mm-train's and mm-sweep's numbers: beyond them a run cannot be meant (train.memory checks what is inside).
+TRAINING: dict[str, Bound] = {
+    "block_size": Bound(int, 1, 1024),
+    "n_embd": Bound(int, 1, 2**20),
+    "n_hidden": Bound(int, 1, 2**20),
+    "n_layer": Bound(int, 1, 1024),
+    "n_head": Bound(int, 1, 1024),
+    "steps": Bound(int, 1, 10_000_000),
+    "batch_size": Bound(int, 1, 2**20),
+    "buckets": Bound(int, 1, 1024),
+    "warmup": Bound(int, 0, 10_000_000),
+    "steps_done": Bound(int, 0, 2**63 - 1),
+    "lr": Bound(float, 0.0, None, low_open=True, words="a positive number"),
+    "weight_decay": Bound(float, 0.0, None, words="a number >= 0"),
+    "dropout": Bound(float, 0.0, 1.0, high_open=True, words="in [0, 1)"),
+    # add-k: k > 0 keeps every log-probability finite, k <= 1e12 keeps the sums finite
+    "smoothing": Bound(float, 1e-12, 1e12, words="a number from 1e-12 to 1e12 (k > 0)"),
+    "grad_clip": Bound(float, 0.0, None, low_open=True, words="a positive number"),
+    "beta2": Bound(float, 0.0, 1.0, low_open=True, high_open=True, words="in (0, 1)"),
+}
