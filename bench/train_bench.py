@@ -12,7 +12,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine  # noqa: E402
 from makemore.data import Vocab, bundled_names_path, read_words, split_words  # noqa: E402
-from makemore.train.trainer import make_config, train  # noqa: E402
+from makemore.train.config import make_config  # noqa: E402
+from makemore.train.trainer import train  # noqa: E402
 
 
 def train_default() -> dict:

@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from makemore.data.bounds import SAMPLING, TRAINING, Bound
 from makemore.runtime.options import SamplingError, SamplingOptions, check_option
-from makemore.train.trainer import ConfigError, check_values
+from makemore.train.config import check_values
+from makemore.train.kinds import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 VALUES = st.one_of(

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from makemore.data import Vocab, read_words, split_words
 from makemore.data.rows import make_rows, subset
 from makemore.data.tokens import distinct_pairs
-from makemore.train import progress, trainer
+from makemore.train import evaluate, progress, trainer
+from makemore.train.config import make_config
 from makemore.train.models import IGNORE
 from rich.console import Console
 
@@ -28,24 +29,25 @@ def names(names_path) -> list[str]:
 def _spy(monkeypatch) -> list[tuple[str, np.ndarray | None]]:
     """Record which rows every evaluate_rows call used (and of which split, by its number of rows)."""
     calls = []
-    real = trainer.evaluate_rows
+    real = evaluate.evaluate_rows
 
     def spy(model, rows, chosen=None, chunk=65536):
         calls.append((rows, None if chosen is None else chosen.copy()))
         return real(model, rows, chosen, chunk)
 
-    monkeypatch.setattr(trainer, "evaluate_rows", spy)
+    monkeypatch.setattr(trainer, "evaluate_rows", spy)  # the loop's val history
+    monkeypatch.setattr(evaluate, "evaluate_rows", spy)  # the final losses
     return calls
 
 
 @pytest.mark.parametrize("kind", ["mlp", "gru"])
 def test_val_subset_is_fixed_and_metrics_record_the_sizes(kind, names, monkeypatch) -> None:
     monkeypatch.setattr(trainer, "VAL_WORDS", 50)
-    monkeypatch.setattr(trainer, "TRAIN_EVAL_WORDS", 100)
+    monkeypatch.setattr(evaluate, "TRAIN_EVAL_WORDS", 100)
     calls = _spy(monkeypatch)
     split = split_words(names[:2000], seed=0)  # 1,600 train, 200 val, 200 test words
     tiny = {"steps": 12, "n_embd": 8, "n_hidden": 16, "batch_size": 32}
-    result = trainer.train(kind, trainer.make_config(kind, **tiny), split, Vocab.from_words(names))
+    result = trainer.train(kind, make_config(kind, **tiny), split, Vocab.from_words(names))
     during, final = calls[:-3], calls[-3:]
     assert len(during) == len(result.history["val_loss"]) == 12
     first = during[0][1]
@@ -68,7 +70,7 @@ def test_val_subset_is_fixed_and_metrics_record_the_sizes(kind, names, monkeypat
         lengths = train_rows.tokens.lengths[train_rows.tokens.by_length]
         assert metrics["train_loss_chars"] == int((lengths[train_chosen] + 1).sum())
     assert metrics["history_val_chars"] < chars["val"]
-    assert result.history["val_loss"][-1] == trainer.evaluate_rows(result.model, val_rows, first, 65536)[0]
+    assert result.history["val_loss"][-1] == evaluate.evaluate_rows(result.model, val_rows, first, 65536)[0]
 
 
 def test_names_final_losses_are_on_every_word(names) -> None:
@@ -76,9 +78,9 @@ def test_names_final_losses_are_on_every_word(names) -> None:
     the history's val losses are on a subset of its 3,203 val words."""
     split = split_words(names, seed=42)
     vocab = Vocab.from_words(names)
-    assert subset(make_rows(split.train, vocab, 4, IGNORE), trainer.TRAIN_EVAL_WORDS) is None
+    assert subset(make_rows(split.train, vocab, 4, IGNORE), evaluate.TRAIN_EVAL_WORDS) is None
     val = make_rows(split.val, vocab, 4, IGNORE)
-    assert 0 < len(subset(val, trainer.VAL_WORDS)) < len(val)
+    assert 0 < len(subset(val, evaluate.VAL_WORDS)) < len(val)
 
 
 def test_a_phase_gets_a_line_only_when_it_takes_over_the_delay(monkeypatch) -> None:
@@ -124,10 +126,10 @@ def test_distinct_pairs_hold_every_row_once(block, radix, rows, repeats, seed) -
 def test_window_losses_over_distinct_pairs_are_the_losses_over_every_row(kind, names, monkeypatch) -> None:
     """Evaluating each distinct context once (in pieces smaller than the split) gives every row's loss."""
     vocab, split = Vocab.from_words(names), split_words(names[:3000], 0)
-    config = trainer.make_config(kind, steps=30, **({} if kind == "bigram" else {"batch_size": 32}))
+    config = make_config(kind, steps=30, **({} if kind == "bigram" else {"batch_size": 32}))
     model = trainer.train(kind, config, split, vocab).model.eval()
     rows = make_rows(split.val, vocab, config["block_size"], IGNORE)
-    monkeypatch.setattr(trainer, "PAIR_ROWS", 500)
+    monkeypatch.setattr(evaluate, "PAIR_ROWS", 500)
     x, y = (torch.from_numpy(a) for a in rows.take(np.arange(len(rows))))
-    loss, count = trainer.evaluate_rows(model, rows, None, 64)
-    assert loss == pytest.approx(trainer.evaluate(model, x, y), abs=1e-6) and count == len(y)
+    loss, count = evaluate.evaluate_rows(model, rows, None, 64)
+    assert loss == pytest.approx(evaluate.evaluate(model, x, y), abs=1e-6) and count == len(y)

@@ -270,7 +270,8 @@ def test_crlf_data_trains_as_lf_data(tmp_path) -> None:
 def test_the_trainer_and_the_exporter_apply_the_readers_rule() -> None:
     """One rule: every character that the reader refuses inside a word, check_vocab refuses, and the trainer."""
     from makemore.data import Vocab, split_words
-    from makemore.train.trainer import make_config, train
+    from makemore.train.config import make_config
+    from makemore.train.trainer import train
 
     for ch in [*INSIDE, "\n", "\x00", "\ud800"]:
         assert not is_name_char(ch)

@@ -6,8 +6,8 @@ import pytest
 import torch
 from clirun import assert_usage_error, run
 from makemore.train import memory
+from makemore.train.config import make_config
 from makemore.train.kinds import KINDS, MODEL_KINDS, ConfigError, build_model, kind_spec, state_spec
-from makemore.train.trainer import make_config
 
 SMALL = {"n_embd": 8, "n_hidden": 12, "n_layer": 2, "n_head": 2}
 

@@ -96,8 +96,8 @@ def test_onnx_embedding_table_is_the_torch_embedding(model_files, kind):
 
 
 def test_every_kind_with_an_embedding_table_has_one_named():
+    from makemore.train.config import DEFAULTS
     from makemore.train.kinds import build_model
-    from makemore.train.trainer import DEFAULTS
 
     for kind in EMBEDDING_KINDS:
         name = plots.embedding_table(kind)

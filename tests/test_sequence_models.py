@@ -12,18 +12,12 @@ from clirun import assert_usage_error, run
 from makemore.data import Vocab, read_words, split_words
 from makemore.data.tokens import tokenize_split
 from makemore.train.checkpoint import load_checkpoint, load_model
-from makemore.train.kinds import SEQUENCE_KINDS, build_model
+from makemore.train.config import make_config, with_block_size
+from makemore.train.evaluate import evaluate, make_sequences
+from makemore.train.kinds import SEQUENCE_KINDS, ConfigError, build_model
 from makemore.train.models import SequenceLengthError, cross_entropy, is_sequence
 from makemore.train.run import TrainRequest, run_training
-from makemore.train.trainer import (
-    ConfigError,
-    evaluate,
-    learning_rate,
-    make_config,
-    make_sequences,
-    train,
-    with_block_size,
-)
+from makemore.train.trainer import learning_rate, train
 
 TINY = {
     "transformer": {"block_size": 12, "n_layer": 2, "n_head": 2, "n_embd": 16, "dropout": 0.1},

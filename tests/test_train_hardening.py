@@ -16,22 +16,19 @@ from hypothesis import strategies as st
 from makemore.data import SEED_MAX, UserError, Vocab, bundled_names_path, read_words, split_words
 from makemore.data.corpus import read_corpus, split_corpus
 from makemore.train import memory
-from makemore.train.kinds import MODEL_KINDS, build_model
-from makemore.train.run import SAMPLE_MAX_LEN, TrainRequest, resolve_config, run_training
-from makemore.train.trainer import (
+from makemore.train.config import (
     DEFAULTS,
     INT_LIMITS,
     SMOOTHING_RANGE,
-    ConfigError,
-    TrainingDiverged,
     check_config,
-    check_finite,
     flag,
     make_config,
     size_defaults,
-    train,
     with_block_size,
 )
+from makemore.train.kinds import MODEL_KINDS, ConfigError, build_model
+from makemore.train.run import SAMPLE_MAX_LEN, TrainRequest, resolve_config, run_training
+from makemore.train.trainer import TrainingDiverged, check_finite, train
 
 INT_KEYS = tuple(INT_LIMITS)
 FLOAT_KEYS = ("lr", "weight_decay", "dropout", "smoothing")

@@ -7,7 +7,9 @@ import math
 import pytest
 import torch
 from makemore.data import Vocab, read_words, split_words
-from makemore.train.trainer import ConfigError, make_config, train
+from makemore.train.config import make_config
+from makemore.train.kinds import ConfigError
+from makemore.train.trainer import train
 
 
 @pytest.fixture(scope="module")

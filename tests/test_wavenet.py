@@ -13,11 +13,11 @@ from makemore.contract import CONTEXT as INPUT_NAME
 from makemore.contract import LOGITS as OUTPUT_NAME
 from makemore.export.onnx_export import TOLERANCE, to_onnx_bytes
 from makemore.runtime.onnx_sampler import OnnxSampler, open_session
-from makemore.train.kinds import build_model
+from makemore.train.config import make_config
+from makemore.train.kinds import ConfigError, build_model
 from makemore.train.models import WaveNet
 from makemore.train.run import TrainRequest, resolve_config
 from makemore.train.sampler import TorchSampler
-from makemore.train.trainer import ConfigError, make_config
 
 
 @pytest.fixture(scope="module")

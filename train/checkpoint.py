@@ -16,8 +16,8 @@ from makemore.contract import CHECKPOINT_FORMAT_VERSION, STEP, WINDOW, ModelFile
 from makemore.contract.metadata import MAX_BLOCK_SIZE, check_int, check_vocab, is_finite_number, is_int
 from makemore.data import UserError, Vocab, first_line
 from makemore.data.files import atomic_write
+from makemore.train.config import ARCHITECTURE_KEYS, DEFAULTS, check_architecture
 from makemore.train.kinds import MODEL_KINDS, SEQUENCE_KINDS, build_model, state_spec
-from makemore.train.trainer import ARCHITECTURE_KEYS, DEFAULTS, check_architecture
 from torch import nn
 from torch.overrides import TorchFunctionMode
 

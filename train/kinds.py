@@ -280,7 +280,7 @@ SPECS = (
         check=_check_wavenet,
         quick={"steps": 300, "n_embd": 8, "n_hidden": 32, "batch_size": 64},
     ),
-    # Sequence kinds: whole words, block_size from the data (trainer.with_block_size); chosen run by run on the
+    # Sequence kinds: whole words, block_size from the data (train/config.py, with_block_size); chosen run by run on the
     # results page. transformer 204,544 params: train 1.7457, val 1.9192, test 1.9428, 14 min 39 s wall (2-vCPU AMD
     # EPYC, quiet, 2026-11-25; 6000 steps: val 1.9406; dropout 0: 2.0600, overfits; 0.2: 1.9725; --buckets 8: 1.9615).
     KindSpec(

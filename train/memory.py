@@ -28,7 +28,7 @@ OVERHEAD = 512 * 2**20  # the interpreter, numpy and torch themselves (about 400
 MEMORY_FRACTION = 0.8  # share of the machine's memory a run may plan to use: the rest is the margin
 EVAL_FLOATS = 2**24  # activations of one evaluation chunk (64 MiB of float32)
 EVAL_ROWS_MAX = 65536
-PAIR_ROWS = 1 << 19  # window rows whose distinct (context, target) pairs are found at once (trainer.evaluate_rows)
+PAIR_ROWS = 1 << 19  # window rows whose distinct (context, target) pairs are found at once (evaluate.evaluate_rows)
 PAIR_INDICES = 8  # int64s per such row besides its context: target, keys, sort order, masks
 SIZE_FLAGS = ("block_size", "n_embd", "n_hidden", "batch_size")  # the flags a memory error may blame
 CGROUP_LIMITS = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
@@ -130,7 +130,7 @@ def culprit(
     """The size flag whose return to its default saves the most memory (None when none saves any)."""
     total = needed(kind, config, vocab_size, split_sizes, words)
     savings = {}
-    for key in SIZE_FLAGS:  # a sequence kind's block_size comes from the data: trainer.size_defaults gives its own
+    for key in SIZE_FLAGS:  # a sequence kind's block_size comes from the data: config.size_defaults gives its own
         if key in config and key in defaults and config[key] > defaults[key]:
             smaller = needed(kind, {**config, key: defaults[key]}, vocab_size, split_sizes, words)
             savings[key] = total - smaller

@@ -23,25 +23,23 @@ from makemore.train.checkpoint import (
     model_info,
     save_checkpoint,
 )
-from makemore.train.device import resolve_device
-from makemore.train.distributed import session
-from makemore.train.launch import launch_from_env
-from makemore.train.memory import check_memory, split_sizes
-from makemore.train.progress import ConsoleReporter
-from makemore.train.sampler import TorchSampler
-from makemore.train.trainer import (
+from makemore.train.config import (
     ARCHITECTURE_KEYS,
-    SEQUENCE_KINDS,
-    ConfigError,
-    TrainResult,
     check_values,
     flag,
     make_config,
     shown,
     size_defaults,
-    train,
     with_block_size,
 )
+from makemore.train.device import resolve_device
+from makemore.train.distributed import session
+from makemore.train.kinds import SEQUENCE_KINDS, ConfigError
+from makemore.train.launch import launch_from_env
+from makemore.train.memory import check_memory, split_sizes
+from makemore.train.progress import ConsoleReporter
+from makemore.train.sampler import TorchSampler
+from makemore.train.trainer import TrainResult, train
 from rich.console import Console
 from rich.table import Table
 

@@ -81,10 +81,11 @@ def iter_sweep(
     """
     from makemore.data import bundled_names_path
     from makemore.data.corpus import read_corpus, split_corpus
+    from makemore.train.config import DEFAULTS, make_config
     from makemore.train.device import resolve_device
     from makemore.train.launch import launch_from_env
     from makemore.train.memory import check_memory, split_sizes
-    from makemore.train.trainer import DEFAULTS, make_config, train
+    from makemore.train.trainer import train
 
     if launch_from_env() is not None:
         raise UserError("mm-sweep trains its configs one after another in one process: start it without torchrun")

@@ -1,184 +1,38 @@
-"""Training: hyperparameter defaults and presets, and one loop per way of fitting a model."""
+"""The training loop: one way of fitting each kind (counting, or gradient descent with its schedule), stopped as
+soon as the loss is no longer finite. Configs live in train/config.py, evaluation in train/evaluate.py."""
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from makemore.data import DatasetError, Split, Tokens, UserError, Vocab, check_seed, vocab_problem
-from makemore.data.bounds import TRAINING, Bound
-from makemore.data.rows import Rows, SequenceRows, WindowRows, row_count, rows_of, subset
-from makemore.data.tokens import DistinctPairs, bigram_counts, distinct_pairs, sequence_rows, tokenize, tokenize_split
+from makemore.data import DatasetError, Split, Tokens, UserError, Vocab, vocab_problem
+from makemore.data.rows import Rows, subset
+from makemore.data.tokens import bigram_counts, tokenize_split
+from makemore.train.config import with_block_size
 from makemore.train.device import model_device, to_device
 from makemore.train.distributed import SINGLE, Ranks
-from makemore.train.kinds import KINDS, SEQUENCE_KINDS, ConfigError, build_model, kind_spec
-from makemore.train.memory import PAIR_ROWS, check_memory, eval_rows
-from makemore.train.models import IGNORE, Bigram, cross_entropy, is_sequence
+from makemore.train.evaluate import (
+    EVAL_POINTS,
+    VAL_WORDS,
+    evaluate_rows,
+    final_losses,
+    row_count_chars,
+    split_rows,
+)
+from makemore.train.kinds import build_model
+from makemore.train.memory import eval_rows
+from makemore.train.models import Bigram, cross_entropy
 from makemore.train.progress import Progress, Reporter
 from torch import nn
-
-# Hyperparameters of each kind (train/kinds.py). `steps`, `lr`, ... are what the CLI flags override.
-DEFAULTS: dict[str, Mapping] = {name: spec.defaults for name, spec in KINDS.items()}
-
-# Named MLP configs, each with the val loss it reached here (see the README's tables).
-PRESETS: dict[str, dict] = {
-    "default": {},  # val 2.0186, test 2.0330
-    # The best of docs/experiments.md's sweep: a longer context and a wider hidden layer.
-    # val 1.9978 (seed 1337), 2.0035 (seed 1); more steps overfit (val 2.0172 at 12,000).
-    "context8": {"block_size": 8, "n_hidden": 500, "steps": 8000},
-    # The lecture's recipe: plain SGD, lr 0.1 then 0.01, embedding 10, hidden 200, context 3.
-    # val 2.1077, test 2.1115 (the lecture: 2.17 with plain init, 2.10 with careful init); 93 s on one core.
-    "lecture": {
-        "block_size": 3,
-        "n_embd": 10,
-        "n_hidden": 200,
-        "optimizer": "sgd",
-        "lr": 0.1,
-        "batch_size": 32,
-        "steps": 200000,
-        "weight_decay": 0.0,
-    },
-}
-
-ARCHITECTURE_KEYS = ("block_size", "n_embd", "n_hidden", "norm", "n_layer", "n_head")  # fixed once a model is built
-RECORD_KEYS = ("split_seed", "split_fractions", "max_len", "steps_done")  # what a checkpoint's config also records
-
-EVAL_POINTS = 40  # how many times the val loss is logged over a run
-# The losses are evaluated on bounded sets of words, drawn once at random (data.rows.subset): during training the
-# val loss on at most VAL_WORDS val words (about 7,000 characters of names), the same at every log point; at the
-# end the val and test losses on every word, and the train loss on at most TRAIN_EVAL_WORDS train words.
-# names.txt's 25,627 train words fit the second bound: its final losses are all on every word, as before.
-VAL_WORDS = 1024
-TRAIN_EVAL_WORDS = 32768
-EVAL_WORDS = 512  # sequence rows (whole words) evaluated at a time
-
-
-# Ranges of the flags (data/bounds.py's table): beyond them a run cannot be meant (check_memory guards what is inside).
-INT_LIMITS = {key: int(b.high) for key, b in TRAINING.items() if b.kind is int and b.low == 1 and b.high is not None}
-SMOOTHING_RANGE = (TRAINING["smoothing"].low, TRAINING["smoothing"].high)
 
 
 class TrainingDiverged(UserError):
     """The loss stopped being finite: nothing trained is kept."""
-
-
-def flag(key: str) -> str:
-    """The command-line flag of a config key: n_hidden -> --n-hidden."""
-    return "--" + key.replace("_", "-")
-
-
-def make_config(kind: str, preset: str | None = None, /, **overrides) -> dict:
-    """The full hyperparameter dict for `kind`: defaults, then the preset, then non-None overrides.
-
-    Every value given is checked, even one that `kind` does not use. `kind` and `preset` are positional, so no key
-    of a config passed as overrides (a checkpoint's, when resuming) can stand for them.
-    """
-    config = dict(kind_spec(kind).defaults)
-    if preset is not None:
-        if kind != "mlp" or preset not in PRESETS:
-            raise ConfigError(f"unknown preset {preset!r} for {kind}: choose one of {', '.join(PRESETS)}")
-        config.update(PRESETS[preset])
-    given = {k: v for k, v in overrides.items() if v is not None}
-    check_values(given)
-    accepted = set(config) | ({"block_size"} if kind in SEQUENCE_KINDS else set())  # sequences: set from the data
-    config.update({k: v for k, v in given.items() if k in accepted or k in RECORD_KEYS})
-    check_config(kind, config)
-    return config
-
-
-def check_config(kind: str, config: dict) -> None:
-    """Raise a UserError naming the flag of the first value out of its range, or of a model too big for memory.
-
-    The memory check here assumes the smallest data (any data can only add to it); run.py checks again
-    with the real data before building anything.
-    """
-    check_architecture(kind, config)
-    check_memory(kind, config, vocab_size=2, split_sizes={}, defaults=size_defaults(kind))
-
-
-def check_architecture(kind: str, config: dict) -> None:
-    """Every known value in its range, and a model of `kind` that these values can build (ConfigError)."""
-    check_values(config)
-    kind_spec(kind).check(config)
-
-
-def size_defaults(kind: str, split: dict[str, Tokens] | None = None) -> dict:
-    """The values a memory error compares the size flags with: DEFAULTS, plus for the sequence kinds (whose
-    block_size comes from the data) the smallest block_size that the data allows (1 without data)."""
-    if kind not in SEQUENCE_KINDS:
-        return dict(DEFAULTS[kind])
-    smallest = 1 if split is None else with_block_size(kind, DEFAULTS[kind], split)["block_size"]
-    return {**DEFAULTS[kind], "block_size": smallest}
-
-
-def check_values(values: dict) -> None:
-    """Check each known key's value against its range (ConfigError, or UserError for seeds)."""
-    for key, value in values.items():
-        bound = TRAINING.get(key)
-        if bound is not None and bound.kind is int:
-            _check_int(key, value, int(bound.high or 0), low=int(bound.low or 0))
-        elif key in ("seed", "split_seed"):
-            _check_seed(key, value)
-        elif bound is not None:
-            _check_float(key, value, bound)
-        elif key == "optimizer" and value not in ("sgd", "adam", "adamw"):
-            raise ConfigError(f"--optimizer must be sgd, adam or adamw, got {shown(repr(value))}")
-        elif key == "norm" and value not in ("batch", "layer"):
-            raise ConfigError(f"--norm must be batch or layer, got {shown(repr(value))}")
-
-
-def shown(value: object) -> str:
-    """A value as an error message shows it: at most 40 characters (an integer may have thousands of digits)."""
-    try:
-        text = str(value)
-    except ValueError:  # an int beyond Python's limit on digits converted to text
-        return "a huge integer"
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _check_seed(key: str, value: object) -> None:
-    if isinstance(value, int) and value.bit_length() > 64:  # check_seed would print all its digits
-        raise ConfigError(f"{flag(key)} must be an integer from 0 to 2**64-1, got {shown(value)}")
-    check_seed(value, flag(key))
-
-
-def _check_int(key: str, value: object, high: int, low: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        what = "a positive integer" if low == 1 else f"an integer from {low}"
-        raise ConfigError(f"{flag(key)} must be {what} up to {high:,}, got {shown(value)}")
-
-
-def _check_float(key: str, value: object, bound: Bound) -> None:
-    """A finite real number within `bound`; ConfigError naming the flag otherwise (NaN and inf included)."""
-    try:
-        number = float(value) if not isinstance(value, (bool, str)) else math.nan  # type: ignore[arg-type]
-    except (TypeError, ValueError, OverflowError):
-        number = math.nan
-    if not (math.isfinite(number) and bound.in_range(number)):
-        raise ConfigError(f"{flag(key)} must be {bound.words or 'in ' + bound.interval()}, got {shown(value)}")
-
-
-def with_block_size(kind: str, config: dict, split: dict[str, Tokens]) -> dict:
-    """Sequence kinds: block_size = the longest word of all splits + 1 (makemore.py's rule) unless already set.
-
-    A block_size set already (--block-size, or a resumed checkpoint's) must hold every word: ConfigError if not.
-    Window kinds: the config unchanged.
-    """
-    if kind not in SEQUENCE_KINDS:
-        return config
-    longest = max(int(split[name].lengths.max(initial=0)) for name in ("train", "val", "test"))
-    if config.get("block_size") is None:
-        return {**config, "block_size": longest + 1}
-    if config["block_size"] < longest + 1:
-        raise ConfigError(
-            f"block-size {config['block_size']} of this {kind} is too short for the data's longest word"
-            f" ({longest} characters): it needs at least {longest + 1}"
-        )
-    return config
 
 
 @dataclass
@@ -188,96 +42,6 @@ class TrainResult:
     steps_done: int
     interrupted: bool = False
     history: dict = field(default_factory=dict)
-
-
-def split_rows(kind: str, split: dict[str, Tokens], block_size: int) -> dict[str, Rows]:
-    """The rows of every split's tokens: window examples, or whole words for the sequence kinds."""
-    window = None if kind in SEQUENCE_KINDS else block_size
-    return {name: rows_of(split[name], window, IGNORE) for name in ("train", "val", "test")}
-
-
-def make_sequences(words: list[str], vocab: Vocab) -> tuple[np.ndarray, np.ndarray]:
-    """Each word as one sequence, shortest first: int64 X, Y [N, longest + 1] (all words at once: for tests and
-    small lists; training builds the rows of each batch, data.rows.SequenceRows).
-
-    X is (boundary, its characters), Y is (its characters, boundary): one target per letter and one for the
-    end, as for the window models. Rows are padded at the end, X with the boundary and Y with IGNORE (no loss).
-    """
-    tokens = tokenize(words, vocab)
-    return sequence_rows(tokens, tokens.by_length, IGNORE)
-
-
-def trim_padding(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sequences [B, L]: cut the columns that are padding in every row. Window examples: unchanged."""
-    if y.dim() < 2:
-        return x, y
-    width = int((y != IGNORE).sum(dim=1).max())
-    return x[:, :width], y[:, :width]
-
-
-@torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 65536) -> float:
-    """Mean NLL per predicted character (padding excluded) of tensors x, y, in eval mode, `chunk` rows (512 words)
-    at a time."""
-    chunk = EVAL_WORDS if is_sequence(model) else chunk
-    was_training = model.training
-    model.eval()
-    total, count = 0.0, 0
-    for start in range(0, len(y), chunk):
-        part_total, part_count = _loss_sum(model, *trim_padding(x[start : start + chunk], y[start : start + chunk]))
-        total, count = total + part_total, count + part_count
-    model.train(was_training)
-    return total / count
-
-
-@torch.no_grad()
-def evaluate_rows(
-    model: nn.Module, rows: Rows, chosen: np.ndarray | None = None, chunk: int = 65536
-) -> tuple[float, int]:
-    """(mean NLL per predicted character, characters predicted) over rows `chosen` (all when None), in eval mode.
-
-    Sequence rows are built and run `chunk` at a time (512 words). Window rows are built PAIR_ROWS at a time
-    and run once per distinct context among them (`chunk` contexts a time): in eval mode a window model's
-    logits depend on the row alone, so the loss is the same, for a tenth of the forward rows on names.
-    Memory is one chunk's, whatever the split's size.
-    """
-    window = isinstance(rows, WindowRows)
-    step = PAIR_ROWS if window else EVAL_WORDS
-    was_training = model.training
-    model.eval()
-    total, count = 0.0, 0
-    for start in range(0, row_count(rows, chosen), step):
-        stop = min(start + step, row_count(rows, chosen))
-        part = np.arange(start, stop) if chosen is None else chosen[start:stop]
-        if window:
-            part_total, part_count = _pairs_loss_sum(model, distinct_pairs(*rows.take(part)), chunk)
-        else:
-            part_total, part_count = _loss_sum(model, *map(torch.from_numpy, rows.take(part)))
-        total, count = total + part_total, count + part_count
-    model.train(was_training)
-    return total / count, count
-
-
-def _pairs_loss_sum(model: nn.Module, pairs: DistinctPairs, chunk: int) -> tuple[float, int]:
-    """Summed NLL of every row behind `pairs` (count-weighted, in float64) and their number; `chunk` contexts
-    run at a time."""
-    total, device = 0.0, model_device(model)
-    for first in range(0, len(pairs.contexts), chunk):
-        last = min(first + chunk, len(pairs.contexts))
-        logp = nn.functional.log_softmax(model(torch.from_numpy(pairs.contexts[first:last]).to(device)), dim=-1)
-        lo, hi = pairs.starts[first], pairs.starts[last]
-        context = torch.from_numpy(np.repeat(np.arange(last - first), np.diff(pairs.starts[first : last + 1])))
-        picked = logp[context.to(device), torch.from_numpy(pairs.targets[lo:hi]).to(device)]
-        total -= float(picked.cpu().double() @ torch.from_numpy(pairs.counts[lo:hi]).double())  # MPS has no float64
-    return total, int(pairs.counts.sum())
-
-
-def _loss_sum(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, int]:
-    """Summed NLL of the targets y that are no padding, and their number (on the model's device)."""
-    x, y = to_device(model_device(model), x, y)
-    logits = model(x).flatten(0, -2)
-    total = nn.functional.cross_entropy(logits, y.flatten(), ignore_index=IGNORE, reduction="sum").item()
-    return total, int((y != IGNORE).sum())
 
 
 def learning_rate(config: dict, step: int) -> float:
@@ -367,23 +131,6 @@ def train(
     metrics["eval_seconds"] = round(ended - final_started + val_seconds, 1)  # of which evaluation: history's and final
     check_finite(model, metrics, steps_done, "a larger --smoothing" if isinstance(model, Bigram) else "a smaller --lr")
     return TrainResult(model.cpu(), metrics, steps_done, interrupted, history)
-
-
-def final_losses(model: nn.Module, data: dict[str, Rows], chunk: int) -> dict:
-    """train_loss on at most TRAIN_EVAL_WORDS words, val_loss and test_loss on all; each with its characters."""
-    metrics: dict = {}
-    for name in ("train", "val", "test"):
-        chosen = subset(data[name], TRAIN_EVAL_WORDS) if name == "train" else None
-        metrics[f"{name}_loss"], metrics[f"{name}_loss_chars"] = evaluate_rows(model, data[name], chosen, chunk)
-    return metrics
-
-
-def row_count_chars(rows: Rows, chosen: np.ndarray | None) -> int:
-    """Characters predicted by rows `chosen` (all when None): one per window row, a word's length + 1 per sequence."""
-    if not isinstance(rows, SequenceRows):
-        return row_count(rows, chosen)
-    lengths = rows.tokens.lengths[rows.tokens.by_length]
-    return int((lengths if chosen is None else lengths[chosen]).sum() + row_count(rows, chosen))
 
 
 def diverged(step: int, what: str, value: object, hint: str = "a smaller --lr") -> TrainingDiverged:

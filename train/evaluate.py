@@ -1,0 +1,130 @@
+"""Evaluation: the mean loss of a model over rows of a split, and the final train, val and test losses."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from makemore.data import Tokens, Vocab
+from makemore.data.rows import Rows, SequenceRows, WindowRows, row_count, rows_of, subset
+from makemore.data.tokens import DistinctPairs, distinct_pairs, sequence_rows, tokenize
+from makemore.train.device import model_device, to_device
+from makemore.train.kinds import SEQUENCE_KINDS
+from makemore.train.memory import PAIR_ROWS
+from makemore.train.models import IGNORE, is_sequence
+from torch import nn
+
+EVAL_POINTS = 40  # how many times the val loss is logged over a run
+# The losses are evaluated on bounded sets of words, drawn once at random (data.rows.subset): during training the
+# val loss on at most VAL_WORDS val words (about 7,000 characters of names), the same at every log point; at the
+# end the val and test losses on every word, and the train loss on at most TRAIN_EVAL_WORDS train words.
+# names.txt's 25,627 train words fit the second bound: its final losses are all on every word, as before.
+VAL_WORDS = 1024
+TRAIN_EVAL_WORDS = 32768
+EVAL_WORDS = 512  # sequence rows (whole words) evaluated at a time
+
+
+def split_rows(kind: str, split: dict[str, Tokens], block_size: int) -> dict[str, Rows]:
+    """The rows of every split's tokens: window examples, or whole words for the sequence kinds."""
+    window = None if kind in SEQUENCE_KINDS else block_size
+    return {name: rows_of(split[name], window, IGNORE) for name in ("train", "val", "test")}
+
+
+def make_sequences(words: list[str], vocab: Vocab) -> tuple[np.ndarray, np.ndarray]:
+    """Each word as one sequence, shortest first: int64 X, Y [N, longest + 1] (all words at once: for tests and
+    small lists; training builds the rows of each batch, data.rows.SequenceRows).
+
+    X is (boundary, its characters), Y is (its characters, boundary): one target per letter and one for the
+    end, as for the window models. Rows are padded at the end, X with the boundary and Y with IGNORE (no loss).
+    """
+    tokens = tokenize(words, vocab)
+    return sequence_rows(tokens, tokens.by_length, IGNORE)
+
+
+def trim_padding(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sequences [B, L]: cut the columns that are padding in every row. Window examples: unchanged."""
+    if y.dim() < 2:
+        return x, y
+    width = int((y != IGNORE).sum(dim=1).max())
+    return x[:, :width], y[:, :width]
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 65536) -> float:
+    """Mean NLL per predicted character (padding excluded) of tensors x, y, in eval mode, `chunk` rows (512 words)
+    at a time."""
+    chunk = EVAL_WORDS if is_sequence(model) else chunk
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for start in range(0, len(y), chunk):
+        part_total, part_count = _loss_sum(model, *trim_padding(x[start : start + chunk], y[start : start + chunk]))
+        total, count = total + part_total, count + part_count
+    model.train(was_training)
+    return total / count
+
+
+@torch.no_grad()
+def evaluate_rows(
+    model: nn.Module, rows: Rows, chosen: np.ndarray | None = None, chunk: int = 65536
+) -> tuple[float, int]:
+    """(mean NLL per predicted character, characters predicted) over rows `chosen` (all when None), in eval mode.
+
+    Sequence rows are built and run `chunk` at a time (512 words). Window rows are built PAIR_ROWS at a time
+    and run once per distinct context among them (`chunk` contexts a time): in eval mode a window model's
+    logits depend on the row alone, so the loss is the same, for a tenth of the forward rows on names.
+    Memory is one chunk's, whatever the split's size.
+    """
+    window = isinstance(rows, WindowRows)
+    step = PAIR_ROWS if window else EVAL_WORDS
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for start in range(0, row_count(rows, chosen), step):
+        stop = min(start + step, row_count(rows, chosen))
+        part = np.arange(start, stop) if chosen is None else chosen[start:stop]
+        if window:
+            part_total, part_count = _pairs_loss_sum(model, distinct_pairs(*rows.take(part)), chunk)
+        else:
+            part_total, part_count = _loss_sum(model, *map(torch.from_numpy, rows.take(part)))
+        total, count = total + part_total, count + part_count
+    model.train(was_training)
+    return total / count, count
+
+
+def _pairs_loss_sum(model: nn.Module, pairs: DistinctPairs, chunk: int) -> tuple[float, int]:
+    """Summed NLL of every row behind `pairs` (count-weighted, in float64) and their number; `chunk` contexts
+    run at a time."""
+    total, device = 0.0, model_device(model)
+    for first in range(0, len(pairs.contexts), chunk):
+        last = min(first + chunk, len(pairs.contexts))
+        logp = nn.functional.log_softmax(model(torch.from_numpy(pairs.contexts[first:last]).to(device)), dim=-1)
+        lo, hi = pairs.starts[first], pairs.starts[last]
+        context = torch.from_numpy(np.repeat(np.arange(last - first), np.diff(pairs.starts[first : last + 1])))
+        picked = logp[context.to(device), torch.from_numpy(pairs.targets[lo:hi]).to(device)]
+        total -= float(picked.cpu().double() @ torch.from_numpy(pairs.counts[lo:hi]).double())  # MPS has no float64
+    return total, int(pairs.counts.sum())
+
+
+def _loss_sum(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, int]:
+    """Summed NLL of the targets y that are no padding, and their number (on the model's device)."""
+    x, y = to_device(model_device(model), x, y)
+    logits = model(x).flatten(0, -2)
+    total = nn.functional.cross_entropy(logits, y.flatten(), ignore_index=IGNORE, reduction="sum").item()
+    return total, int((y != IGNORE).sum())
+
+
+def final_losses(model: nn.Module, data: dict[str, Rows], chunk: int) -> dict:
+    """train_loss on at most TRAIN_EVAL_WORDS words, val_loss and test_loss on all; each with its characters."""
+    metrics: dict = {}
+    for name in ("train", "val", "test"):
+        chosen = subset(data[name], TRAIN_EVAL_WORDS) if name == "train" else None
+        metrics[f"{name}_loss"], metrics[f"{name}_loss_chars"] = evaluate_rows(model, data[name], chosen, chunk)
+    return metrics
+
+
+def row_count_chars(rows: Rows, chosen: np.ndarray | None) -> int:
+    """Characters predicted by rows `chosen` (all when None): one per window row, a word's length + 1 per sequence."""
+    if not isinstance(rows, SequenceRows):
+        return row_count(rows, chosen)
+    lengths = rows.tokens.lengths[rows.tokens.by_length]
+    return int((lengths if chosen is None else lengths[chosen]).sum() + row_count(rows, chosen))
