@@ -91,6 +91,13 @@ SAMPLING: dict[str, Bound] = {
     "seed": Bound(int, 0, SEED_MAX, nullable=True),
 }
 
+# mm-serve's own flags: what one server holds is bounded by them (16 requests in flight of at most max_body bytes,
+# answers of at most max_n names); its processes (--workers) are bounded by the usable cores at start.
+SERVER: dict[str, Bound] = {
+    "max_n": Bound(int, 1, 1_000_000),
+    "max_body": Bound(int, 1, 64 << 20),
+}
+
 # mm-train's and mm-sweep's numbers: beyond them a run cannot be meant (train.memory checks what is inside).
 TRAINING: dict[str, Bound] = {
     "block_size": Bound(int, 1, 1024),

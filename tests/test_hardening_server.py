@@ -352,3 +352,22 @@ def test_a_bad_timeout_is_one_line_exit_2(model_files, tmp_path, value):
     result = run("mm-serve", model_files["bigram"][1], "--port", "0", "--timeout", value, cwd=tmp_path, timeout=60)
     assert_usage_error(result)
     assert "--timeout" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("--workers", "1024"),
+        ("--workers", str(2**40)),
+        ("--max-n", "1000001"),
+        ("--max-n", "0"),
+        ("--max-body", str((64 << 20) + 1)),
+        ("--max-body", "-5"),
+    ],
+)
+def test_what_a_server_holds_is_bounded_by_its_flags(model_files, tmp_path, flag, value):
+    """Flags that would make one server hold memory beyond reason (a process per --workers, --max-n names per answer,
+    16 bodies of --max-body bytes) are refused in one line before anything starts."""
+    result = run("mm-serve", model_files["bigram"][1], "--port", "0", flag, value, cwd=tmp_path, timeout=60)
+    assert_usage_error(result)
+    assert flag in result.stderr

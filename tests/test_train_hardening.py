@@ -13,9 +13,11 @@ import torch
 from clirun import assert_usage_error, run
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from inprocess import is_usage_error, run_main
 from makemore.data import SEED_MAX, UserError, Vocab, bundled_names_path, read_words, split_words
 from makemore.data.corpus import read_corpus, split_corpus
 from makemore.train import memory
+from makemore.train.cli import main as train_main
 from makemore.train.config import (
     DEFAULTS,
     INT_LIMITS,
@@ -311,12 +313,15 @@ BAD_NUMBERS = [
 
 
 @pytest.mark.parametrize(("args", "named"), BAD_NUMBERS, ids=[" ".join(map(str, a[0])) for a in BAD_NUMBERS])
-def test_bad_numbers_are_one_line_and_write_nothing(tmp_path, args, named) -> None:
+def test_bad_numbers_are_one_line_and_write_nothing(tmp_path, monkeypatch, args, named) -> None:
+    """mm-train's entry point in this process (a subprocess per case costs a second of imports; the console
+    script itself is run as a subprocess by the tests of its exit status)."""
     (tmp_path / "model.pt").write_bytes(b"the previous model")
     steps = () if "--steps" in args else ("--steps", 5)
-    result = run("mm-train", *args, *steps, cwd=tmp_path)
-    assert_usage_error(result)
-    assert named in result.stderr
+    monkeypatch.chdir(tmp_path)
+    outcome = run_main(train_main, *args, *steps)
+    assert is_usage_error(outcome), outcome
+    assert named in outcome.stderr
     assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]
     assert (tmp_path / "model.pt").read_bytes() == b"the previous model"
 

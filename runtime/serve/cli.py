@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from makemore.data.bounds import SERVER
 from makemore.data.cli import fail, require_extra, run_cli
 
 MIN_TIMEOUT, MAX_TIMEOUT = 0.01, 86_400.0  # seconds, --timeout's bounds
@@ -49,13 +50,20 @@ def serve_command(
         "127.0.0.1"
     ),
     port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port (0: any free port).")] = 8000,
-    max_n: Annotated[int, typer.Option(min=1, help="Most names one request may generate or score.")] = 10_000,
-    max_body: Annotated[int, typer.Option(min=1, help="Largest request body, in bytes.")] = 1 << 20,
+    max_n: Annotated[
+        int, typer.Option(help=f"Most names one request may generate or score (1 to {SERVER['max_n'].high:,}).")
+    ] = 10_000,
+    max_body: Annotated[
+        int, typer.Option(help=f"Largest request body, in bytes (1 to {SERVER['max_body'].high:,}).")
+    ] = 1 << 20,
     data: Annotated[Path | None, typer.Option(help="Training names that novel=true drops [default: bundled]")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level: debug, info, warning, error.")] = "info",
     workers: Annotated[
         int,
-        typer.Option(help="Server processes (uvicorn workers), each with its own session, sharing the port."),
+        typer.Option(
+            help="Server processes (uvicorn workers), each with its own session, sharing the port; at most the usable"
+            " cores."
+        ),
     ] = 1,
     web: Annotated[
         bool,
@@ -92,10 +100,16 @@ def serve_command(
     if log_level not in ("debug", "info", "warning", "error", "critical"):
         fail(f"unknown log level {log_level!r}: choose debug, info, warning, error or critical")
     import uvicorn
-    from makemore.runtime.parallel import check_workers
+    from makemore.runtime.parallel import check_workers, usable_cores
     from makemore.runtime.serve.factory import FACTORY, ServeConfig, build_app, for_workers, http_protocol, known_names
 
     check_workers(workers, "--workers")
+    if workers > usable_cores():  # each is a process with its own model and session: more than cores only add memory
+        fail(f"--workers is server processes: at most {usable_cores()} (the usable cores here), got {workers}")
+    for flag, value in (("--max-n", max_n), ("--max-body", max_body)):
+        bound = SERVER[flag[2:].replace("-", "_")]
+        if not bound.admits(value):
+            fail(f"{flag} must be a whole number from 1 to {bound.high:,}, got {value}")
     if not MIN_TIMEOUT <= timeout <= MAX_TIMEOUT:  # also refuses nan
         fail(f"--timeout must be between {MIN_TIMEOUT:g} and {MAX_TIMEOUT:g} seconds, got {timeout:g}")
     if ort_dist is not None and not web:
