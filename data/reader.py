@@ -24,6 +24,10 @@ from makemore.data.errors import DatasetError
 
 MAX_LINE_BYTES = 1 << 16  # bytes one line of data may hold (its newline aside): a longer line is refused unread
 MAX_VOCAB = 100_000  # distinct characters a vocabulary (so the data) may hold
+# Bytes a reader that holds every line as text (mm-eval --data, mm-gen --stats/--novel-vs, mm-serve --data, mm-plot,
+# and mm-train or mm-sweep on a pipe) reads at most: such a reader holds up to 20 bytes per byte of data. mm-train
+# and mm-sweep stream a regular file into tokens and have no such limit.
+MAX_TEXT_BYTES = 64 << 20
 DATA_HELP = f"Text file, one item per line ({MAX_LINE_BYTES >> 10} KiB at most each) [default: bundled names]"
 READ_BYTES = 1 << 22  # bytes read (then decoded) at a time: bounds the text and code points held at once
 BOM = b"\xef\xbb\xbf"
@@ -103,8 +107,11 @@ def _usable_mode(mode: int, path: Path) -> bool:
 def open_data(path: Path) -> Iterator[BinaryIO]:
     """The data file opened for reading, once it is known to be a file or a pipe (never a device: reading
     /dev/zero would never end)."""
-    is_regular_file(path)  # before opening: opening a device may block or act
-    with reading(path), path.open("rb") as handle:
+    regular = is_regular_file(path)  # before opening: opening a device may block or act
+    # A regular file is opened non-blocking: a pseudo-file that would wait for data (/proc/kmsg) is then refused
+    # instead of hanging; a pipe or FIFO blocks as pipes do (a FIFO's writer may open it after us).
+    flags = os.O_RDONLY | (os.O_NONBLOCK if regular else 0)
+    with reading(path), open(os.open(path, flags), "rb") as handle:
         _usable_mode(os.fstat(handle.fileno()).st_mode, path)  # what was opened, should the path have changed
         yield handle
 
@@ -117,13 +124,18 @@ class Block:
     line: int
 
 
-def data_blocks(path: Path, block_bytes: int = READ_BYTES, digest: hashlib._Hash | None = None) -> Iterator[Block]:
+def data_blocks(
+    path: Path, block_bytes: int = READ_BYTES, digest: hashlib._Hash | None = None, limit: int | None = None
+) -> Iterator[Block]:
     """The data's lines, block by block, each checked before the next is read (DatasetError at the first line
-    with a NUL, bad UTF-8 or more than MAX_LINE_BYTES; the lines before it come first). Every byte read
-    (a leading BOM too, though it is no text) goes into `digest`. Memory: block_bytes + MAX_LINE_BYTES."""
+    with a NUL, bad UTF-8 or more than MAX_LINE_BYTES; the lines before it come first; and once more than `limit`
+    bytes are read, if given). Every byte read (a leading BOM too, though it is no text) goes into `digest`.
+    Memory: block_bytes + MAX_LINE_BYTES."""
     offset, line = 0, 1  # bytes before the block (after a leading BOM, as utf-8-sig counts them); its first line
     with open_data(path) as handle:
-        for block, whole in _cut(handle, block_bytes, digest):
+        if limit is not None and os.fstat(handle.fileno()).st_size > limit:  # known before reading a byte
+            raise too_large(limit, path)
+        for block, whole in _cut(_limited(_reads(handle, block_bytes, digest, path), limit, path)):
             codes, error = _check(block, whole, offset, line, path)
             if len(codes):
                 yield Block(codes, line)
@@ -132,12 +144,29 @@ def data_blocks(path: Path, block_bytes: int = READ_BYTES, digest: hashlib._Hash
             offset, line = offset + len(block), line + block.count(b"\n")
 
 
-def _cut(handle: BinaryIO, block_bytes: int, digest: hashlib._Hash | None) -> Iterator[tuple[bytes, bool]]:
+def _limited(reads: Iterator[bytes], limit: int | None, path: Path) -> Iterator[bytes]:
+    """`reads`, refused (DatasetError) once they pass `limit` bytes (None: no limit)."""
+    total = 0
+    for data in reads:
+        total += len(data)
+        if limit is not None and total > limit:
+            raise too_large(limit, path)
+        yield data
+
+
+def too_large(limit: int, path: Path) -> DatasetError:
+    return DatasetError(
+        f"data file is larger than {limit >> 20} MiB, the most this command reads"
+        f" (mm-train and mm-sweep stream a regular file of any size): {path}"
+    )
+
+
+def _cut(reads: Iterator[bytes]) -> Iterator[tuple[bytes, bool]]:
     """The bytes after a leading BOM as blocks of whole lines (True), the last one ending at the file's end; or,
     once the unfinished line is over MAX_LINE_BYTES, its first MAX_LINE_BYTES + UTF8_LONGEST bytes (False)."""
     pieces: list[bytes] = []  # the bytes since the last newline (a line may span reads)
     held = 0
-    for data in _reads(handle, block_bytes, digest):
+    for data in reads:
         cut = data.rfind(b"\n") + 1
         if cut:
             pieces.append(data[:cut])
@@ -153,17 +182,28 @@ def _cut(handle: BinaryIO, block_bytes: int, digest: hashlib._Hash | None) -> It
         yield tail, True
 
 
-def _reads(handle: BinaryIO, block_bytes: int, digest: hashlib._Hash | None) -> Iterator[bytes]:
+def _reads(handle: BinaryIO, block_bytes: int, digest: hashlib._Hash | None, path: Path) -> Iterator[bytes]:
     """The file's bytes, read block_bytes at a time after its first 3 (a leading BOM dropped), each first fed to
-    `digest`."""
-    start = handle.read(len(BOM))
+    `digest`. A regular file that has no data without waiting (a pseudo-file such as /proc/kmsg) is refused."""
+    start = _read(handle, len(BOM), path)
     if digest is not None:
         digest.update(start)
     yield b"" if start == BOM else start
-    while data := handle.read(block_bytes):
+    while data := _read(handle, block_bytes, path):
         if digest is not None:
             digest.update(data)
         yield data
+
+
+def _read(handle: BinaryIO, size: int, path: Path) -> bytes:
+    """Up to `size` bytes; DatasetError when the file would make us wait (read on a non-blocking descriptor)."""
+    try:
+        data = handle.read(size)
+    except BlockingIOError:
+        data = None
+    if data is None:
+        raise DatasetError(f"data path is not a plain file (reading it waits for data that may never come): {path}")
+    return data
 
 
 def _check(block: bytes, whole: bool, offset: int, line: int, path: Path) -> tuple[np.ndarray, DatasetError | None]:
@@ -270,7 +310,7 @@ def read_text_lines(path: str | Path, block_bytes: int = READ_BYTES) -> tuple[li
     digest = hashlib.sha256()
     words: list[str] = []
     seen = np.zeros(MAX_CODE_POINT + 1, dtype=bool)
-    for block in data_blocks(path, block_bytes, digest):
+    for block in data_blocks(path, block_bytes, digest, limit=MAX_TEXT_BYTES):
         chars, lengths = block_words(block, path)
         seen[chars] = True
         text = chars.tobytes().decode("ascii") if chars.dtype == np.uint8 else chars.tobytes().decode("utf-32-le")

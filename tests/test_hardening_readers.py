@@ -227,11 +227,12 @@ def test_a_sparse_file_is_refused_in_bounded_memory(work, name, tmp_path) -> Non
     small.write_bytes(b"ab\n\x00\n")
     script, *args = commands(work)[name]
     peaks = {}
+    streamed = name in ("mm-train", "mm-sweep")  # the others hold text: they refuse a file over MAX_TEXT_BYTES unread
     for data in (small, sparse):
         argv = [str(BIN / script), *[str(data) if arg == "DATA" else arg for arg in args]]
         result, peaks[data] = peak_rss_mb(argv)
         assert_usage_error(result)
-        assert "NUL" in result.stderr
+        assert "NUL" in result.stderr if streamed or data == small else "the most this command reads" in result.stderr
     assert peaks[sparse] < peaks[small] + 64, peaks
 
 
@@ -346,3 +347,35 @@ def test_any_bytes_read_as_documented_or_are_one_error(tmp_path_factory, data, m
         from_fifo = outcome(read_words_sha256, fifo)  # a FIFO: read once, alike (its error names the FIFO)
         assert from_fifo == (words if words[0] != "error" else ("error", words[1].replace(str(path), str(fifo))))
         writer.join(timeout=5)
+
+
+KMSG = Path("/proc/kmsg")  # a regular file whose read waits for the kernel's next message
+
+
+@pytest.mark.skipif(not os.access(KMSG, os.R_OK), reason="/proc/kmsg is readable by root only")
+@pytest.mark.parametrize("name", COMMANDS)
+def test_a_pseudo_file_that_waits_for_data_is_refused_not_waited_on(work, name) -> None:
+    result = run_with(work, name, KMSG)
+    assert_usage_error(result)
+    assert "waits for data" in result.stderr
+
+
+def test_a_text_reader_stops_at_its_limit_on_a_pipe_and_refuses_a_bigger_file_unread(tmp_path, monkeypatch) -> None:
+    """Readers that hold every line as text read at most MAX_TEXT_BYTES: a pipe is cut off there, a regular file
+    over it is refused before a byte is read (a never-ending `yes | ...` no longer runs forever)."""
+    from makemore.data import reader
+
+    monkeypatch.setattr(reader, "MAX_TEXT_BYTES", 4096)
+    fifo = tmp_path / "fifo"
+    writer = feed_fifo(fifo, b"abc\n" * 5000)
+    with pytest.raises(DatasetError, match="the most this command reads"):
+        reader.read_text_lines(fifo)
+    writer.join(TIMEOUT)
+    big = tmp_path / "big.txt"
+    big.write_bytes(b"abc\n" * 5000)
+    with mock.patch.object(reader, "_reads", side_effect=AssertionError("read")):
+        with pytest.raises(DatasetError, match="the most this command reads"):
+            reader.read_text_lines(big)
+    small = tmp_path / "ok.txt"
+    small.write_bytes(b"ab\ncd\n")
+    assert reader.read_text_lines(small)[0] == ["ab", "cd"]
