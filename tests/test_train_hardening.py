@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import math
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -397,3 +399,31 @@ def test_samples_bound_is_in_help_and_docs() -> None:
     assert f"cut at {SAMPLE_MAX_LEN} characters" in help_text
     models_page = (Path(__file__).parents[1] / "docs" / "models.md").read_text(encoding="utf-8")
     assert f"cut at {SAMPLE_MAX_LEN} characters" in models_page
+
+
+@pytest.mark.parametrize("kind", ["transformer", "rnn", "gru", "lstm"])
+@pytest.mark.parametrize("block_size", [8, 60_001])
+def test_a_sequence_kinds_evaluation_chunk_is_what_the_memory_estimate_counts(kind, block_size) -> None:
+    """The final evaluation runs eval_rows words at a time (the estimate's count): a long word makes it fewer,
+    so a run that passes the memory check cannot meet a 15 GB allocation in its final losses."""
+    config = {**make_config(kind, n_layer=1), "block_size": block_size}
+    rows = memory.eval_rows(kind, 27, config)
+    floats = memory.activation_floats(kind, 27, config)
+    assert 1 <= rows <= memory.EVAL_WORDS
+    assert rows == 1 or rows * floats <= memory.SEQUENCE_EVAL_FLOATS
+
+
+def test_one_long_word_trains_a_sequence_kind_in_bounded_memory(tmp_path) -> None:
+    data = tmp_path / "long.txt"
+    data.write_text("\n".join(["abcde", "fghij", "klmno", "pqrst", "uvwxy"] * 60 + ["a" * 60_000]) + "\n")
+    probe = (
+        "import resource, subprocess, sys;"
+        "r = subprocess.run(sys.argv[1:], capture_output=True, text=True, timeout=300);"
+        "sys.stderr.write(r.stderr); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss);"
+        "sys.exit(r.returncode)"
+    )
+    argv = [str(Path(sys.executable).parent / "mm-train"), "rnn", "--data", data, "--steps", 2, "--batch-size", 2]
+    argv += ["--out", tmp_path / "rnn.pt", "--samples", 0, "--quiet"]
+    result = subprocess.run([sys.executable, "-c", probe, *map(str, argv)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout) < 2 * 1024 * 1024  # KiB: under 2 GiB (before: 7.8 GB, then a 14.8 GB allocation)

@@ -9,7 +9,7 @@ from makemore.data.rows import Rows, SequenceRows, WindowRows, row_count, rows_o
 from makemore.data.tokens import DistinctPairs, distinct_pairs, sequence_rows, tokenize
 from makemore.train.device import model_device, to_device
 from makemore.train.kinds import SEQUENCE_KINDS
-from makemore.train.memory import PAIR_ROWS
+from makemore.train.memory import EVAL_WORDS, PAIR_ROWS
 from makemore.train.models import IGNORE, is_sequence
 from torch import nn
 
@@ -20,7 +20,6 @@ EVAL_POINTS = 40  # how many times the val loss is logged over a run
 # names.txt's 25,627 train words fit the second bound: its final losses are all on every word, as before.
 VAL_WORDS = 1024
 TRAIN_EVAL_WORDS = 32768
-EVAL_WORDS = 512  # sequence rows (whole words) evaluated at a time
 
 
 def split_rows(kind: str, split: dict[str, Tokens], block_size: int) -> dict[str, Rows]:
@@ -52,7 +51,7 @@ def trim_padding(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 65536) -> float:
     """Mean NLL per predicted character (padding excluded) of tensors x, y, in eval mode, `chunk` rows (512 words)
     at a time."""
-    chunk = EVAL_WORDS if is_sequence(model) else chunk
+    chunk = min(EVAL_WORDS, chunk) if is_sequence(model) else chunk
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
@@ -69,13 +68,14 @@ def evaluate_rows(
 ) -> tuple[float, int]:
     """(mean NLL per predicted character, characters predicted) over rows `chosen` (all when None), in eval mode.
 
-    Sequence rows are built and run `chunk` at a time (512 words). Window rows are built PAIR_ROWS at a time
-    and run once per distinct context among them (`chunk` contexts a time): in eval mode a window model's
+    Sequence rows are built and run `chunk` at a time (at most EVAL_WORDS, 512 words). Window rows are built
+    PAIR_ROWS at a time and run once per distinct context among them (`chunk` contexts a time): in eval mode a window
+    model's
     logits depend on the row alone, so the loss is the same, for a tenth of the forward rows on names.
     Memory is one chunk's, whatever the split's size.
     """
     window = isinstance(rows, WindowRows)
-    step = PAIR_ROWS if window else EVAL_WORDS
+    step = PAIR_ROWS if window else min(EVAL_WORDS, chunk)
     was_training = model.training
     model.eval()
     total, count = 0.0, 0

@@ -28,6 +28,8 @@ OVERHEAD = 512 * 2**20  # the interpreter, numpy and torch themselves (about 400
 MEMORY_FRACTION = 0.8  # share of the machine's memory a run may plan to use: the rest is the margin
 EVAL_FLOATS = 2**24  # activations of one evaluation chunk (64 MiB of float32)
 EVAL_ROWS_MAX = 65536
+EVAL_WORDS = 512  # sequence rows (whole words) evaluated at a time, at most
+SEQUENCE_EVAL_FLOATS = 2**28  # activations of one sequence evaluation chunk at most (1 GiB of float32)
 PAIR_ROWS = 1 << 19  # window rows whose distinct (context, target) pairs are found at once (evaluate.evaluate_rows)
 PAIR_INDICES = 8  # int64s per such row besides its context: target, keys, sort order, masks
 SIZE_FLAGS = ("block_size", "n_embd", "n_hidden", "batch_size")  # the flags a memory error may blame
@@ -73,8 +75,12 @@ def activation_floats(kind: str, vocab_size: int, config: dict) -> int:
 
 
 def eval_rows(kind: str, vocab_size: int, config: dict) -> int:
-    """Rows per evaluation chunk: about EVAL_FLOATS activations, at most EVAL_ROWS_MAX rows."""
-    return max(1, min(EVAL_ROWS_MAX, EVAL_FLOATS // activation_floats(kind, vocab_size, config)))
+    """Rows per evaluation chunk: a window kind's about EVAL_FLOATS activations, at most EVAL_ROWS_MAX rows; a
+    sequence kind's EVAL_WORDS whole words, fewer where they would pass SEQUENCE_EVAL_FLOATS (long words)."""
+    floats = activation_floats(kind, vocab_size, config)
+    if kind_spec(kind).sequence:
+        return max(1, min(EVAL_WORDS, SEQUENCE_EVAL_FLOATS // floats))
+    return max(1, min(EVAL_ROWS_MAX, EVAL_FLOATS // floats))
 
 
 def estimate(
