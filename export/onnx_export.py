@@ -25,6 +25,10 @@ from makemore.train.checkpoint import load_checkpoint, load_model, model_info
 DEFAULT_OPSET = 17
 OPSETS = range(7, 24)  # the TorchScript exporter's range in torch 2.x; outside it, torch dumps its IR graph on stderr
 TOLERANCE = {"rtol": 1e-5, "atol": 1e-5}
+# float32 rounding grows with the size of what a row's logits are summed from: a row is also allowed this share of its
+# largest |logit| (about 16 float32 ulps), so a model with huge weights (a run at a very large --lr) exports, as
+# faithfully as float32 allows, instead of being trained and then refused.
+ROW_RTOL = 2e-6
 VERIFY_BATCH = 256
 VERIFY_STEP_ROWS, VERIFY_STEPS = 32, 16  # random words a step model is verified on, and their positions
 QUANTIZE_CHOICES = ("int8",)
@@ -264,11 +268,12 @@ def verify_against_torch(model_bytes: bytes, model: torch.nn.Module, info: Model
     """Max |onnxruntime - torch| over random contexts (or words, fed whole and one token at a time); ExportError
     beyond the tolerance."""
     ort_logits, torch_logits = logits_both_ways(model_bytes, model, info, seed, "exported model")
-    max_diff = float(np.abs(ort_logits - torch_logits).max())
-    try:
-        np.testing.assert_allclose(ort_logits, torch_logits, **TOLERANCE)
-    except AssertionError:
-        raise ExportError(f"onnxruntime and torch logits differ (max |diff| {max_diff:.3g}); nothing written") from None
+    diff = np.abs(ort_logits.astype(np.float64) - torch_logits)
+    max_diff = float(diff.max())
+    row_scale = np.abs(torch_logits).max(axis=-1, keepdims=True).astype(np.float64)
+    allowed = TOLERANCE["atol"] + TOLERANCE["rtol"] * np.abs(torch_logits) + ROW_RTOL * row_scale
+    if not (diff <= allowed).all():
+        raise ExportError(f"onnxruntime and torch logits differ (max |diff| {max_diff:.3g}); nothing written")
     return max_diff
 
 

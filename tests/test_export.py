@@ -183,3 +183,20 @@ def test_int8_export_of_extreme_finite_weights_is_one_line(model_files, tmp_path
     if result.returncode != 0:
         assert_usage_error(result)
         assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("kind", "lr", "optimizer"), [("mlp", 1e4, "adamw"), ("mlp", 1e18, "sgd"), ("gru", 1e4, "adamw")]
+)
+def test_what_training_writes_at_a_huge_lr_exports(tmp_path, names_path, kind, lr, optimizer) -> None:
+    """A run at a huge --lr that stays finite writes a checkpoint with huge weights; export takes it too (parity
+    within what float32 allows at that scale) rather than refusing what training wrote."""
+    from makemore.train.run import TrainRequest, run_training
+
+    data = tmp_path / "names.txt"
+    data.write_text("\n".join(names_path.read_text().split()[:300]) + "\n")
+    pt = tmp_path / "model.pt"
+    overrides = {"steps": 2, "lr": lr, "optimizer": optimizer, "n_hidden": 32, "n_embd": 8}
+    assert run_training(TrainRequest(kind=kind, data=data, out=pt, samples=0, quiet=True, overrides=overrides))
+    report = export_checkpoint(pt, tmp_path / "model.onnx")
+    assert report.path.exists()
