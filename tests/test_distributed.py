@@ -8,13 +8,15 @@ only file written, and it must export and sample.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
-from clirun import BIN
+from clirun import BIN, assert_usage_error, run
 from makemore.export.onnx_export import export_checkpoint
 from makemore.runtime import OnnxSampler
 from makemore.train.checkpoint import load_checkpoint, load_model
@@ -106,3 +108,22 @@ def test_python_m_makemore_train_is_mm_train() -> None:
     result = subprocess.run([sys.executable, "-m", "makemore.train", "--help"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "--device" in result.stdout and "per rank under torchrun" in result.stdout
+
+
+@pytest.mark.parametrize(("rank", "timeout"), [("0", "2"), ("1", "2"), ("0", "soon"), ("0", "0")])
+def test_a_rank_whose_peers_never_come_stops_with_one_line(tmp_path, rank, timeout) -> None:
+    """torchrun's variables without the other ranks: one error line after MAKEMORE_RENDEZVOUS_TIMEOUT seconds
+    (torch's own default waits 30 minutes in silence); a timeout that is no whole number is one line at once."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "RANK": rank, "WORLD_SIZE": "2", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "1"}
+    env |= {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "MAKEMORE_RENDEZVOUS_TIMEOUT": timeout}
+    started = time.monotonic()
+    result = run(
+        "mm-train", "bigram-nn", "--steps", 2, "--samples", 0, "--out", tmp_path / "m.pt", env=env, timeout=120
+    )
+    assert_usage_error(result)
+    assert ("could not meet" if timeout == "2" else "MAKEMORE_RENDEZVOUS_TIMEOUT") in result.stderr
+    assert time.monotonic() - started < 60
+    assert not (tmp_path / "m.pt").exists()

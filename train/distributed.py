@@ -14,8 +14,10 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -26,6 +28,10 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 SEED_SPACE = 2**64
+# How long the ranks wait for each other (to meet, then at each collective) before one error line: torch's own
+# default for gloo is 30 minutes of silence. MAKEMORE_RENDEZVOUS_TIMEOUT (seconds, 1 to 86,400) changes it.
+RENDEZVOUS_TIMEOUT = 300
+TIMEOUT_ENV = "MAKEMORE_RENDEZVOUS_TIMEOUT"
 
 
 class Ranks:
@@ -114,15 +120,28 @@ def check_rendezvous(env: Mapping[str, str] | None = None) -> None:
         raise UserError(f"torchrun's MASTER_ADDR {address!r:.60} cannot be resolved: {first_line(err)}") from None
 
 
+def rendezvous_timeout(env: Mapping[str, str] | None = None) -> timedelta:
+    """RENDEZVOUS_TIMEOUT, or MAKEMORE_RENDEZVOUS_TIMEOUT's whole seconds (UserError when it is no such number)."""
+    text = (os.environ if env is None else env).get(TIMEOUT_ENV, str(RENDEZVOUS_TIMEOUT))
+    if not (text.isascii() and text.isdigit() and len(text) <= 5 and 1 <= int(text) <= 86_400):
+        raise UserError(f"{TIMEOUT_ENV} must be whole seconds from 1 to 86,400, got {text!r:.40}")
+    return timedelta(seconds=int(text))
+
+
 def join_process_group(name: str, device: torch.device) -> None:
     """init_process_group after check_rendezvous; a rendezvous that fails (a port in use, a master that is not
-    there) is one UserError, not torch's traceback."""
+    there, ranks that do not all come within the timeout) is one UserError, not torch's traceback."""
     check_rendezvous()
+    timeout = rendezvous_timeout()
     try:
-        dist.init_process_group(name, device_id=device if device.type == "cuda" else None)
+        dist.init_process_group(name, device_id=device if device.type == "cuda" else None, timeout=timeout)
     except (dist.DistError, ValueError) as err:
         where = f"{os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']}"
-        raise UserError(f"the ranks could not meet at {where}: {first_line(err, 300)}") from None
+        message = f"the ranks could not meet at {where}: {first_line(err, 300)}"
+        rank = os.environ.get("RANK", "0")
+        if rank != "0" and sys.__stderr__ is not None:  # rank 0, which speaks for the ranks, may never have come
+            print(f"error: rank {rank}: {message}", file=sys.__stderr__, flush=True)
+        raise UserError(message) from None
 
 
 @contextmanager

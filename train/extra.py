@@ -29,6 +29,8 @@ def run_training_cli(app: Callable[[], object], command: str) -> None:
     """
     if not {"-h", "--help"} & set(sys.argv[1:]):
         require_training_extra(command)
+    if "RANK" in os.environ:  # under torchrun: torch's C++ rendezvous logs (retries, stack traces) stay quiet; the
+        os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "FATAL")  # ranks' one-line errors say what failed
     if not is_secondary_rank():
         run_cli(app)
         return
