@@ -45,9 +45,19 @@ def check_output_path(path: str | Path, inputs: Iterable[str | Path] = ()) -> Pa
     return real
 
 
+NAME_IN_TEMP = 120  # bytes of an output's name kept in its temporary's (a name may take 255 bytes; so may no more)
+
+
+def temp_stem(name: str) -> str:
+    """`name` as its temporary files carry it: itself, or a hash of it when it is too long to leave room for the
+    rest (`.NAME.PID.XXXXXXXX.tmp` must fit a file name's 255 bytes too)."""
+    raw = os.fsencode(name)
+    return name if len(raw) <= NAME_IN_TEMP else "~" + hashlib.sha256(raw).hexdigest()[:32]
+
+
 def temp_prefix(name: str) -> str:
     """The start of the name of a temporary file or folder beside `name`: `.NAME.PID.` (PID: this process's)."""
-    return f".{name}.{os.getpid()}."
+    return f".{temp_stem(name)}.{os.getpid()}."
 
 
 def pid_alive(pid: int) -> bool:
@@ -66,7 +76,7 @@ def pid_alive(pid: int) -> bool:
 def stale_temps(folder: Path, name: str) -> list[Path]:
     """The temporary files and folders that writers of `name` in `folder` left when they were killed:
     `.NAME.PID.XXXXXXXX.tmp` or `.old` whose PID no longer runs (a live writer's, and anything else, are not)."""
-    pattern = re.compile(rf"\.{re.escape(name)}\.(\d{{1,9}})\.[a-z0-9_]{{8}}\.(?:tmp|old)")
+    pattern = re.compile(rf"\.{re.escape(temp_stem(name))}\.(\d{{1,9}})\.[a-z0-9_]{{8}}\.(?:tmp|old)")
     try:
         entries = sorted(os.listdir(folder))
     except OSError:
@@ -75,14 +85,17 @@ def stale_temps(folder: Path, name: str) -> list[Path]:
     return [folder / entry for entry, match in matches if match and not pid_alive(int(match.group(1)))]
 
 
-def remove_stale_temps(folder: Path, name: str) -> None:
-    """Delete stale_temps(folder, name); one that cannot be deleted (already gone, a read-only folder) stays."""
+def remove_stale_temps(folder: Path, name: str, folder_contents: frozenset[str] | None = None) -> None:
+    """Delete stale_temps(folder, name) that are what the writer makes: regular files, and (for a writer of folders)
+    folders holding nothing but `folder_contents`' names; anything else of such a name is a user's and stays, and
+    so does one that cannot be deleted (already gone, a read-only folder)."""
     for path in stale_temps(folder, name):
         try:
-            if stat.S_ISDIR(os.lstat(path).st_mode):
-                shutil.rmtree(path, ignore_errors=True)
-            else:
+            mode = os.lstat(path).st_mode
+            if stat.S_ISREG(mode):
                 path.unlink(missing_ok=True)
+            elif stat.S_ISDIR(mode) and folder_contents is not None and set(os.listdir(path)) <= folder_contents:
+                shutil.rmtree(path, ignore_errors=True)
         except OSError:
             pass
 

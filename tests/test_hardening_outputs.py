@@ -182,7 +182,7 @@ def test_a_killed_writers_temporary_file_is_removed_by_the_next_write(tmp_path, 
         atomic_write(target, lambda tmp: Path(tmp).write_bytes(b"new"))
         assert target.read_bytes() == b"new"
     else:
-        replace_folder(target, lambda tmp: (tmp / "index.html").write_text("new"))
+        replace_folder(target, lambda tmp: (tmp / "index.html").write_text("new"), frozenset({"index.html", "part"}))
         assert os.listdir(target) == ["index.html"]
     assert sorted(os.listdir(tmp_path)) == sorted([target.name, live.name, other.name])
 
@@ -385,3 +385,36 @@ def test_a_bad_flag_under_torchrun_is_one_error_line_then_only_torchruns_report(
     frames = [line for line in result.stderr.splitlines() if line.strip().startswith('File "')]
     assert all("/torch/" in line or "torchrun" in line for line in frames), frames  # no frame of ours
     assert list(tmp_path.iterdir()) == []
+
+
+DEAD_PID = 999_999_999  # above any pid_max: no process has it
+
+
+@pytest.mark.parametrize("writer", ["file", "folder"])
+def test_a_users_folder_named_like_a_stale_temporary_is_left_alone(tmp_path, writer) -> None:
+    """Stale-temporary cleanup deletes only what a writer makes: a regular file, or a folder of site files (for
+    mm-web); a user's folder of that name, with anything else in it, stays."""
+    target = tmp_path / ("out.bin" if writer == "file" else "site")
+    users = tmp_path / f".{target.name}.{DEAD_PID}.abcdefgh.tmp"
+    users.mkdir()
+    (users / "precious.txt").write_text("keep")
+    stale = tmp_path / f".{target.name}.{DEAD_PID}.zyxwvuts.tmp"
+    if writer == "file":
+        stale.write_text("left by a killed writer")
+        atomic_write(target, lambda tmp: Path(tmp).write_text("new"))
+    else:
+        stale.mkdir()
+        (stale / "index.html").write_text("half a site")
+        replace_folder(target, lambda tmp: (tmp / "index.html").write_text("new"), frozenset({"index.html"}))
+    assert (users / "precious.txt").read_text() == "keep"
+    assert not stale.exists()
+
+
+@pytest.mark.parametrize("length", [120, 121, 200, 255])
+def test_an_output_name_of_any_allowed_length_is_written(tmp_path, length) -> None:
+    """The temporary beside an output carries a hash of a long name, so every name the file system allows works."""
+    target = tmp_path / ("n" * length)
+    atomic_write(target, lambda tmp: Path(tmp).write_text("done"))
+    atomic_write(target, lambda tmp: Path(tmp).write_text("again"))
+    assert target.read_text() == "again"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [target.name]

@@ -67,18 +67,19 @@ def is_plain_file(path: Path) -> bool:
         return False
 
 
-def replace_folder(real: Path, build: Callable[[Path], object]) -> None:
+def replace_folder(real: Path, build: Callable[[Path], object], contents: frozenset[str] = frozenset()) -> None:
     """Call build(tmp) on a new folder beside `real`, then put it in `real`'s place (the old one is deleted).
 
     A failure or Ctrl-C midway leaves `real` as it was and removes the new folder; OS errors become one line.
     The folders beside it are named as atomic_write's temporary files: a killed build's are deleted by the next,
-    after its old site is put back in place if the kill came between the two renames.
+    after its old site is put back in place if the kill came between the two renames (a folder of that name that
+    holds anything but `contents`' names, the site's files, is a user's and is left alone).
     """
     old_sites = [path for path in stale_temps(real.parent, real.name) if path.suffix == ".old"]
     if old_sites and not os.path.lexists(real):
         with contextlib.suppress(OSError):  # at worst the old site is deleted below: the new one replaces it
             os.replace(old_sites[-1], real)
-    remove_stale_temps(real.parent, real.name)
+    remove_stale_temps(real.parent, real.name, contents)
     try:
         tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(real.name), suffix=".tmp", dir=real.parent))
     except OSError as err:

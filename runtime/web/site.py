@@ -143,7 +143,8 @@ def build_site(model: str | Path, out: str | Path, ort_dist: str | Path | None =
     from makemore.runtime.onnx_sampler import OnnxSampler
 
     dist = find_ort_dist(ort_dist)
-    real = check_site_folder(out, inputs=(model,), site_names=frozenset((*PAGE_FILES, *ORT_FILES, MODEL_NAME)))
+    site_names = frozenset((*PAGE_FILES, *ORT_FILES, MODEL_NAME))
+    real = check_site_folder(out, inputs=(model,), site_names=site_names)
     content = site_files(model, OnnxSampler(model).info, dist)
 
     def write(folder: Path) -> None:
@@ -155,6 +156,6 @@ def build_site(model: str | Path, out: str | Path, ort_dist: str | Path | None =
             else:
                 (folder / name).write_bytes(source)
 
-    replace_folder(real, write)
+    replace_folder(real, write, contents=frozenset(content) | site_names)
     names = tuple(sorted(p.name for p in real.iterdir()))
     return SiteReport(Path(out), names, sum((real / name).stat().st_size for name in names))
