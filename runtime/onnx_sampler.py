@@ -51,11 +51,25 @@ def open_session(model: str | Path | bytes, source: str = "model") -> ort.Infere
         if not path.is_file():
             raise ModelFileError(f"model file not found: {path}")
         model = str(path)
+        if not model.isascii() and not _encodes(model):  # a name with undecodable bytes: onnxruntime takes only
+            try:  # UTF-8 paths, so such a file is read here and given as bytes
+                model = path.read_bytes()
+            except OSError as err:
+                raise ModelFileError(f"cannot read model file {source}: {err.strerror}") from None
     try:
         session = ort.InferenceSession(model, sess_options=session_options(), providers=["CPUExecutionProvider"])
     except Exception as err:  # onnxruntime raises several untyped errors for a bad file
         raise ModelFileError(f"{source} is not a valid ONNX model ({first_line(err, 160)})") from None
     return session
+
+
+def _encodes(text: str) -> bool:
+    """Whether `text` is valid UTF-8 text (a file name with an undecodable byte holds a lone surrogate)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def io_specs(args: list[Any]) -> list[IOSpec]:

@@ -418,3 +418,16 @@ def test_an_output_name_of_any_allowed_length_is_written(tmp_path, length) -> No
     atomic_write(target, lambda tmp: Path(tmp).write_text("again"))
     assert target.read_text() == "again"
     assert sorted(p.name for p in tmp_path.iterdir()) == [target.name]
+
+
+@pytest.mark.parametrize("command", ["mm-gen", "mm-eval"])
+def test_a_model_at_a_path_that_is_not_utf8_is_read(model_files, tmp_path, command) -> None:
+    """onnxruntime takes UTF-8 paths only: a model file whose name holds an undecodable byte is read and given as
+    bytes, so it samples and scores as at any other path."""
+    odd = Path(os.fsdecode(bytes(tmp_path) + b"/\xff.onnx"))
+    odd.write_bytes(model_files["bigram"][1].read_bytes())
+    args = ("--n", 3, "--seed", 1) if command == "mm-gen" else ("--score", "emma")
+    outcome = run_main(gen_main if command == "mm-gen" else eval_main, odd, *args)
+    plain = run_main(gen_main if command == "mm-gen" else eval_main, model_files["bigram"][1], *args)
+    assert outcome.status == 0 and outcome.stderr == "", outcome
+    assert outcome.stdout == plain.stdout
