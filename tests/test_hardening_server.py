@@ -371,3 +371,33 @@ def test_what_a_server_holds_is_bounded_by_its_flags(model_files, tmp_path, flag
     result = run("mm-serve", model_files["bigram"][1], "--port", "0", flag, value, cwd=tmp_path, timeout=60)
     assert_usage_error(result)
     assert flag in result.stderr
+
+
+MALFORMED = [
+    b"POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
+    b"POST /v1/score HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    b"GET /\xff\xfe HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 200_000 + b"\r\n\r\n",
+    b"NOT HTTP AT ALL\r\n\r\n",
+]
+
+
+def test_a_request_that_is_not_http_gets_a_json_400(model_files):
+    """What uvicorn's parser refuses is answered as every other refusal: 400 with an encodable JSON body."""
+    with running_server(model_files["bigram"][1]) as port:
+        for raw in MALFORMED:
+            with socket.create_connection((HOST, port), timeout=10) as sock:
+                try:
+                    sock.sendall(raw)
+                except OSError:  # the server may close before the whole head is sent (too large)
+                    pass
+                answer = b""
+                try:
+                    while chunk := sock.recv(65536):
+                        answer += chunk
+                except OSError:
+                    pass
+            head, _, body = answer.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 400"), (raw[:60], answer[:200])
+            assert b"application/json" in head
+            assert "not valid HTTP" in json.loads(body.decode("utf-8"))["error"]

@@ -4,9 +4,11 @@ and at most a number of connections stay open, so stalled clients cannot use up 
 from __future__ import annotations
 
 import asyncio
+import json
 import resource
 from typing import Any
 
+import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 FD_RESERVE = 64  # file descriptors kept for the model, the thread pool, logs and the listening socket
@@ -45,6 +47,17 @@ class GuardedH11(H11Protocol):
             oldest = min((c for c in live if is_idle(c)), key=idle_since, default=self)
             if isinstance(oldest, GuardedH11):
                 oldest.drop()
+
+    def send_400_response(self, msg: str) -> None:
+        """A request that is no HTTP (a bad head, a negative Content-Length, a head too large) is answered as every
+        other refusal is, JSON naming no field, then the connection closes (uvicorn's own answer is plain text)."""
+        body = json.dumps({"error": f"the request is not valid HTTP/1.1: {msg}", "field": None}).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        headers.append((b"connection", b"close"))
+        for event in (h11.Response(status_code=400, headers=headers, reason=b"Bad Request"), h11.Data(data=body)):
+            self.transport.write(self.conn.send(event))
+        self.transport.write(self.conn.send(h11.EndOfMessage()))
+        self.transport.close()
 
     def drop(self) -> None:
         """Close the connection now, whatever it has not sent yet."""
