@@ -18,7 +18,7 @@ from makemore.data.dataset import (
 )
 from makemore.data.errors import DatasetError, UserError, first_line
 from makemore.data.files import OutputError, atomic_write, check_output_path, file_sha256
-from makemore.data.reader import MAX_LINE_BYTES, MAX_VOCAB, is_line_break, is_name_char, vocab_problem
+from makemore.data.reader import MAX_LINE_BYTES, MAX_VOCAB, is_line_break, is_name_char, is_text, vocab_problem
 from makemore.data.tokens import Tokens, token_dtype, tokenize
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "MAX_VOCAB",
     "is_line_break",
     "is_name_char",
+    "is_text",
     "vocab_problem",
     "split_words",
     "Tokens",

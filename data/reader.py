@@ -48,6 +48,16 @@ SPACE = np.array([chr(c).isspace() for c in range(0x3002)], dtype=bool)
 NOT_NAME = np.array([c == 0 or is_line_break(chr(c)) for c in range(len(SPACE))], dtype=bool)
 
 
+def is_text(text: str) -> bool:
+    """Whether `text` is Unicode characters only: no lone surrogate (what an undecodable byte of a file name or a
+    JSON escape like \\ud800 leaves), so it encodes as UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def is_name_char(ch: str) -> bool:
     """Whether a name may contain `ch`: no NUL, no line break (`is_line_break`), no lone surrogate."""
     return not (ch == "\x00" or is_line_break(ch) or "\ud800" <= ch <= "\udfff")

@@ -19,7 +19,7 @@ from makemore.contract import (
     check_signature,
 )
 from makemore.contract.signature import check_step_outputs, probe_step_logits, probe_window_logits
-from makemore.data import first_line
+from makemore.data import first_line, is_text
 from makemore.runtime.parallel import check_workers
 from makemore.runtime.sampling import Sampler, StepForward, WindowForward
 
@@ -51,7 +51,7 @@ def open_session(model: str | Path | bytes, source: str = "model") -> ort.Infere
         if not path.is_file():
             raise ModelFileError(f"model file not found: {path}")
         model = str(path)
-        if not model.isascii() and not _encodes(model):  # a name with undecodable bytes: onnxruntime takes only
+        if not is_text(model):  # a name with undecodable bytes: onnxruntime takes only
             try:  # UTF-8 paths, so such a file is read here and given as bytes
                 model = path.read_bytes()
             except OSError as err:
@@ -61,15 +61,6 @@ def open_session(model: str | Path | bytes, source: str = "model") -> ort.Infere
     except Exception as err:  # onnxruntime raises several untyped errors for a bad file
         raise ModelFileError(f"{source} is not a valid ONNX model ({first_line(err, 160)})") from None
     return session
-
-
-def _encodes(text: str) -> bool:
-    """Whether `text` is valid UTF-8 text (a file name with an undecodable byte holds a lone surrogate)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def io_specs(args: list[Any]) -> list[IOSpec]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 from makemore.contract import CHECKPOINT_FORMAT_VERSION, STEP, WINDOW, ModelFileError, ModelInfo
-from makemore.contract.metadata import MAX_BLOCK_SIZE, check_int, check_vocab, is_finite_number, is_int
+from makemore.contract.metadata import MAX_BLOCK_SIZE, check_int, is_finite_number, is_int
 from makemore.data import UserError, Vocab, first_line
 from makemore.data.files import atomic_write
 from makemore.train.config import ARCHITECTURE_KEYS, DEFAULTS, check_architecture
@@ -93,8 +93,7 @@ def check_checkpoint(checkpoint: object, source: str) -> ModelInfo:
         check_json(checkpoint[key], key, source)
     check_model_config(kind, checkpoint["config"], source)
     try:
-        check_vocab(checkpoint["vocab"], source)
-        info = model_info(checkpoint).checked(source)
+        info = model_info(checkpoint).checked(source)  # the vocabulary's check among the contract's
     except ModelFileError as err:
         raise CheckpointError(str(err)) from None
     check_state_dict(checkpoint, source)

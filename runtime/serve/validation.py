@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from makemore.data import first_line
+from makemore.data import first_line, is_text
 
 INTEGER, NUMBER, STRING, BOOLEAN, STRINGS = "an integer", "a number", "a string", "true or false", "a list of strings"
 
@@ -64,15 +64,6 @@ def parse_json(body: bytes) -> Any:
     if b"\\u" in body:  # raw surrogates are not UTF-8: only an escape can make one
         refuse_surrogates(value)
     return value
-
-
-def is_text(text: str) -> bool:
-    """Whether `text` is Unicode characters only (no lone surrogate)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def refuse_surrogates(value: Any) -> None:

@@ -156,6 +156,6 @@ def build_site(model: str | Path, out: str | Path, ort_dist: str | Path | None =
             else:
                 (folder / name).write_bytes(source)
 
-    replace_folder(real, write, contents=frozenset(content) | site_names)
+    replace_folder(real, write, contents=frozenset(content))  # what a build of this site writes
     names = tuple(sorted(p.name for p in real.iterdir()))
     return SiteReport(Path(out), names, sum((real / name).stat().st_size for name in names))
