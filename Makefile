@@ -30,17 +30,17 @@ lint: install
 	$(BIN)/ruff format --check .
 
 test: install lint typecheck docs browser web
-	$(BIN)/python -m pytest -q --cov --cov-report=term
+	$(BIN)/python -m pytest -q -n auto --cov --cov-report=term
 
 # The edit loop: lint, the type checker and the tests not marked slow (no trained models, browsers or servers).
 check: lint typecheck
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -n auto -m "not slow"
 
 # mypy, strict, over the torch-free packages as installed names (makemore.data, ...: a tree of links to the folders).
 TYPECHECK := build/typecheck
 typecheck: install
-	rm -rf $(TYPECHECK) && mkdir -p $(TYPECHECK)/makemore && touch $(TYPECHECK)/makemore/__init__.py
-	for pkg in data contract runtime; do ln -s ../../../$$pkg $(TYPECHECK)/makemore/$$pkg; done
+	mkdir -p $(TYPECHECK)/makemore && touch $(TYPECHECK)/makemore/__init__.py
+	for pkg in data contract runtime; do ln -sfn ../../../$$pkg $(TYPECHECK)/makemore/$$pkg; done
 	cd $(TYPECHECK) && ../../$(BIN)/mypy --config-file ../../pyproject.toml -p makemore.data -p makemore.contract -p makemore.runtime
 
 # The documentation site, built strictly: a broken link or anchor fails the build (-> build/site).
@@ -51,13 +51,13 @@ docs: install
 browser:
 	command -v chromium >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
 
-# onnxruntime-web for mm-web's sites: exactly the files pinned in web/package-lock.json (npm ci; no install
+# onnxruntime-web for mm-web's sites: exactly the files pinned in ort-web/package-lock.json (npm ci; no install
 # scripts: mm-web copies only dist files), skipped while they are newer than the lock.
-WEB_ORT := web/node_modules/onnxruntime-web/package.json
+WEB_ORT := ort-web/node_modules/onnxruntime-web/package.json
 
-$(WEB_ORT): web/package.json web/package-lock.json
+$(WEB_ORT): ort-web/package.json ort-web/package-lock.json
 	command -v npm >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y nodejs npm)
-	npm ci --prefix web --no-audit --no-fund --ignore-scripts
+	npm ci --prefix ort-web --no-audit --no-fund --ignore-scripts
 	touch $@
 
 web: $(WEB_ORT)
@@ -76,4 +76,4 @@ results: install
 	$(BIN)/python bench/results.py
 
 clean:
-	rm -rf $(VENV) $(MODEL_DIR) build *.egg-info web/node_modules
+	rm -rf $(VENV) $(MODEL_DIR) build *.egg-info ort-web/node_modules

@@ -45,7 +45,8 @@ def names_path() -> Path:
 
 class LazyModels(Mapping):
     """kind -> (checkpoint path, onnx path): each kind trained and exported the first time a test asks for it,
-    so a test run that needs one kind pays for that kind alone."""
+    so a test run that needs one kind pays for that kind alone. Under pytest-xdist the workers share one folder:
+    the first to ask trains a kind (under a file lock) and the others read its files."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -55,15 +56,22 @@ class LazyModels(Mapping):
         if kind not in QUICK_OVERRIDES:
             raise KeyError(kind)
         if kind not in self.built:
-            from makemore.export.onnx_export import export_checkpoint
-            from makemore.train.run import TrainRequest, run_training
+            from filelock import FileLock
 
             pt, onnx_path = self.folder / f"{kind}.pt", self.folder / f"{kind}.onnx"
-            overrides = QUICK_OVERRIDES[kind]
-            run_training(TrainRequest(kind=kind, out=pt, samples=0, quiet=True, overrides=overrides))
-            export_checkpoint(pt, onnx_path)
+            with FileLock(str(self.folder / f"{kind}.lock")):
+                if not onnx_path.is_file():
+                    self.build(kind, pt, onnx_path)
             self.built[kind] = (pt, onnx_path)
         return self.built[kind]
+
+    @staticmethod
+    def build(kind: str, pt: Path, onnx_path: Path) -> None:
+        from makemore.export.onnx_export import export_checkpoint
+        from makemore.train.run import TrainRequest, run_training
+
+        run_training(TrainRequest(kind=kind, out=pt, samples=0, quiet=True, overrides=QUICK_OVERRIDES[kind]))
+        export_checkpoint(pt, onnx_path)
 
     def __iter__(self) -> Iterator[str]:
         return iter(QUICK_OVERRIDES)
@@ -74,8 +82,13 @@ class LazyModels(Mapping):
 
 @pytest.fixture(scope="session")
 def model_files(tmp_path_factory) -> Mapping[str, tuple[Path, Path]]:
-    """kind -> (checkpoint path, onnx path), trained quickly on the bundled names when first asked for."""
-    return LazyModels(tmp_path_factory.mktemp("models"))
+    """kind -> (checkpoint path, onnx path), trained quickly on the bundled names when first asked for (once per
+    run: pytest-xdist's workers share the folder)."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:  # one process
+        return LazyModels(tmp_path_factory.mktemp("models"))
+    shared = tmp_path_factory.getbasetemp().parent / "models"  # the run's folder, above each worker's own
+    shared.mkdir(exist_ok=True)
+    return LazyModels(shared)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 TOP = "data|contract|runtime|train|export|bench|tests|web|docs"
 # A repository path in backticks (`runtime/sampling.py`) or a relative link target ([x](docs/api.md)).
 PATH = re.compile(rf"`((?:{TOP})/[\w./-]*)`|\]\(((?:\.\./)?(?:{TOP}|[\w-]+\.md)[^)#\s]*)")
-MADE_BY_COMMANDS = ("web/node_modules", "docs/results.md")  # made by `make web`; a bench script's --out
+MADE_BY_COMMANDS = ("ort-web/node_modules", "docs/results.md")  # made by `make web`; a bench script's --out
 
 
 def named_paths(page: Path) -> list[tuple[str, Path]]:

@@ -20,6 +20,7 @@ from makemore.runtime.novelty import novel_names
 from makemore.runtime.options import BOUNDS, SamplingOptions
 from makemore.runtime.sampling import Sampler
 from makemore.runtime.serve.flow import Admission
+from makemore.runtime.serve.in_browser import in_browser_routes
 from makemore.runtime.serve.validation import (
     BOOLEAN,
     INTEGER,
@@ -30,7 +31,6 @@ from makemore.runtime.serve.validation import (
     error_json,
     parse_json,
 )
-from makemore.runtime.serve.web import web_routes
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
@@ -210,7 +210,7 @@ def create_app(
         Route("/v1/model", model, methods=["GET"]),
         Route("/v1/generate", generate, methods=["POST"]),
         Route("/v1/score", score, methods=["POST"]),
-        *(web_routes(web) if web is not None else []),
+        *(in_browser_routes(web) if web is not None else []),
     ]
     handlers: dict[Any, Any] = {
         RequestError: request_error,

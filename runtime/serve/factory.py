@@ -76,7 +76,7 @@ def build_app(config: ServeConfig, known: frozenset[str] | None = None) -> Admis
     "novel" drops, when already read (default: `known_names(config)`)."""
     from makemore.runtime.onnx_sampler import OnnxSampler
     from makemore.runtime.serve.app import Limits, create_app
-    from makemore.runtime.serve.web import browser_files
+    from makemore.runtime.serve.in_browser import browser_files
 
     sampler = OnnxSampler(config.model, workers=config.sample_threads)
     known = known_names(config) if known is None else known

@@ -23,7 +23,7 @@ def web_command(
     ],
     ort_dist: Annotated[
         Path | None,
-        typer.Option(help="onnxruntime-web's dist folder [default: web/node_modules/... of the checkout]."),
+        typer.Option(help="onnxruntime-web's dist folder [default: ort-web/node_modules/... of the checkout]."),
     ] = None,
 ) -> None:
     from makemore.runtime.web.site import build_site

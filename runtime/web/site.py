@@ -1,5 +1,5 @@
 """Build the static site: the page and its scripts, the model file, what the page needs from its metadata, and
-onnxruntime-web's WebAssembly backend (from web/node_modules after `make web`, or a folder given)."""
+onnxruntime-web's WebAssembly backend (from ort-web/node_modules after `make web`, or a folder given)."""
 
 from __future__ import annotations
 
@@ -19,14 +19,14 @@ from makemore.data.bounds import SAMPLING, Bound
 from makemore.runtime.chunks import CHUNK_SIZE
 from makemore.runtime.web.folder import MARKER, check_site_folder, replace_folder
 
-ORT_WEB_VERSION = "1.30.0"  # pinned in web/package.json; what the page says it runs
+ORT_WEB_VERSION = "1.30.0"  # pinned in ort-web/package.json; what the page says it runs
 ORT_FILES = ("ort.wasm.min.js", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")  # wasm backend only
 ORT_MAX_BYTES = {".js": 16 << 20, ".mjs": 16 << 20, ".wasm": 128 << 20}  # 1.30.0's: ~0.1 MB scripts, ~12 MB wasm
 WASM_MAGIC = b"\0asm\x01\0\0\0"  # every WebAssembly binary starts so (magic, version 1)
 PAGE_FILES = ("index.html", "app.js", "sampler.js", "options.js", "pcg64.js")
 MODEL_NAME = "model.onnx"
 MAX_COUNT = 10_000  # names the page makes at once (mm-serve's default --max-n)
-CHECKOUT_DIST = Path(__file__).resolve().parents[2] / "web" / "node_modules" / "onnxruntime-web" / "dist"
+CHECKOUT_DIST = Path(__file__).resolve().parents[2] / "ort-web" / "node_modules" / "onnxruntime-web" / "dist"
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class SiteReport:
 
 
 def find_ort_dist(ort_dist: str | Path | None) -> Path:
-    """The onnxruntime-web `dist` folder to copy from: `ort_dist`, else the source checkout's web/node_modules.
+    """The onnxruntime-web `dist` folder to copy from: `ort_dist`, else the source checkout's ort-web/node_modules.
 
     Each of ORT_FILES must be a regular file (not a link: a link could bring any file of the machine into the
     site) within ORT_MAX_BYTES, and look like what it is (check_ort_file); anything else is one UserError.

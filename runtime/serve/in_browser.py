@@ -48,7 +48,7 @@ def read_source(source: bytes | Path) -> bytes:
         raise UserError(f"cannot read {source}: {err.strerror or err}") from None
 
 
-def web_routes(content: dict[str, bytes]) -> list[Route]:
+def in_browser_routes(content: dict[str, bytes]) -> list[Route]:
     """GET /web/ (the page) and /web/NAME (its files), from memory."""
 
     def respond(name: str) -> Response:
