@@ -105,7 +105,9 @@ SAMPLING: dict[str, Bound] = {
     "exclude": Bound(tuple, 0, MAX_EXCLUDE),  # names never drawn (their characters: MAX_EXCLUDE_CHARS in all)
 }
 
-# Beam search (runtime.beam): the rows it keeps (its memory) and the names it returns.
+# Beam search (runtime.beam): the rows it keeps (its memory) and the names it returns; its rows' characters
+# (width x (max_len + 1)) at most BEAM_CELLS.
+BEAM_CELLS = 1 << 22
 BEAM: dict[str, Bound] = {
     "beam": Bound(int, 1, 256),
     "n": Bound(int, 1, 1000),

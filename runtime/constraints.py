@@ -75,12 +75,13 @@ def trie(names: tuple[str, ...], vocab: Vocab) -> Dfa:
     anyway and are left out."""
     children: list[dict[int, int]] = [{}]
     ends = [False]
+    index = vocab.index
     for name in names:
-        if not name or any(ch not in vocab.index for ch in name):
+        if not name or any(ch not in index for ch in name):
             continue
         node = 0
         for ch in name:
-            ix = vocab.index[ch]
+            ix = index[ch]
             nxt = children[node].get(ix)
             if nxt is None:
                 nxt = len(children)
@@ -106,12 +107,23 @@ class _Crawl(threading.local):
 CRAWL = _Crawl()
 
 
+def freeze(state: Any) -> Any:
+    """A hashable stand-in for an interegular crawl state (sets, dicts and lists of states, nested)."""
+    if isinstance(state, (set, frozenset)):
+        return frozenset(freeze(item) for item in state)
+    if isinstance(state, dict):
+        return ("dict", frozenset((freeze(k), freeze(v)) for k, v in state.items()))
+    if isinstance(state, (list, tuple)):
+        return (type(state).__name__, tuple(freeze(item) for item in state))
+    return state
+
+
 def bounded_crawl(alphabet: Any, initial: Any, final: Callable[[Any], bool], follow: Callable[[Any, Any], Any]) -> Any:
     """interegular's crawl (the subset construction behind every FSM operation), its states looked up in a dict
     rather than a list, and stopped with a SamplingError past this thread's CRAWL.limit states."""
     import interegular.fsm as fsm
 
-    states, index, finals, moves = [initial], {initial: 0}, set(), {}
+    states, index, finals, moves = [initial], {freeze(initial): 0}, set(), {}
     i = 0
     while i < len(states):
         state = states[i]
@@ -123,9 +135,10 @@ def bounded_crawl(alphabet: Any, initial: Any, final: Callable[[Any], bool], fol
                 new = follow(state, transition)
             except fsm.OblivionError:
                 continue
-            j = index.get(new)
+            key = freeze(new)
+            j = index.get(key)
             if j is None:
-                j = index[new] = len(states)
+                j = index[key] = len(states)
                 states.append(new)
                 if CRAWL.limit is not None and len(states) > CRAWL.limit:
                     raise SamplingError("match makes an automaton too big (a simpler expression?)", "match")
@@ -157,12 +170,12 @@ def regex(pattern: str, vocab: Vocab) -> Dfa:
         CRAWL.limit = None
     order = sorted(machine.states, key=lambda state: state != machine.initial)
     number = {state: ix for ix, state in enumerate(order)}
-    symbols = [machine.alphabet[ch] for ch in vocab.chars]
+    symbols = [machine.alphabet[ch] for ch in vocab.chars]  # of indices 1 .. V - 1
     trans = np.full((len(order), vocab.size), DEAD, dtype=np.int32)
     for state in order:
         moves = machine.map.get(state, {})
-        for ix, symbol in enumerate(symbols):
-            if ix != BOUNDARY and symbol in moves:
+        for ix, symbol in enumerate(symbols, start=1):
+            if symbol in moves:
                 trans[number[state], ix] = number[moves[symbol]]
     return Dfa(trans, np.array([state in machine.finals for state in order], dtype=bool))
 
@@ -230,7 +243,7 @@ def component(field: str, options: SamplingOptions, vocab: Vocab) -> Dfa | None:
         bad = sorted(set(value) - set(vocab.chars))
         if bad:
             raise SamplingError(f"{field} has characters outside the model's vocabulary: {''.join(bad)!r:.60}", field)
-        return kmp([vocab.index[ch] for ch in value], vocab.size, absorbing=field == "contains")
+        return kmp(vocab.encode(value), vocab.size, absorbing=field == "contains")
     if field == "match" and value:
         return prune(regex(value, vocab))
     if field == "exclude" and value:
@@ -309,7 +322,7 @@ def compile_constraints(options: SamplingOptions, vocab: Vocab, max_len: int) ->
     for count in range(len(FIELDS) + 1):
         if not satisfiable(compile_fields(options, vocab, max_len, FIELDS[:count])):
             field = FIELDS[count - 1] if count else "prefix"
-            raise SamplingError(f"no name satisfies the constraints up to {field} {describe(options, max_len)}", field)
+            raise SamplingError(f"no name satisfies {field} with the constraints before it {describe(options, max_len)}", field)
     raise AssertionError("unsatisfiable automaton with satisfiable parts")  # pragma: no cover (the last is the whole)
 
 

@@ -205,7 +205,7 @@ def sample_chunk(
         check_finite_logits(logits, "while sampling")
         allowed = None if constraint is None else constraint.allowed()
         if kept is not None and allowed is not None:
-            kept[active] *= kept_share(logits, allowed, options.temperature)
+            kept[active] *= kept_share(logits, allowed, options.temperature, first=pos == 0)
         picks = draw(
             next_token_weights(
                 logits,
@@ -229,12 +229,15 @@ def sample_chunk(
     return np.stack(columns, axis=1) if columns else np.zeros((rows, 0), dtype=np.int64)
 
 
-def kept_share(logits: np.ndarray, allowed: np.ndarray, temperature: float) -> np.ndarray:
+def kept_share(logits: np.ndarray, allowed: np.ndarray, temperature: float, first: bool = False) -> np.ndarray:
     """float64 [B]: the probability the mask `allowed` keeps of softmax(logits / temperature) (temperature 0: of
     the likeliest character, 1 or 0; top_k and top_p are not counted). The product of these over a name's steps is
     its importance weight: their mean over sampled names estimates the share of the model's distribution (at
-    that temperature) that satisfies the constraints (exact in expectation for top_k and top_p unset)."""
-    z = np.asarray(logits, dtype=np.float64)
+    that temperature) that satisfies the constraints (exact in expectation for top_k and top_p unset). `first`:
+    the first character, where the unconstrained loop never ends a name either (the boundary is not counted)."""
+    z = np.array(logits, dtype=np.float64)
+    if first:
+        z[:, BOUNDARY] = -np.inf
     if temperature == 0:
         return allowed[np.arange(len(z)), z.argmax(axis=1)].astype(np.float64)
     z = (z - z.max(axis=1, keepdims=True)) / temperature
