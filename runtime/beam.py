@@ -41,7 +41,8 @@ def check_beam(n: int, width: int, max_len: int) -> None:
     check_option("n", n, BEAM["n"])
     check_option("beam", width, BEAM["beam"])
     if width * (max_len + 1) > BEAM_CELLS:
-        raise SamplingError(f"beam x (max_len + 1) must be at most {BEAM_CELLS:,}, got {width * (max_len + 1):,}", "beam")
+        cells = width * (max_len + 1)
+        raise SamplingError(f"beam x (max_len + 1) must be at most {BEAM_CELLS:,}, got {cells:,}", "beam")
 
 
 class Finished:

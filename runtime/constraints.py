@@ -228,7 +228,8 @@ def product(a: Dfa, b: Dfa, field: str) -> Dfa:
 def check_size(states: int, size: int, lengths: int, field: str) -> None:
     """SamplingError naming `field` when an automaton of `states` states passes the bounds for this vocabulary
     and (max_len + 1) `lengths`."""
-    if states * size > AUTOMATON_CELLS or states * lengths > AUTOMATON_CELLS or states * size * lengths > AUTOMATON_WORK:
+    cells = max(states * size, states * lengths)
+    if cells > AUTOMATON_CELLS or states * size * lengths > AUTOMATON_WORK:
         raise SamplingError(
             f"the constraints make an automaton of {states:,}+ states, too big for this vocabulary and max_len"
             f" (at most {AUTOMATON_CELLS:,} states x characters): {field} is where it grew too big",
@@ -322,7 +323,8 @@ def compile_constraints(options: SamplingOptions, vocab: Vocab, max_len: int) ->
     for count in range(len(FIELDS) + 1):
         if not satisfiable(compile_fields(options, vocab, max_len, FIELDS[:count])):
             field = FIELDS[count - 1] if count else "prefix"
-            raise SamplingError(f"no name satisfies {field} with the constraints before it {describe(options, max_len)}", field)
+            what = describe(options, max_len)
+            raise SamplingError(f"no name satisfies {field} with the constraints before it {what}", field)
     raise AssertionError("unsatisfiable automaton with satisfiable parts")  # pragma: no cover (the last is the whole)
 
 

@@ -37,7 +37,7 @@ def check_option(name: str, value: Any, bound: Bound) -> Any:
         raise SamplingError(f"{name} must be a finite number, got {value}", name)
     size = len(value) if bound.kind in (str, tuple) else value
     if not bound.in_range(size):
-        what = f"the length of {name}" if bound.kind is str else f"the number of {name}" if bound.kind is tuple else name
+        what = {str: f"the length of {name}", tuple: f"the number of {name}"}.get(bound.kind, name)
         raise SamplingError(f"{what} must be in {bound.interval()}, got {size!r:.40}", name)
     return value
 
@@ -114,5 +114,6 @@ def check_exclude(names: Any) -> tuple[str, ...]:
     """The exclude set as a sorted tuple of distinct names; SamplingError when its characters pass MAX_EXCLUDE_CHARS."""
     total = sum(len(name) for name in names)
     if total > MAX_EXCLUDE_CHARS:
-        raise SamplingError(f"exclude must hold at most {MAX_EXCLUDE_CHARS:,} characters in all, got {total:,}", "exclude")
+        message = f"exclude must hold at most {MAX_EXCLUDE_CHARS:,} characters in all, got {total:,}"
+        raise SamplingError(message, "exclude")
     return tuple(sorted(set(names)))
