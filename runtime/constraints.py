@@ -123,7 +123,8 @@ def bounded_crawl(alphabet: Any, initial: Any, final: Callable[[Any], bool], fol
     rather than a list, and stopped with a SamplingError past this thread's CRAWL.limit states."""
     import interegular.fsm as fsm
 
-    states, index, finals, moves = [initial], {freeze(initial): 0}, set(), {}
+    states, index, finals = [initial], {freeze(initial): 0}, set()
+    moves: dict[int, dict[Any, int]] = {}
     i = 0
     while i < len(states):
         state = states[i]

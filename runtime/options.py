@@ -37,7 +37,8 @@ def check_option(name: str, value: Any, bound: Bound) -> Any:
         raise SamplingError(f"{name} must be a finite number, got {value}", name)
     size = len(value) if bound.kind in (str, tuple) else value
     if not bound.in_range(size):
-        what = {str: f"the length of {name}", tuple: f"the number of {name}"}.get(bound.kind, name)
+        words: dict[type, str] = {str: f"the length of {name}", tuple: f"the number of {name}"}
+        what = words.get(bound.kind, name)
         raise SamplingError(f"{what} must be in {bound.interval()}, got {size!r:.40}", name)
     return value
 

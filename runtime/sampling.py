@@ -239,7 +239,8 @@ def kept_share(logits: np.ndarray, allowed: np.ndarray, temperature: float, firs
     if first:
         z[:, BOUNDARY] = -np.inf
     if temperature == 0:
-        return allowed[np.arange(len(z)), z.argmax(axis=1)].astype(np.float64)
+        best: np.ndarray = allowed[np.arange(len(z)), z.argmax(axis=1)].astype(np.float64)
+        return best
     z = (z - z.max(axis=1, keepdims=True)) / temperature
     weights = np.exp(z)
     share: np.ndarray = (weights * allowed).sum(axis=1) / weights.sum(axis=1)

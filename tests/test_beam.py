@@ -102,7 +102,9 @@ def test_window_decoder_keep_gathers_and_duplicates_rows() -> None:
     np.testing.assert_array_equal(decoder.context, [[1, 2, 5], [1, 2, 3]])
 
 
-@pytest.mark.parametrize(("n", "width", "max_len", "field"), [(0, 4, 10, "n"), (5, 0, 10, "beam"), (5, 256, 100_000, "beam")])
+@pytest.mark.parametrize(
+    ("n", "width", "max_len", "field"), [(0, 4, 10, "n"), (5, 0, 10, "beam"), (5, 256, 100_000, "beam")]
+)
 def test_beam_bounds(n, width, max_len, field) -> None:
     with pytest.raises(SamplingError) as err:
         check_beam(n, width, max_len)
