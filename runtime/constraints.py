@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 from makemore.data import BOUNDARY, Vocab
-from makemore.data.bounds import AUTOMATON_CELLS, AUTOMATON_WORK
+from makemore.data.bounds import AUTOMATON_CELLS, AUTOMATON_WORK, MAX_REGEX_STATES
 from makemore.runtime.options import SamplingError, SamplingOptions
 
 DEAD = -1  # no transition (in a component DFA's table)
@@ -142,7 +142,8 @@ def bounded_crawl(alphabet: Any, initial: Any, final: Callable[[Any], bool], fol
                 j = index[key] = len(states)
                 states.append(new)
                 if CRAWL.limit is not None and len(states) > CRAWL.limit:
-                    raise SamplingError("match makes an automaton too big (a simpler expression?)", "match")
+                    message = f"match makes an automaton of more than {CRAWL.limit:,} states (a simpler expression?)"
+                    raise SamplingError(message, "match")
             moves[i][transition] = j
         i += 1
     return fsm.FSM(alphabet=alphabet, states=range(len(states)), initial=0, finals=finals, map=moves)
@@ -150,7 +151,8 @@ def bounded_crawl(alphabet: Any, initial: Any, final: Callable[[Any], bool], fol
 
 def regex(pattern: str, vocab: Vocab) -> Dfa:
     """The names `pattern` matches whole (re.fullmatch), over the vocabulary's characters, via interegular's DFA;
-    SamplingError naming `match` when Python or interegular cannot compile it, or it grows past AUTOMATON_CELLS."""
+    SamplingError naming `match` when Python or interegular cannot compile it, or an automaton on the way passes
+    MAX_REGEX_STATES states."""
     import interegular
     import interegular.fsm as fsm
 
@@ -160,7 +162,7 @@ def regex(pattern: str, vocab: Vocab) -> Dfa:
         raise SamplingError(f"match is not a regular expression ({str(err)[:120]})", "match") from None
     if fsm.crawl is not bounded_crawl:
         fsm.crawl = bounded_crawl  # its FSM operations look crawl up as a module global
-    CRAWL.limit = AUTOMATON_CELLS // vocab.size
+    CRAWL.limit = MAX_REGEX_STATES
     try:
         machine = interegular.parse_pattern(pattern).to_fsm()
     except SamplingError:
@@ -291,15 +293,23 @@ def live_table(dfa: Dfa, min_len: int, max_len: int) -> tuple[np.ndarray, np.nda
     return moves, accept, live
 
 
-def compile_fields(options: SamplingOptions, vocab: Vocab, max_len: int, fields: tuple[str, ...]) -> Automaton:
-    """The automaton of the constraint `fields` of `options` (prefix and max_len always), unchecked."""
-    dfa = universal(vocab.size)
-    for field in fields:
+def components(options: SamplingOptions, vocab: Vocab, max_len: int) -> list[tuple[str, Dfa]]:
+    """The automaton of each constraint field set, in FIELDS order, each within the bounds."""
+    parts = []
+    for field in FIELDS:
         part = component(field, options, vocab)
         if part is not None:
             check_size(part.states, vocab.size, max_len + 1, field)
-            dfa = product(dfa, part, field)
-            check_size(dfa.states, vocab.size, max_len + 1, field)
+            parts.append((field, part))
+    return parts
+
+
+def compile_fields(options: SamplingOptions, vocab: Vocab, max_len: int, parts: list[tuple[str, Dfa]]) -> Automaton:
+    """The automaton of the constraints `parts` (prefix, min_len and max_len always), unchecked."""
+    dfa = universal(vocab.size)
+    for field, part in parts:
+        dfa = product(dfa, part, field)
+        check_size(dfa.states, vocab.size, max_len + 1, field)
     min_len = max(1, options.min_len or 1)
     moves, accept, live = live_table(dfa, min_len, max_len)
     prefix = options.prefix_ids(vocab)
@@ -318,12 +328,13 @@ def compile_constraints(options: SamplingOptions, vocab: Vocab, max_len: int) ->
     (in FIELDS order) whose addition leaves no name."""
     if not options.constrained:
         return None
-    automaton = compile_fields(options, vocab, max_len, FIELDS)
+    parts = components(options, vocab, max_len)
+    automaton = compile_fields(options, vocab, max_len, parts)
     if satisfiable(automaton):
         return automaton
-    for count in range(len(FIELDS) + 1):
-        if not satisfiable(compile_fields(options, vocab, max_len, FIELDS[:count])):
-            field = FIELDS[count - 1] if count else "prefix"
+    for count in range(len(parts) + 1):
+        if not satisfiable(compile_fields(options, vocab, max_len, parts[:count])):
+            field = parts[count - 1][0] if count else "min_len" if (options.min_len or 1) > 1 else "prefix"
             what = describe(options, max_len)
             raise SamplingError(f"no name satisfies {field} with the constraints before it {what}", field)
     raise AssertionError("unsatisfiable automaton with satisfiable parts")  # pragma: no cover (the last is the whole)

@@ -150,11 +150,21 @@ def test_bad_constraints_are_refused_naming_the_field(request_, field) -> None:
 
 
 def test_an_automaton_past_its_bound_is_refused_not_built() -> None:
-    """A regular expression whose DFA explodes (the 16th character from the end is an a) stops at the bound."""
-    big = Vocab("".join(chr(c) for c in range(0x4E00, 0x4E00 + 2000)))
+    """A regular expression whose DFA explodes (the 16th character from the end is an a), a counted repeat, and an
+    exclude trie too big for a large vocabulary stop at their bounds, at once."""
+    import time
+
+    began = time.perf_counter()
+    for pattern in ("(.*a.{16})", "a{9999}"):
+        with pytest.raises(SamplingError) as err:
+            compile_constraints(SamplingOptions(match=pattern), VOCAB, 40)
+        assert err.value.field == "match"
+    big = Vocab("".join(chr(c) for c in range(0x4E00, 0x4E00 + 3000)))
+    names = ["".join(chr(0x4E00 + (i * 7 + j) % 3000) for j in range(6)) for i in range(1000)]
     with pytest.raises(SamplingError) as err:
-        compile_constraints(SamplingOptions(match="(.*\u4e00.{16})"), big, 40)
-    assert err.value.field == "match"
+        compile_constraints(SamplingOptions(exclude=names), big, 40)
+    assert err.value.field == "exclude"
+    assert time.perf_counter() - began < 20
 
 
 def test_the_kept_share_estimates_the_constraint_probability() -> None:
