@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import threading
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,7 @@ from makemore.data.bounds import AUTOMATON_CELLS, AUTOMATON_WORK, MAX_REGEX_STAT
 from makemore.runtime.options import SamplingError, SamplingOptions
 
 DEAD = -1  # no transition (in a component DFA's table)
+UNICODE_CLASSES = re.compile(r"(?<!\\)(?:\\\\)*\\[wWdDsS]")  # an unescaped \w \W \d \D \s \S
 FIELDS = ("min_len", "ends_with", "contains", "match", "exclude")  # the order constraints join the automaton
 
 
@@ -157,9 +159,17 @@ def regex(pattern: str, vocab: Vocab) -> Dfa:
     import interegular.fsm as fsm
 
     try:
-        re.compile(pattern)
+        with warnings.catch_warnings():  # re's FutureWarnings (a possible nested set) are no error: not printed
+            warnings.simplefilter("ignore")
+            re.compile(pattern)
     except (re.error, RecursionError, OverflowError) as err:
         raise SamplingError(f"match is not a regular expression ({str(err)[:120]})", "match") from None
+    if not vocab.chars.isascii() and UNICODE_CLASSES.search(pattern):
+        raise SamplingError(
+            "match uses \\w, \\d or \\s, which interegular reads as ASCII classes and Python's re as Unicode ones:"
+            " with this model's non-ASCII characters, spell the characters out (e.g. [a-zé])",
+            "match",
+        )
     if fsm.crawl is not bounded_crawl:
         fsm.crawl = bounded_crawl  # its FSM operations look crawl up as a module global
     CRAWL.limit = MAX_REGEX_STATES

@@ -241,7 +241,8 @@ def kept_share(logits: np.ndarray, allowed: np.ndarray, temperature: float, firs
     if temperature == 0:
         best: np.ndarray = allowed[np.arange(len(z)), z.argmax(axis=1)].astype(np.float64)
         return best
-    z = (z - z.max(axis=1, keepdims=True)) / temperature
+    with np.errstate(over="ignore"):  # a gap over a subnormal temperature is -inf by design: no warning
+        z = (z - z.max(axis=1, keepdims=True)) / temperature
     weights = np.exp(z)
     share: np.ndarray = (weights * allowed).sum(axis=1) / weights.sum(axis=1)
     return share

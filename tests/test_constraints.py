@@ -261,3 +261,14 @@ def test_server_constraints_beam_and_refusals(samplers) -> None:
             refused = client.post("/v1/generate", json=bad)
             assert 400 <= refused.status_code < 500, (bad, refused.text)
             assert field is None or refused.json()["field"] == field, (bad, refused.text)
+
+
+def test_classes_read_differently_by_re_and_interegular_are_refused_on_non_ascii_vocabularies() -> None:
+    """\\w, \\d and \\s are Unicode classes to Python's re, ASCII ones to interegular: exact only over ASCII."""
+    accented = Vocab("abcé")
+    with pytest.raises(SamplingError) as err:
+        compile_constraints(SamplingOptions(match=r"\w+"), accented, 5)
+    assert err.value.field == "match"
+    assert compile_constraints(SamplingOptions(match=r"[a-cé]+(\\w)?"), accented, 5) is not None  # an escaped \
+    names = fake_names(SamplingOptions(match=r"\w+a", max_len=6), seed=1)  # ASCII: both read \w alike
+    assert all(re.fullmatch(r"\w+a", name) for name in names)
