@@ -49,7 +49,8 @@ class Finished:
     """The n likeliest finished names so far (a min-heap of (log-prob, name): ties go to the name's order)."""
 
     def __init__(self, n: int) -> None:
-        self.n, self.heap = n, []  # type: ignore[var-annotated]
+        self.n = n
+        self.heap: list[tuple[float, str]] = []
 
     def add(self, log_prob: float, name: str) -> None:
         if len(self.heap) < self.n:
