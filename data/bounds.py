@@ -15,11 +15,18 @@ from makemore.data.dataset import SEED_MAX
 
 MAX_LEN_LIMIT = 100_000  # characters in one name: beyond it, a request or a file is a mistake
 MAX_WORKERS = 1024  # threads one request may ask for (fewer run: see runtime.sampling.busy_workers)
+MAX_REGEX = 200  # characters of a `match` regular expression ...
+MAX_REGEX_STATES = 4096  # ... and states of each automaton interegular builds for it (its DFA and its parts)
+MAX_EXCLUDE = 100_000  # names an `exclude` set may hold ...
+MAX_EXCLUDE_CHARS = 1 << 20  # ... and characters in all (the trie holds about this many states)
+AUTOMATON_CELLS = 1 << 22  # a request's constraint automaton: states x vocabulary, and states x (max_len + 1)
+AUTOMATON_WORK = 1 << 28  # ... and states x vocabulary x (max_len + 1), the work of its table of live states
 
 
 @dataclass(frozen=True)
 class Bound:
-    """One value's type and range: `kind` int, float or str (a str's bound is on its length); `low`/`high` None for
+    """One value's type and range: `kind` int, float, str (a str's bound is on its length) or tuple (a list of
+    strings, bounded in count); `low`/`high` None for
     no bound; an open end excludes the bound itself; `words` says the range in words where the interval reads
     poorly (the trainer's messages)."""
 
@@ -34,6 +41,8 @@ class Bound:
     def has_type(self, value: object) -> bool:
         """Whether `value` is of this bound's type (a bool is no number; an int is a float)."""
         is_int = isinstance(value, int) and not isinstance(value, bool)
+        if self.kind is tuple:  # a list of strings (the bound is on its count)
+            return isinstance(value, (list, tuple, set, frozenset)) and all(isinstance(item, str) for item in value)
         if self.kind is int:
             return is_int
         if self.kind is float:
@@ -56,7 +65,7 @@ class Bound:
             return False
         if self.kind is float and not math.isfinite(value):  # type: ignore[arg-type]
             return False
-        return self.in_range(len(value) if isinstance(value, str) else value)  # type: ignore[arg-type]
+        return self.in_range(len(value) if self.kind in (str, tuple) else value)  # type: ignore[arg-type]
 
     def interval(self) -> str:
         """The range as an interval: [0, inf], (0, 1], [1, 100,000]."""
@@ -72,7 +81,7 @@ class Bound:
             return str(end) if isinstance(end, int) and abs(end) > 2**53 else end
 
         return {
-            "type": {int: "integer", float: "number", str: "string"}[self.kind],
+            "type": {int: "integer", float: "number", str: "string", tuple: "array"}[self.kind],
             "low": exact(self.low),
             "high": exact(self.high),
             "nullable": self.nullable,
@@ -89,6 +98,20 @@ SAMPLING: dict[str, Bound] = {
     "prefix": Bound(str, 0, MAX_LEN_LIMIT),
     "max_len": Bound(int, 1, MAX_LEN_LIMIT, nullable=True),
     "seed": Bound(int, 0, SEED_MAX, nullable=True),
+    # Constraints (runtime.constraints): every name drawn satisfies all of them.
+    "min_len": Bound(int, 1, MAX_LEN_LIMIT, nullable=True),
+    "ends_with": Bound(str, 0, MAX_LEN_LIMIT),
+    "contains": Bound(str, 0, MAX_LEN_LIMIT),
+    "match": Bound(str, 0, MAX_REGEX),  # a regular expression the whole name matches (re.fullmatch)
+    "exclude": Bound(tuple, 0, MAX_EXCLUDE),  # names never drawn (their characters: MAX_EXCLUDE_CHARS in all)
+}
+
+# Beam search (runtime.beam): the rows it keeps (its memory) and the names it returns; its rows' characters
+# (width x (max_len + 1)) at most BEAM_CELLS.
+BEAM_CELLS = 1 << 22
+BEAM: dict[str, Bound] = {
+    "beam": Bound(int, 1, 256),
+    "n": Bound(int, 1, 1000),
 }
 
 # mm-serve's own flags: what one server holds is bounded by them (16 requests in flight of at most max_body bytes,

@@ -10,11 +10,12 @@ from typing import Annotated, TextIO
 
 import typer
 from makemore.data import UserError
+from makemore.data.bounds import MAX_EXCLUDE, MAX_EXCLUDE_CHARS, MAX_REGEX
 from makemore.data.cli import run_cli, stdout
 from makemore.data.reader import DATA_HELP
 from makemore.runtime.options import SamplingOptions
 from makemore.runtime.parallel import check_workers, usable_cores
-from makemore.runtime.sampling import Sampler
+from makemore.runtime.sampling import KeptMass, Sampler
 
 gen_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
 eval_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
@@ -35,6 +36,31 @@ def gen_command(
     top_p: Annotated[float | None, typer.Option(help="Nucleus sampling: the smallest set with mass p.")] = None,
     prefix: Annotated[str, typer.Option(help="Every name starts with this.")] = "",
     max_len: Annotated[int | None, typer.Option(help="Longest name [default: longest training word].")] = None,
+    min_len: Annotated[int | None, typer.Option(help="Shortest name (at least this many characters).")] = None,
+    ends_with: Annotated[str, typer.Option(help="Every name ends with this.")] = "",
+    contains: Annotated[str, typer.Option(help="Every name contains this.")] = "",
+    match: Annotated[
+        str,
+        typer.Option(
+            help=f"Every name matches this regular expression whole (as Python's re.fullmatch; at most {MAX_REGEX}"
+            " characters, and an automaton of bounded size)."
+        ),
+    ] = "",
+    exclude: Annotated[
+        Path | None,
+        typer.Option(
+            help=f"Never print a name of this file (one a line; at most {MAX_EXCLUDE:,} names,"
+            f" {MAX_EXCLUDE_CHARS:,} characters in all)."
+        ),
+    ] = None,
+    beam: Annotated[
+        int | None,
+        typer.Option(
+            help="Beam search of W rows: print the --n likeliest distinct names under the constraints, each after its"
+            " log-probability and a tab, likeliest first (deterministic: temperature, top-k/p, seed do not apply).",
+            metavar="W",
+        ),
+    ] = None,
     novel_vs: Annotated[
         Path | None,
         typer.Option(help="Drop names in this file; sample until n new ones (holds the file's lines in memory)."),
@@ -51,7 +77,8 @@ def gen_command(
         typer.Option(
             "--stats",
             help="Then print on stderr the share of names in train, in val/test and new"
-            " (counted as they stream: holds the data's words, not the names).",
+            " (counted as they stream: holds the data's words, not the names); with constraints, also the estimated"
+            " share of the model's distribution they keep.",
         ),
     ] = False,
     data: Annotated[Path | None, typer.Option(help=f"For --stats: {DATA_HELP[0].lower()}{DATA_HELP[1:]}")] = None,
@@ -73,8 +100,19 @@ def gen_command(
     from makemore.runtime.novelty import NoveltyCounter, format_novelty, model_split, novel_name_chunks
     from makemore.runtime.onnx_sampler import OnnxSampler
 
+    check_beam_flags(beam, novel_vs, shard, stats)
     options = SamplingOptions(
-        temperature=temperature, top_k=top_k, top_p=top_p, prefix=prefix, max_len=max_len, seed=seed
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        prefix=prefix,
+        max_len=max_len,
+        seed=seed,
+        min_len=min_len,
+        ends_with=ends_with,
+        contains=contains,
+        match=match,
+        exclude=tuple(read_exclude(exclude)) if exclude is not None else (),
     )
     workers = check_workers(usable_cores() if workers is None else workers, "--workers")
     start, stop = shard_range(n, *parse_shard(shard)) if shard is not None else (0, n)
@@ -83,16 +121,58 @@ def gen_command(
     if as_json and (as_jsonl or shard is not None):
         other = "--jsonl" if as_jsonl else "--shard (K JSON lists do not concatenate into one: use --jsonl)"
         raise UserError(f"--json cannot be combined with {other}")
-    out = stdout()
+    form = "json" if as_json else "jsonl" if as_jsonl else ""
     sampler = OnnxSampler(model, workers=workers)
+    if beam is not None:
+        found = sampler.beam(n, options, width=beam)  # checked and searched before anything is printed
+        write_scored(stdout(), found, form)
+        return
+    out = stdout()
     counter = NoveltyCounter(model_split(sampler.info, model_words(sampler, data))) if stats else None
+    mass = KeptMass() if stats and options.constrained else None
     if novel_vs is None:
-        chunks = sampler.sample_chunks(stop - start, options, start=start)
+        chunks = sampler.sample_chunks(stop - start, options, start=start, mass=mass)
     else:
         chunks = novel_name_chunks(sampler, n, set(read_lines(novel_vs)), options)
-    write_names(out, counter.passing(chunks) if counter else chunks, "json" if as_json else "jsonl" if as_jsonl else "")
+    write_names(out, counter.passing(chunks) if counter else chunks, form)
     if counter is not None:
         print(format_novelty(counter.stats), file=sys.stderr)
+    if mass is not None and mass.share is not None:
+        print(f"constraints keep ~{mass.share:.3g} of the model's distribution (importance estimate)", file=sys.stderr)
+
+
+def check_beam_flags(beam: int | None, novel_vs: Path | None, shard: str | None, stats: bool) -> None:
+    """--beam prints one deterministic list: it takes none of --novel-vs, --shard, --stats."""
+    if beam is None:
+        return
+    for flag, given in (("--novel-vs", novel_vs is not None), ("--shard", shard is not None), ("--stats", stats)):
+        if given:
+            raise UserError(f"--beam cannot be combined with {flag}")
+
+
+def read_exclude(path: Path) -> list[str]:
+    """The names of an --exclude file (data.reader's reader: one a line, stripped, blank lines dropped), refused
+    past MAX_EXCLUDE names or MAX_EXCLUDE_CHARS characters (as an option: naming the flag)."""
+    from makemore.data import read_lines
+
+    names = read_lines(path)
+    if len(names) > MAX_EXCLUDE:
+        raise UserError(f"--exclude holds more than {MAX_EXCLUDE:,} names ({len(names):,}): {path}")
+    if sum(map(len, names)) > MAX_EXCLUDE_CHARS:
+        raise UserError(f"--exclude holds more than {MAX_EXCLUDE_CHARS:,} characters: {path}")
+    return names
+
+
+def write_scored(out: TextIO, found: list[tuple[str, float]], form: str = "") -> None:
+    """Beam search's names with their log-probabilities: `log-prob<TAB>name` lines, or JSON objects
+    {"name", "log_prob"} (one list with "json", one a line with "jsonl")."""
+    if form == "json":
+        out.write(json.dumps([{"name": name, "log_prob": lp} for name, lp in found]) + "\n")
+    else:
+        for name, log_prob in found:
+            line = json.dumps({"name": name, "log_prob": log_prob}) if form == "jsonl" else f"{log_prob:.6f}\t{name}"
+            out.write(line + "\n")
+    out.flush()
 
 
 def model_words(sampler: Sampler, data: Path | None) -> list[str]:

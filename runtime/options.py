@@ -8,7 +8,7 @@ from typing import Any
 
 from makemore.contract import MAX_LEN_LIMIT, ModelInfo
 from makemore.data import UserError, Vocab
-from makemore.data.bounds import SAMPLING, Bound
+from makemore.data.bounds import MAX_EXCLUDE_CHARS, SAMPLING, Bound
 
 
 class SamplingError(UserError):
@@ -23,7 +23,7 @@ BOUNDS: dict[str, Bound] = SAMPLING  # data/bounds.py's table, the one place the
 
 
 def type_name(bound: Bound) -> str:
-    name = {int: "an integer", float: "a number", str: "a string"}[bound.kind]
+    name = {int: "an integer", float: "a number", str: "a string", tuple: "a list of strings"}[bound.kind]
     return name + (" or null" if bound.nullable else "")
 
 
@@ -35,19 +35,23 @@ def check_option(name: str, value: Any, bound: Bound) -> Any:
         raise SamplingError(f"{name} must be {type_name(bound)}, got {value!r:.40}", name)
     if bound.kind is float and not math.isfinite(value):
         raise SamplingError(f"{name} must be a finite number, got {value}", name)
-    size = len(value) if bound.kind is str else value
+    size = len(value) if bound.kind in (str, tuple) else value
     if not bound.in_range(size):
-        what = f"the length of {name}" if bound.kind is str else name
+        words: dict[type, str] = {str: f"the length of {name}", tuple: f"the number of {name}"}
+        what = words.get(bound.kind, name)
         raise SamplingError(f"{what} must be in {bound.interval()}, got {size!r:.40}", name)
     return value
 
 
 @dataclass(frozen=True)
 class SamplingOptions:
-    """How to draw names: temperature (0 = greedy), top_k, top_p, a prefix, the longest name, a seed.
+    """How to draw names: temperature (0 = greedy), top_k, top_p, a prefix, the longest name, a seed, and the
+    constraints every name satisfies: min_len, ends_with, contains, match (a regular expression the whole name
+    matches) and exclude (names never drawn; a list is kept as a sorted tuple of distinct names).
 
     Checked when built: a bad value is a SamplingError naming the field. What depends on the model
-    (the prefix's characters, max_len's default and ceiling) is checked by `prefix_ids` and `length`.
+    (the prefix's characters, max_len's default and ceiling) is checked by `prefix_ids` and `length`; the
+    constraints are compiled (and an impossible one refused) by runtime.constraints.compile_constraints.
     """
 
     temperature: float = 1.0
@@ -56,12 +60,25 @@ class SamplingOptions:
     prefix: str = ""
     max_len: int | None = None
     seed: int | None = None
+    min_len: int | None = None
+    ends_with: str = ""
+    contains: str = ""
+    match: str = ""
+    exclude: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for spec in fields(self):
             check_option(spec.name, getattr(self, spec.name), BOUNDS[spec.name])
         if self.max_len is not None and len(self.prefix) > self.max_len:
             raise SamplingError(f"prefix is longer ({len(self.prefix)}) than max_len ({self.max_len})", "prefix")
+        if self.max_len is not None and self.min_len is not None and self.min_len > self.max_len:
+            raise SamplingError(f"min_len ({self.min_len}) is above max_len ({self.max_len})", "min_len")
+        object.__setattr__(self, "exclude", check_exclude(self.exclude))
+
+    @property
+    def constrained(self) -> bool:
+        """Whether a constraint beyond prefix and max_len is set (the sampling loop then masks characters)."""
+        return bool(self.min_len or self.ends_with or self.contains or self.match or self.exclude)
 
     @classmethod
     def of(cls, options: SamplingOptions | None = None, **values: Any) -> SamplingOptions:
@@ -89,4 +106,15 @@ class SamplingOptions:
             raise SamplingError(f"max_len must be at most {ceiling:,} for this model, got {max_len}", "max_len")
         if len(self.prefix) > max_len:
             raise SamplingError(f"prefix is longer ({len(self.prefix)}) than max_len ({max_len})", "prefix")
+        if self.min_len is not None and self.min_len > max_len:
+            raise SamplingError(f"min_len ({self.min_len}) is above max_len ({max_len})", "min_len")
         return max_len
+
+
+def check_exclude(names: Any) -> tuple[str, ...]:
+    """The exclude set as a sorted tuple of distinct names; SamplingError when its characters pass MAX_EXCLUDE_CHARS."""
+    total = sum(len(name) for name in names)
+    if total > MAX_EXCLUDE_CHARS:
+        message = f"exclude must hold at most {MAX_EXCLUDE_CHARS:,} characters in all, got {total:,}"
+        raise SamplingError(message, "exclude")
+    return tuple(sorted(set(names)))

@@ -11,6 +11,7 @@ draw lands on a rounding flip, never on the names after it.
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
@@ -19,6 +20,7 @@ from makemore.contract import ModelInfo, StepFn, empty_state
 from makemore.contract.signature import check_finite_logits, state_of
 from makemore.data import BOUNDARY, Vocab
 from makemore.runtime.chunks import ChunkDraws, ChunkSpan, chunk_spans, request_seed
+from makemore.runtime.constraints import Automaton, compile_constraints
 from makemore.runtime.options import SamplingError, SamplingOptions
 from makemore.runtime.parallel import check_workers, ordered_map, usable_cores
 from makemore.runtime.scoring import LogitsFn, mean_nll, score_names, step_word_nll, window_word_nll
@@ -31,7 +33,8 @@ class Decoder(Protocol):
         """Begin `rows` names with the boundary and `prefix_ids`; the logits of the first character after them."""
 
     def keep(self, running: np.ndarray) -> None:
-        """Keep only the rows where the bool mask `running` is true (finished names leave the state)."""
+        """Keep only the rows where the bool mask `running` is true (finished names leave the state); or, given an
+        int index array, the rows it names, in its order, a row repeated as often as it appears (beam search)."""
 
     def step(self, tokens: np.ndarray) -> np.ndarray:
         """Feed one int64 token per running row; the logits of the next character."""
@@ -72,11 +75,16 @@ class StepDecoder:
 
     def keep(self, running: np.ndarray) -> None:
         tensors = state_of(self.info).tensors
-        self.state = [s.compress(running, axis=t.batch_axis) for s, t in zip(self.state, tensors, strict=True)]
+        self.state = [np.take(s, rows_of(running), axis=t.batch_axis) for s, t in zip(self.state, tensors, strict=True)]
 
     def step(self, tokens: np.ndarray) -> np.ndarray:
         logits, self.state = self.step_fn(tokens[:, None], self.state)
         return logits[:, -1]
+
+
+def rows_of(keep: np.ndarray) -> np.ndarray:
+    """A keep argument as an int index array (a bool mask's true rows)."""
+    return np.flatnonzero(keep) if keep.dtype == bool else keep
 
 
 class WindowForward:
@@ -112,20 +120,28 @@ def next_token_weights(
     top_k: int | None = None,
     top_p: float | None = None,
     forbid_boundary: bool = False,
+    allowed: np.ndarray | None = None,
 ) -> np.ndarray:
     """Turn logits [B, V] into unnormalised sampling weights, transposed: [V, B] float32.
 
     Column b holds row b's weights (max 1). The transposed layout makes every step a handful of
     vectorised operations over B, instead of numpy's slow reductions along a 27-wide axis.
-    Temperature 0 is greedy: the likeliest character, exactly as top_k=1.
+    Temperature 0 is greedy: the likeliest character, exactly as top_k=1. `allowed` (bool [B, V], a
+    constraint's mask) sets the other characters to -inf first: temperature, top_k and top_p then act on
+    the allowed characters alone (the mask renormalises locally).
     """
     if temperature == 0:
         temperature, top_k = 1.0, 1
     z = np.ascontiguousarray(np.asarray(logits, dtype=np.float32).T)  # a copy: the caller's logits stay as they were
+    masked = None if allowed is None else ~np.ascontiguousarray(allowed.T)
+    if masked is not None:
+        z[masked] = -np.inf
     if temperature != 1.0:  # scale the gaps to the max in float64: a tiny temperature gives 0 and -inf, never NaN
         with np.errstate(over="ignore"):  # a gap over a subnormal temperature is -inf by design: no warning
             gaps = (z - z.max(axis=0)).astype(np.float64) / temperature
         z = np.maximum(gaps, np.finfo(np.float32).min).astype(np.float32)
+        if masked is not None:
+            z[masked] = -np.inf
     if forbid_boundary:
         z[BOUNDARY] = -np.inf
     if top_k is not None and top_k < z.shape[0]:
@@ -161,19 +177,35 @@ def draw(weights: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
 
 
 def sample_chunk(
-    decoder: Decoder, draws: ChunkDraws, prefix_ids: list[int], max_len: int, options: SamplingOptions
+    decoder: Decoder,
+    draws: ChunkDraws,
+    prefix_ids: list[int],
+    max_len: int,
+    options: SamplingOptions,
+    automaton: Automaton | None = None,
+    kept: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Sample the rows of `draws` together: tokens [rows, length of the longest name], each padded with boundary (0)."""
+    """Sample the rows of `draws` together: tokens [rows, length of the longest name], each padded with boundary (0).
+
+    `automaton` (the request's constraints, or None) masks each row's characters before every draw; `kept`
+    (float64 [rows], or None) is multiplied by the share of each row's model distribution the mask keeps at each
+    step (see kept_share)."""
     rows = draws.rows
     columns = [np.full(rows, ix, dtype=np.int64) for ix in prefix_ids]
     active = np.arange(rows)
     tokens = None
+    constraint = None if automaton is None else automaton.runner()
+    if constraint is not None:
+        constraint.start(rows)
     for pos in range(len(prefix_ids), max_len):
         if active.size == 0:
             break
         uniforms = draws.next()
         logits = decoder.start(prefix_ids, rows) if tokens is None else decoder.step(tokens)
         check_finite_logits(logits, "while sampling")
+        allowed = None if constraint is None else constraint.allowed()
+        if kept is not None and allowed is not None:
+            kept[active] *= kept_share(logits, allowed, options.temperature, first=pos == 0)
         picks = draw(
             next_token_weights(
                 logits,
@@ -181,6 +213,7 @@ def sample_chunk(
                 temperature=options.temperature,
                 top_k=options.top_k,
                 top_p=options.top_p,
+                allowed=allowed,
             ),
             uniforms[active],
         )
@@ -189,8 +222,47 @@ def sample_chunk(
         columns.append(column)
         running = picks != BOUNDARY
         decoder.keep(running)
+        if constraint is not None:
+            constraint.advance(picks)
+            constraint.keep(running)
         tokens, active = picks[running], active[running]
     return np.stack(columns, axis=1) if columns else np.zeros((rows, 0), dtype=np.int64)
+
+
+def kept_share(logits: np.ndarray, allowed: np.ndarray, temperature: float, first: bool = False) -> np.ndarray:
+    """float64 [B]: the probability the mask `allowed` keeps of softmax(logits / temperature) (temperature 0: of
+    the likeliest character, 1 or 0; top_k and top_p are not counted). The product of these over a name's steps is
+    its importance weight: their mean over sampled names estimates the share of the model's distribution (at
+    that temperature) that satisfies the constraints (exact in expectation for top_k and top_p unset). `first`:
+    the first character, where the unconstrained loop never ends a name either (the boundary is not counted)."""
+    z = np.array(logits, dtype=np.float64)
+    if first:
+        z[:, BOUNDARY] = -np.inf
+    if temperature == 0:
+        best: np.ndarray = allowed[np.arange(len(z)), z.argmax(axis=1)].astype(np.float64)
+        return best
+    with np.errstate(over="ignore"):  # a gap over a subnormal temperature is -inf by design: no warning
+        z = (z - z.max(axis=1, keepdims=True)) / temperature
+    weights = np.exp(z)
+    share: np.ndarray = (weights * allowed).sum(axis=1) / weights.sum(axis=1)
+    return share
+
+
+class KeptMass:
+    """The mean importance weight of the names of a request (see kept_share), summed chunk by chunk (thread-safe)."""
+
+    def __init__(self) -> None:
+        self.total, self.count, self.lock = 0.0, 0, threading.Lock()
+
+    def add(self, weights: np.ndarray) -> None:
+        with self.lock:
+            self.total += float(weights.sum())
+            self.count += len(weights)
+
+    @property
+    def share(self) -> float | None:
+        """The estimated share of the model's distribution the constraints keep (None before any name)."""
+        return self.total / self.count if self.count else None
 
 
 PIECE_ROWS = 2048  # rows one decoder runs at once: measured 7% (1 worker) to 12% (2) faster than CHUNK_SIZE
@@ -232,6 +304,7 @@ def iter_sample_chunks(
     *,
     start: int = 0,
     workers: int = 1,
+    mass: KeptMass | None = None,
 ) -> Iterator[list[str]]:
     """Names start .. start + n - 1 of the request `options` (seed included), chunk by chunk, in order.
 
@@ -239,6 +312,8 @@ def iter_sample_chunks(
     flight; a single chunk runs inline). The names do not depend on `workers`, nor on how the request is cut
     into calls: names [0, n) are the concatenation of names [0, m) and [m, n). The model-dependent options
     are checked now, before the first chunk is asked for; chunks are made lazily, so memory stays flat for any n.
+    The constraints compile once into one automaton (runtime.constraints), shared read-only by every chunk;
+    `mass` (when given, for a constrained request) collects the importance weights of the names.
     """
     if not isinstance(n, int) or isinstance(n, bool) or n < 0:
         raise SamplingError(f"n must be a whole number of at least 0, got {n!r:.40}", "n")
@@ -248,10 +323,15 @@ def iter_sample_chunks(
     prefix_ids = options.prefix_ids(info.vocab)
     max_len = options.length(info, ceiling=info.longest_name)
     seed = request_seed(options.seed)
+    automaton = compile_constraints(options, info.vocab, max_len)
 
     def names(span: ChunkSpan) -> list[str]:
         draws = ChunkDraws(seed, span)
-        return info.vocab.decode_rows(sample_chunk(new_decoder(), draws, prefix_ids, max_len, options))
+        kept = np.ones(draws.rows) if mass is not None and automaton is not None else None
+        tokens = sample_chunk(new_decoder(), draws, prefix_ids, max_len, options, automaton, kept)
+        if kept is not None and mass is not None:
+            mass.add(kept)
+        return info.vocab.decode_rows(tokens)
 
     spans = chunk_spans(start, start + n, rows_per_decoder(info, max_len))
     return ordered_map(names, spans, busy_workers(workers, info, max_len, start, n))
@@ -277,16 +357,33 @@ class Sampler:
         return self.forward.decoder()
 
     def sample_chunks(
-        self, n: int, options: SamplingOptions | None = None, *, start: int = 0, **values: Any
+        self,
+        n: int,
+        options: SamplingOptions | None = None,
+        *,
+        start: int = 0,
+        mass: KeptMass | None = None,
+        **values: Any,
     ) -> Iterator[list[str]]:
         """The names of `sample(n, ...)`, yielded chunk by chunk (bounded memory for any n), sampled on
-        `self.workers` threads; from name `start` of the request on (the names before it are skipped, not made)."""
+        `self.workers` threads; from name `start` of the request on (the names before it are skipped, not made);
+        `mass` collects the constrained names' importance weights (see KeptMass)."""
         options = SamplingOptions.of(options, **values)
-        return iter_sample_chunks(self.decoder, self.info, n, options, start=start, workers=self.workers)
+        return iter_sample_chunks(self.decoder, self.info, n, options, start=start, workers=self.workers, mass=mass)
 
     def sample(self, n: int, options: SamplingOptions | None = None, **values: Any) -> list[str]:
-        """Sample `n` names with `options`, or its fields as keywords (seed, temperature, top_k, ...)."""
+        """Sample `n` names with `options`, or its fields as keywords (seed, temperature, top_k, ..., and the
+        constraints min_len, ends_with, contains, match, exclude: every name satisfies them all)."""
         return [name for chunk in self.sample_chunks(n, options, **values) for name in chunk]
+
+    def beam(
+        self, n: int, options: SamplingOptions | None = None, *, width: int = 8, **values: Any
+    ) -> list[tuple[str, float]]:
+        """The `n` likeliest distinct names beam search of `width` rows finds under the constraints of `options`
+        (or its fields as keywords), with their log-probabilities, likeliest first (see runtime.beam)."""
+        from makemore.runtime.beam import beam_search
+
+        return beam_search(self.decoder, self.info, n, SamplingOptions.of(options, **values), width)
 
     def nll(self, words: list[str]) -> float:
         """Mean NLL per predicted character over `words` (the training loss)."""

@@ -16,6 +16,7 @@ from anyio import to_thread
 from makemore.contract import ModelInfo, ModelOutputError
 from makemore.contract.metadata import summary_json
 from makemore.data import UserError
+from makemore.data.bounds import BEAM
 from makemore.runtime.novelty import novel_names
 from makemore.runtime.options import BOUNDS, SamplingOptions
 from makemore.runtime.sampling import Sampler
@@ -55,7 +56,11 @@ class Limits:
 
 def generate_fields(limits: Limits) -> dict[str, Field]:
     """The body of POST /v1/generate besides the sampling options (SamplingOptions checks those); defaults: mm-gen's."""
-    return {"n": Field(INTEGER, 20, low=1, high=limits.max_n), "novel": Field(BOOLEAN, False)}
+    return {
+        "n": Field(INTEGER, 20, low=1, high=limits.max_n),
+        "novel": Field(BOOLEAN, False),
+        "beam": Field(INTEGER, None, nullable=True, low=int(BEAM["beam"].low or 1), high=int(BEAM["beam"].high or 1)),
+    }
 
 
 def score_fields(limits: Limits) -> dict[str, Field]:
@@ -121,6 +126,11 @@ def generate_names(sampler: Sampler, known: frozenset[str], n: int, novel: bool,
     return sampler.sample(n, options)
 
 
+def beam_names(sampler: Sampler, n: int, width: int, options: SamplingOptions) -> list[tuple[str, float]]:
+    """The names of a checked beam request with their log-probabilities (what mm-gen --beam prints)."""
+    return sampler.beam(n, options, width=width)
+
+
 async def read_body(request: Request, limit: int, timeout: float = Limits.timeout) -> bytes:
     """The request body, refused with 413 as soon as it is known to exceed `limit` bytes, and with 408 when
     it has not all arrived within `timeout` seconds (its bytes are dropped and the connection closed).
@@ -180,6 +190,14 @@ def create_app(
 
     async def generate(request: Request) -> JSONResponse:
         args, options = generate_request(await read_body(request, limits.max_body, limits.timeout))
+        if args["beam"] is not None:
+            if args["novel"]:
+                raise RequestError(422, "beam cannot be combined with novel", "novel")
+            found = await to_thread.run_sync(
+                released, beam_names, sampler, args["n"], args["beam"], options, limiter=limiter
+            )
+            names, log_probs = [name for name, _ in found], [lp for _, lp in found]
+            return JSONResponse({"names": names, "log_probs": log_probs, "model": summary})
         names = await to_thread.run_sync(
             released, generate_names, sampler, known, args["n"], args["novel"], options, limiter=limiter
         )

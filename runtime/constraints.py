@@ -1,0 +1,392 @@
+"""Exact constraints by masked decoding: one automaton per request, masking every row's logits inside the loop.
+
+A request's constraints (SamplingOptions: min_len, max_len, prefix, ends_with, contains, match, exclude) compile
+into ONE deterministic automaton over the vocabulary's characters: the product of a DFA per constraint (ends_with
+and contains as KMP automata, match as interegular's DFA of the regular expression, exclude as a trie). Its table
+of live states, live[L, s] = "a name of L characters in state s can still end accepted within max_len (and at
+least min_len)", is computed once by dynamic programming backwards from max_len. At every step a row may take a
+character only into a live state, and may end only in an accepting state at a length in [min_len, max_len]: so
+every name drawn satisfies every constraint, and a running row always has a way out (sampling never gets stuck).
+A request no name can satisfy is refused before sampling, naming the constraint that empties it.
+
+The automaton's size is bounded (data.bounds.AUTOMATON_CELLS, AUTOMATON_WORK, MAX_REGEX, MAX_EXCLUDE_CHARS).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from makemore.data import BOUNDARY, Vocab
+from makemore.data.bounds import AUTOMATON_CELLS, AUTOMATON_WORK, MAX_REGEX_STATES
+from makemore.runtime.options import SamplingError, SamplingOptions
+
+DEAD = -1  # no transition (in a component DFA's table)
+UNICODE_CLASSES = re.compile(r"(?<!\\)(?:\\\\)*\\[wWdDsS]")  # an unescaped \w \W \d \D \s \S
+FIELDS = ("min_len", "ends_with", "contains", "match", "exclude")  # the order constraints join the automaton
+
+
+@dataclass(frozen=True)
+class Dfa:
+    """A deterministic automaton over a vocabulary: trans [S, V] int32 (column 0, the boundary, and missing moves
+    are DEAD), accept [S] bool, start state 0."""
+
+    trans: np.ndarray
+    accept: np.ndarray
+
+    @property
+    def states(self) -> int:
+        return len(self.accept)
+
+
+def universal(size: int) -> Dfa:
+    """The automaton accepting every name."""
+    trans = np.zeros((1, size), dtype=np.int32)
+    trans[:, BOUNDARY] = DEAD
+    return Dfa(trans, np.ones(1, dtype=bool))
+
+
+def kmp(ids: list[int], size: int, absorbing: bool) -> Dfa:
+    """The names ending with `ids` (absorbing False) or containing them (True): state j = the longest suffix read
+    that is a prefix of `ids` has j characters."""
+    m = len(ids)
+    trans = np.zeros((m + 1, size), dtype=np.int32)
+    trans[0, ids[0]] = 1
+    fallback = 0
+    for j in range(1, m + 1):
+        trans[j] = trans[fallback]
+        if j < m:
+            trans[j, ids[j]] = j + 1
+            fallback = int(trans[fallback, ids[j]])
+    if absorbing:
+        trans[m] = m
+    trans[:, BOUNDARY] = DEAD
+    accept = np.zeros(m + 1, dtype=bool)
+    accept[m] = True
+    return Dfa(trans, accept)
+
+
+def trie(names: tuple[str, ...], vocab: Vocab) -> Dfa:
+    """The names NOT in `names`: a trie of them (state 0 the root), and one last state for every text off the trie;
+    only a node where an excluded name ends rejects. Names with characters outside the vocabulary are never drawn
+    anyway and are left out."""
+    children: list[dict[int, int]] = [{}]
+    ends = [False]
+    index = vocab.index
+    for name in names:
+        if not name or any(ch not in index for ch in name):
+            continue
+        node = 0
+        for ch in name:
+            ix = index[ch]
+            nxt = children[node].get(ix)
+            if nxt is None:
+                nxt = len(children)
+                children[node][ix] = nxt
+                children.append({})
+                ends.append(False)
+            node = nxt
+        ends[node] = True
+    off = len(children)
+    check_size(off + 1, vocab.size, 1, "exclude")
+    trans = np.full((off + 1, vocab.size), off, dtype=np.int32)
+    for node, kids in enumerate(children):
+        if kids:
+            trans[node, list(kids)] = list(kids.values())
+    trans[:, BOUNDARY] = DEAD
+    return Dfa(trans, ~np.array([*ends, False]))
+
+
+class _Crawl(threading.local):
+    limit: int | None = None
+
+
+CRAWL = _Crawl()
+
+
+def freeze(state: Any) -> Any:
+    """A hashable stand-in for an interegular crawl state (sets, dicts and lists of states, nested)."""
+    if isinstance(state, (set, frozenset)):
+        return frozenset(freeze(item) for item in state)
+    if isinstance(state, dict):
+        return ("dict", frozenset((freeze(k), freeze(v)) for k, v in state.items()))
+    if isinstance(state, (list, tuple)):
+        return (type(state).__name__, tuple(freeze(item) for item in state))
+    return state
+
+
+def bounded_crawl(alphabet: Any, initial: Any, final: Callable[[Any], bool], follow: Callable[[Any, Any], Any]) -> Any:
+    """interegular's crawl (the subset construction behind every FSM operation), its states looked up in a dict
+    rather than a list, and stopped with a SamplingError past this thread's CRAWL.limit states."""
+    import interegular.fsm as fsm
+
+    states, index, finals = [initial], {freeze(initial): 0}, set()
+    moves: dict[int, dict[Any, int]] = {}
+    i = 0
+    while i < len(states):
+        state = states[i]
+        if final(state):
+            finals.add(i)
+        moves[i] = {}
+        for transition in alphabet.by_transition:
+            try:
+                new = follow(state, transition)
+            except fsm.OblivionError:
+                continue
+            key = freeze(new)
+            j = index.get(key)
+            if j is None:
+                j = index[key] = len(states)
+                states.append(new)
+                if CRAWL.limit is not None and len(states) > CRAWL.limit:
+                    message = f"match makes an automaton of more than {CRAWL.limit:,} states (a simpler expression?)"
+                    raise SamplingError(message, "match")
+            moves[i][transition] = j
+        i += 1
+    return fsm.FSM(alphabet=alphabet, states=range(len(states)), initial=0, finals=finals, map=moves)
+
+
+def regex(pattern: str, vocab: Vocab) -> Dfa:
+    """The names `pattern` matches whole (re.fullmatch), over the vocabulary's characters, via interegular's DFA;
+    SamplingError naming `match` when Python or interegular cannot compile it, or an automaton on the way passes
+    MAX_REGEX_STATES states."""
+    import interegular
+    import interegular.fsm as fsm
+
+    try:
+        with warnings.catch_warnings():  # re's FutureWarnings (a possible nested set) are no error: not printed
+            warnings.simplefilter("ignore")
+            re.compile(pattern)
+    except (re.error, RecursionError, OverflowError) as err:
+        raise SamplingError(f"match is not a regular expression ({str(err)[:120]})", "match") from None
+    if not vocab.chars.isascii() and UNICODE_CLASSES.search(pattern):
+        raise SamplingError(
+            "match uses \\w, \\d or \\s, which interegular reads as ASCII classes and Python's re as Unicode ones:"
+            " with this model's non-ASCII characters, spell the characters out (e.g. [a-zé])",
+            "match",
+        )
+    if fsm.crawl is not bounded_crawl:
+        fsm.crawl = bounded_crawl  # its FSM operations look crawl up as a module global
+    CRAWL.limit = MAX_REGEX_STATES
+    try:
+        machine = interegular.parse_pattern(pattern).to_fsm()
+    except SamplingError:
+        raise
+    except Exception as err:  # interegular raises Unsupported, InvalidSyntax and plain Exceptions
+        raise SamplingError(f"match is not supported ({type(err).__name__}: {str(err)[:120]})", "match") from None
+    finally:
+        CRAWL.limit = None
+    order = sorted(machine.states, key=lambda state: state != machine.initial)
+    number = {state: ix for ix, state in enumerate(order)}
+    symbols = [machine.alphabet[ch] for ch in vocab.chars]  # of indices 1 .. V - 1
+    trans = np.full((len(order), vocab.size), DEAD, dtype=np.int32)
+    for state in order:
+        moves = machine.map.get(state, {})
+        for ix, symbol in enumerate(symbols, start=1):
+            if symbol in moves:
+                trans[number[state], ix] = number[moves[symbol]]
+    return Dfa(trans, np.array([state in machine.finals for state in order], dtype=bool))
+
+
+def prune(dfa: Dfa) -> Dfa:
+    """The automaton without the states that reach no accepting state (moves into them become DEAD), renumbered
+    with the start state still 0; a single rejecting state when the start state is among them."""
+    alive = dfa.accept.copy()
+    while True:
+        nxt = alive | (np.where(dfa.trans >= 0, alive[np.maximum(dfa.trans, 0)], False)).any(axis=1)
+        if (nxt == alive).all():
+            break
+        alive = nxt
+    if not alive[0]:
+        trans = np.full((1, dfa.trans.shape[1]), DEAD, dtype=np.int32)
+        return Dfa(trans, np.zeros(1, dtype=bool))
+    number = np.cumsum(alive) - 1
+    trans = dfa.trans[alive]
+    trans = np.where((trans >= 0) & alive[np.maximum(trans, 0)], number[np.maximum(trans, 0)], DEAD)
+    return Dfa(trans.astype(np.int32), dfa.accept[alive])
+
+
+def product(a: Dfa, b: Dfa, field: str) -> Dfa:
+    """The names both accept: the states of the pair reachable from (0, 0), found breadth first (vectorised per
+    level), pruned; SamplingError naming `field` past AUTOMATON_CELLS."""
+    size = a.trans.shape[1]
+    known = {0}
+    pairs = [0]
+    frontier = np.zeros(1, dtype=np.int64)
+    rows: list[np.ndarray] = []  # each level's moves as pair keys (-1: dead), numbered once all pairs are known
+    while frontier.size:
+        na, nb = a.trans[frontier // b.states], b.trans[frontier % b.states]
+        keys = np.where((na >= 0) & (nb >= 0), na.astype(np.int64) * b.states + nb, -1)
+        fresh = [key for key in np.unique(keys[keys >= 0]).tolist() if key not in known]
+        known.update(fresh)
+        pairs.extend(fresh)
+        check_size(len(pairs), size, 1, field)
+        rows.append(keys)
+        frontier = np.array(fresh, dtype=np.int64)
+    order = np.argsort(pairs)
+    sorted_keys = np.array(pairs, dtype=np.int64)[order]
+    raw = np.concatenate(rows)
+    found = order[np.searchsorted(sorted_keys, np.maximum(raw, 0))]
+    trans = np.where(raw >= 0, found, DEAD).astype(np.int32)
+    keys = np.array(pairs, dtype=np.int64)
+    accept = a.accept[keys // b.states] & b.accept[keys % b.states]
+    return prune(Dfa(trans, accept))
+
+
+def check_size(states: int, size: int, lengths: int, field: str) -> None:
+    """SamplingError naming `field` when an automaton of `states` states passes the bounds for this vocabulary
+    and (max_len + 1) `lengths`."""
+    cells = max(states * size, states * lengths)
+    if cells > AUTOMATON_CELLS or states * size * lengths > AUTOMATON_WORK:
+        raise SamplingError(
+            f"the constraints make an automaton of {states:,}+ states, too big for this vocabulary and max_len"
+            f" (at most {AUTOMATON_CELLS:,} states x characters): {field} is where it grew too big",
+            field,
+        )
+
+
+def component(field: str, options: SamplingOptions, vocab: Vocab) -> Dfa | None:
+    """The automaton of one constraint field, or None when it is unset (min_len is the table's, not a DFA)."""
+    value = getattr(options, field)
+    if field in ("ends_with", "contains") and value:
+        bad = sorted(set(value) - set(vocab.chars))
+        if bad:
+            raise SamplingError(f"{field} has characters outside the model's vocabulary: {''.join(bad)!r:.60}", field)
+        return kmp(vocab.encode(value), vocab.size, absorbing=field == "contains")
+    if field == "match" and value:
+        return prune(regex(value, vocab))
+    if field == "exclude" and value:
+        return prune(trie(value, vocab))
+    return None
+
+
+@dataclass(frozen=True)
+class Automaton:
+    """A request's compiled constraints: moves [S + 1, V] (state S is dead and stays dead), accept [S + 1],
+    live [max_len + 2, S + 1] (see the module's docstring), the state after the prefix and its length."""
+
+    moves: np.ndarray
+    accept: np.ndarray
+    live: np.ndarray
+    min_len: int
+    start: int
+    start_len: int
+
+    def runner(self) -> Constraint:
+        """A fresh per-chunk constraint over this automaton."""
+        return Constraint(self)
+
+    def walk(self, ids: list[int]) -> int:
+        """The state after reading `ids` from the start."""
+        state = 0
+        for ix in ids:
+            state = int(self.moves[state, ix])
+        return state
+
+
+def live_table(dfa: Dfa, min_len: int, max_len: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """moves and accept padded with the dead state, and live[L, s] for L in 0 .. max_len + 1 (the last all False)."""
+    dead = dfa.states
+    moves = np.vstack([np.where(dfa.trans >= 0, dfa.trans, dead), np.full((1, dfa.trans.shape[1]), dead)])
+    moves = moves.astype(np.int32)
+    moves[:, BOUNDARY] = dead
+    accept = np.append(dfa.accept, False)
+    live = np.zeros((max_len + 2, dead + 1), dtype=bool)
+    for length in range(max_len, -1, -1):
+        ends = accept if length >= min_len else np.zeros_like(accept)
+        live[length] = ends | live[length + 1][moves].any(axis=1)
+    return moves, accept, live
+
+
+def components(options: SamplingOptions, vocab: Vocab, max_len: int) -> list[tuple[str, Dfa]]:
+    """The automaton of each constraint field set, in FIELDS order, each within the bounds."""
+    parts = []
+    for field in FIELDS:
+        part = component(field, options, vocab)
+        if part is not None:
+            check_size(part.states, vocab.size, max_len + 1, field)
+            parts.append((field, part))
+    return parts
+
+
+def compile_fields(options: SamplingOptions, vocab: Vocab, max_len: int, parts: list[tuple[str, Dfa]]) -> Automaton:
+    """The automaton of the constraints `parts` (prefix, min_len and max_len always), unchecked."""
+    dfa = universal(vocab.size)
+    for field, part in parts:
+        dfa = product(dfa, part, field)
+        check_size(dfa.states, vocab.size, max_len + 1, field)
+    min_len = max(1, options.min_len or 1)
+    moves, accept, live = live_table(dfa, min_len, max_len)
+    prefix = options.prefix_ids(vocab)
+    automaton = Automaton(moves, accept, live, min_len, 0, len(prefix))
+    return Automaton(moves, accept, live, min_len, automaton.walk(prefix), len(prefix))
+
+
+def satisfiable(automaton: Automaton) -> bool:
+    """Whether some name satisfies the automaton's constraints."""
+    return bool(automaton.live[automaton.start_len, automaton.start])
+
+
+def compile_constraints(options: SamplingOptions, vocab: Vocab, max_len: int) -> Automaton | None:
+    """The request's automaton, or None when it sets no constraint beyond prefix and max_len (no mask: the names
+    are those of the unconstrained loop). A request no name satisfies is a SamplingError naming the first field
+    (in FIELDS order) whose addition leaves no name."""
+    if not options.constrained:
+        return None
+    parts = components(options, vocab, max_len)
+    automaton = compile_fields(options, vocab, max_len, parts)
+    if satisfiable(automaton):
+        return automaton
+    for count in range(len(parts) + 1):
+        if not satisfiable(compile_fields(options, vocab, max_len, parts[:count])):
+            field = parts[count - 1][0] if count else "min_len" if (options.min_len or 1) > 1 else "prefix"
+            what = describe(options, max_len)
+            raise SamplingError(f"no name satisfies {field} with the constraints before it {what}", field)
+    raise AssertionError("unsatisfiable automaton with satisfiable parts")  # pragma: no cover (the last is the whole)
+
+
+def describe(options: SamplingOptions, max_len: int) -> str:
+    """The request's constraints in words, for the refusal."""
+    parts = [f"{max(1, options.min_len or 1)} to {max_len} characters"]
+    for field in ("prefix", "ends_with", "contains", "match"):
+        if getattr(options, field):
+            parts.append(f"{field}={getattr(options, field)!r:.60}")
+    if options.exclude:
+        parts.append(f"exclude=({len(options.exclude):,} names)")
+    return "(" + ", ".join(parts) + ")"
+
+
+class Constraint:
+    """The automaton's state of every running row of one chunk: what each may draw next (see Decoder: the same
+    start / keep protocol, with `allowed` before each draw and `advance` after it)."""
+
+    def __init__(self, automaton: Automaton) -> None:
+        self.automaton = automaton
+        self.states = np.zeros(0, dtype=np.int32)
+        self.length = automaton.start_len
+
+    def start(self, rows: int) -> None:
+        """Begin `rows` names after the prefix."""
+        self.states = np.full(rows, self.automaton.start, dtype=np.int32)
+        self.length = self.automaton.start_len
+
+    def allowed(self) -> np.ndarray:
+        """bool [running rows, V]: the characters that keep each row live; column 0 (the boundary): it may end here."""
+        auto = self.automaton
+        allowed: np.ndarray = auto.live[self.length + 1][auto.moves[self.states]]
+        allowed[:, BOUNDARY] = auto.accept[self.states] & (self.length >= auto.min_len)
+        return allowed
+
+    def advance(self, picks: np.ndarray) -> None:
+        """Every running row takes its pick (a boundary leads to the dead state: the row is about to leave)."""
+        self.states = self.automaton.moves[self.states, picks]
+        self.length += 1
+
+    def keep(self, rows: np.ndarray) -> None:
+        """Keep the rows where the bool mask is true, or gather the rows of an int index array (beam search)."""
+        self.states = self.states[rows]
