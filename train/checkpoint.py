@@ -81,7 +81,8 @@ def load_checkpoint(path: str | Path) -> dict:
         raise CheckpointError(f"{path} was refused by the safe loader (weights_only): {first_line(err, 160)}") from None
     except Exception as err:  # a damaged or foreign file makes the unpickler raise many types (IndexError, ...)
         raise CheckpointError(f"{path} is not a readable checkpoint ({type(err).__name__})") from None
-    return {**checkpoint, "config": check_checkpoint(checkpoint, str(path)).config}
+    config = check_checkpoint(checkpoint, str(path)).config
+    return {**checkpoint, "config": config}
 
 
 def check_checkpoint(checkpoint: object, source: str) -> CheckedCheckpoint:
