@@ -26,7 +26,7 @@ from makemore.contract.metadata import MAX_BLOCK_SIZE, check_int, is_finite_numb
 from makemore.data import UserError, Vocab, first_line
 from makemore.data.files import atomic_write
 from makemore.train.config import ARCHITECTURE_KEYS, DEFAULTS, check_architecture, from_flat
-from makemore.train.config_types import Config, config_from_dict
+from makemore.train.config_types import Config, config_from_dict, fields_of
 from makemore.train.kinds import MODEL_KINDS, SEQUENCE_KINDS, build_model, state_spec
 from torch import nn
 from torch.overrides import TorchFunctionMode
@@ -171,21 +171,38 @@ def typed_config(kind: str, stored: dict, version: int, source: str) -> Config:
         check_needed(kind, stored, source)
         config = from_flat(kind, stored)
     else:
-        check_needed(kind, stored.get("model") if isinstance(stored.get("model"), dict) else {}, source)
+        model = stored.get("model")
+        check_needed(kind, model if isinstance(model, dict) else {}, source, every=True)
         try:
             config = config_from_dict(stored, DEFAULTS[kind])
         except ValueError as err:
             raise CheckpointError(f"{source}: {first_line(err, 200)}") from None
         if config.kind != kind:
             raise CheckpointError(f"{source}: config kind {brief(config.kind)} is not the checkpoint's {kind}")
+        unset = unset_training(config, DEFAULTS[kind])
+        if unset:
+            raise CheckpointError(f"{source}: config train lacks {', '.join(unset)}, which a {kind} trains with")
     check_model_config(kind, config, source)
     return config
 
 
-def check_needed(kind: str, model: dict, source: str) -> None:
-    """The stored config (flat, or the model part of a nested one) holds what a model of `kind` is built from."""
-    keys = [key for key in ARCHITECTURE_KEYS if key in DEFAULTS[kind].settable() and key != "block_size"]
-    missing = [key for key in ("block_size", *keys) if model.get(key) is None]
+def unset_training(config: Config, defaults: Config) -> list[str]:
+    """The training fields that `defaults` (a kind's) sets and `config` leaves null."""
+    if config.train is None or defaults.train is None:
+        return []
+    return [
+        key
+        for key, value in fields_of(defaults.train).items()
+        if value is not None and fields_of(config.train)[key] is None
+    ]
+
+
+def check_needed(kind: str, model: dict, source: str, every: bool = False) -> None:
+    """The stored config (flat, or the model part of a nested one) holds what a model of `kind` is built from: its
+    architecture (format 1, where the rest had defaults), or `every` field of its model config (format 2)."""
+    fields = fields_of(DEFAULTS[kind].model)
+    keys = list(fields) if every else [key for key in ARCHITECTURE_KEYS if key in fields]
+    missing = [key for key in dict.fromkeys(("block_size", *keys)) if model.get(key) is None]
     if missing:
         raise CheckpointError(f"{source}: config lacks {', '.join(missing)}, which a {kind} model needs")
 
