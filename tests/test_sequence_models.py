@@ -160,10 +160,8 @@ def test_mm_train_sequence_kind(small_data, tmp_path) -> None:
     args = ("--data", path, "--steps", 5, "--n-layer", 1, "--n-head", 2, "--n-embd", 8, "--samples", 3, "--threads", 1)
     result = run("mm-train", "transformer", *args, "--out", tmp_path / "t.pt")
     assert result.returncode == 0, result.stderr
-    assert (
-        "samples: " in result.stderr
-        and torch.load(tmp_path / "t.pt", weights_only=True)["config"]["model"]["n_layer"] == 1
-    )
+    assert "samples: " in result.stderr
+    assert torch.load(tmp_path / "t.pt", weights_only=True)["config"]["model"]["n_layer"] == 1
     refused = run("mm-train", "transformer", *args, "--block-size", 5, "--out", tmp_path / "short.pt")
     assert_usage_error(refused)
     assert "too short" in refused.stderr and not (tmp_path / "short.pt").exists()
