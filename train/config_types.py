@@ -143,7 +143,9 @@ class Config:
         if isinstance(values.get("split_fractions"), list):
             values["split_fractions"] = tuple(values["split_fractions"])
         changed = dataclasses.replace(self, model=dataclasses.replace(self.model, **model), **values)
-        return changed if not train else dataclasses.replace(changed, train=dataclasses.replace(self.train, **train))
+        if not train or self.train is None:
+            return changed
+        return dataclasses.replace(changed, train=dataclasses.replace(self.train, **train))
 
     def flat(self) -> dict[str, Any]:
         """Every key's value in one dict, None left out (the ONNX metadata's config; checkpoint format 1's)."""
