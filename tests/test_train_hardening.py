@@ -407,7 +407,7 @@ def test_samples_bound_is_in_help_and_docs() -> None:
 def test_a_sequence_kinds_evaluation_chunk_is_what_the_memory_estimate_counts(kind, block_size) -> None:
     """The final evaluation runs eval_rows words at a time (the estimate's count): a long word makes it fewer,
     so a run that passes the memory check cannot meet a 15 GB allocation in its final losses."""
-    config = {**make_config(kind, n_layer=1), "block_size": block_size}
+    config = make_config(kind, n_layer=1).replace(block_size=block_size)
     rows = memory.eval_rows(kind, 27, config)
     floats = memory.activation_floats(kind, 27, config)
     assert 1 <= rows <= memory.EVAL_WORDS

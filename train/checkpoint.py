@@ -165,24 +165,30 @@ def check_json(value: object, name: str, source: str, depth: int = 0) -> None:
 
 
 def typed_config(kind: str, stored: dict, version: int, source: str) -> Config:
-    """The typed Config of a stored config of format `version` (see the module's docstring), checked by
-    check_model_config."""
+    """The typed Config of a stored config of format `version` (see the module's docstring), each value checked."""
     if version == FLAT_CONFIG_VERSION:
         check_needed(kind, stored, source)
         config = from_flat(kind, stored)
     else:
-        model = stored.get("model")
-        check_needed(kind, model if isinstance(model, dict) else {}, source, every=True)
-        try:
-            config = config_from_dict(stored, DEFAULTS[kind])
-        except ValueError as err:
-            raise CheckpointError(f"{source}: {first_line(err, 200)}") from None
-        if config.kind != kind:
-            raise CheckpointError(f"{source}: config kind {brief(config.kind)} is not the checkpoint's {kind}")
-        unset = unset_training(config, DEFAULTS[kind])
-        if unset:
-            raise CheckpointError(f"{source}: config train lacks {', '.join(unset)}, which a {kind} trains with")
+        config = nested_config(kind, stored, source)
     check_model_config(kind, config, source)
+    return config
+
+
+def nested_config(kind: str, stored: dict, source: str) -> Config:
+    """The Config of format 2's nested form: every model field set, every training field the kind uses set, no
+    other key, the checkpoint's kind (CheckpointError otherwise)."""
+    model = stored.get("model")
+    check_needed(kind, model if isinstance(model, dict) else {}, source, every=True)
+    try:
+        config = config_from_dict(stored, DEFAULTS[kind])
+    except ValueError as err:
+        raise CheckpointError(f"{source}: {first_line(err, 200)}") from None
+    if config.kind != kind:
+        raise CheckpointError(f"{source}: config kind {brief(config.kind)} is not the checkpoint's {kind}")
+    unset = unset_training(config, DEFAULTS[kind])
+    if unset:
+        raise CheckpointError(f"{source}: config train lacks {', '.join(unset)}, which a {kind} trains with")
     return config
 
 
@@ -190,11 +196,8 @@ def unset_training(config: Config, defaults: Config) -> list[str]:
     """The training fields that `defaults` (a kind's) sets and `config` leaves null."""
     if config.train is None or defaults.train is None:
         return []
-    return [
-        key
-        for key, value in fields_of(defaults.train).items()
-        if value is not None and fields_of(config.train)[key] is None
-    ]
+    values = fields_of(config.train)
+    return [key for key, default in fields_of(defaults.train).items() if default is not None and values[key] is None]
 
 
 def check_needed(kind: str, model: dict, source: str, every: bool = False) -> None:
