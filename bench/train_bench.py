@@ -27,7 +27,7 @@ def train_default() -> dict:
 
 def main() -> None:
     print(f"Machine: {machine()}")
-    print(f"Config: {make_config('mlp')}")
+    print(f"Config: {make_config('mlp').flat()}")
     r = train_default()
     losses = ", ".join(f"{name} {r[f'{name}_loss']:.4f}" for name in ("train", "val", "test"))
     print(f"default mlp: {r['seconds']:.1f} s; {losses}")

@@ -12,7 +12,7 @@ from typing import Any
 from makemore.data import MAX_VOCAB, SEED_MAX, UserError, Vocab, vocab_problem
 from makemore.data.bounds import MAX_LEN_LIMIT
 
-CHECKPOINT_FORMAT_VERSION = 1  # model.pt
+CHECKPOINT_FORMAT_VERSION = 2  # model.pt (2: a nested, typed config; train/checkpoint.py reads 1 too)
 ONNX_FORMAT_VERSION = 1  # model.onnx (its metadata_props)
 METADATA_PREFIX = "makemore."
 REQUIRED_KEYS = ("format_version", "kind", "vocab", "block_size", "config", "metrics", "data_sha256")

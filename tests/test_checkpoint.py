@@ -7,6 +7,7 @@ import os
 import pytest
 import torch
 from conftest import KINDS
+from makemore.contract import CHECKPOINT_FORMAT_VERSION
 from makemore.data import OutputError, atomic_write, file_sha256
 from makemore.train.checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
 
@@ -15,16 +16,18 @@ from makemore.train.checkpoint import CheckpointError, load_checkpoint, load_mod
 def test_checkpoint_has_documented_keys(model_files, names_path, kind) -> None:
     checkpoint = torch.load(model_files[kind][0], map_location="cpu", weights_only=True)
     assert {"format_version", "kind", "config", "vocab", "state_dict", "metrics", "data_sha256"} <= set(checkpoint)
-    assert checkpoint["format_version"] == 1
+    assert checkpoint["format_version"] == CHECKPOINT_FORMAT_VERSION == 2
     assert checkpoint["kind"] == kind
     config = checkpoint["config"]
     assert config["split_seed"] == 42
     assert config["split_fractions"] == [0.8, 0.1, 0.1]
     assert config["max_len"] == 15  # the longest name in the train split
-    assert config["block_size"] == {"bigram": 1, "bigram-nn": 1, "mlp": 4, "wavenet": 8}[kind]
+    assert config["kind"] == kind
+    assert config["model"]["block_size"] == {"bigram": 1, "bigram-nn": 1, "mlp": 4, "wavenet": 8}[kind]
     assert checkpoint["vocab"] == "abcdefghijklmnopqrstuvwxyz"
-    model = load_model(checkpoint)
-    assert len(checkpoint["vocab"]) == model(torch.zeros(1, config["block_size"], dtype=torch.int64)).shape[1] - 1
+    model = load_model(load_checkpoint(model_files[kind][0]))
+    context = torch.zeros(1, config["model"]["block_size"], dtype=torch.int64)
+    assert len(checkpoint["vocab"]) == model(context).shape[1] - 1
     assert all(isinstance(v, torch.Tensor) for v in checkpoint["state_dict"].values())
     for name in ("train_loss", "val_loss", "test_loss"):
         assert type(checkpoint["metrics"][name]) is float
@@ -39,10 +42,11 @@ def test_checkpoint_round_trip(model_files, tmp_path, kind) -> None:
     save_checkpoint(checkpoint, copy_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["copy.pt"]  # no temporary file left
     again = torch.load(copy_path, weights_only=True)
-    assert again["config"] == checkpoint["config"] and again["metrics"] == checkpoint["metrics"]
-    context = torch.randint(0, 27, (64, checkpoint["config"]["block_size"]), generator=torch.Generator().manual_seed(0))
+    assert again["config"] == checkpoint["config"].to_dict() and again["metrics"] == checkpoint["metrics"]
+    assert load_checkpoint(copy_path)["config"] == checkpoint["config"]
+    context = torch.randint(0, 27, (64, checkpoint["config"].block_size), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        assert torch.equal(load_model(checkpoint)(context), load_model(again)(context))
+        assert torch.equal(load_model(checkpoint)(context), load_model(load_checkpoint(copy_path))(context))
 
 
 def test_saved_files_get_the_usual_permissions(model_files, tmp_path) -> None:
@@ -75,7 +79,7 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path) -> None:
     [
         ({"weights": torch.zeros(2)}, "not a makemore checkpoint"),
         ([1, 2, 3], "not a makemore checkpoint"),
-        ({"format_version": 2}, "format version 2"),
+        ({"format_version": 3}, "format version 3; this reads 1 and 2"),
         ({"format_version": 1, "kind": "mlp"}, "lacks checkpoint keys"),
     ],
 )

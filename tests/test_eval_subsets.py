@@ -128,7 +128,7 @@ def test_window_losses_over_distinct_pairs_are_the_losses_over_every_row(kind, n
     vocab, split = Vocab.from_words(names), split_words(names[:3000], 0)
     config = make_config(kind, steps=30, **({} if kind == "bigram" else {"batch_size": 32}))
     model = trainer.train(kind, config, split, vocab).model.eval()
-    rows = make_rows(split.val, vocab, config["block_size"], IGNORE)
+    rows = make_rows(split.val, vocab, config.block_size, IGNORE)
     monkeypatch.setattr(evaluate, "PAIR_ROWS", 500)
     x, y = (torch.from_numpy(a) for a in rows.take(np.arange(len(rows))))
     loss, count = evaluate.evaluate_rows(model, rows, None, 64)

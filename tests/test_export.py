@@ -12,6 +12,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from checkpoint_formats import as_format_1
 from clirun import assert_usage_error, run
 from conftest import KINDS
 from makemore.data import OutputError
@@ -32,10 +33,10 @@ def test_export_is_one_file_with_metadata(model_files, kind) -> None:
     assert meta["makemore.format_version"] == "1"
     assert meta["makemore.kind"] == kind
     assert meta["makemore.vocab"] == checkpoint["vocab"]
-    assert meta["makemore.block_size"] == str(checkpoint["config"]["block_size"])
+    assert meta["makemore.block_size"] == str(checkpoint["config"]["model"]["block_size"])
     assert meta["makemore.data_sha256"] == checkpoint["data_sha256"]
     config = json.loads(meta["makemore.config"])
-    assert config == checkpoint["config"]
+    assert config == as_format_1(checkpoint)["config"]  # the metadata's config: flat, as checkpoints of format 1
     assert {"split_seed", "split_fractions", "max_len"} <= set(config)
     metrics = json.loads(meta["makemore.metrics"])
     for name in ("train_loss", "val_loss", "test_loss"):

@@ -14,6 +14,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from checkpoint_formats import as_format_1
 from conftest import rewrite_metadata
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -106,8 +107,8 @@ def stride_zero(tensor: torch.Tensor) -> torch.Tensor:
 
 def huge_declared(checkpoint: dict) -> None:
     """A config declaring a hidden layer of 2**20 units, every tensor a stride-0 view of the shape it needs."""
-    checkpoint["config"]["n_hidden"] = 2**20
-    state, config, vocab_size = checkpoint["state_dict"], checkpoint["config"], len(checkpoint["vocab"]) + 1
+    checkpoint["config"]["model"]["n_hidden"] = 2**20
+    state, config, vocab_size = checkpoint["state_dict"], checkpoint["config"]["model"], len(checkpoint["vocab"]) + 1
     shapes = {
         "hidden.weight": (2**20, config["block_size"] * config["n_embd"]),
         "hidden.bias": (2**20,),
@@ -126,8 +127,8 @@ def nested(depth: int) -> list:
 
 HOSTILE: dict[str, Callable[[dict], None]] = {
     # non-finite values
-    "config lr nan": setting("config", "lr", value=math.nan),
-    "config dropout inf": setting("config", "dropout", value=math.inf),
+    "config lr nan": setting("config", "train", "lr", value=math.nan),
+    "config dropout inf": setting("config", "model", "dropout", value=math.inf),
     "config unknown key -inf": setting("config", "note", value=-math.inf),
     "config split_fractions nan": setting("config", "split_fractions", value=[math.nan, 0.5, 0.5]),
     "metrics val_loss nan": setting("metrics", "val_loss", value=math.nan),
@@ -138,7 +139,7 @@ HOSTILE: dict[str, Callable[[dict], None]] = {
     "weights hidden bias inf": poke("hidden.bias", math.inf),
     "weights output -inf": poke("output.weight", -math.inf),
     # bytes
-    "config optimizer bytes": setting("config", "optimizer", value=b"adamw"),
+    "config optimizer bytes": setting("config", "train", "optimizer", value=b"adamw"),
     "config unknown key bytes": setting("config", "note", value=b"x"),
     "vocab bytes": setting("vocab", value=lambda chars: chars.encode()),
     "kind bytes": setting("kind", value=b"mlp"),
@@ -157,13 +158,13 @@ HOSTILE: dict[str, Callable[[dict], None]] = {
     "history of booleans": setting("metrics", "history", "step", value=lambda steps: [True] * len(steps)),
     "metrics val_loss a string": setting("metrics", "val_loss", value="2.5"),
     "config a string": setting("config", value="x"),
-    "config n_embd a string": setting("config", "n_embd", value="4"),
-    "config n_embd a float": setting("config", "n_embd", value=4.0),
-    "config block_size a bool": setting("config", "block_size", value=True),
+    "config n_embd a string": setting("config", "model", "n_embd", value="4"),
+    "config n_embd a float": setting("config", "model", "n_embd", value=4.0),
+    "config block_size a bool": setting("config", "model", "block_size", value=True),
     "config max_len a string": setting("config", "max_len", value="15"),
     "config a tuple": setting("config", "note", value=(1, 2)),
     "config holds a tensor": setting("config", "note", value={"a": torch.zeros(1)}),
-    "config seed beyond 2**64": setting("config", "seed", value=10**30),
+    "config seed beyond 2**64": setting("config", "train", "seed", value=10**30),
     "config int of 5000 digits": setting("config", "note", value=10**5000),
     "config nested 100 deep": setting("config", "note", value=nested(100)),
     "format_version a bool": setting("format_version", value=True),
@@ -176,8 +177,8 @@ HOSTILE: dict[str, Callable[[dict], None]] = {
     "history without train_loss": setting("metrics", "history", "train_loss", delete=True),
     "history without val_step": setting("metrics", "history", "val_step", delete=True),
     "history train_loss shorter": setting("metrics", "history", "train_loss", value=lambda losses: losses[:-1]),
-    "config without block_size": setting("config", "block_size", delete=True),
-    "config without n_hidden": setting("config", "n_hidden", delete=True),
+    "config without block_size": setting("config", "model", "block_size", delete=True),
+    "config without n_hidden": setting("config", "model", "n_hidden", delete=True),
     "no metrics": setting("metrics", delete=True),
     "no state_dict": setting("state_dict", delete=True),
     # tensors of the wrong shape, dimension, dtype or kind
@@ -196,7 +197,21 @@ HOSTILE: dict[str, Callable[[dict], None]] = {
     "weight stored as stride 0": weight("hidden.weight", stride_zero),
     "config declares 2**20 units stored as stride 0": huge_declared,
     "vocab one character longer": setting("vocab", value=lambda chars: chars + "!"),
-    "config n_embd changed": setting("config", "n_embd", value=8),
+    "config n_embd changed": setting("config", "model", "n_embd", value=8),
+    # the nested config of format 2: its parts and their keys
+    "config model unknown key": setting("config", "model", "n_labels", value=3),
+    "config train unknown key": setting("config", "train", "momentum", value=0.9),
+    "config unknown top key": setting("config", "lr", value=0.1),
+    "config model a list": setting("config", "model", value=[4, 16]),
+    "config train null": setting("config", "train", value=None),
+    "config train a string": setting("config", "train", value="adamw"),
+    "config kind another": setting("config", "kind", value="wavenet"),
+    "config kind a number": setting("config", "kind", value=3),
+    "config without kind": setting("config", "kind", delete=True),
+    "config without train": setting("config", "train", delete=True),
+    "config train without steps": setting("config", "train", "steps", delete=True),
+    "config train steps a string": setting("config", "train", "steps", value="7"),
+    "config model dropout null": setting("config", "model", "dropout", value=None),
 }
 
 
@@ -243,7 +258,9 @@ def test_checkpoint_errors_keep_the_existing_messages(tiny, tmp_path) -> None:
         "weights embedding nan": "non-finite weights (NaN or inf) in embedding.weight",
         "embedding 1-D": "'embedding.weight' is float32 [",
         "config without block_size": "config lacks block_size",
-        "config lr nan": "config.lr must be a finite number, got nan",
+        "config lr nan": "config.train.lr must be a finite number, got nan",
+        "config model unknown key": "config model has an unknown key 'n_labels'",
+        "config kind another": "config kind 'wavenet' is not the checkpoint's mlp",
         "config int key": "config has a key that is not a string: 1",
         "weight stored as stride 0": "declare",
         "history without train_loss": "step and train_loss must be lists of the same length",
@@ -264,17 +281,19 @@ def test_resume_keeps_a_sequence_block_size_taken_from_long_words(tmp_path) -> N
     assert run_main(train_main, "rnn", "--data", data, *tiny, "--out", first).status == 0
     resumed = run_main(train_main, "rnn", "--data", data, "--resume", first, *tiny, "--out", second)
     assert resumed.status == 0, resumed
-    assert load_checkpoint(second)["config"]["block_size"] == load_checkpoint(first)["config"]["block_size"] == 1101
+    assert load_checkpoint(second)["config"].block_size == load_checkpoint(first)["config"].block_size == 1101
 
 
 @pytest.mark.parametrize("key", ["kind", "preset"])
 def test_resume_of_a_config_naming_kind_or_preset_keeps_the_model(tiny, tmp_path, key) -> None:
-    """A config key that make_config also takes as an argument (a traceback, or a preset applied) is ignored."""
-    good = hostile_file(tiny, tmp_path, setting("config", key, value="lecture"))
+    """A flat config (format 1) key that make_config also takes as an argument (a traceback, or a preset applied)
+    is ignored."""
+    old = as_format_1(tiny["checkpoint"])
+    good = hostile_file({"checkpoint": old}, tmp_path, setting("config", key, value="lecture"))
     outcome = resume(tiny, good, tmp_path)
     assert outcome.status == 0, outcome
-    resumed = load_checkpoint(tmp_path / "resumed.pt")["config"]
-    assert all(resumed[k] == tiny["checkpoint"]["config"][k] for k in ("block_size", "n_embd", "n_hidden"))
+    resumed = load_checkpoint(tmp_path / "resumed.pt")["config"].model
+    assert all(getattr(resumed, k) == old["config"][k] for k in ("block_size", "n_embd", "n_hidden"))
 
 
 # --- for every field, any value: success or one line ---------------------------------------------------------

@@ -7,16 +7,18 @@ import torch
 from clirun import assert_usage_error, run
 from makemore.train import memory
 from makemore.train.config import make_config
+from makemore.train.config_types import Config
 from makemore.train.kinds import KINDS, MODEL_KINDS, ConfigError, build_model, kind_spec, state_spec
 
 SMALL = {"n_embd": 8, "n_hidden": 12, "n_layer": 2, "n_head": 2}
 
 
-def small_config(kind: str, block_size: int = 8) -> dict:
+def small_config(kind: str, block_size: int = 8) -> Config:
     """A kind's defaults with small sizes (a sequence kind gets the block size its data would give it)."""
-    spec = KINDS[kind]
-    config = {**spec.defaults, **{key: value for key, value in SMALL.items() if key in spec.defaults}}
-    return {**config, "block_size": block_size}
+    defaults = KINDS[kind].defaults
+    return defaults.replace(
+        **{key: value for key, value in SMALL.items() if key in defaults.flat()}, block_size=block_size
+    )
 
 
 @pytest.mark.parametrize("kind", MODEL_KINDS)
@@ -34,7 +36,7 @@ def test_the_spec_says_what_the_model_is(kind: str) -> None:
     assert getattr(model, "is_sequence", False) is spec.sequence
     assert memory.activation_floats(kind, 27, config) > 0
     if spec.embedding_table is not None:
-        assert model.state_dict()[spec.embedding_table].shape == (27, config["n_embd"])
+        assert model.state_dict()[spec.embedding_table].shape == (27, config.flat()["n_embd"])
     state = state_spec(kind, config)
     assert (state is not None) is spec.sequence
     if state is not None:
@@ -44,16 +46,19 @@ def test_the_spec_says_what_the_model_is(kind: str) -> None:
 
 @pytest.mark.parametrize("kind", MODEL_KINDS)
 def test_the_quick_config_is_a_valid_config(kind: str) -> None:
-    config = make_config(kind, **KINDS[kind].quick)
+    config = make_config(kind, **KINDS[kind].quick).flat()
     assert {key: config[key] for key in KINDS[kind].quick} == dict(KINDS[kind].quick)
 
 
-@pytest.mark.parametrize("call", [kind_spec, lambda kind: build_model(kind, 27, {}), lambda kind: make_config(kind)])
+MLP = KINDS["mlp"].defaults
+
+
+@pytest.mark.parametrize("call", [kind_spec, lambda kind: build_model(kind, 27, MLP), lambda kind: make_config(kind)])
 def test_an_unknown_kind_is_an_error_everywhere(call) -> None:
     with pytest.raises(ConfigError, match="unknown model kind 'nope': choose one of bigram, "):
         call("nope")
     with pytest.raises(ConfigError):
-        memory.param_count("nope", 27, {})
+        memory.param_count("nope", 27, MLP)
 
 
 def test_the_cli_offers_the_registry() -> None:

@@ -101,8 +101,8 @@ def test_every_kind_with_an_embedding_table_has_one_named():
 
     for kind in EMBEDDING_KINDS:
         name = plots.embedding_table(kind)
-        config = {"block_size": 16, **DEFAULTS[kind]}
-        assert build_model(kind, 27, config).state_dict()[name].shape == (27, config["n_embd"])
+        config = DEFAULTS[kind].replace(block_size=DEFAULTS[kind].block_size or 16)
+        assert build_model(kind, 27, config).state_dict()[name].shape == (27, config.model.n_embd)
 
 
 def test_int8_onnx_embedding_table_is_dequantized(model_files, tmp_path):

@@ -13,6 +13,7 @@ from makemore.data import Vocab, read_words, split_words
 from makemore.data.tokens import tokenize_split
 from makemore.train.checkpoint import load_checkpoint, load_model
 from makemore.train.config import make_config, with_block_size
+from makemore.train.config_types import TrainConfig
 from makemore.train.evaluate import evaluate, make_sequences
 from makemore.train.kinds import SEQUENCE_KINDS, ConfigError, build_model
 from makemore.train.models import SequenceLengthError, cross_entropy, is_sequence
@@ -31,7 +32,7 @@ V = 27
 
 def _model(kind: str) -> torch.nn.Module:
     torch.manual_seed(0)
-    return build_model(kind, V, TINY[kind]).eval()
+    return build_model(kind, V, make_config(kind, **TINY[kind])).eval()
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +120,7 @@ def test_checkpoint_round_trip(kind, small_data, tmp_path) -> None:
     assert run_training(TrainRequest(kind=kind, data=path, out=out, samples=3, quiet=True, overrides=overrides))
     checkpoint = load_checkpoint(out)
     longest = max(len(word) for word in read_words(path))
-    assert checkpoint["kind"] == kind and checkpoint["config"]["block_size"] == longest + 1
+    assert checkpoint["kind"] == kind and checkpoint["config"].block_size == longest + 1
     model = load_model(checkpoint)
     assert evaluate(model, *_val(split, vocab)) == pytest.approx(checkpoint["metrics"]["val_loss"], abs=1e-6)
 
@@ -132,7 +133,7 @@ def test_resume_keeps_the_architecture_and_block_size(small_data, tmp_path) -> N
     resumed = TrainRequest(kind="transformer", data=path, out=second, resume=first, samples=0, quiet=True)
     assert run_training(resumed)
     before, after = load_checkpoint(first)["config"], load_checkpoint(second)["config"]
-    assert after["steps_done"] == 2 * before["steps_done"] and after["block_size"] == before["block_size"]
+    assert after.steps_done == 2 * before.steps_done and after.block_size == before.block_size
     resumed.overrides = {"n_head": 4}
     with pytest.raises(ConfigError, match="n-head cannot change"):
         run_training(resumed)
@@ -143,9 +144,9 @@ def test_transformer_refuses_what_does_not_fit(small_data) -> None:
     longest = max(len(word) for name in ("train", "val", "test") for word in words[name])
     split = tokenize_split(words, vocab)
     config = make_config("transformer", **TRAINING)
-    assert "block_size" not in config and with_block_size("transformer", config, split)["block_size"] == longest + 1
+    assert config.block_size is None and with_block_size("transformer", config, split).block_size == longest + 1
     with pytest.raises(ConfigError, match="too short"):
-        with_block_size("transformer", {**config, "block_size": longest}, split)
+        with_block_size("transformer", config.replace(block_size=longest), split)
     model = _model("transformer")  # block_size 12
     _, *state = model.step(torch.zeros(1, 10, dtype=torch.int64), *model.empty_state(1))
     with pytest.raises(SequenceLengthError, match="13 positions exceed"):
@@ -159,7 +160,8 @@ def test_mm_train_sequence_kind(small_data, tmp_path) -> None:
     args = ("--data", path, "--steps", 5, "--n-layer", 1, "--n-head", 2, "--n-embd", 8, "--samples", 3, "--threads", 1)
     result = run("mm-train", "transformer", *args, "--out", tmp_path / "t.pt")
     assert result.returncode == 0, result.stderr
-    assert "samples: " in result.stderr and torch.load(tmp_path / "t.pt", weights_only=True)["config"]["n_layer"] == 1
+    assert "samples: " in result.stderr
+    assert torch.load(tmp_path / "t.pt", weights_only=True)["config"]["model"]["n_layer"] == 1
     refused = run("mm-train", "transformer", *args, "--block-size", 5, "--out", tmp_path / "short.pt")
     assert_usage_error(refused)
     assert "too short" in refused.stderr and not (tmp_path / "short.pt").exists()
@@ -182,7 +184,7 @@ def test_nonsense_sequence_config_is_refused(kind, overrides, message) -> None:
 
 
 def test_warmup_then_cosine() -> None:
-    config = {"lr": 1.0, "steps": 100, "warmup": 10, "optimizer": "adamw"}
+    config = TrainConfig(steps=100, lr=1.0, optimizer="adamw", weight_decay=0.0, seed=0, warmup=10)
     rates = [learning_rate(config, step) for step in range(100)]
     assert rates[0] == pytest.approx(0.1) and rates[9] == pytest.approx(1.0)
     assert rates[10] == pytest.approx(1.0) and rates[99] == pytest.approx(0.1, abs=1e-3)

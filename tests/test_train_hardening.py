@@ -77,8 +77,9 @@ def test_make_config_is_valid_or_names_the_flag(kind, overrides) -> None:
         assert any(flag(key) in message for key in overrides), message
         return
     check_config(kind, config)
+    config = config.flat()
     for key, value in overrides.items():
-        if key in DEFAULTS[kind] or key in SEED_KEYS[1:]:
+        if key in DEFAULTS[kind].flat() or key in SEED_KEYS[1:]:
             assert config[key] == value
     for key in INT_KEYS:
         if key in config:
@@ -111,10 +112,10 @@ def test_make_config_is_valid_or_names_the_flag(kind, overrides) -> None:
 def test_values_in_their_ranges_are_kept(kind, level, **values) -> None:
     values["block_size"] = 2**level
     if kind == "transformer":  # its width must split into its heads: in range, but only as a multiple
-        values["n_embd"] *= DEFAULTS[kind]["n_head"]
-    config = make_config(kind, **values)
+        values["n_embd"] *= DEFAULTS[kind].model.n_head
+    config = make_config(kind, **values).flat()
     for key, value in values.items():
-        if key in DEFAULTS[kind] or key == "split_seed":
+        if key in DEFAULTS[kind].flat() or key == "split_seed":
             assert config[key] == value, key
 
 
@@ -181,19 +182,19 @@ def test_param_count_is_the_model_size(kind, overrides, vocab_size) -> None:
     ],
 )
 def test_memory_error_names_the_flag_that_costs_most(key, value, limit) -> None:
-    config = dict(DEFAULTS["mlp"], **{key: value})
+    config, defaults = DEFAULTS["mlp"].replace(**{key: value}), DEFAULTS["mlp"].flat()
     sizes = memory.split_sizes(names_split())
-    memory.check_memory("mlp", config, 27, sizes, DEFAULTS["mlp"], limit=2**50)  # fits a petabyte
-    memory.check_memory("mlp", DEFAULTS["mlp"], 27, sizes, DEFAULTS["mlp"], limit=limit)  # the defaults fit
+    memory.check_memory("mlp", config, 27, sizes, defaults, limit=2**50)  # fits a petabyte
+    memory.check_memory("mlp", DEFAULTS["mlp"], 27, sizes, defaults, limit=limit)  # the defaults fit
     with pytest.raises(memory.MemoryLimitError, match=f"^{re.escape(flag(key))} .* choose a smaller {flag(key)}$"):
-        memory.check_memory("mlp", config, 27, sizes, DEFAULTS["mlp"], limit=limit)
+        memory.check_memory("mlp", config, 27, sizes, defaults, limit=limit)
 
 
 def test_memory_error_blames_the_data_when_no_flag_is_raised() -> None:
     config = make_config("bigram-nn")
     sizes = {"train": 10**6, "val": 10**5, "test": 10**5}
     with pytest.raises(memory.MemoryLimitError, match=r"^a bigram-nn on this data \(1,200,000 examples, 20,000 char"):
-        memory.check_memory("bigram-nn", config, 20_001, sizes, DEFAULTS["bigram-nn"], limit=2**34)
+        memory.check_memory("bigram-nn", config, 20_001, sizes, DEFAULTS["bigram-nn"].flat(), limit=2**34)
 
 
 def test_memory_estimate_counts_tokens_not_materialised_examples() -> None:
@@ -211,7 +212,7 @@ def test_memory_estimate_grows_with_every_size_flag() -> None:
     base = make_config("mlp")
     before = memory.needed("mlp", base, 27, sizes)
     for key in ("block_size", "n_embd", "n_hidden", "batch_size"):
-        assert memory.needed("mlp", {**base, key: base[key] * 2}, 27, sizes) > before, key
+        assert memory.needed("mlp", base.replace(**{key: base.flat()[key] * 2}), 27, sizes) > before, key
     assert memory.needed("mlp", base, 54, sizes) > before
     assert memory.needed("mlp", base, 27, {k: 2 * v for k, v in sizes.items()}) > before
 
@@ -237,7 +238,7 @@ def test_a_sequence_kinds_block_size_is_blamed_only_above_what_the_data_needs(tm
     with pytest.raises(memory.MemoryLimitError, match="^--block-size 1,000 needs about .* smaller --block-size$"):
         run_training(request)
     split = names_split()
-    config = with_block_size("transformer", {**DEFAULTS["transformer"], "batch_size": 2**16}, split)
+    config = with_block_size("transformer", DEFAULTS["transformer"].replace(batch_size=2**16), split)
     with pytest.raises(memory.MemoryLimitError, match="^--batch-size 65,536 needs about"):
         memory.check_memory("transformer", config, 27, memory.split_sizes(split), size_defaults("transformer", split))
     assert list(tmp_path.iterdir()) == []
@@ -358,8 +359,8 @@ def test_resume_refuses_a_change_of_model_or_split(kind, overrides, named) -> No
 def test_resume_keeps_what_matches_and_takes_training_flags() -> None:
     request = TrainRequest(kind="mlp", split_seed=42, overrides={"n_hidden": 300, "lr": 0.01, "steps": 7})
     config = resolve_config(request, _resumed("mlp"))
-    assert (config["split_seed"], config["n_hidden"], config["lr"], config["steps"]) == (42, 300, 0.01, 7)
-    assert resolve_config(TrainRequest(kind="mlp"), _resumed("mlp", split_seed=9))["split_seed"] == 9
+    assert (config.split_seed, config.model.n_hidden, config.train.lr, config.train.steps) == (42, 300, 0.01, 7)
+    assert resolve_config(TrainRequest(kind="mlp"), _resumed("mlp", split_seed=9)).split_seed == 9
     with pytest.raises(ConfigError, match="--preset cannot be used with --resume"):
         resolve_config(TrainRequest(kind="mlp", preset="default"), _resumed("mlp"))
 
@@ -374,7 +375,7 @@ def test_resume_cli_refuses_another_split_and_continues_in_place(tmp_path) -> No
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"] and model.read_bytes() == before
     in_place = run("mm-train", "bigram-nn", "--resume", model, "--split-seed", 42, "--steps", 3, "--out", model, "-q")
     assert in_place.returncode == 0, in_place.stderr
-    assert torch.load(model, weights_only=True)["config"]["steps_done"] == 6
+    assert torch.load(model, weights_only=True)["config"]["steps_done"] == 6  # a record key: top level
 
 
 # --- class 4: extreme data -------------------------------------------------------------------------------------
@@ -406,7 +407,7 @@ def test_samples_bound_is_in_help_and_docs() -> None:
 def test_a_sequence_kinds_evaluation_chunk_is_what_the_memory_estimate_counts(kind, block_size) -> None:
     """The final evaluation runs eval_rows words at a time (the estimate's count): a long word makes it fewer,
     so a run that passes the memory check cannot meet a 15 GB allocation in its final losses."""
-    config = {**make_config(kind, n_layer=1), "block_size": block_size}
+    config = make_config(kind, n_layer=1).replace(block_size=block_size)
     rows = memory.eval_rows(kind, 27, config)
     floats = memory.activation_floats(kind, 27, config)
     assert 1 <= rows <= memory.EVAL_WORDS

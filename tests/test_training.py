@@ -30,7 +30,7 @@ def test_counts_and_neural_bigram_agree(names_split) -> None:
 def test_short_mlp_run_learns(model_files) -> None:
     checkpoint = torch.load(model_files["mlp"][0], weights_only=True)
     metrics = checkpoint["metrics"]
-    assert checkpoint["config"]["steps_done"] == checkpoint["config"]["steps"] > 0
+    assert checkpoint["config"]["steps_done"] == checkpoint["config"]["train"]["steps"] > 0
     assert metrics["val_loss"] < 2.6 < math.log(27)  # uniform guessing is ln(27) = 3.30
     history = metrics["history"]
     assert history["train_loss"][0] > 3.0  # starts near uniform (careful init) ...

@@ -13,6 +13,7 @@ from makemore.contract import CONTEXT as INPUT_NAME
 from makemore.contract import LOGITS as OUTPUT_NAME
 from makemore.export.onnx_export import TOLERANCE, to_onnx_bytes
 from makemore.runtime.onnx_sampler import OnnxSampler, open_session
+from makemore.train.checkpoint import load_checkpoint
 from makemore.train.config import make_config
 from makemore.train.kinds import ConfigError, build_model
 from makemore.train.models import WaveNet
@@ -29,7 +30,7 @@ def samplers(model_files) -> tuple[TorchSampler, OnnxSampler]:
 def test_the_lectures_architecture() -> None:
     config = make_config("wavenet", n_embd=24, n_hidden=128)
     model = build_model("wavenet", 27, config)
-    assert config["block_size"] == 8
+    assert config.block_size == 8
     assert len(model.levels) == 3  # pairs, pairs of pairs, pairs of those: 8 -> 4 -> 2 -> 1
     assert sum(p.numel() for p in model.parameters()) == 76579  # the lecture's count
     logits = model.eval()(torch.randint(0, 27, (5, 8)))
@@ -60,7 +61,7 @@ def test_cli_refuses_bad_sizes(tmp_path) -> None:
 
 def test_norm_cannot_change_on_resume(model_files) -> None:
     pt, _ = model_files["wavenet"]
-    resumed = torch.load(pt, weights_only=True)
+    resumed = load_checkpoint(pt)  # its config typed
     with pytest.raises(ConfigError, match="norm"):
         resolve_config(TrainRequest(kind="wavenet", overrides={"norm": "layer"}), resumed)
 

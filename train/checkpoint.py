@@ -1,8 +1,16 @@
 """The checkpoint file (model.pt): a plain dict, saved atomically, loaded with weights_only=True.
 
-Keys: format_version (1), kind, config, vocab (characters of indices 1..V-1), state_dict,
+Keys: format_version, kind, config, vocab (characters of indices 1..V-1), state_dict,
 metrics (train/val/test loss and the loss history), data_sha256. check_checkpoint is the one check of all of
 them that every reader (mm-export, mm-train --resume, mm-plot, TorchSampler) gets from load_checkpoint.
+
+The format version decides the form of the stored config (plain data either way, which weights_only reads):
+- 2 (CHECKPOINT_FORMAT_VERSION, written now): the typed Config's `to_dict()`, nested: kind, model (the model
+  family's fields), train (TrainConfig's fields, null for a bigram) and the record (split_seed, ...).
+- 1 (FLAT_CONFIG_VERSION, read only): one flat dict of every key, as `Config.flat()` gives; `config.from_flat`
+  makes it the typed Config of the kind (as a resume always did), so such a file exports, resumes and plots.
+In memory (what make_checkpoint makes and load_checkpoint returns) `config` is the typed Config, whatever the
+version read; save_checkpoint writes version 2.
 """
 
 from __future__ import annotations
@@ -10,13 +18,15 @@ from __future__ import annotations
 import pickle
 import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from makemore.contract import CHECKPOINT_FORMAT_VERSION, STEP, WINDOW, ModelFileError, ModelInfo
 from makemore.contract.metadata import MAX_BLOCK_SIZE, check_int, is_finite_number, is_int
 from makemore.data import UserError, Vocab, first_line
 from makemore.data.files import atomic_write
-from makemore.train.config import ARCHITECTURE_KEYS, DEFAULTS, check_architecture
+from makemore.train.config import ARCHITECTURE_KEYS, DEFAULTS, check_architecture, from_flat
+from makemore.train.config_types import Config, config_from_dict, fields_of
 from makemore.train.kinds import MODEL_KINDS, SEQUENCE_KINDS, build_model, state_spec
 from torch import nn
 from torch.overrides import TorchFunctionMode
@@ -25,18 +35,21 @@ KEYS = ("format_version", "kind", "config", "vocab", "state_dict", "metrics", "d
 MAX_JSON_DEPTH = 32  # nesting of a config or metrics value
 RANDOM_INIT = ("normal_", "uniform_", "trunc_normal_")  # what SkipRandomInit skips
 MAX_JSON_INT = 2**64  # the largest integer magnitude in a config or metrics (a seed is at most 2**64 - 1)
+FLAT_CONFIG_VERSION = 1  # the format whose config was one flat dict (before the typed configs)
+READ_VERSIONS = (FLAT_CONFIG_VERSION, CHECKPOINT_FORMAT_VERSION)
 
 
 class CheckpointError(UserError):
     """A checkpoint that cannot be used; the message is one line meant for the user."""
 
 
-def make_checkpoint(kind: str, config: dict, vocab: Vocab, model: nn.Module, metrics: dict, data_sha256: str) -> dict:
-    """The checkpoint dict of a trained model; its tensors are CPU copies, whatever device the model is on."""
+def make_checkpoint(kind: str, config: Config, vocab: Vocab, model: nn.Module, metrics: dict, data_sha256: str) -> dict:
+    """The checkpoint dict of a trained model (its config typed); its tensors are CPU copies, whatever device the
+    model is on."""
     return {
         "format_version": CHECKPOINT_FORMAT_VERSION,
         "kind": kind,
-        "config": dict(config),
+        "config": config,
         "vocab": vocab.chars,
         "state_dict": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()},
         "metrics": dict(metrics),
@@ -45,12 +58,18 @@ def make_checkpoint(kind: str, config: dict, vocab: Vocab, model: nn.Module, met
 
 
 def save_checkpoint(checkpoint: dict, path: str | Path, inputs: tuple[str | Path, ...] = ()) -> None:
-    """Write the checkpoint atomically (a temporary file, then rename); never over one of `inputs`."""
+    """Write the checkpoint atomically (a temporary file, then rename); never over one of `inputs`. A typed config
+    is written in the current format (its to_dict())."""
+    config = checkpoint["config"]
+    if isinstance(config, Config):
+        checkpoint = {**checkpoint, "format_version": CHECKPOINT_FORMAT_VERSION, "config": config.to_dict()}
     atomic_write(path, lambda tmp: torch.save(checkpoint, tmp), inputs)
 
 
 def load_checkpoint(path: str | Path) -> dict:
-    """Load and check a checkpoint (check_checkpoint); untrusted input, so weights_only=True (no code runs)."""
+    """Load and check a checkpoint (check_checkpoint); untrusted input, so weights_only=True (no code runs).
+
+    The checkpoint comes back with its config typed (a Config), whichever format version the file has."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
@@ -62,24 +81,26 @@ def load_checkpoint(path: str | Path) -> dict:
         raise CheckpointError(f"{path} was refused by the safe loader (weights_only): {first_line(err, 160)}") from None
     except Exception as err:  # a damaged or foreign file makes the unpickler raise many types (IndexError, ...)
         raise CheckpointError(f"{path} is not a readable checkpoint ({type(err).__name__})") from None
-    check_checkpoint(checkpoint, str(path))
-    return checkpoint
+    config = check_checkpoint(checkpoint, str(path)).config
+    return {**checkpoint, "config": config}
 
 
-def check_checkpoint(checkpoint: object, source: str) -> ModelInfo:
-    """The one check of a checkpoint's schema that export, resume and plot rely on; its ModelInfo.
+def check_checkpoint(checkpoint: object, source: str) -> CheckedCheckpoint:
+    """The one check of a checkpoint's schema that export, resume and plot rely on; its typed config and ModelInfo.
 
     Every field has its type; config and metrics hold only what JSON holds exactly (finite numbers, string keys);
-    the config has what the kind's model needs, each value in its range; the contract's checks pass (vocabulary,
-    block size, losses, history); the state_dict holds exactly the tensors (names, shapes, dtypes) of the model
-    that the config builds, finite, stored in full. CheckpointError (one line) on the first that fails.
+    the config has the form of its format version and what the kind's model needs, each value in its range; the
+    contract's checks pass (vocabulary, block size, losses, history); the state_dict holds exactly the tensors
+    (names, shapes, dtypes) of the model that the config builds, finite, stored in full. CheckpointError (one line)
+    on the first that fails.
     """
     if not isinstance(checkpoint, dict) or "format_version" not in checkpoint:
         raise CheckpointError(f"{source} is not a makemore checkpoint")
     version = checkpoint["format_version"]
-    if not is_int(version) or version != CHECKPOINT_FORMAT_VERSION:
+    if not is_int(version) or version not in READ_VERSIONS:
         raise CheckpointError(
-            f"{source} has checkpoint format version {brief(version)}; this reads {CHECKPOINT_FORMAT_VERSION}"
+            f"{source} has checkpoint format version {brief(version)};"
+            f" this reads {' and '.join(map(str, READ_VERSIONS))}"
         )
     missing = [k for k in KEYS if k not in checkpoint]
     if missing:
@@ -91,13 +112,20 @@ def check_checkpoint(checkpoint: object, source: str) -> ModelInfo:
         if not isinstance(checkpoint[key], dict):
             raise CheckpointError(f"{source}: {key} must be a dict, got {type(checkpoint[key]).__name__}")
         check_json(checkpoint[key], key, source)
-    check_model_config(kind, checkpoint["config"], source)
+    typed = {**checkpoint, "config": typed_config(kind, checkpoint["config"], version, source)}
     try:
-        info = model_info(checkpoint).checked(source)  # the vocabulary's check among the contract's
+        info = model_info(typed).checked(source)  # the vocabulary's check among the contract's
     except ModelFileError as err:
         raise CheckpointError(str(err)) from None
-    check_state_dict(checkpoint, source)
-    return info
+    check_state_dict(typed, source)
+    return CheckedCheckpoint(typed["config"], info)
+
+
+class CheckedCheckpoint(NamedTuple):
+    """What check_checkpoint found: the typed config and the runtime's view of the checkpoint."""
+
+    config: Config
+    info: ModelInfo
 
 
 def brief(value: object) -> str:
@@ -136,17 +164,59 @@ def check_json(value: object, name: str, source: str, depth: int = 0) -> None:
         check_json(item, f"{name}.{key}", source, depth + 1)
 
 
-def check_model_config(kind: str, config: dict, source: str) -> None:
-    """The config holds what the kind's model is built from, each known value in its range (as mm-train checks
-    them, except a sequence kind's block_size, which comes from the data: the contract bounds it)."""
-    needed = ("block_size", *(key for key in ARCHITECTURE_KEYS if key in DEFAULTS[kind] and key != "block_size"))
-    missing = [key for key in needed if key not in config]
+def typed_config(kind: str, stored: dict, version: int, source: str) -> Config:
+    """The typed Config of a stored config of format `version` (see the module's docstring), each value checked."""
+    if version == FLAT_CONFIG_VERSION:
+        check_needed(kind, stored, source)
+        config = from_flat(kind, stored)
+    else:
+        config = nested_config(kind, stored, source)
+    check_model_config(kind, config, source)
+    return config
+
+
+def nested_config(kind: str, stored: dict, source: str) -> Config:
+    """The Config of format 2's nested form: every model field set, every training field the kind uses set, no
+    other key, the checkpoint's kind (CheckpointError otherwise)."""
+    model = stored.get("model")
+    check_needed(kind, model if isinstance(model, dict) else {}, source, every=True)
+    try:
+        config = config_from_dict(stored, DEFAULTS[kind])
+    except ValueError as err:
+        raise CheckpointError(f"{source}: {first_line(err, 200)}") from None
+    if config.kind != kind:
+        raise CheckpointError(f"{source}: config kind {brief(config.kind)} is not the checkpoint's {kind}")
+    unset = unset_training(config, DEFAULTS[kind])
+    if unset:
+        raise CheckpointError(f"{source}: config train lacks {', '.join(unset)}, which a {kind} trains with")
+    return config
+
+
+def unset_training(config: Config, defaults: Config) -> list[str]:
+    """The training fields that `defaults` (a kind's) sets and `config` leaves null."""
+    if config.train is None or defaults.train is None:
+        return []
+    values = fields_of(config.train)
+    return [key for key, default in fields_of(defaults.train).items() if default is not None and values[key] is None]
+
+
+def check_needed(kind: str, model: dict, source: str, every: bool = False) -> None:
+    """The stored config (flat, or the model part of a nested one) holds what a model of `kind` is built from: its
+    architecture (format 1, where the rest had defaults), or `every` field of its model config (format 2)."""
+    fields = fields_of(DEFAULTS[kind].model)
+    keys = list(fields) if every else [key for key in ARCHITECTURE_KEYS if key in fields]
+    missing = [key for key in dict.fromkeys(("block_size", *keys)) if model.get(key) is None]
     if missing:
         raise CheckpointError(f"{source}: config lacks {', '.join(missing)}, which a {kind} model needs")
+
+
+def check_model_config(kind: str, config: Config, source: str) -> None:
+    """Each known value of the config in its range (as mm-train checks them, except a sequence kind's block_size,
+    which comes from the data: the contract bounds it)."""
     try:
         if kind in SEQUENCE_KINDS:
-            check_int(config["block_size"], "config block_size", 1, MAX_BLOCK_SIZE, source)
-            check_architecture(kind, {k: v for k, v in config.items() if k != "block_size"})
+            check_int(config.block_size, "config block_size", 1, MAX_BLOCK_SIZE, source)
+            check_architecture(kind, config.replace(block_size=None))
         else:
             check_architecture(kind, config)
     except ModelFileError as err:
@@ -167,7 +237,7 @@ def check_state_dict(checkpoint: dict, source: str) -> None:
     check_stored_in_full(state, source)
     with torch.device("meta"), SkipRandomInit():
         expected = build_model(checkpoint["kind"], len(checkpoint["vocab"]) + 1, checkpoint["config"])
-    if getattr(expected, "block_size", checkpoint["config"]["block_size"]) != checkpoint["config"]["block_size"]:
+    if getattr(expected, "block_size", checkpoint["config"].block_size) != checkpoint["config"].block_size:
         raise CheckpointError(f"{source}: a {checkpoint['kind']} model has block_size {expected.block_size}")
     wanted = expected.state_dict()
     missing, unexpected = [n for n in wanted if n not in state], [n for n in state if n not in wanted]
@@ -206,13 +276,15 @@ def check_stored_in_full(state: dict, source: str) -> None:
 
 
 def model_info(checkpoint: dict) -> ModelInfo:
-    """The runtime's view of a checkpoint (vocabulary, block size, config, losses; a sequence kind's state)."""
-    state = state_spec(checkpoint["kind"], checkpoint["config"])
+    """The runtime's view of a checkpoint whose config is typed (vocabulary, block size, the flat config as the
+    ONNX metadata records it, losses; a sequence kind's state)."""
+    config: Config = checkpoint["config"]
+    state = state_spec(checkpoint["kind"], config)
     return ModelInfo(
         kind=checkpoint["kind"],
         vocab=Vocab(checkpoint["vocab"]),
-        block_size=checkpoint["config"]["block_size"],
-        config=checkpoint["config"],
+        block_size=config.block_size,
+        config=config.flat(),
         metrics=checkpoint["metrics"],
         data_sha256=checkpoint["data_sha256"],
         contract=WINDOW if state is None else STEP,

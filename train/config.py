@@ -1,18 +1,22 @@
 """Training configs: each kind's defaults and presets, the checks of every value, and the block size a sequence
-kind takes from its data (ConfigError naming the flag otherwise)."""
+kind takes from its data (ConfigError naming the flag otherwise). The configs are typed (train/config_types.py);
+the flags and the checks read them by key, through `Config.flat()` and `Config.replace`."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from typing import Any
 
 from makemore.data import Tokens, check_seed
 from makemore.data.bounds import TRAINING, Bound
+from makemore.train.config_types import RECORD_KEYS, Config
 from makemore.train.kinds import KINDS, SEQUENCE_KINDS, ConfigError, kind_spec
 from makemore.train.memory import check_memory
 
-# Hyperparameters of each kind (train/kinds.py). `steps`, `lr`, ... are what the CLI flags override.
-DEFAULTS: dict[str, Mapping] = {name: spec.defaults for name, spec in KINDS.items()}
+__all__ = ["RECORD_KEYS", "Config", "make_config"]
+
+# Each kind's default config (train/kinds.py). `steps`, `lr`, ... are what the CLI flags override.
+DEFAULTS: dict[str, Config] = {name: spec.defaults for name, spec in KINDS.items()}
 
 # Named MLP configs, each with the val loss it reached here (see the README's tables).
 PRESETS: dict[str, dict] = {
@@ -35,7 +39,6 @@ PRESETS: dict[str, dict] = {
 }
 
 ARCHITECTURE_KEYS = ("block_size", "n_embd", "n_hidden", "norm", "n_layer", "n_head")  # fixed once a model is built
-RECORD_KEYS = ("split_seed", "split_fractions", "max_len", "steps_done")  # what a checkpoint's config also records
 
 # Ranges of the flags (data/bounds.py's table): beyond them a run cannot be meant (check_memory guards what is inside).
 INT_LIMITS = {key: int(b.high) for key, b in TRAINING.items() if b.kind is int and b.low == 1 and b.high is not None}
@@ -47,26 +50,33 @@ def flag(key: str) -> str:
     return "--" + key.replace("_", "-")
 
 
-def make_config(kind: str, preset: str | None = None, /, **overrides) -> dict:
-    """The full hyperparameter dict for `kind`: defaults, then the preset, then non-None overrides.
+def make_config(kind: str, preset: str | None = None, /, **overrides: Any) -> Config:
+    """The typed config of `kind`: its defaults, then the preset, then the non-None overrides.
 
-    Every value given is checked, even one that `kind` does not use. `kind` and `preset` are positional, so no key
-    of a config passed as overrides (a checkpoint's, when resuming) can stand for them.
+    Every value given is checked, even one that `kind` does not use (and ignores: see Config.settable). `kind` and
+    `preset` are positional, so no key of a config passed as overrides (a checkpoint's, when resuming) can stand
+    for them.
     """
-    config = dict(kind_spec(kind).defaults)
+    config = kind_spec(kind).defaults
     if preset is not None:
         if kind != "mlp" or preset not in PRESETS:
             raise ConfigError(f"unknown preset {preset!r} for {kind}: choose one of {', '.join(PRESETS)}")
-        config.update(PRESETS[preset])
+        config = config.replace(**PRESETS[preset])
     given = {k: v for k, v in overrides.items() if v is not None}
     check_values(given)
-    accepted = set(config) | ({"block_size"} if kind in SEQUENCE_KINDS else set())  # sequences: set from the data
-    config.update({k: v for k, v in given.items() if k in accepted or k in RECORD_KEYS})
+    config = config.replace(**{k: v for k, v in given.items() if k in config.settable()})
     check_config(kind, config)
     return config
 
 
-def check_config(kind: str, config: dict) -> None:
+def from_flat(kind: str, flat: dict[str, Any]) -> Config:
+    """A flat config (checkpoint format 1's) as the typed one of `kind`: each key the kind takes set, the others
+    dropped (as resuming always did), the kind's defaults for what it lacks. No checks: see make_config."""
+    config = kind_spec(kind).defaults
+    return config.replace(**{k: v for k, v in flat.items() if k in config.settable() and v is not None})
+
+
+def check_config(kind: str, config: Config) -> None:
     """Raise a UserError naming the flag of the first value out of its range, or of a model too big for memory.
 
     The memory check here assumes the smallest data (any data can only add to it); run.py checks again
@@ -76,22 +86,22 @@ def check_config(kind: str, config: dict) -> None:
     check_memory(kind, config, vocab_size=2, split_sizes={}, defaults=size_defaults(kind))
 
 
-def check_architecture(kind: str, config: dict) -> None:
+def check_architecture(kind: str, config: Config) -> None:
     """Every known value in its range, and a model of `kind` that these values can build (ConfigError)."""
-    check_values(config)
+    check_values(config.flat())
     kind_spec(kind).check(config)
 
 
-def size_defaults(kind: str, split: dict[str, Tokens] | None = None) -> dict:
-    """The values a memory error compares the size flags with: DEFAULTS, plus for the sequence kinds (whose
+def size_defaults(kind: str, split: dict[str, Tokens] | None = None) -> dict[str, Any]:
+    """The values a memory error compares the size flags with: DEFAULTS (flat), plus for the sequence kinds (whose
     block_size comes from the data) the smallest block_size that the data allows (1 without data)."""
     if kind not in SEQUENCE_KINDS:
-        return dict(DEFAULTS[kind])
-    smallest = 1 if split is None else with_block_size(kind, DEFAULTS[kind], split)["block_size"]
-    return {**DEFAULTS[kind], "block_size": smallest}
+        return DEFAULTS[kind].flat()
+    smallest = 1 if split is None else with_block_size(kind, DEFAULTS[kind], split).block_size
+    return {**DEFAULTS[kind].flat(), "block_size": smallest}
 
 
-def check_values(values: dict) -> None:
+def check_values(values: dict[str, Any]) -> None:
     """Check each known key's value against its range (ConfigError, or UserError for seeds)."""
     for key, value in values.items():
         bound = TRAINING.get(key)
@@ -138,7 +148,7 @@ def _check_float(key: str, value: object, bound: Bound) -> None:
         raise ConfigError(f"{flag(key)} must be {bound.words or 'in ' + bound.interval()}, got {shown(value)}")
 
 
-def with_block_size(kind: str, config: dict, split: dict[str, Tokens]) -> dict:
+def with_block_size(kind: str, config: Config, split: dict[str, Tokens]) -> Config:
     """Sequence kinds: block_size = the longest word of all splits + 1 (makemore.py's rule) unless already set.
 
     A block_size set already (--block-size, or a resumed checkpoint's) must hold every word: ConfigError if not.
@@ -147,11 +157,11 @@ def with_block_size(kind: str, config: dict, split: dict[str, Tokens]) -> dict:
     if kind not in SEQUENCE_KINDS:
         return config
     longest = max(int(split[name].lengths.max(initial=0)) for name in ("train", "val", "test"))
-    if config.get("block_size") is None:
-        return {**config, "block_size": longest + 1}
-    if config["block_size"] < longest + 1:
+    if config.block_size is None:
+        return config.replace(block_size=longest + 1)
+    if config.block_size < longest + 1:
         raise ConfigError(
-            f"block-size {config['block_size']} of this {kind} is too short for the data's longest word"
+            f"block-size {config.block_size} of this {kind} is too short for the data's longest word"
             f" ({longest} characters): it needs at least {longest + 1}"
         )
     return config

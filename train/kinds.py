@@ -18,23 +18,30 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from makemore.contract import BATCH, PAST, StateSpec, StateTensor
-from makemore.data import UserError
+from makemore.train.config_types import (
+    BigramConfig,
+    BigramNNConfig,
+    Config,
+    ConfigError,
+    MLPConfig,
+    ModelConfig,
+    RecurrentConfig,
+    TrainConfig,
+    TransformerConfig,
+    WaveNetConfig,
+)
 
 if TYPE_CHECKING:
     from torch import nn
 
-Config = Mapping[str, Any]
-
-
-class ConfigError(UserError):
-    """A training config that cannot be used: an unknown kind, a value out of its range, sizes that do not fit."""
+__all__ = ["ConfigError", "KindSpec", "build_model", "kind_spec", "state_spec"]
 
 
 def _no_check(config: Config) -> None:
     """A kind without checks beyond the shared ranges."""
 
 
-def _no_state(config: Config) -> StateSpec | None:
+def _no_state(model: Any) -> StateSpec | None:
     """A window kind: no state between calls."""
     return None
 
@@ -43,11 +50,13 @@ def _no_state(config: Config) -> StateSpec | None:
 class KindSpec:
     """One model kind.
 
-    `model`: the class name in train/models.py, built as `Class.from_config(vocab_size, config)`.
-    `params`, `activations`: (vocab_size, config) -> the parameters (and buffers) of the model, and the floats one
-    example row makes in a forward pass (the logits and their log-softmax included), for the memory estimate.
-    `state`: config -> the step contract's state (None for a window kind). `check`: extra config checks
-    (ConfigError). `embedding_table`: the state_dict name of the character embeddings (None: the kind has none).
+    `model`: the class name in train/models.py, built as `Class.from_config(kind, vocab_size, config.model)`.
+    `defaults`: the typed Config of the kind (train/config_types.py): its model family's dataclass, its TrainConfig
+    (None fields: unused by the kind), no record yet.
+    `params`, `activations`: (vocab_size, model config) -> the parameters (and buffers) of the model, and the floats
+    one example row makes in a forward pass (the logits and their log-softmax included), for the memory estimate.
+    `state`: model config -> the step contract's state (None for a window kind). `check`: extra checks of the whole
+    Config (ConfigError). `embedding_table`: the state_dict name of the character embeddings (None: the kind has none).
     `counted`: fitted by counting pairs, not by gradient descent (its memory is the counts, not a batch's).
     `quick`: overrides of `defaults` that train it in seconds, for the tests.
     """
@@ -56,10 +65,10 @@ class KindSpec:
     summary: str
     model: str
     sequence: bool
-    defaults: Mapping[str, Any]
-    params: Callable[[int, Config], int]
-    activations: Callable[[int, Config], int]
-    state: Callable[[Config], StateSpec | None] = _no_state
+    defaults: Config
+    params: Callable[[int, Any], int]
+    activations: Callable[[int, Any], int]
+    state: Callable[[Any], StateSpec | None] = _no_state
     check: Callable[[Config], None] = _no_check
     embedding_table: str | None = "embedding.weight"
     counted: bool = False
@@ -81,60 +90,60 @@ def levels(block_size: int) -> int:
     return max(1, block_size.bit_length() - 1)
 
 
-def _bigram_params(v: int, config: Config) -> int:
+def _bigram_params(v: int, model: ModelConfig) -> int:
     return v * v
 
 
-def _bigram_activations(v: int, config: Config) -> int:
+def _bigram_activations(v: int, model: ModelConfig) -> int:
     return 3 * v
 
 
-def _mlp_params(v: int, config: Config) -> int:
-    e, h, block = config["n_embd"], config["n_hidden"], config.get("block_size", 1)
+def _mlp_params(v: int, m: MLPConfig) -> int:
+    e, h, block = m.n_embd, m.n_hidden, m.block_size
     return v * e + block * e * h + h + h * v + v
 
 
-def _mlp_activations(v: int, config: Config) -> int:
-    return config["block_size"] * config["n_embd"] + 3 * config["n_hidden"] + 3 * v
+def _mlp_activations(v: int, m: MLPConfig) -> int:
+    return m.block_size * m.n_embd + 3 * m.n_hidden + 3 * v
 
 
-def _wavenet_params(v: int, config: Config) -> int:
-    e, h, block = config["n_embd"], config["n_hidden"], config.get("block_size", 1)
-    norm = 4 * h + 1 if config.get("norm", "batch") == "batch" else 2 * h  # weight, bias (+ running stats)
+def _wavenet_params(v: int, m: WaveNetConfig) -> int:
+    e, h, block = m.n_embd, m.n_hidden, m.block_size
+    norm = 4 * h + 1 if m.norm == "batch" else 2 * h  # weight, bias (+ running stats)
     return v * e + 2 * e * h + (levels(block) - 1) * 2 * h * h + levels(block) * norm + h * v + v
 
 
-def _wavenet_activations(v: int, config: Config) -> int:
-    e, h, block = config["n_embd"], config["n_hidden"], config["block_size"]
+def _wavenet_activations(v: int, m: WaveNetConfig) -> int:
+    e, h, block = m.n_embd, m.n_hidden, m.block_size
     return block * e + 4 * h * (block - 1) + 3 * v  # levels of block/2, block/4, ... 1 rows: linear, norm, tanh, drop
 
 
-def _transformer_params(v: int, config: Config) -> int:
-    """Embeddings, per layer 12 e^2 + 13 e (attention, MLP, norms), head."""
-    e, block, layers = config["n_embd"], config.get("block_size", 1), config["n_layer"]
+def _transformer_params(v: int, m: TransformerConfig) -> int:
+    """Embeddings, per layer 12 e^2 + 13 e (attention, MLP, norms), head (block_size 1 before the data sets it)."""
+    e, block, layers = m.n_embd, m.block_size or 1, m.n_layer
     return v * e + block * e + layers * (12 * e * e + 13 * e) + 2 * e + e * v
 
 
-def _transformer_activations(v: int, config: Config) -> int:
+def _transformer_activations(v: int, m: TransformerConfig) -> int:
     """A row is a whole word of block_size tokens."""
-    e, layers, heads, block = config["n_embd"], config["n_layer"], config["n_head"], config.get("block_size", 1)
+    e, layers, heads, block = m.n_embd, m.n_layer, m.n_head, m.block_size or 1
     return block * (layers * (16 * e + 2 * heads * block) + e + 3 * v)
 
 
-def _recurrent_params(kind: str) -> Callable[[int, Config], int]:
-    def params(v: int, config: Config) -> int:
+def _recurrent_params(kind: str) -> Callable[[int, RecurrentConfig], int]:
+    def params(v: int, m: RecurrentConfig) -> int:
         """Embedding, per layer gates * (input + recurrent weights + 2 biases), head."""
-        e, h, layers, gates = config["n_embd"], config["n_hidden"], config["n_layer"], GATES[kind]
+        e, h, layers, gates = m.n_embd, m.n_hidden, m.n_layer, GATES[kind]
         return v * e + gates * (e * h + (layers - 1) * h * h + layers * (h * h + 2 * h)) + h * v + v
 
     return params
 
 
-def _recurrent_activations(kind: str) -> Callable[[int, Config], int]:
-    def activations(v: int, config: Config) -> int:
+def _recurrent_activations(kind: str) -> Callable[[int, RecurrentConfig], int]:
+    def activations(v: int, m: RecurrentConfig) -> int:
         """A row is a whole word of block_size tokens."""
-        block = config.get("block_size", 1)
-        return block * (config["n_layer"] * 3 * GATES[kind] * config["n_hidden"] + config["n_embd"] + 3 * v)
+        block = m.block_size or 1
+        return block * (m.n_layer * 3 * GATES[kind] * m.n_hidden + m.n_embd + 3 * v)
 
     return activations
 
@@ -142,19 +151,19 @@ def _recurrent_activations(kind: str) -> Callable[[int, Config], int]:
 # ---- the states and the checks -----------------------------------------------------------------------------------
 
 
-def _transformer_state(config: Config) -> StateSpec:
+def _transformer_state(m: TransformerConfig) -> StateSpec:
     """A key/value cache per layer (Hugging Face's names: past.{i}.key -> present.{i}.key); at most block_size
     positions."""
-    shape = (BATCH, config["n_head"], PAST, config["n_embd"] // config["n_head"])
-    names = [f"{layer}.{part}" for layer in range(config["n_layer"]) for part in ("key", "value")]
+    shape = (BATCH, m.n_head, PAST, m.n_embd // m.n_head)
+    names = [f"{layer}.{part}" for layer in range(m.n_layer) for part in ("key", "value")]
     tensors = tuple(StateTensor(f"past.{name}", f"present.{name}", shape) for name in names)
-    return StateSpec(tensors, max_positions=config["block_size"])
+    return StateSpec(tensors, max_positions=m.block_size)
 
 
-def _recurrent_state(kind: str) -> Callable[[Config], StateSpec]:
-    def state(config: Config) -> StateSpec:
+def _recurrent_state(kind: str) -> Callable[[RecurrentConfig], StateSpec]:
+    def state(m: RecurrentConfig) -> StateSpec:
         """The hidden state (and an lstm's cell state): state.h -> next.h; no length limit."""
-        shape = (config["n_layer"], BATCH, config["n_hidden"])
+        shape = (m.n_layer, BATCH, m.n_hidden)
         parts = ("h", "c") if kind == "lstm" else ("h",)
         return StateSpec(tuple(StateTensor(f"state.{part}", f"next.{part}", shape) for part in parts))
 
@@ -162,38 +171,31 @@ def _recurrent_state(kind: str) -> Callable[[Config], StateSpec]:
 
 
 def _check_wavenet(config: Config) -> None:
-    block_size = config["block_size"]
-    if block_size < 2 or block_size & (block_size - 1):
+    block_size = config.model.block_size
+    if block_size is None or block_size < 2 or block_size & (block_size - 1):
         raise ConfigError(f"--block-size of a wavenet must be a power of two (2, 4, 8, ...), got {block_size}")
-    if config.get("batch_size", 2) < 2:
+    if config.train is not None and config.train.batch_size is not None and config.train.batch_size < 2:
         raise ConfigError("--batch-size of a wavenet must be at least 2 (batch norm)")
 
 
 def _check_transformer(config: Config) -> None:
-    if config["n_embd"] % config["n_head"]:
-        raise ConfigError(f"--n-embd ({config['n_embd']}) must be divisible by --n-head ({config['n_head']})")
+    model = config.model
+    assert isinstance(model, TransformerConfig)
+    if model.n_embd % model.n_head:
+        raise ConfigError(f"--n-embd ({model.n_embd}) must be divisible by --n-head ({model.n_head})")
 
 
 # ---- the table ---------------------------------------------------------------------------------------------------
 
-_RECURRENT_DEFAULTS = {
-    # rnn 91,099 params: val 1.9883, test 2.0084, 2 min 9 s; gru 255,963: val 1.9307, test 1.9545, 4 min 59 s;
-    # lstm 338,395: val 1.9182, test 1.9377, 4 min 44 s (2-vCPU AMD EPYC, 2026-11-25).
-    "n_embd": 64,
-    "n_hidden": 256,
-    "n_layer": 1,
-    "dropout": 0.2,
-    "steps": 6000,
-    "batch_size": 64,
-    "buckets": 1,
-    "lr": 0.003,
-    "warmup": 200,
-    "grad_clip": 1.0,
-    "beta2": 0.99,
-    "optimizer": "adamw",
-    "weight_decay": 0.01,
-    "seed": 1337,
-}
+# An AdamW run of the shared settings: only steps, batch size, learning rate and what else differs per kind.
+_ADAMW = {"optimizer": "adamw", "weight_decay": 0.01, "seed": 1337}
+# The sequence kinds' schedule: warm-up, clipping, beta2 0.99, bucketed batches (one bucket: none).
+_SCHEDULED = {"buckets": 1, "grad_clip": 1.0, "beta2": 0.99}
+
+# rnn 91,099 params: val 1.9883, test 2.0084, 2 min 9 s; gru 255,963: val 1.9307, test 1.9545, 4 min 59 s;
+# lstm 338,395: val 1.9182, test 1.9377, 4 min 44 s (2-vCPU AMD EPYC, 2026-11-25).
+_RECURRENT_MODEL = RecurrentConfig(n_embd=64, n_hidden=256, n_layer=1, dropout=0.2)
+_RECURRENT_TRAIN = TrainConfig(steps=6000, batch_size=64, lr=0.003, warmup=200, **_SCHEDULED, **_ADAMW)
 _RECURRENT_QUICK = {"steps": 200, "n_embd": 16, "n_hidden": 48, "batch_size": 64, "warmup": 20}
 
 
@@ -203,7 +205,7 @@ def _recurrent(kind: str, summary: str) -> KindSpec:
         summary=summary,
         model="Recurrent",
         sequence=True,
-        defaults=_RECURRENT_DEFAULTS,
+        defaults=Config(kind, _RECURRENT_MODEL, _RECURRENT_TRAIN),
         params=_recurrent_params(kind),
         activations=_recurrent_activations(kind),
         state=_recurrent_state(kind),
@@ -217,7 +219,7 @@ SPECS = (
         summary="normalised bigram counts with add-k smoothing",
         model="Bigram",
         sequence=False,
-        defaults={"block_size": 1, "smoothing": 1.0},
+        defaults=Config("bigram", BigramConfig(block_size=1, smoothing=1.0), train=None),
         params=_bigram_params,
         activations=_bigram_activations,
         embedding_table=None,
@@ -228,7 +230,11 @@ SPECS = (
         summary="one linear layer over the one-hot of the previous character",
         model="BigramNN",
         sequence=False,
-        defaults={"block_size": 1, "steps": 100, "lr": 0.5, "optimizer": "adam", "weight_decay": 0.0, "seed": 1337},
+        defaults=Config(
+            "bigram-nn",
+            BigramNNConfig(block_size=1),
+            TrainConfig(steps=100, lr=0.5, optimizer="adam", weight_decay=0.0, seed=1337),  # full batch
+        ),
         params=_bigram_params,
         activations=_bigram_activations,
         embedding_table=None,  # its [V, V] table holds logits, not embeddings
@@ -239,18 +245,11 @@ SPECS = (
         summary="Bengio et al. 2003: embeddings, a context window, a tanh hidden layer",
         model="MLP",
         sequence=False,
-        defaults={
-            "block_size": 4,
-            "n_embd": 16,
-            "n_hidden": 300,
-            "dropout": 0.0,
-            "steps": 12000,
-            "batch_size": 256,
-            "lr": 0.005,
-            "optimizer": "adamw",
-            "weight_decay": 0.01,
-            "seed": 1337,
-        },
+        defaults=Config(
+            "mlp",
+            MLPConfig(block_size=4, n_embd=16, n_hidden=300, dropout=0.0),
+            TrainConfig(steps=12000, batch_size=256, lr=0.005, **_ADAMW),
+        ),
         params=_mlp_params,
         activations=_mlp_activations,
         quick={"steps": 400, "n_hidden": 64},
@@ -262,19 +261,11 @@ SPECS = (
         summary="the lectures' hierarchical MLP: characters fused in pairs, then pairs of pairs",
         model="WaveNet",
         sequence=False,
-        defaults={
-            "block_size": 8,
-            "n_embd": 32,
-            "n_hidden": 192,
-            "norm": "batch",
-            "dropout": 0.1,
-            "steps": 30000,
-            "batch_size": 128,
-            "lr": 0.005,
-            "optimizer": "adamw",
-            "weight_decay": 0.01,
-            "seed": 1337,
-        },
+        defaults=Config(
+            "wavenet",
+            WaveNetConfig(block_size=8, n_embd=32, n_hidden=192, norm="batch", dropout=0.1),
+            TrainConfig(steps=30000, batch_size=128, lr=0.005, **_ADAMW),
+        ),
         params=_wavenet_params,
         activations=_wavenet_activations,
         check=_check_wavenet,
@@ -288,22 +279,11 @@ SPECS = (
         summary="decoder-only GPT as nanoGPT and makemore.py",
         model="Transformer",
         sequence=True,
-        defaults={
-            "n_layer": 4,
-            "n_head": 4,
-            "n_embd": 64,
-            "dropout": 0.1,
-            "steps": 12000,
-            "batch_size": 128,
-            "buckets": 1,
-            "lr": 0.006,
-            "warmup": 300,
-            "grad_clip": 1.0,
-            "beta2": 0.99,
-            "optimizer": "adamw",
-            "weight_decay": 0.01,
-            "seed": 1337,
-        },
+        defaults=Config(
+            "transformer",
+            TransformerConfig(n_layer=4, n_head=4, n_embd=64, dropout=0.1),
+            TrainConfig(steps=12000, batch_size=128, lr=0.006, warmup=300, **_SCHEDULED, **_ADAMW),
+        ),
         params=_transformer_params,
         activations=_transformer_activations,
         state=_transformer_state,
@@ -330,13 +310,13 @@ def kind_spec(kind: str) -> KindSpec:
 
 
 def build_model(kind: str, vocab_size: int, config: Config) -> nn.Module:
-    """The model of `kind` for a vocabulary size and a checkpoint's config."""
+    """The model of `kind` for a vocabulary size and a (checked) Config."""
     from makemore.train import models
 
     spec = kind_spec(kind)
-    return getattr(models, spec.model).from_config(kind, vocab_size, config)
+    return getattr(models, spec.model).from_config(kind, vocab_size, config.model)  # type: ignore[no-any-return]
 
 
 def state_spec(kind: str, config: Config) -> StateSpec | None:
     """The step contract's state of a sequence kind (names, shapes with `batch` and `past`), None for a window kind."""
-    return kind_spec(kind).state(config)
+    return kind_spec(kind).state(config.model)

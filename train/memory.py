@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from makemore.data import Tokens, UserError
+from makemore.train.config_types import Config
 from makemore.train.kinds import kind_spec
 
 FLOAT, INDEX = 4, 8  # bytes of a float32 weight or activation, of an int64 index
@@ -63,18 +65,18 @@ def token_bytes(vocab_size: int) -> int:
     return 1 if vocab_size <= 2**8 else 2 if vocab_size <= 2**16 else 4
 
 
-def param_count(kind: str, vocab_size: int, config: dict) -> int:
+def param_count(kind: str, vocab_size: int, config: Config) -> int:
     """Parameters (and buffers) of the model `build_model` makes for this config (its kind's formula)."""
-    return kind_spec(kind).params(vocab_size, config)
+    return kind_spec(kind).params(vocab_size, config.model)
 
 
-def activation_floats(kind: str, vocab_size: int, config: dict) -> int:
+def activation_floats(kind: str, vocab_size: int, config: Config) -> int:
     """Floats one example row makes in a forward pass, the logits and their log-softmax included (its kind's
     formula)."""
-    return kind_spec(kind).activations(vocab_size, config)
+    return kind_spec(kind).activations(vocab_size, config.model)
 
 
-def eval_rows(kind: str, vocab_size: int, config: dict) -> int:
+def eval_rows(kind: str, vocab_size: int, config: Config) -> int:
     """Rows per evaluation chunk: a window kind's about EVAL_FLOATS activations, at most EVAL_ROWS_MAX rows; a
     sequence kind's EVAL_WORDS whole words, fewer where they would pass SEQUENCE_EVAL_FLOATS (long words)."""
     floats = activation_floats(kind, vocab_size, config)
@@ -84,13 +86,13 @@ def eval_rows(kind: str, vocab_size: int, config: dict) -> int:
 
 
 def estimate(
-    kind: str, config: dict, vocab_size: int, split_sizes: dict[str, int], words: int | None = None
+    kind: str, config: Config, vocab_size: int, split_sizes: dict[str, int], words: int | None = None
 ) -> dict[str, int]:
     """Bytes needed by the data, the model (with gradients and optimizer state) and the activations.
 
     `words`: how many words the examples come from; None assumes the most, every word one character long.
     """
-    block = config.get("block_size", 1)
+    block = config.block_size or 1  # a sequence kind's before the data sets it: 1
     examples = sum(split_sizes.values())
     largest = max(split_sizes.values(), default=0)
     words = examples // 2 if words is None else words
@@ -100,9 +102,10 @@ def estimate(
         model = params * (FLOAT + 3 * 8)  # float32 log-probabilities, float64 counts while fitting
         rows = 0
     else:
-        states = {"sgd": 0, "adam": 2, "adamw": 2}[config.get("optimizer", "adamw")]
+        train = config.train
+        states = {"sgd": 0, "adam": 2, "adamw": 2}[train.optimizer if train else "adamw"]
         model = params * FLOAT * (4 + states)  # weights, gradients, state, the checkpoint's copy
-        rows = config.get("batch_size") or split_sizes.get("train", 0)  # no batch size: full batch
+        rows = (train and train.batch_size) or split_sizes.get("train", 0)  # no batch size: full batch
     floats = activation_floats(kind, vocab_size, config)
     batch = rows * (2 * floats * FLOAT + 2 * (block + 1) * INDEX)
     if spec.counted:  # counted COUNT_ROWS examples at a time: their indices, no activations
@@ -117,7 +120,7 @@ def estimate(
     }
 
 
-def needed(kind: str, config: dict, vocab_size: int, split_sizes: dict[str, int], words: int | None = None) -> int:
+def needed(kind: str, config: Config, vocab_size: int, split_sizes: dict[str, int], words: int | None = None) -> int:
     return OVERHEAD + sum(estimate(kind, config, vocab_size, split_sizes, words).values())
 
 
@@ -131,14 +134,21 @@ def describe(n_bytes: float) -> str:
 
 
 def culprit(
-    kind: str, config: dict, vocab_size: int, split_sizes: dict[str, int], defaults: dict, words: int | None = None
+    kind: str,
+    config: Config,
+    vocab_size: int,
+    split_sizes: dict[str, int],
+    defaults: dict[str, Any],
+    words: int | None = None,
 ) -> str | None:
-    """The size flag whose return to its default saves the most memory (None when none saves any)."""
+    """The size flag whose return to its default (`defaults`: flat) saves the most memory (None when none saves
+    any)."""
     total = needed(kind, config, vocab_size, split_sizes, words)
+    values = config.flat()
     savings = {}
     for key in SIZE_FLAGS:  # a sequence kind's block_size comes from the data: config.size_defaults gives its own
-        if key in config and key in defaults and config[key] > defaults[key]:
-            smaller = needed(kind, {**config, key: defaults[key]}, vocab_size, split_sizes, words)
+        if key in values and key in defaults and values[key] > defaults[key]:
+            smaller = needed(kind, config.replace(**{key: defaults[key]}), vocab_size, split_sizes, words)
             savings[key] = total - smaller
     best = max(savings, key=savings.__getitem__, default=None)
     return best if best is not None and savings[best] > 0 else None
@@ -146,16 +156,17 @@ def culprit(
 
 def check_memory(
     kind: str,
-    config: dict,
+    config: Config,
     vocab_size: int,
     split_sizes: dict[str, int],
-    defaults: dict,
+    defaults: dict[str, Any],
     limit: int | None = None,
     words: int | None = None,
 ) -> None:
     """MemoryLimitError naming the flag to lower when the run would need more than MEMORY_FRACTION of the memory.
 
-    `words`: the words of all splits (None: the most the examples allow, see estimate).
+    `words`: the words of all splits (None: the most the examples allow, see estimate). `defaults`: the flat
+    values that a memory error compares the size flags with (config.size_defaults).
     """
     machine = machine_memory() if limit is None else limit
     allowed = int(machine * MEMORY_FRACTION)
@@ -170,4 +181,4 @@ def check_memory(
         n_examples = sum(split_sizes.values())
         raise MemoryLimitError(f"a {kind} on this data ({n_examples:,} examples, {vocab_size - 1:,} characters) {need}")
     flag = "--" + key.replace("_", "-")
-    raise MemoryLimitError(f"{flag} {config[key]:,} {need}: choose a smaller {flag}")
+    raise MemoryLimitError(f"{flag} {config.flat()[key]:,} {need}: choose a smaller {flag}")

@@ -1,4 +1,4 @@
-"""The models: one class per kind, each built from a config by `from_config` (train/kinds.py names them).
+"""The models: one class per kind, each built from its typed model config by `from_config` (train/kinds.py names them).
 
 Window models (bigram, bigram-nn, mlp, wavenet): int64 context [B, block_size] -> logits [B, V].
 Sequence models (transformer, rnn, gru, lstm; `is_sequence = True`): int64 tokens [B, T] -> logits [B, T, V],
@@ -8,11 +8,17 @@ and `step(tokens, *state) -> (logits, *new_state)` for incremental decoding from
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import Any
 
 import torch
 from makemore.data import UserError
+from makemore.train.config_types import (
+    BigramConfig,
+    BigramNNConfig,
+    MLPConfig,
+    RecurrentConfig,
+    TransformerConfig,
+    WaveNetConfig,
+)
 from torch import nn
 from torch.nn import functional as F
 
@@ -23,7 +29,7 @@ class Bigram(nn.Module):
     is_sequence = False
 
     @classmethod
-    def from_config(cls, kind: str, vocab_size: int, config: Mapping[str, Any]) -> Bigram:
+    def from_config(cls, kind: str, vocab_size: int, config: BigramConfig) -> Bigram:
         return cls(vocab_size)
 
     def __init__(self, vocab_size: int) -> None:
@@ -58,7 +64,7 @@ class BigramNN(nn.Module):
     is_sequence = False
 
     @classmethod
-    def from_config(cls, kind: str, vocab_size: int, config: Mapping[str, Any]) -> BigramNN:
+    def from_config(cls, kind: str, vocab_size: int, config: BigramNNConfig) -> BigramNN:
         return cls(vocab_size)
 
     def __init__(self, vocab_size: int) -> None:
@@ -80,8 +86,8 @@ class MLP(nn.Module):
     is_sequence = False
 
     @classmethod
-    def from_config(cls, kind: str, vocab_size: int, config: Mapping[str, Any]) -> MLP:
-        return cls(vocab_size, config["block_size"], config["n_embd"], config["n_hidden"], config.get("dropout", 0.0))
+    def from_config(cls, kind: str, vocab_size: int, config: MLPConfig) -> MLP:
+        return cls(vocab_size, config.block_size, config.n_embd, config.n_hidden, config.dropout)
 
     def __init__(self, vocab_size: int, block_size: int, n_embd: int, n_hidden: int, dropout: float = 0.0) -> None:
         super().__init__()
@@ -136,9 +142,9 @@ class WaveNet(nn.Module):
     is_sequence = False
 
     @classmethod
-    def from_config(cls, kind: str, vocab_size: int, config: Mapping[str, Any]) -> WaveNet:
-        sizes = (config["block_size"], config["n_embd"], config["n_hidden"])
-        return cls(vocab_size, *sizes, config.get("norm", "batch"), config.get("dropout", 0.0))
+    def from_config(cls, kind: str, vocab_size: int, config: WaveNetConfig) -> WaveNet:
+        sizes = (config.block_size, config.n_embd, config.n_hidden)
+        return cls(vocab_size, *sizes, config.norm, config.dropout)
 
     def __init__(
         self, vocab_size: int, block_size: int, n_embd: int, n_hidden: int, norm: str = "batch", dropout: float = 0.0
@@ -243,9 +249,11 @@ class Transformer(nn.Module):
     is_sequence = True
 
     @classmethod
-    def from_config(cls, kind: str, vocab_size: int, config: Mapping[str, Any]) -> Transformer:
-        sizes = (config["block_size"], config["n_layer"], config["n_head"], config["n_embd"])
-        return cls(vocab_size, *sizes, config.get("dropout", 0.0))
+    def from_config(cls, kind: str, vocab_size: int, config: TransformerConfig) -> Transformer:
+        if config.block_size is None:
+            raise ValueError("a transformer's block_size comes from the data: set it first (config.with_block_size)")
+        sizes = (config.block_size, config.n_layer, config.n_head, config.n_embd)
+        return cls(vocab_size, *sizes, config.dropout)
 
     def __init__(
         self, vocab_size: int, block_size: int, n_layer: int, n_head: int, n_embd: int, dropout: float = 0.0
@@ -317,9 +325,9 @@ class Recurrent(nn.Module):
     is_sequence = True
 
     @classmethod
-    def from_config(cls, kind: str, vocab_size: int, config: Mapping[str, Any]) -> Recurrent:
-        sizes = (config["n_embd"], config["n_hidden"], config["n_layer"])
-        return cls(kind, vocab_size, *sizes, config.get("dropout", 0.0))
+    def from_config(cls, kind: str, vocab_size: int, config: RecurrentConfig) -> Recurrent:
+        sizes = (config.n_embd, config.n_hidden, config.n_layer)
+        return cls(kind, vocab_size, *sizes, config.dropout)
 
     def __init__(
         self, cell: str, vocab_size: int, n_embd: int, n_hidden: int, n_layer: int, dropout: float = 0.0

@@ -25,6 +25,7 @@ from makemore.train.checkpoint import (
 )
 from makemore.train.config import (
     ARCHITECTURE_KEYS,
+    Config,
     check_values,
     flag,
     make_config,
@@ -75,7 +76,7 @@ def check_request(request: TrainRequest) -> None:
         check_values({"split_seed": request.split_seed})
 
 
-def resolve_config(request: TrainRequest, resumed: dict | None) -> dict:
+def resolve_config(request: TrainRequest, resumed: dict | None) -> Config:
     """Hyperparameters: from the checkpoint when resuming (training flags may change), else new.
 
     When resuming, a flag that would change the model (architecture, preset) or the split is an error.
@@ -87,7 +88,7 @@ def resolve_config(request: TrainRequest, resumed: dict | None) -> dict:
         raise ConfigError(f"--resume checkpoint is a {resumed['kind']} model, not {request.kind}")
     if request.preset is not None:
         raise ConfigError("--preset cannot be used with --resume: the checkpoint's config is kept")
-    config = {"split_seed": DEFAULT_SPLIT_SEED, **resumed["config"]}
+    config = {"split_seed": DEFAULT_SPLIT_SEED, **resumed["config"].flat()}
     changes = dict(request.overrides, split_seed=request.split_seed)
     for key, value in changes.items():
         if value is None:
@@ -98,8 +99,8 @@ def resolve_config(request: TrainRequest, resumed: dict | None) -> dict:
     if request.kind not in SEQUENCE_KINDS:
         return make_config(request.kind, **config)
     block_size = config.pop("block_size", None)  # from the data: maybe beyond --block-size's range (the schema's bound)
-    config = make_config(request.kind, **config)
-    return config if block_size is None else {**config, "block_size": block_size}
+    typed = make_config(request.kind, **config)
+    return typed if block_size is None else typed.replace(block_size=block_size)
 
 
 def run_training(request: TrainRequest) -> bool:
@@ -126,11 +127,11 @@ def run_training(request: TrainRequest) -> bool:
     if resumed is not None and resumed["vocab"] != vocab.chars:
         raise CheckpointError("--resume checkpoint was trained on data with another vocabulary")
     with reporter.phase("splitting"):
-        split = split_corpus(corpus.tokens, config["split_seed"], DEFAULT_FRACTIONS)
+        split = split_corpus(corpus.tokens, config.split_seed, DEFAULT_FRACTIONS)
         del corpus  # the split holds every word's tokens
     setup_seconds = round(time.perf_counter() - setup_started, 1)
     longest = int(split["train"].lengths.max())
-    config.update(split_fractions=list(DEFAULT_FRACTIONS), max_len=min(MAX_LEN_LIMIT, longest))
+    config = config.replace(split_fractions=tuple(DEFAULT_FRACTIONS), max_len=min(MAX_LEN_LIMIT, longest))
     config = with_block_size(request.kind, config, split)  # sequence kinds: from the data
     n_words = sum(split[name].n_words for name in ("train", "val", "test"))
     check_memory(
@@ -148,7 +149,8 @@ def run_training(request: TrainRequest) -> bool:
         )
         if not ranks.is_main:
             return not result.interrupted
-        config["steps_done"] = (resumed["config"].get("steps_done", 0) if resumed else 0) + result.steps_done
+        steps_before = (resumed["config"].steps_done or 0) if resumed else 0
+        config = config.replace(steps_done=steps_before + result.steps_done)
         metrics = dict(result.metrics, setup_seconds=setup_seconds, history=result.history)
         checkpoint = make_checkpoint(request.kind, config, vocab, result.model, metrics, data_sha256)
         save_checkpoint(checkpoint, request.out, (data_path,))
@@ -167,5 +169,5 @@ def _report(checkpoint: dict, result: TrainResult, request: TrainRequest, consol
     if request.samples > 0:
         sampler = TorchSampler.from_model(result.model, model_info(checkpoint))  # either contract
         max_len = min(sampler.info.max_len, SAMPLE_MAX_LEN)
-        names = sampler.sample(request.samples, seed=checkpoint["config"].get("seed", 0), max_len=max_len)
+        names = sampler.sample(request.samples, seed=checkpoint["config"].seed, max_len=max_len)
         console.print("samples: " + ", ".join(names))

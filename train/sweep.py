@@ -96,14 +96,14 @@ def iter_sweep(
     if len(checked) > MAX_CONFIGS:  # all errors before any training, for at most MAX_CONFIGS configs
         raise UserError(f"the grid has more than {MAX_CONFIGS:,} configs, more than mm-sweep trains: give fewer sizes")
     for config in checked:
-        check_memory("mlp", config, vocab.size, split_sizes(split), DEFAULTS["mlp"], words=n_words)
+        check_memory("mlp", config, vocab.size, split_sizes(split), DEFAULTS["mlp"].flat(), words=n_words)
     for config in checked:
         start = time.perf_counter()
         result = train("mlp", config, split, vocab, device=where)
         if result.interrupted:
             raise KeyboardInterrupt
         yield SweepRow(
-            **{key: config[key] for key in GRID_KEYS},
+            **{key: getattr(config.model, key) for key in GRID_KEYS},
             params=sum(p.numel() for p in result.model.parameters()),
             train_loss=result.metrics["train_loss"],
             val_loss=result.metrics["val_loss"],

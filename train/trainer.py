@@ -14,6 +14,7 @@ from makemore.data import DatasetError, Split, Tokens, UserError, Vocab, vocab_p
 from makemore.data.rows import Rows, subset
 from makemore.data.tokens import bigram_counts, tokenize_split
 from makemore.train.config import with_block_size
+from makemore.train.config_types import BigramConfig, Config, TrainConfig
 from makemore.train.device import model_device, to_device
 from makemore.train.distributed import SINGLE, Ranks
 from makemore.train.evaluate import (
@@ -44,35 +45,36 @@ class TrainResult:
     history: dict = field(default_factory=dict)
 
 
-def learning_rate(config: dict, step: int) -> float:
+def learning_rate(config: TrainConfig, step: int) -> float:
     """SGD: the lecture's step decay (lr, then lr/10 for the second half). Adam(W): linear warm-up over
     `warmup` steps (none by default; at most a tenth of the run), then cosine to lr/10."""
-    lr, steps = config["lr"], config["steps"]
-    warmup = min(config.get("warmup", 0), steps // 10)
-    if config["optimizer"] == "sgd":
+    lr, steps = config.lr, config.steps
+    warmup = min(config.warmup or 0, steps // 10)
+    if config.optimizer == "sgd":
         return lr if step < steps // 2 else lr / 10
     if step < warmup:
         return lr * (step + 1) / warmup
     return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (step - warmup) / (steps - warmup))))
 
 
-def make_optimizer(model: nn.Module, config: dict) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
-    if config["optimizer"] == "sgd":
-        return torch.optim.SGD(params, lr=config["lr"], weight_decay=config["weight_decay"])
-    if config["optimizer"] == "adam":
-        return torch.optim.Adam(params, lr=config["lr"], weight_decay=config["weight_decay"])
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
     # weight decay on matrices only, not on biases (nanoGPT's rule)
     groups = [
-        {"params": [p for p in params if p.dim() >= 2], "weight_decay": config["weight_decay"]},
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": config.weight_decay},
         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW(groups, lr=config["lr"], betas=(0.9, config.get("beta2", 0.999)))
+    beta2 = 0.999 if config.beta2 is None else config.beta2
+    return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, beta2))
 
 
 def train(
     kind: str,
-    config: dict,
+    config: Config,
     split: Split | dict[str, Tokens],
     vocab: Vocab,
     *,
@@ -101,8 +103,8 @@ def train(
         with reporter.phase("tokenising"):
             split = tokenize_split(split, vocab)
     config = with_block_size(kind, config, split)
-    data = split_rows(kind, split, config["block_size"])
-    torch.manual_seed(config.get("seed", 0))
+    data = split_rows(kind, split, config.block_size)
+    torch.manual_seed(config.seed)
     model = build_model(kind, vocab.size, config)
     if state_dict is not None:
         model.load_state_dict(state_dict)
@@ -113,11 +115,13 @@ def train(
     val_seconds = 0.0
     if isinstance(model, Bigram):
         counts = torch.from_numpy(bigram_counts(data["train"].tokens, vocab.size))
-        model.fit_counts(counts, config["smoothing"])  # counted on the CPU (float64, which MPS lacks)
+        assert isinstance(config.model, BigramConfig)
+        model.fit_counts(counts, config.model.smoothing)  # counted on the CPU (float64, which MPS lacks)
     model.to(device or torch.device("cpu"))
     if not isinstance(model, Bigram):
-        with reporter.steps(config["steps"]) as on_step:
-            descent = _gradient_descent(model, config, data, val_subset, history, on_step, chunk, ranks)
+        assert config.train is not None  # every kind but the bigram trains
+        with reporter.steps(config.train.steps) as on_step:
+            descent = _gradient_descent(model, config.train, data, val_subset, history, on_step, chunk, ranks)
         steps_done, interrupted, val_seconds = descent
     if not ranks.is_main:
         return TrainResult(model.cpu(), {}, steps_done, interrupted, history)
@@ -166,7 +170,7 @@ def batch_indices(rows: int, batch_size: int, buckets: int, generator: torch.Gen
 
 def _gradient_descent(
     model: nn.Module,
-    config: dict,
+    config: TrainConfig,
     data: dict[str, Rows],
     val_subset: np.ndarray | None,
     history: dict,
@@ -179,12 +183,12 @@ def _gradient_descent(
     seconds spent on the val loss). Under torchrun each rank draws its own batches of batch_size and DDP
     averages the gradients."""
     train_rows = data["train"]
-    steps = config["steps"]
-    batch_size = config.get("batch_size")
-    generator = ranks.generator(config.get("seed", 0))
+    steps = config.steps
+    batch_size = config.batch_size
+    generator = ranks.generator(config.seed)
     device, net = model_device(model), ranks.wrap(model)
     if batch_size:
-        batches = batch_indices(len(train_rows), batch_size, config.get("buckets", 1), generator)
+        batches = batch_indices(len(train_rows), batch_size, config.buckets or 1, generator)
     else:
         full_batch = tuple(map(torch.from_numpy, train_rows.take(np.arange(len(train_rows)))))
     optimizer = make_optimizer(model, config)
@@ -203,8 +207,8 @@ def _gradient_descent(
                 raise diverged(step + 1, "loss", loss_value)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            if config.get("grad_clip"):
-                nn.utils.clip_grad_norm_(model.parameters(), config["grad_clip"])
+            if config.grad_clip:
+                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
             if step % log_every == 0:
                 history["step"].append(step)
