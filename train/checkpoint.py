@@ -1,7 +1,9 @@
 """The checkpoint file (model.pt): a plain dict, saved atomically, loaded with weights_only=True.
 
 Keys: format_version (1), kind, config, vocab (characters of indices 1..V-1), state_dict,
-metrics (train/val/test loss and the loss history), data_sha256. check_checkpoint is the one check of all of
+metrics (train/val/test loss and the loss history), data_sha256; a conditional model's also `labels`
+({"names": [...], "counts": [...]}: its labels in index order and their training frequencies; config n_labels
+counts them). A checkpoint without `labels` is an unlabelled model's, as every older one. check_checkpoint is the one check of all of
 them that every reader (mm-export, mm-train --resume, mm-plot, TorchSampler) gets from load_checkpoint.
 """
 
@@ -31,9 +33,19 @@ class CheckpointError(UserError):
     """A checkpoint that cannot be used; the message is one line meant for the user."""
 
 
-def make_checkpoint(kind: str, config: dict, vocab: Vocab, model: nn.Module, metrics: dict, data_sha256: str) -> dict:
-    """The checkpoint dict of a trained model; its tensors are CPU copies, whatever device the model is on."""
-    return {
+def make_checkpoint(
+    kind: str,
+    config: dict,
+    vocab: Vocab,
+    model: nn.Module,
+    metrics: dict,
+    data_sha256: str,
+    labels: tuple[tuple[str, ...], tuple[int, ...]] | None = None,
+) -> dict:
+    """The checkpoint dict of a trained model; its tensors are CPU copies, whatever device the model is on.
+    `labels`: a conditional model's (names, training counts)."""
+    extra = {} if labels is None else {"labels": {"names": list(labels[0]), "counts": list(labels[1])}}
+    return extra | {
         "format_version": CHECKPOINT_FORMAT_VERSION,
         "kind": kind,
         "config": dict(config),
@@ -92,12 +104,25 @@ def check_checkpoint(checkpoint: object, source: str) -> ModelInfo:
             raise CheckpointError(f"{source}: {key} must be a dict, got {type(checkpoint[key]).__name__}")
         check_json(checkpoint[key], key, source)
     check_model_config(kind, checkpoint["config"], source)
+    if "labels" in checkpoint:
+        check_labels_entry(checkpoint["labels"], source)
     try:
         info = model_info(checkpoint).checked(source)  # the vocabulary's check among the contract's
     except ModelFileError as err:
         raise CheckpointError(str(err)) from None
     check_state_dict(checkpoint, source)
     return info
+
+
+def check_labels_entry(labels: object, source: str) -> None:
+    """A checkpoint's `labels`: {"names": [...], "counts": [...]} of JSON values (the contract checks the rest)."""
+    check_json(labels, "labels", source)
+    if not (
+        isinstance(labels, dict)
+        and set(labels) == {"names", "counts"}
+        and all(isinstance(labels[key], list) for key in labels)
+    ):
+        raise CheckpointError(f"{source}: labels must be a dict of two lists, names and counts")
 
 
 def brief(value: object) -> str:
@@ -208,6 +233,8 @@ def check_stored_in_full(state: dict, source: str) -> None:
 def model_info(checkpoint: dict) -> ModelInfo:
     """The runtime's view of a checkpoint (vocabulary, block size, config, losses; a sequence kind's state)."""
     state = state_spec(checkpoint["kind"], checkpoint["config"])
+    labels = checkpoint.get("labels", {"names": [], "counts": []})
+    names, counts = (labels.get(key) if isinstance(labels, dict) else None for key in ("names", "counts"))
     return ModelInfo(
         kind=checkpoint["kind"],
         vocab=Vocab(checkpoint["vocab"]),
@@ -217,6 +244,8 @@ def model_info(checkpoint: dict) -> ModelInfo:
         data_sha256=checkpoint["data_sha256"],
         contract=WINDOW if state is None else STEP,
         state=state,
+        labels=tuple(names) if isinstance(names, list) else (),
+        label_counts=tuple(counts) if isinstance(counts, list) else (),
     )
 
 

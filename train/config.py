@@ -35,7 +35,8 @@ PRESETS: dict[str, dict] = {
 }
 
 ARCHITECTURE_KEYS = ("block_size", "n_embd", "n_hidden", "norm", "n_layer", "n_head")  # fixed once a model is built
-RECORD_KEYS = ("split_seed", "split_fractions", "max_len", "steps_done")  # what a checkpoint's config also records
+# What a checkpoint's config also records; n_labels: a conditional model's label count (absent: unlabelled).
+RECORD_KEYS = ("split_seed", "split_fractions", "max_len", "steps_done", "n_labels")
 
 # Ranges of the flags (data/bounds.py's table): beyond them a run cannot be meant (check_memory guards what is inside).
 INT_LIMITS = {key: int(b.high) for key, b in TRAINING.items() if b.kind is int and b.low == 1 and b.high is not None}
