@@ -3,8 +3,9 @@
 Keys: format_version (1), kind, config, vocab (characters of indices 1..V-1), state_dict,
 metrics (train/val/test loss and the loss history), data_sha256; a conditional model's also `labels`
 ({"names": [...], "counts": [...]}: its labels in index order and their training frequencies; config n_labels
-counts them). A checkpoint without `labels` is an unlabelled model's, as every older one. check_checkpoint is the one check of all of
-them that every reader (mm-export, mm-train --resume, mm-plot, TorchSampler) gets from load_checkpoint.
+counts them). A checkpoint without `labels` is an unlabelled model's, as every older one. check_checkpoint is
+the one check of all of them that every reader (mm-export, mm-train --resume, mm-plot, TorchSampler) gets from
+load_checkpoint.
 """
 
 from __future__ import annotations

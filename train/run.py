@@ -15,8 +15,8 @@ import torch
 from makemore.contract import MAX_LEN_LIMIT
 from makemore.data import bundled_names_path, check_output_path
 from makemore.data.corpus import read_corpus, read_labelled_corpus, split_corpus
-from makemore.data.labels import label_counts
 from makemore.data.dataset import DEFAULT_FRACTIONS
+from makemore.data.labels import label_counts
 from makemore.train.checkpoint import (
     CheckpointError,
     load_checkpoint,
