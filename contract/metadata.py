@@ -326,7 +326,7 @@ def labels_json(names: tuple[str, ...], counts: tuple[int, ...]) -> str:
     return json.dumps({"names": list(names), "counts": list(counts)}, sort_keys=True)
 
 
-def parse_labels(text: str, source: str) -> dict[str, tuple]:
+def parse_labels(text: str, source: str) -> dict[str, tuple[Any, ...]]:
     """`makemore.labels` as ModelInfo's labels and label_counts (checked by ModelInfo.checked)."""
     value = parse_json_object(text, "labels", source)
     names, counts = value.get("names"), value.get("counts")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from makemore.data.dataset import Vocab, check_usable
+from makemore.data.dataset import DEFAULT_FRACTIONS, Vocab, check_usable, split_counts
 from makemore.data.errors import DatasetError
 from makemore.data.reader import MAX_TEXT_BYTES, READ_BYTES, Block, check_vocab_size, data_blocks, is_name_char
 from makemore.data.tokens import Tokens, tokenize
@@ -116,4 +116,15 @@ def label_counts(tokens: Tokens, n_labels: int) -> list[int]:
     """How many words of `tokens` carry each label index (the training frequencies)."""
     if tokens.labels is None:
         raise ValueError("these tokens have no labels")
-    return np.bincount(tokens.labels, minlength=n_labels).astype(int).tolist()
+    return [int(count) for count in np.bincount(tokens.labels, minlength=n_labels)]
+
+
+def split_labelled(
+    words: LabelledWords, seed: int = 42, fractions: tuple[float, float, float] = DEFAULT_FRACTIONS
+) -> dict[str, list[tuple[str, str]]]:
+    """The (label, item) pairs of each split: the items of `split_words(words.items, seed, fractions)`, in its
+    order, each with its label."""
+    order = np.random.default_rng(seed).permutation(len(words.items))
+    n_train, n_val, _ = split_counts(len(words.items), fractions)
+    cuts = {"train": order[:n_train], "val": order[n_train : n_train + n_val], "test": order[n_train + n_val :]}
+    return {name: [(words.labels[i], words.items[i]) for i in index.tolist()] for name, index in cuts.items()}

@@ -94,7 +94,8 @@ def chunk_labels(seed: int, span: ChunkSpan, counts: tuple[int, ...]) -> np.ndar
     """Each row's label index (int64 [rows]), drawn in proportion to `counts` (a label of count 0 never)."""
     cumulative = np.cumsum(np.asarray(counts, dtype=np.float64))
     threshold = np.minimum(label_uniforms(seed, span) * cumulative[-1], np.nextafter(cumulative[-1], 0))
-    return np.searchsorted(cumulative, threshold, side="right").astype(np.int64)
+    labels: np.ndarray = np.searchsorted(cumulative, threshold, side="right").astype(np.int64)
+    return labels
 
 
 def parse_shard(text: str) -> tuple[int, int]:

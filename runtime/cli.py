@@ -133,16 +133,15 @@ def label_losses(sampler: Sampler, data: Path | None, split: str, label: str | N
     """mm-eval's lines for a conditional model on a split of its labelled data: the mean NLL per character over
     every word (each under its own label), then `loss<TAB>label` for each label that the split holds (with
     `label`: that label's words only, one line)."""
-    from makemore.data import split_words
     from makemore.data.dataset import DEFAULT_FRACTIONS
+    from makemore.data.labels import split_labelled
 
-    labelled = labelled_data(sampler, data)
     info = sampler.info
     fractions = tuple(info.config.get("split_fractions", DEFAULT_FRACTIONS))
-    chosen = split_words(list(range(len(labelled.items))), info.config.get("split_seed", 42), fractions)[split]
+    pairs = split_labelled(labelled_data(sampler, data), info.config.get("split_seed", 42), fractions)[split]
     by_label: dict[str, list[str]] = {}
-    for index in chosen:
-        by_label.setdefault(labelled.labels[index], []).append(labelled.items[index])
+    for name, item in pairs:
+        by_label.setdefault(name, []).append(item)
     if label is not None:
         return [f"{sampler.nll(by_label.get(label, []) or _no_words(label, split), label):.6f}"]
     unknown = sorted(set(by_label) - set(info.labels))

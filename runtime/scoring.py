@@ -154,4 +154,4 @@ def mixture_scores(word_nll_of: Callable[[int], WordNll], info: ModelInfo, names
     for label in np.flatnonzero(counts):
         sums = np.array([nll.sum() for nll in word_nll_of(int(label))(names)], dtype=np.float64)
         log_p = np.logaddexp(log_p, np.log(counts[label] / counts.sum()) - sums)
-    return (-log_p / np.array([len(name) + 1 for name in names])).tolist()
+    return [float(score) for score in -log_p / np.array([len(name) + 1 for name in names])]

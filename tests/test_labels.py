@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from makemore.contract import ModelFileError, ModelInfo
 from makemore.data import DatasetError, Vocab, read_words, split_words
 from makemore.data.corpus import read_labelled_corpus, split_corpus
-from makemore.data.labels import label_problem, read_labelled
+from makemore.data.labels import label_problem, read_labelled, split_labelled
 from makemore.runtime.chunks import CHUNK_SIZE, ChunkSpan, chunk_labels
 from makemore.runtime.onnx_sampler import OnnxSampler
 from makemore.runtime.options import SamplingError, SamplingOptions
@@ -152,6 +152,9 @@ def test_labels_follow_their_items_through_the_split(tmp_path_factory, pairs, se
         ]
         assert items == plain[name]
         assert [corpus.labels[i] for i in tokens.labels] == [label_of_item[item] for item in items]
+    assert split_labelled(read_labelled(path), seed) == {
+        name: [(label_of_item[item], item) for item in plain[name]] for name in ("train", "val", "test")
+    }
 
 
 # ---- the models ---------------------------------------------------------------------------------------------------
@@ -255,10 +258,9 @@ def test_an_int8_labelled_file_keeps_its_labels_and_its_loss(labelled_models, la
     int8, plain = OnnxSampler(report.path), OnnxSampler(float_path)
     assert int8.info.labels == plain.info.labels and int8.info.label_counts == plain.info.label_counts
     assert report.mean_kl is not None and report.mean_kl < 0.01
-    words = read_labelled(labelled_path)
-    val = split_words(list(range(len(words.items))), 42)["val"]
+    val = split_labelled(read_labelled(labelled_path))["val"]
     for label in LABELS:  # test_quantize's bound on the val loss, label by label
-        items = [words.items[i] for i in val if words.labels[i] == label]
+        items = [item for name, item in val if name == label]
         assert abs(int8.nll(items, label) - plain.nll(items, label)) <= 0.01
     assert len(set(int8.sample(200, seed=5))) > 1
 
