@@ -389,3 +389,22 @@ def test_labels_round_trip_through_the_metadata() -> None:
     assert ModelInfo.from_metadata(info.to_metadata()) == info
     plain = ModelInfo("mlp", Vocab("abc"), 3).checked()
     assert "makemore.labels" not in plain.to_metadata() and ModelInfo.from_metadata(plain.to_metadata()) == plain
+
+
+def test_resume_keeps_the_labels(tmp_path) -> None:
+    """A conditional checkpoint resumes on labelled data with its labels, and on nothing else (one error line)."""
+    data, other, plain = tmp_path / "data.tsv", tmp_path / "other.tsv", tmp_path / "plain.txt"
+    pairs = [("f", "anna"), ("m", "bob"), ("f", "emma"), ("m", "carl"), ("f", "ida")]
+    data.write_text("".join(f"{label}\t{item}\n" for label, item in pairs), encoding="utf-8")
+    other.write_text("".join(f"x{label}\t{item}\n" for label, item in pairs), encoding="utf-8")
+    plain.write_text("".join(f"{item}\n" for _, item in pairs), encoding="utf-8")
+    first, second = tmp_path / "a.pt", tmp_path / "b.pt"
+    common = ("--steps", 5, "--samples", 0, "-q")
+    assert run("mm-train", "bigram-nn", "--data", data, "--labelled", "--out", first, *common).returncode == 0
+    resumed = run("mm-train", "bigram-nn", "--data", data, "--labelled", "--resume", first, "--out", second, *common)
+    assert resumed.returncode == 0, resumed.stderr
+    assert torch.load(second, weights_only=True)["labels"]["names"] == ["f", "m"]
+    for args in (("--data", other, "--labelled"), ("--data", plain)):
+        result = run("mm-train", "bigram-nn", *args, "--resume", first, "--out", tmp_path / "c.pt", *common)
+        assert_usage_error(result)
+        assert "labels" in result.stderr and not (tmp_path / "c.pt").exists()
