@@ -74,9 +74,14 @@ def probe_contexts(info: ModelInfo, rows: int = PROBE_ROWS) -> np.ndarray:
 
 
 def probe_labels(info: ModelInfo, rows: int) -> tuple[np.ndarray, ...]:
-    """A conditional model's probe labels (every label index in turn, int64 [rows]) as the extra argument of its
+    """A conditional model's probe labels (every label index in turn, the last label on the last row: a graph whose
+    label table is shorter than its metadata's labels fails at load; int64 [rows]) as the extra argument of its
     forward call; () for an unlabelled model."""
-    return (np.arange(rows, dtype=np.int64) % len(info.labels),) if info.labelled else ()
+    if not info.labelled:
+        return ()
+    labels = np.arange(rows, dtype=np.int64) % len(info.labels)
+    labels[-1] = len(info.labels) - 1
+    return (labels,)
 
 
 def probe_window_logits(logits_fn: Callable[..., np.ndarray], info: ModelInfo, source: str) -> None:

@@ -22,7 +22,7 @@ from makemore.data.tokens import Tokens, tokenize
 
 MAX_LABELS = 10_000  # distinct labels a file (so a model) may hold
 MAX_LABEL_LEN = 64  # characters of one label
-LABELLED_HELP = "The data file's lines are label<TAB>item: train a conditional model (see docs/data.md)."
+LABELLED_HELP = "The data file's lines are label<TAB>item: train a conditional model (see docs/labels.md)."
 
 
 def label_problem(label: object) -> str | None:
