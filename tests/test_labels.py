@@ -408,3 +408,22 @@ def test_resume_keeps_the_labels(tmp_path) -> None:
         result = run("mm-train", "bigram-nn", *args, "--resume", first, "--out", tmp_path / "c.pt", *common)
         assert_usage_error(result)
         assert "labels" in result.stderr and not (tmp_path / "c.pt").exists()
+
+
+def more_labels(props: dict) -> None:
+    """Metadata declaring 70 labels (config n_labels too) for a graph whose label table has 3 rows."""
+    import json
+
+    config = json.loads(props["makemore.config"])
+    props["makemore.config"] = json.dumps({**config, "n_labels": 70})
+    names = [f"l{i}" for i in range(70)]
+    props["makemore.labels"] = json.dumps({"names": names, "counts": [1] * 70})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["mlp", "gru"])
+def test_metadata_declaring_more_labels_than_the_graph_holds_is_refused_at_load(labelled_models, tmp_path, kind):
+    target = rewrite_metadata(labelled_models[kind][1], tmp_path / "more.onnx", more_labels)
+    with pytest.raises(ModelFileError) as caught:
+        OnnxSampler(target)
+    assert "probe" in str(caught.value) and "\n" not in str(caught.value)
