@@ -391,6 +391,7 @@ def test_labels_round_trip_through_the_metadata() -> None:
     assert "makemore.labels" not in plain.to_metadata() and ModelInfo.from_metadata(plain.to_metadata()) == plain
 
 
+@pytest.mark.slow  # trains (a few steps)
 def test_resume_keeps_the_labels(tmp_path) -> None:
     """A conditional checkpoint resumes on labelled data with its labels, and on nothing else (one error line)."""
     data, other, plain = tmp_path / "data.tsv", tmp_path / "other.tsv", tmp_path / "plain.txt"
