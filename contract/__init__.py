@@ -23,6 +23,7 @@ from makemore.contract.metadata import (
 )
 from makemore.contract.signature import (
     CONTEXT,
+    LABEL,
     LOGITS,
     TOKENS,
     IOSpec,
@@ -41,6 +42,7 @@ __all__ = [
     "CONTEXT",
     "CONTRACTS",
     "IOSpec",
+    "LABEL",
     "LOGITS",
     "MAX_BLOCK_SIZE",
     "MAX_LEN_LIMIT",

@@ -11,6 +11,7 @@ from typing import Any
 
 from makemore.data import MAX_VOCAB, SEED_MAX, UserError, Vocab, vocab_problem
 from makemore.data.bounds import MAX_LEN_LIMIT
+from makemore.data.labels import MAX_LABELS, label_problem
 
 CHECKPOINT_FORMAT_VERSION = 2  # model.pt (2: a nested, typed config; train/checkpoint.py reads 1 too)
 ONNX_FORMAT_VERSION = 1  # model.onnx (its metadata_props)
@@ -230,6 +231,13 @@ class ModelInfo:
     data_sha256: str = ""
     contract: str = DEFAULT_CONTRACT
     state: StateSpec | None = None  # the step contract's state
+    labels: tuple[str, ...] = ()  # a conditional model's labels (index order); () for an unlabelled model
+    label_counts: tuple[int, ...] = ()  # how many training words carried each label
+
+    @property
+    def labelled(self) -> bool:
+        """Whether the model is conditional: it takes a `label` input."""
+        return bool(self.labels)
 
     @property
     def max_len(self) -> int:
@@ -260,6 +268,9 @@ class ModelInfo:
         if self.state is not None and self.max_len > self.longest_name:  # max_len is an int in range by now
             raise ModelFileError(f"{source}: config max_len {self.max_len} exceeds the model's positions")
         check_metrics(self.metrics, source)
+        check_labels(self.labels, self.label_counts, source)
+        if self.config.get("n_labels", 0) != len(self.labels):
+            raise ModelFileError(f"{source}: config n_labels must equal the number of labels ({len(self.labels)})")
         if not isinstance(self.data_sha256, str) or not (self.data_sha256 == "" or SHA256.fullmatch(self.data_sha256)):
             raise ModelFileError(f"{source}: data_sha256 must be 64 hex digits or empty")
         return self
@@ -278,6 +289,8 @@ class ModelInfo:
         }
         if self.state is not None:
             values["state"] = self.state.to_json()
+        if self.labels:
+            values["labels"] = labels_json(self.labels, self.label_counts)
         return {METADATA_PREFIX + key: value for key, value in values.items()}
 
     @classmethod
@@ -303,7 +316,37 @@ class ModelInfo:
             data_sha256=values["data_sha256"],
             contract=values.get("contract", DEFAULT_CONTRACT),
             state=StateSpec.from_json(values["state"], source) if "state" in values else None,
+            **(parse_labels(values["labels"], source) if "labels" in values else {}),
         ).checked(source)
+
+
+def labels_json(names: tuple[str, ...], counts: tuple[int, ...]) -> str:
+    """`makemore.labels`: {"names": [...], "counts": [...]} (a conditional model's labels, index order, and how
+    many training words carried each)."""
+    return json.dumps({"names": list(names), "counts": list(counts)}, sort_keys=True)
+
+
+def parse_labels(text: str, source: str) -> dict[str, tuple[Any, ...]]:
+    """`makemore.labels` as ModelInfo's labels and label_counts (checked by ModelInfo.checked)."""
+    value = parse_json_object(text, "labels", source)
+    names, counts = value.get("names"), value.get("counts")
+    if set(value) != {"names", "counts"} or not isinstance(names, list) or not isinstance(counts, list):
+        raise ModelFileError(f"{source}: labels must be an object of two lists, names and counts")
+    return {"labels": tuple(names), "label_counts": tuple(counts)}
+
+
+def check_labels(names: object, counts: object, source: str) -> None:
+    """Labels: 0 to MAX_LABELS distinct names (each as data.labels.label_problem allows) and as many counts,
+    whole numbers >= 0 with a positive sum (a label is drawn from them); ModelFileError otherwise."""
+    if not isinstance(names, tuple) or not isinstance(counts, tuple) or len(names) > MAX_LABELS:
+        raise ModelFileError(f"{source}: labels must be at most {MAX_LABELS:,} names")
+    if len(counts) != len(names):
+        raise ModelFileError(f"{source}: labels need one count per name ({len(names)}), got {len(counts)}")
+    problem = next((label_problem(name) for name in names if label_problem(name) is not None), None)
+    if problem is not None or len(set(names)) != len(names):
+        raise ModelFileError(f"{source}: labels must be distinct names ({problem or 'one is repeated'})")
+    if not all(is_int(c) and 0 <= c <= 2**63 - 1 for c in counts) or (names and sum(counts) == 0):
+        raise ModelFileError(f"{source}: label counts must be whole numbers >= 0, not all 0")
 
 
 def summary_json(value: Any) -> Any:

@@ -12,7 +12,9 @@ from makemore.data import first_line
 CONTEXT = "context"  # window contract input: int64 [batch, block_size]
 TOKENS = "tokens"  # step contract input: int64 [batch, steps]
 LOGITS = "logits"  # output: float32 [batch, V] (window), [batch, steps, V] (step)
-StepFn = Callable[[np.ndarray, list[np.ndarray]], tuple[np.ndarray, list[np.ndarray]]]
+LABEL = "label"  # a conditional model's input (either contract): int64 [batch], each row's label index
+# (tokens [B, T], state) -> (logits, new state); a conditional model's also takes label [B] as a third argument
+StepFn = Callable[..., tuple[np.ndarray, list[np.ndarray]]]
 PROBE_ROWS = 64  # contexts run at load to check the logits' shape and finiteness
 PROBE_STATE_BYTES = 8 << 20  # state a load probe may allocate: a big state is probed on fewer rows (at least 1)
 NON_FINITE = "the model gives non-finite logits (NaN or infinite weights?)"
@@ -36,10 +38,21 @@ def _has_dims(spec: IOSpec, dims: Sequence[int | None]) -> bool:
     )
 
 
+def check_label_input(by_name: dict[str, IOSpec], info: ModelInfo, source: str) -> None:
+    """A conditional model's `label` input is int64 [batch] (its metadata's labels say it has one)."""
+    label = by_name.get(LABEL)
+    if info.labelled and (label is None or label.type != "tensor(int64)" or not _has_dims(label, (None,))):
+        raise ModelFileError(f"{source}: a model with labels needs the input label int64 [batch]")
+
+
 def check_window_signature(inputs: Sequence[IOSpec], outputs: Sequence[IOSpec], info: ModelInfo, source: str) -> None:
-    """context int64 [batch, block_size] -> logits float32 [batch, V], as the metadata says."""
-    if [spec.name for spec in inputs] != [CONTEXT]:
-        raise ModelFileError(f"{source} does not have the makemore input `context` (it has {[i.name for i in inputs]})")
+    """context int64 [batch, block_size] (and a conditional model's label int64 [batch]) -> logits float32
+    [batch, V], as the metadata says."""
+    names = [spec.name for spec in inputs]
+    if names != [CONTEXT, *([LABEL] if info.labelled else [])]:
+        what = "inputs `context` and `label`" if info.labelled else "input `context`"
+        raise ModelFileError(f"{source} does not have the makemore {what} (it has {names})")
+    check_label_input({spec.name: spec for spec in inputs}, info, source)
     context = inputs[0]
     if context.type != "tensor(int64)" or not _has_dims(context, (None, info.block_size)):
         raise ModelFileError(
@@ -60,11 +73,22 @@ def probe_contexts(info: ModelInfo, rows: int = PROBE_ROWS) -> np.ndarray:
     return np.repeat(ids[:, None], info.block_size, axis=1)
 
 
-def probe_window_logits(logits_fn: Callable[[np.ndarray], np.ndarray], info: ModelInfo, source: str) -> None:
+def probe_labels(info: ModelInfo, rows: int) -> tuple[np.ndarray, ...]:
+    """A conditional model's probe labels (every label index in turn, the last label on the last row: a graph whose
+    label table is shorter than its metadata's labels fails at load; int64 [rows]) as the extra argument of its
+    forward call; () for an unlabelled model."""
+    if not info.labelled:
+        return ()
+    labels = np.arange(rows, dtype=np.int64) % len(info.labels)
+    labels[-1] = len(info.labels) - 1
+    return (labels,)
+
+
+def probe_window_logits(logits_fn: Callable[..., np.ndarray], info: ModelInfo, source: str) -> None:
     """Run the model once: logits must be [rows, V] and finite (a model with NaN weights is refused here)."""
     context = probe_contexts(info, min(PROBE_ROWS, info.vocab.size))
     try:
-        logits = np.asarray(logits_fn(context))
+        logits = np.asarray(logits_fn(context, *probe_labels(info, len(context))))
     except Exception as err:  # onnxruntime raises untyped errors for a graph that cannot run
         raise ModelFileError(f"{source}: the model fails on a probe batch ({failure(err)})") from None
     if logits.shape != (len(context), info.vocab.size):
@@ -95,8 +119,9 @@ def check_step_signature(inputs: Sequence[IOSpec], outputs: Sequence[IOSpec], in
     """tokens int64 [batch, steps] + state -> logits float32 [batch, steps, V] + new state, as makemore.state says."""
     tensors = state_of(info).tensors
     by_name = {spec.name: spec for spec in inputs}
-    if sorted(by_name) != sorted([TOKENS, *(t.input for t in tensors)]):
-        raise ModelFileError(f"{source}: inputs {sorted(by_name)} do not match its state metadata")
+    if sorted(by_name) != sorted([TOKENS, *([LABEL] if info.labelled else []), *(t.input for t in tensors)]):
+        raise ModelFileError(f"{source}: inputs {sorted(by_name)} do not match its state and labels metadata")
+    check_label_input(by_name, info, source)
     tokens = by_name[TOKENS]
     if tokens.type != "tensor(int64)" or not _has_dims(tokens, (None, None)):
         raise ModelFileError(f"{source}: input tokens is {tokens.type} {list(tokens.shape)}, not int64 [batch, steps]")
@@ -159,7 +184,7 @@ def probe_step(step_fn: StepFn, info: ModelInfo, source: str, tokens: np.ndarray
     declared shapes at past + steps (ModelFileError otherwise); the new state."""
     rows, steps = tokens.shape
     try:
-        logits, state = step_fn(tokens, empty_state(info, rows, past))
+        logits, state = step_fn(tokens, empty_state(info, rows, past), *probe_labels(info, rows))
     except Exception as err:  # onnxruntime raises untyped errors for a graph that cannot run
         raise ModelFileError(f"{source}: the model fails on a probe batch ({failure(err)})") from None
     if np.shape(logits) != (rows, steps, info.vocab.size):
@@ -195,7 +220,7 @@ def probe_positions(step_fn: StepFn, info: ModelInfo, source: str) -> None:
         raise ModelFileError(f"{source}: a key/value cache needs makemore.state's max_positions")
     tokens = np.ones((1, 1), dtype=np.int64) % info.vocab.size
     try:
-        logits, _ = step_fn(tokens, empty_state(info, 1, positions - 1))
+        logits, _ = step_fn(tokens, empty_state(info, 1, positions - 1), *probe_labels(info, 1))
     except Exception as err:  # onnxruntime raises untyped errors for a graph that cannot run
         raise ModelFileError(
             f"{source}: its metadata declare {positions:,} positions, but the graph fails at position"

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from makemore.data.dataset import SEED_MAX
+from makemore.data.labels import MAX_LABEL_LEN, MAX_LABELS
 
 MAX_LEN_LIMIT = 100_000  # characters in one name: beyond it, a request or a file is a mistake
 MAX_WORKERS = 1024  # threads one request may ask for (fewer run: see runtime.sampling.busy_workers)
@@ -104,6 +105,7 @@ SAMPLING: dict[str, Bound] = {
     "contains": Bound(str, 0, MAX_LEN_LIMIT),
     "match": Bound(str, 0, MAX_REGEX),  # a regular expression the whole name matches (re.fullmatch)
     "exclude": Bound(tuple, 0, MAX_EXCLUDE),  # names never drawn (their characters: MAX_EXCLUDE_CHARS in all)
+    "label": Bound(str, 1, MAX_LABEL_LEN, nullable=True),  # a conditional model's label (None: drawn per name)
 }
 
 # Beam search (runtime.beam): the rows it keeps (its memory) and the names it returns; its rows' characters
@@ -133,6 +135,7 @@ TRAINING: dict[str, Bound] = {
     "buckets": Bound(int, 1, 1024),
     "warmup": Bound(int, 0, 10_000_000),
     "steps_done": Bound(int, 0, 2**63 - 1),
+    "n_labels": Bound(int, 1, MAX_LABELS),
     "lr": Bound(float, 0.0, None, low_open=True, words="a positive number"),
     "weight_decay": Bound(float, 0.0, None, words="a number >= 0"),
     "dropout": Bound(float, 0.0, 1.0, high_open=True, words="in [0, 1)"),

@@ -24,6 +24,7 @@ from makemore.data.dataset import (
     split_counts,
 )
 from makemore.data.errors import DatasetError
+from makemore.data.labels import labelled_tokens, read_labelled
 from makemore.data.reader import (
     MAX_CODE_POINT,
     READ_BYTES,
@@ -43,6 +44,7 @@ class Corpus:
     vocab: Vocab
     tokens: Tokens
     sha256: str
+    labels: tuple[str, ...] = ()  # labelled data: the label names, sorted (tokens.labels index them)
 
 
 def read_corpus(path: str | Path, block_bytes: int = READ_BYTES) -> Corpus:
@@ -76,6 +78,13 @@ def read_corpus(path: str | Path, block_bytes: int = READ_BYTES) -> Corpus:
     tokens = Tokens(ids, offsets)
     check_usable(path, n_words, lambda: _all_alike(tokens))
     return Corpus(vocab, tokens, digest.hexdigest())
+
+
+def read_labelled_corpus(path: str | Path) -> Corpus:
+    """The items of a file of `label<TAB>item` lines (data.labels.read_labelled) as tokens with their labels."""
+    words = read_labelled(path)
+    vocab, tokens, names = labelled_tokens(words)
+    return Corpus(vocab, tokens, words.sha256, names)
 
 
 def _all_alike(tokens: Tokens, rows: int = 1 << 20) -> bool:

@@ -23,9 +23,12 @@ class WindowRows:
     def __len__(self) -> int:
         return self.tokens.n_examples
 
-    def take(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """int64 X[B, block_size], Y[B] of the given rows."""
-        return window_rows(self.tokens, rows, self.block_size)
+    def take(self, rows: np.ndarray) -> tuple[np.ndarray, ...]:
+        """int64 X[B, block_size], Y[B] of the given rows (and their labels, int64 [B], for labelled tokens)."""
+        x, y = window_rows(self.tokens, rows, self.block_size)
+        if self.tokens.labels is None:
+            return x, y
+        return x, y, self.tokens.labels[self.tokens.word_of_examples(rows)]
 
     def rows_of_words(self, words: np.ndarray) -> np.ndarray:
         """The rows of the given (sorted) words, in row order."""
@@ -41,9 +44,12 @@ class SequenceRows:
     def __len__(self) -> int:
         return self.tokens.n_words
 
-    def take(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """int64 X, Y [B, the batch's longest word + 1], padded with the boundary and `ignore`."""
-        return sequence_rows(self.tokens, self.tokens.by_length[np.asarray(rows, dtype=np.int64)], self.ignore)
+    def take(self, rows: np.ndarray) -> tuple[np.ndarray, ...]:
+        """int64 X, Y [B, the batch's longest word + 1], padded with the boundary and `ignore` (and the words'
+        labels, int64 [B], for labelled tokens)."""
+        words = self.tokens.by_length[np.asarray(rows, dtype=np.int64)]
+        x, y = sequence_rows(self.tokens, words, self.ignore)
+        return (x, y) if self.tokens.labels is None else (x, y, self.tokens.labels[words])
 
     def rows_of_words(self, words: np.ndarray) -> np.ndarray:
         """The rows of the given words, in row order."""
@@ -73,6 +79,15 @@ def subset(rows: Rows, max_words: int, seed: int = SUBSET_SEED) -> np.ndarray | 
         return None
     words = np.sort(np.random.default_rng(seed).choice(n_words, size=max_words, replace=False))
     return rows.rows_of_words(words)
+
+
+def label_rows(rows: Rows, label: int, chosen: np.ndarray | None = None) -> np.ndarray:
+    """The rows (among `chosen`, all when None) of the words whose label index is `label`, in row order."""
+    labels = rows.tokens.labels
+    if labels is None:
+        raise ValueError("these rows have no labels")
+    picked = rows.rows_of_words(np.flatnonzero(labels == label))
+    return picked if chosen is None else np.intersect1d(picked, chosen)
 
 
 def row_count(rows: Rows, chosen: np.ndarray | None) -> int:

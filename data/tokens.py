@@ -30,10 +30,12 @@ def token_dtype(vocab_size: int) -> np.dtype:
 
 @dataclass(frozen=True)
 class Tokens:
-    """The words of one split: `ids`, all their character indices concatenated, and `offsets` [n_words + 1]."""
+    """The words of one split: `ids`, all their character indices concatenated, and `offsets` [n_words + 1];
+    `labels`: each word's label index (int64 [n_words]) for labelled data, None otherwise."""
 
     ids: np.ndarray
     offsets: np.ndarray
+    labels: np.ndarray | None = None
 
     @property
     def n_words(self) -> int:
@@ -71,7 +73,11 @@ class Tokens:
             ids[offsets[start] : offsets[stop]] = self.ids[
                 np.repeat(shift, lengths[start:stop]) + np.arange(offsets[start], offsets[stop])
             ]
-        return Tokens(ids, offsets)
+        return Tokens(ids, offsets, None if self.labels is None else self.labels[words])
+
+    def word_of_examples(self, examples: np.ndarray) -> np.ndarray:
+        """The word (int64) of each example index."""
+        return np.searchsorted(self.example_offsets, np.asarray(examples, dtype=np.int64), side="right") - 1
 
     def examples_of(self, words: np.ndarray) -> np.ndarray:
         """The example indices of the given words (int64), word after word."""
@@ -209,10 +215,17 @@ def _packed(columns: np.ndarray, radix: int) -> list[np.ndarray]:
     ]
 
 
-def bigram_counts(tokens: Tokens, vocab_size: int, chunk: int = 1 << 20) -> np.ndarray:
-    """int64 counts [V, V] of (previous index, next index) over every example, `chunk` examples at a time."""
-    counts = np.zeros(vocab_size * vocab_size, dtype=np.int64)
+def bigram_counts(tokens: Tokens, vocab_size: int, n_labels: int = 0, chunk: int = 1 << 20) -> np.ndarray:
+    """int64 counts [V, V] of (previous index, next index) over every example, `chunk` examples at a time;
+    with `n_labels` (labelled tokens), [n_labels, V, V]: each label's own counts."""
+    cells = vocab_size * vocab_size
+    counts = np.zeros(max(n_labels, 1) * cells, dtype=np.int64)
     for start in range(0, tokens.n_examples, chunk):
-        x, y = window_rows(tokens, np.arange(start, min(start + chunk, tokens.n_examples)), 1)
-        counts += np.bincount(x[:, 0] * vocab_size + y, minlength=vocab_size * vocab_size)
-    return counts.reshape(vocab_size, vocab_size)
+        examples = np.arange(start, min(start + chunk, tokens.n_examples))
+        x, y = window_rows(tokens, examples, 1)
+        key = x[:, 0] * vocab_size + y
+        if n_labels:
+            assert tokens.labels is not None
+            key = key + tokens.labels[tokens.word_of_examples(examples)] * cells
+        counts += np.bincount(key, minlength=len(counts))
+    return counts.reshape(vocab_size, vocab_size) if not n_labels else counts.reshape(n_labels, vocab_size, vocab_size)

@@ -16,8 +16,8 @@ import numpy as np
 import onnx
 import torch
 from makemore.contract import CONTEXT as INPUT_NAME
+from makemore.contract import LABEL, PAST, TOKENS, ModelInfo, empty_state
 from makemore.contract import LOGITS as OUTPUT_NAME
-from makemore.contract import PAST, TOKENS, ModelInfo, empty_state
 from makemore.data import BOUNDARY, UserError, atomic_write, check_output_path, first_line
 from makemore.runtime.onnx_sampler import open_session, session_forward
 from makemore.train.checkpoint import load_checkpoint, load_model, model_info
@@ -52,8 +52,9 @@ class ExportReport:
     mean_kl: float | None = None  # int8 vs torch, when quantized
 
 
-def to_onnx_bytes(model: torch.nn.Module, vocab_size: int, block_size: int, opset: int) -> bytes:
-    """Serialize `model`'s forward: int64 context [batch, block_size] -> float32 logits [batch, V].
+def to_onnx_bytes(model: torch.nn.Module, vocab_size: int, block_size: int, opset: int, n_labels: int = 0) -> bytes:
+    """Serialize `model`'s forward: int64 context [batch, block_size] (and a conditional model's label int64
+    [batch]) -> float32 logits [batch, V].
 
     We use the TorchScript exporter (dynamo=False): these models are a handful of standard ops
     (Gather, Gemm, Tanh), it needs only the `onnx` package (no onnxscript), writes one in-memory
@@ -62,7 +63,11 @@ def to_onnx_bytes(model: torch.nn.Module, vocab_size: int, block_size: int, opse
     """
     example = torch.randint(0, vocab_size, (2, block_size), dtype=torch.int64)
     axes = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}
-    return trace_to_onnx(model, (example,), [INPUT_NAME], [OUTPUT_NAME], axes, opset)
+    if not n_labels:
+        return trace_to_onnx(model, (example,), [INPUT_NAME], [OUTPUT_NAME], axes, opset)
+    label = torch.arange(2, dtype=torch.int64) % n_labels
+    axes[LABEL] = {0: "batch"}
+    return trace_to_onnx(model, (example, label), [INPUT_NAME, LABEL], [OUTPUT_NAME], axes, opset)
 
 
 def trace_to_onnx(
@@ -87,14 +92,17 @@ def trace_to_onnx(
 
 
 class StepGraph(torch.nn.Module):
-    """A sequence model's `step` as the graph's forward: (tokens, *state) -> (logits, *new state)."""
+    """A sequence model's `step` as the graph's forward: (tokens, *state) -> (logits, *new state); a conditional
+    model's: (tokens, label, *state)."""
 
-    def __init__(self, model: torch.nn.Module) -> None:
+    def __init__(self, model: torch.nn.Module, labelled: bool = False) -> None:
         super().__init__()
-        self.model = model
+        self.model, self.labelled = model, labelled
 
-    def forward(self, tokens: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return self.model.step(tokens, *state)
+    def forward(self, tokens: torch.Tensor, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        if self.labelled:
+            return self.model.step(tokens, *inputs[1:], label=inputs[0])
+        return self.model.step(tokens, *inputs)
 
 
 def to_step_onnx_bytes(model: torch.nn.Module, info: ModelInfo, opset: int) -> bytes:
@@ -108,15 +116,18 @@ def to_step_onnx_bytes(model: torch.nn.Module, info: ModelInfo, opset: int) -> b
     example_tokens = torch.randint(0, info.vocab.size, (2, 3), dtype=torch.int64)
     example_state = tuple(torch.zeros(t.zeros_shape(2, past=2)) for t in tensors)
     axes = {TOKENS: {0: "batch", 1: "steps"}, OUTPUT_NAME: {0: "batch", 1: "steps"}}
+    labels = (torch.arange(2, dtype=torch.int64) % len(info.labels),) if info.labelled else ()
+    if info.labelled:
+        axes[LABEL] = {0: "batch"}
     for t in tensors:
         past = {t.shape.index(PAST): "past"} if PAST in t.shape else {}
         grown = {t.shape.index(PAST): "past_and_steps"} if PAST in t.shape else {}
         axes[t.input] = {t.batch_axis: "batch", **past}
         axes[t.output] = {t.batch_axis: "batch", **grown}
     return trace_to_onnx(
-        StepGraph(model).eval(),  # a fresh module trains by default: export would leave model in train mode
-        (example_tokens, *example_state),
-        [TOKENS, *(t.input for t in tensors)],
+        StepGraph(model, info.labelled).eval(),  # a fresh module trains by default: export would leave it so
+        (example_tokens, *labels, *example_state),
+        [TOKENS, *([LABEL] if info.labelled else []), *(t.input for t in tensors)],
         [OUTPUT_NAME, *(t.output for t in tensors)],
         axes,
         opset,
@@ -147,7 +158,7 @@ def export_checkpoint(
     model = load_model(checkpoint, str(checkpoint_path))
     try:
         if info.state is None:
-            raw = to_onnx_bytes(model, info.vocab.size, info.block_size, opset)
+            raw = to_onnx_bytes(model, info.vocab.size, info.block_size, opset, len(info.labels))
         else:
             raw = to_step_onnx_bytes(model, info, opset)
     except Exception as err:  # the exporter raises many types; report one line
@@ -159,6 +170,8 @@ def export_checkpoint(
         if info.state is None
         else ": tokens[batch, steps] int64 + state -> logits[batch, steps, V] + new state"
     )
+    if info.labelled:
+        proto.doc_string += f"; label[batch] int64 (one of {len(info.labels)} labels, makemore.labels)"
     stamp_and_check(proto, info, "exported model")
     model_bytes = proto.SerializeToString()
     max_diff = verify_against_torch(model_bytes, model, info, seed)
@@ -226,22 +239,32 @@ def quantize_int8(proto: onnx.ModelProto, info: ModelInfo) -> bytes:
 
 
 def step_logits_both_ways(session, model: torch.nn.Module, info: ModelInfo, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """A step model on VERIFY_STEP_ROWS random words of VERIFY_STEPS positions (the boundary first): onnxruntime
-    fed the whole sequence in one call, then one token at a time carrying the state, against torch's full
-    forward. Rows [positions, V] of both ways, stacked."""
+    """A step model on VERIFY_STEP_ROWS random words of VERIFY_STEPS positions (the boundary first; a conditional
+    model's with random labels): onnxruntime fed the whole sequence in one call, then one token at a time carrying
+    the state, against torch's full forward. Rows [positions, V] of both ways, stacked."""
     steps = min(VERIFY_STEPS, info.state.max_positions or VERIFY_STEPS)
     tokens = np.random.default_rng(seed).integers(1, info.vocab.size, (VERIFY_STEP_ROWS, steps), dtype=np.int64)
     tokens[:, 0] = BOUNDARY
+    labels = verify_labels(info, len(tokens), seed)
     with torch.no_grad():
-        torch_logits = model(torch.from_numpy(tokens)).numpy()
+        torch_logits = model(*(torch.from_numpy(a) for a in (tokens, *labels))).numpy()
     forward = session_forward(session, info)
-    whole = forward.step_fn(tokens, empty_state(info, len(tokens)))[0]
+    whole = forward.step_fn(tokens, empty_state(info, len(tokens)), *labels)[0]
     state, pieces = empty_state(info, len(tokens)), []
     for pos in range(steps):
-        logits, state = forward.step_fn(tokens[:, pos : pos + 1], state)
+        logits, state = forward.step_fn(tokens[:, pos : pos + 1], state, *labels)
         pieces.append(logits)
     ort_logits = np.concatenate([whole, np.concatenate(pieces, axis=1)]).reshape(-1, info.vocab.size)
     return ort_logits, np.concatenate([torch_logits, torch_logits]).reshape(-1, info.vocab.size)
+
+
+def verify_labels(info: ModelInfo, rows: int, seed: int) -> tuple[np.ndarray, ...]:
+    """A conditional model's random label indices for the verify rows (int64 [rows]: every label among them when
+    there are no more labels than rows); () for an unlabelled model."""
+    if not info.labelled:
+        return ()
+    labels = np.arange(rows, dtype=np.int64) % len(info.labels)
+    return (np.random.default_rng(seed + 1).permutation(labels) if len(info.labels) <= rows else labels,)
 
 
 def logits_both_ways(
@@ -254,9 +277,10 @@ def logits_both_ways(
     else:
         shape = (VERIFY_BATCH, info.block_size)
         context = np.random.default_rng(seed).integers(0, info.vocab.size, shape, dtype=np.int64)
+        labels = verify_labels(info, len(context), seed)
         with torch.no_grad():
-            torch_logits = model(torch.from_numpy(context)).numpy()
-        ort_logits = session.run([OUTPUT_NAME], {INPUT_NAME: context})[0]
+            torch_logits = model(*(torch.from_numpy(a) for a in (context, *labels))).numpy()
+        ort_logits = session.run([OUTPUT_NAME], {INPUT_NAME: context, **({LABEL: labels[0]} if labels else {})})[0]
     if not np.isfinite(torch_logits).all():
         raise ExportError("the model's logits are not finite on random contexts (weights too large?); nothing written")
     if not np.isfinite(ort_logits).all():

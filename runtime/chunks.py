@@ -12,6 +12,11 @@ or that row is still running. So name j depends on (seed, j) and the model only:
 asked for, how many workers sample them, which shard or which other names are sampled with it. A port (for
 example to JavaScript) needs numpy's SeedSequence hash, PCG64 and that double conversion, nothing else.
 
+A conditional model draws each name's label (when the request gives none) from a second generator of the chunk,
+`SeedSequence(seed, spawn_key=(k, 1))`: one double per row (row r takes the r-th), the label the first whose
+cumulative training count exceeds u * total. The character draws are untouched, so an unlabelled model's names
+never change, and a name's label, like its characters, depends on (seed, j) alone.
+
 A chunk that samples only rows [lo, hi) skips the other draws with PCG64's `advance` (a jump, not a loop), so a
 chunk runs as several pieces on fresh decoders (sampling.rows_per_decoder) and gives the same names.
 """
@@ -73,6 +78,24 @@ class ChunkDraws:
             self.advance(self.skip)
         self.skip = CHUNK_SIZE - self.rows  # the rows after this span, then those before it at the next position
         return self.random(self.rows)
+
+
+LABEL_STREAM = 1  # second spawn-key entry of a chunk's label draws
+
+
+def label_uniforms(seed: int, span: ChunkSpan) -> np.ndarray:
+    """The label uniforms of rows [lo, hi) of a chunk: float64 [rows], row i's is draw lo + i of the chunk's."""
+    bits = np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(span.index, LABEL_STREAM)))
+    bits.advance(span.lo)
+    return np.random.Generator(bits).random(span.rows)
+
+
+def chunk_labels(seed: int, span: ChunkSpan, counts: tuple[int, ...]) -> np.ndarray:
+    """Each row's label index (int64 [rows]), drawn in proportion to `counts` (a label of count 0 never)."""
+    cumulative = np.cumsum(np.asarray(counts, dtype=np.float64))
+    threshold = np.minimum(label_uniforms(seed, span) * cumulative[-1], np.nextafter(cumulative[-1], 0))
+    labels: np.ndarray = np.searchsorted(cumulative, threshold, side="right").astype(np.int64)
+    return labels
 
 
 def parse_shard(text: str) -> tuple[int, int]:

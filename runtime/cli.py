@@ -12,6 +12,7 @@ import typer
 from makemore.data import UserError
 from makemore.data.bounds import MAX_EXCLUDE, MAX_EXCLUDE_CHARS, MAX_REGEX
 from makemore.data.cli import run_cli, stdout
+from makemore.data.labels import LabelledWords
 from makemore.data.reader import DATA_HELP
 from makemore.runtime.options import SamplingOptions
 from makemore.runtime.parallel import check_workers, usable_cores
@@ -21,6 +22,10 @@ gen_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich
 eval_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
 
 SAMPLES_SEED = 0  # mm-eval --samples is reproducible
+LABEL_HELP = (
+    "A conditional model's label: every name is sampled (or scored) under it. Without it each name's label is"
+    " drawn from the training frequencies, reproducibly from --seed (scoring: the mixture of the labels)."
+)
 
 
 @gen_app.command(
@@ -61,6 +66,7 @@ def gen_command(
             metavar="W",
         ),
     ] = None,
+    label: Annotated[str | None, typer.Option(help=LABEL_HELP)] = None,
     novel_vs: Annotated[
         Path | None,
         typer.Option(help="Drop names in this file; sample until n new ones (holds the file's lines in memory)."),
@@ -113,6 +119,7 @@ def gen_command(
         contains=contains,
         match=match,
         exclude=tuple(read_exclude(exclude)) if exclude is not None else (),
+        label=label,
     )
     workers = check_workers(usable_cores() if workers is None else workers, "--workers")
     start, stop = shard_range(n, *parse_shard(shard)) if shard is not None else (0, n)
@@ -123,6 +130,7 @@ def gen_command(
         raise UserError(f"--json cannot be combined with {other}")
     form = "json" if as_json else "jsonl" if as_jsonl else ""
     sampler = OnnxSampler(model, workers=workers)
+    options.label_index(sampler.info)  # an unknown label: one error line before any work
     if beam is not None:
         found = sampler.beam(n, options, width=beam)  # checked and searched before anything is printed
         write_scored(stdout(), found, form)
@@ -176,7 +184,11 @@ def write_scored(out: TextIO, found: list[tuple[str, float]], form: str = "") ->
 
 
 def model_words(sampler: Sampler, data: Path | None) -> list[str]:
-    """The words of `data` (default: bundled names), with a warning when the model was trained on other data."""
+    """The words of `data` (default: bundled names; a conditional model's: the items of its label<TAB>item file,
+    which it needs), with a warning when the model was trained on other data."""
+    if sampler.info.labelled:
+        labelled = labelled_data(sampler, data)
+        return labelled.items
     from makemore.data import bundled_names_path, read_words_sha256
 
     data = data or bundled_names_path()
@@ -184,6 +196,45 @@ def model_words(sampler: Sampler, data: Path | None) -> list[str]:
     if sampler.info.data_sha256 and sha256 != sampler.info.data_sha256:
         print(f"warning: {data} is not the data this model was trained on (sha256 differs)", file=sys.stderr)
     return words
+
+
+def labelled_data(sampler: Sampler, data: Path | None) -> LabelledWords:
+    """A conditional model's data file (label<TAB>item lines; --data is required), with the same warning."""
+    from makemore.data.labels import read_labelled
+
+    if data is None:
+        raise UserError("this model is conditional: give --data, its file of label<TAB>item lines")
+    labelled = read_labelled(data)
+    if sampler.info.data_sha256 and labelled.sha256 != sampler.info.data_sha256:
+        print(f"warning: {data} is not the data this model was trained on (sha256 differs)", file=sys.stderr)
+    return labelled
+
+
+def label_losses(sampler: Sampler, data: Path | None, split: str, label: str | None) -> list[str]:
+    """mm-eval's lines for a conditional model on a split of its labelled data: the mean NLL per character over
+    every word (each under its own label), then `loss<TAB>label` for each label that the split holds (with
+    `label`: that label's words only, one line)."""
+    from makemore.data.dataset import DEFAULT_FRACTIONS
+    from makemore.data.labels import split_labelled
+
+    info = sampler.info
+    fractions = tuple(info.config.get("split_fractions", DEFAULT_FRACTIONS))
+    pairs = split_labelled(labelled_data(sampler, data), info.config.get("split_seed", 42), fractions)[split]
+    by_label: dict[str, list[str]] = {}
+    for name, item in pairs:
+        by_label.setdefault(name, []).append(item)
+    if label is not None:
+        return [f"{sampler.nll(by_label.get(label, []) or _no_words(label, split), label):.6f}"]
+    unknown = sorted(set(by_label) - set(info.labels))
+    if unknown:
+        raise UserError(f"the data holds a label this model does not know: {unknown[0]!r:.40}")
+    totals = {name: sampler.nll_totals(by_label[name], name) for name in info.labels if name in by_label}
+    total, count = sum(t for t, _ in totals.values()), sum(c for _, c in totals.values())
+    return [f"{total / count:.6f}", *(f"{t / c:.6f}\t{name}" for name, (t, c) in totals.items())]
+
+
+def _no_words(label: str, split: str) -> list[str]:
+    raise UserError(f"the {split} split holds no word of label {label!r:.40}")
 
 
 def write_names(out: TextIO, chunks: Iterable[list[str]], form: str = "") -> None:
@@ -229,6 +280,13 @@ def eval_command(
     workers: Annotated[
         int | None, typer.Option(help="Threads sampling chunks of --samples at once [default: the usable cores].")
     ] = None,
+    label: Annotated[
+        str | None,
+        typer.Option(
+            help="A conditional model's label: --score scores under it [default: the mixture of the labels];"
+            " a split's NLL is that label's words' [default: every word under its own label, then each label's]."
+        ),
+    ] = None,
 ) -> None:
     from makemore.runtime.novelty import NoveltyCounter, format_novelty, model_split
     from makemore.runtime.onnx_sampler import OnnxSampler
@@ -237,10 +295,18 @@ def eval_command(
     workers = check_workers(usable_cores() if workers is None else workers, "--workers")
     out = stdout()
     sampler = OnnxSampler(model, workers=workers)
+    SamplingOptions(label=label).label_index(sampler.info)  # an unknown label: one error line
     if score:
-        for name, nll in zip(names or [], sampler.score(names or []), strict=True):
+        for name, nll in zip(names or [], sampler.score(names or [], label), strict=True):
             out.write(f"{nll:.6f}\t{name}\n")
         return
+    if sampler.info.labelled and samples is None:
+        if split not in ("train", "val", "test"):
+            raise UserError(f"unknown split {split!r:.40}: choose train, val or test")
+        out.write("\n".join(label_losses(sampler, data, split, label)) + "\n")
+        return
+    if label is not None and samples is not None:
+        raise UserError("--label cannot be combined with --samples (names are drawn under every label)")
     splits = model_split(sampler.info, model_words(sampler, data))
     if samples is not None:
         counter = NoveltyCounter(splits)

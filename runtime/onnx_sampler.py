@@ -10,6 +10,7 @@ import numpy as np
 import onnxruntime as ort
 from makemore.contract import (
     CONTEXT,
+    LABEL,
     LOGITS,
     TOKENS,
     IOSpec,
@@ -84,13 +85,16 @@ def session_forward(
     """The forward pass of a session under its contract; `checked`: every call's output shapes are checked
     (the load probe checks them itself, with its own messages)."""
     if info.state is None:
-        return WindowForward(lambda context: window_logits(session, context, info, checked), info)
+        return WindowForward(lambda context, *label: window_logits(session, context, info, checked, *label), info)
     inputs = [t.input for t in info.state.tensors]
     outputs = [LOGITS, *(t.output for t in info.state.tensors)]
 
-    def step(tokens: np.ndarray, state: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+    def step(
+        tokens: np.ndarray, state: list[np.ndarray], label: np.ndarray | None = None
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
         tokens = np.ascontiguousarray(tokens, dtype=np.int64)
-        logits, *new_state = run_session(session, outputs, {TOKENS: tokens, **dict(zip(inputs, state, strict=True))})
+        feed = {TOKENS: tokens, **label_feed(info, label), **dict(zip(inputs, state, strict=True))}
+        logits, *new_state = run_session(session, outputs, feed)
         if checked:
             check_step_outputs(tokens, state, logits, new_state, info)
         return logits, new_state
@@ -98,12 +102,25 @@ def session_forward(
     return StepForward(step, info)
 
 
+def label_feed(info: ModelInfo, label: np.ndarray | None) -> dict[str, np.ndarray]:
+    """The `label` input of a conditional model's call (int64 [B]), none for an unlabelled model's; ValueError
+    when the one is given without the other."""
+    if info.labelled != (label is not None):
+        raise ValueError("a conditional model's call needs a label [B]; an unlabelled model's takes none")
+    return {} if label is None else {LABEL: np.ascontiguousarray(label, dtype=np.int64)}
+
+
 def window_logits(
-    session: ort.InferenceSession, context: np.ndarray, info: ModelInfo, checked: bool = True
+    session: ort.InferenceSession,
+    context: np.ndarray,
+    info: ModelInfo,
+    checked: bool = True,
+    label: np.ndarray | None = None,
 ) -> np.ndarray:
-    """A window model's int64 context [B, block_size] -> float32 logits [B, V] (`checked`: ModelOutputError if not
-    that shape)."""
-    logits = run_session(session, [LOGITS], {CONTEXT: np.ascontiguousarray(context, dtype=np.int64)})[0]
+    """A window model's int64 context [B, block_size] (and a conditional model's label [B]) -> float32 logits
+    [B, V] (`checked`: ModelOutputError if not that shape)."""
+    feed = {CONTEXT: np.ascontiguousarray(context, dtype=np.int64), **label_feed(info, label)}
+    logits = run_session(session, [LOGITS], feed)[0]
     if checked and np.shape(logits) != (len(context), info.vocab.size):
         raise ModelOutputError(f"the model gives logits of shape {list(np.shape(logits))}, not [{len(context)}, V]")
     return logits
@@ -136,8 +153,9 @@ class OnnxSampler(Sampler):
         window = self.info.state is None
         self.forward = WindowForward(self.logits, self.info) if window else session_forward(self.session, self.info)
 
-    def logits(self, context: np.ndarray) -> np.ndarray:
-        """A window model's int64 context [B, block_size] -> float32 logits [B, V]."""
+    def logits(self, context: np.ndarray, label: np.ndarray | None = None) -> np.ndarray:
+        """A window model's int64 context [B, block_size] (and a conditional model's label indices [B]) ->
+        float32 logits [B, V]."""
         if self.info.state is not None:
             raise ModelFileError(f"{self.path} is a step model: it has no window logits (use sample, score, nll)")
-        return window_logits(self.session, context, self.info)
+        return window_logits(self.session, context, self.info, label=label)

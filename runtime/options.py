@@ -45,9 +45,10 @@ def check_option(name: str, value: Any, bound: Bound) -> Any:
 
 @dataclass(frozen=True)
 class SamplingOptions:
-    """How to draw names: temperature (0 = greedy), top_k, top_p, a prefix, the longest name, a seed, and the
+    """How to draw names: temperature (0 = greedy), top_k, top_p, a prefix, the longest name, a seed, the
     constraints every name satisfies: min_len, ends_with, contains, match (a regular expression the whole name
-    matches) and exclude (names never drawn; a list is kept as a sorted tuple of distinct names).
+    matches) and exclude (names never drawn; a list is kept as a sorted tuple of distinct names), and a
+    conditional model's label (None: each name's label is drawn from the training frequencies, from the seed).
 
     Checked when built: a bad value is a SamplingError naming the field. What depends on the model
     (the prefix's characters, max_len's default and ceiling) is checked by `prefix_ids` and `length`; the
@@ -65,6 +66,7 @@ class SamplingOptions:
     contains: str = ""
     match: str = ""
     exclude: tuple[str, ...] = ()
+    label: str | None = None
 
     def __post_init__(self) -> None:
         for spec in fields(self):
@@ -99,6 +101,11 @@ class SamplingOptions:
             raise SamplingError(f"prefix has characters outside the model's vocabulary: {''.join(bad)!r:.60}", "prefix")
         return [vocab.index[ch] for ch in self.prefix]
 
+    def label_index(self, info: ModelInfo) -> int | None:
+        """The label's index among a conditional model's labels, or None (no label given); SamplingError naming
+        "label" for a label the model does not know or a label given to an unlabelled model."""
+        return label_index(self.label, info)
+
     def length(self, info: ModelInfo, ceiling: int = MAX_LEN_LIMIT) -> int:
         """The longest name to sample: max_len, or the model's longest training word; at most `ceiling`."""
         max_len = info.max_len if self.max_len is None else self.max_len
@@ -118,3 +125,16 @@ def check_exclude(names: Any) -> tuple[str, ...]:
         message = f"exclude must hold at most {MAX_EXCLUDE_CHARS:,} characters in all, got {total:,}"
         raise SamplingError(message, "exclude")
     return tuple(sorted(set(names)))
+
+
+def label_index(label: str | None, info: ModelInfo) -> int | None:
+    """`label`'s index among the model's labels (None stays None); SamplingError naming "label" for an unknown
+    label, or for any label given to an unlabelled model."""
+    if label is None:
+        return None
+    if not info.labelled:
+        raise SamplingError(f"label {label!r:.40} given, but this model has no labels (it is not conditional)", "label")
+    if label not in info.labels:
+        known = ", ".join(info.labels[:10]) + (", ..." if len(info.labels) > 10 else "")
+        raise SamplingError(f"unknown label {label!r:.40}: this model's labels are {known:.200}", "label")
+    return info.labels.index(label)

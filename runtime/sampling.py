@@ -10,6 +10,7 @@ draw lands on a rounding flip, never on the names after it.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import threading
 from collections.abc import Callable, Iterator
@@ -19,11 +20,20 @@ import numpy as np
 from makemore.contract import ModelInfo, StepFn, empty_state
 from makemore.contract.signature import check_finite_logits, state_of
 from makemore.data import BOUNDARY, Vocab
-from makemore.runtime.chunks import ChunkDraws, ChunkSpan, chunk_spans, request_seed
+from makemore.runtime.chunks import ChunkDraws, ChunkSpan, chunk_labels, chunk_spans, request_seed
 from makemore.runtime.constraints import Automaton, compile_constraints
-from makemore.runtime.options import SamplingError, SamplingOptions
+from makemore.runtime.options import SamplingError, SamplingOptions, label_index
 from makemore.runtime.parallel import check_workers, ordered_map, usable_cores
-from makemore.runtime.scoring import LogitsFn, mean_nll, score_names, step_word_nll, window_word_nll
+from makemore.runtime.scoring import (
+    LogitsFn,
+    WordNll,
+    mean_nll,
+    mixture_scores,
+    nll_totals,
+    score_names,
+    step_word_nll,
+    window_word_nll,
+)
 
 
 class Decoder(Protocol):
@@ -40,45 +50,64 @@ class Decoder(Protocol):
         """Feed one int64 token per running row; the logits of the next character."""
 
 
-class WindowDecoder:
-    """The window contract as a decoder: its state is the last `block_size` characters of every row."""
+class RowLabels:
+    """A conditional model's label index of every running row (int64), fed with each call; none: no label."""
 
-    def __init__(self, logits_fn: LogitsFn, block_size: int) -> None:
-        self.logits_fn, self.block_size = logits_fn, block_size
+    def __init__(self, label: np.ndarray | None) -> None:
+        self.label = label
+
+    def args(self) -> tuple[np.ndarray, ...]:
+        """The extra argument of a forward call: the running rows' labels, or nothing."""
+        return () if self.label is None else (self.label,)
+
+    def keep(self, running: np.ndarray) -> None:
+        if self.label is not None:
+            self.label = self.label[running]
+
+
+class WindowDecoder:
+    """The window contract as a decoder: its state is the last `block_size` characters of every row (and a
+    conditional model's label of every row)."""
+
+    def __init__(self, logits_fn: LogitsFn, block_size: int, label: np.ndarray | None = None) -> None:
+        self.logits_fn, self.block_size, self.labels = logits_fn, block_size, RowLabels(label)
         self.context = np.zeros((0, block_size), dtype=np.int64)
 
     def start(self, prefix_ids: list[int], rows: int) -> np.ndarray:
         window = ([BOUNDARY] * self.block_size + prefix_ids)[-self.block_size :]
         self.context = np.tile(np.array(window, dtype=np.int64), (rows, 1))
-        return self.logits_fn(self.context)
+        return self.logits_fn(self.context, *self.labels.args())
 
     def keep(self, running: np.ndarray) -> None:
         self.context = self.context[running]
+        self.labels.keep(running)
 
     def step(self, tokens: np.ndarray) -> np.ndarray:
         self.context = np.concatenate([self.context[:, 1:], tokens[:, None]], axis=1)
-        return self.logits_fn(self.context)
+        return self.logits_fn(self.context, *self.labels.args())
 
 
 class StepDecoder:
     """The step contract as a decoder: its state is the model's own (a key/value cache or a hidden state),
-    carried from call to call; the prefix is fed in one multi-step call."""
+    carried from call to call (and a conditional model's label of every row); the prefix is fed in one
+    multi-step call."""
 
-    def __init__(self, step_fn: StepFn, info: ModelInfo) -> None:
-        self.step_fn, self.info = step_fn, info
+    def __init__(self, step_fn: StepFn, info: ModelInfo, label: np.ndarray | None = None) -> None:
+        self.step_fn, self.info, self.labels = step_fn, info, RowLabels(label)
         self.state: list[np.ndarray] = []
 
     def start(self, prefix_ids: list[int], rows: int) -> np.ndarray:
         tokens = np.tile(np.array([BOUNDARY, *prefix_ids], dtype=np.int64), (rows, 1))
-        logits, self.state = self.step_fn(tokens, empty_state(self.info, rows))
+        logits, self.state = self.step_fn(tokens, empty_state(self.info, rows), *self.labels.args())
         return logits[:, -1]
 
     def keep(self, running: np.ndarray) -> None:
         tensors = state_of(self.info).tensors
         self.state = [np.take(s, rows_of(running), axis=t.batch_axis) for s, t in zip(self.state, tensors, strict=True)]
+        self.labels.keep(running)
 
     def step(self, tokens: np.ndarray) -> np.ndarray:
-        logits, self.state = self.step_fn(tokens[:, None], self.state)
+        logits, self.state = self.step_fn(tokens[:, None], self.state, *self.labels.args())
         return logits[:, -1]
 
 
@@ -93,11 +122,11 @@ class WindowForward:
     def __init__(self, logits_fn: LogitsFn, info: ModelInfo) -> None:
         self.logits_fn, self.info = logits_fn, info
 
-    def decoder(self) -> Decoder:
-        return WindowDecoder(self.logits_fn, self.info.block_size)
+    def decoder(self, label: np.ndarray | None = None) -> Decoder:
+        return WindowDecoder(self.logits_fn, self.info.block_size, label)
 
-    def word_nll(self, words: list[str]) -> Iterator[np.ndarray]:
-        return window_word_nll(self.logits_fn, self.info, words)
+    def word_nll(self, words: list[str], label: int | None = None) -> Iterator[np.ndarray]:
+        return window_word_nll(self.logits_fn, self.info, words, label)
 
 
 class StepForward:
@@ -106,11 +135,11 @@ class StepForward:
     def __init__(self, step_fn: StepFn, info: ModelInfo) -> None:
         self.step_fn, self.info = step_fn, info
 
-    def decoder(self) -> Decoder:
-        return StepDecoder(self.step_fn, self.info)
+    def decoder(self, label: np.ndarray | None = None) -> Decoder:
+        return StepDecoder(self.step_fn, self.info, label)
 
-    def word_nll(self, words: list[str]) -> Iterator[np.ndarray]:
-        return step_word_nll(self.step_fn, self.info, words)
+    def word_nll(self, words: list[str], label: int | None = None) -> Iterator[np.ndarray]:
+        return step_word_nll(self.step_fn, self.info, words, label)
 
 
 def next_token_weights(
@@ -297,7 +326,7 @@ def busy_workers(workers: int, info: ModelInfo, max_len: int, start: int, n: int
 
 
 def iter_sample_chunks(
-    new_decoder: Callable[[], Decoder],
+    new_decoder: Callable[..., Decoder],
     info: ModelInfo,
     n: int,
     options: SamplingOptions,
@@ -314,6 +343,7 @@ def iter_sample_chunks(
     are checked now, before the first chunk is asked for; chunks are made lazily, so memory stays flat for any n.
     The constraints compile once into one automaton (runtime.constraints), shared read-only by every chunk;
     `mass` (when given, for a constrained request) collects the importance weights of the names.
+    A conditional model's decoders get each row's label: the request's, or one drawn per name (chunks.chunk_labels).
     """
     if not isinstance(n, int) or isinstance(n, bool) or n < 0:
         raise SamplingError(f"n must be a whole number of at least 0, got {n!r:.40}", "n")
@@ -323,18 +353,30 @@ def iter_sample_chunks(
     prefix_ids = options.prefix_ids(info.vocab)
     max_len = options.length(info, ceiling=info.longest_name)
     seed = request_seed(options.seed)
+    label = options.label_index(info)
     automaton = compile_constraints(options, info.vocab, max_len)
 
     def names(span: ChunkSpan) -> list[str]:
         draws = ChunkDraws(seed, span)
+        decoder = new_decoder(*row_labels(info, label, seed, span))
         kept = np.ones(draws.rows) if mass is not None and automaton is not None else None
-        tokens = sample_chunk(new_decoder(), draws, prefix_ids, max_len, options, automaton, kept)
+        tokens = sample_chunk(decoder, draws, prefix_ids, max_len, options, automaton, kept)
         if kept is not None and mass is not None:
             mass.add(kept)
         return info.vocab.decode_rows(tokens)
 
     spans = chunk_spans(start, start + n, rows_per_decoder(info, max_len))
     return ordered_map(names, spans, busy_workers(workers, info, max_len, start, n))
+
+
+def row_labels(info: ModelInfo, label: int | None, seed: int, span: ChunkSpan) -> tuple[np.ndarray, ...]:
+    """A conditional model's label index of each row of `span` (int64 [rows]): `label` on every row, or drawn per
+    name from the training frequencies; () for an unlabelled model (its decoders take no label)."""
+    if not info.labelled:
+        return ()
+    if label is not None:
+        return (np.full(span.rows, label, dtype=np.int64),)
+    return (chunk_labels(seed, span, info.label_counts),)
 
 
 class Sampler:
@@ -352,9 +394,9 @@ class Sampler:
     def block_size(self) -> int:
         return self.info.block_size
 
-    def decoder(self) -> Decoder:
-        """A fresh decoder for one chunk of names."""
-        return self.forward.decoder()
+    def decoder(self, label: np.ndarray | None = None) -> Decoder:
+        """A fresh decoder for one chunk of names (a conditional model's: with each row's label index)."""
+        return self.forward.decoder(label)
 
     def sample_chunks(
         self,
@@ -380,15 +422,36 @@ class Sampler:
         self, n: int, options: SamplingOptions | None = None, *, width: int = 8, **values: Any
     ) -> list[tuple[str, float]]:
         """The `n` likeliest distinct names beam search of `width` rows finds under the constraints of `options`
-        (or its fields as keywords), with their log-probabilities, likeliest first (see runtime.beam)."""
+        (or its fields as keywords), with their log-probabilities, likeliest first (see runtime.beam); a conditional
+        model's under the options' label, which it needs here."""
         from makemore.runtime.beam import beam_search
 
-        return beam_search(self.decoder, self.info, n, SamplingOptions.of(options, **values), width)
+        options = SamplingOptions.of(options, **values)
+        label = options.label_index(self.info)
+        if self.info.labelled and label is None:
+            raise SamplingError("this model is conditional: give a label for beam search", "label")
+        labels = () if label is None else (np.array([label], dtype=np.int64),)
+        return beam_search(lambda: self.decoder(*labels), self.info, n, options, width)
 
-    def nll(self, words: list[str]) -> float:
-        """Mean NLL per predicted character over `words` (the training loss)."""
-        return mean_nll(self.forward.word_nll, words)
+    def word_nll(self, label: str | None = None) -> WordNll:
+        """Words -> each word's NLL per predicted character (a conditional model's under `label`, which it needs
+        here; SamplingError naming "label" for an unknown label or one given to an unlabelled model)."""
+        index = label_index(label, self.info)
+        if self.info.labelled and index is None:
+            raise SamplingError("this model is conditional: give a label to compute its loss", "label")
+        return functools.partial(self.forward.word_nll, label=index)
 
-    def score(self, names: list[str]) -> list[float]:
-        """Each name's mean NLL per predicted character: lower is more name-like."""
-        return score_names(self.forward.word_nll, self.info, names)
+    def nll(self, words: list[str], label: str | None = None) -> float:
+        """Mean NLL per predicted character over `words` (the training loss; a conditional model's under `label`)."""
+        return mean_nll(self.word_nll(label), words)
+
+    def nll_totals(self, words: list[str], label: str | None = None) -> tuple[float, int]:
+        """Summed NLL and predicted characters over `words` (a conditional model's under `label`)."""
+        return nll_totals(self.word_nll(label), words)
+
+    def score(self, names: list[str], label: str | None = None) -> list[float]:
+        """Each name's mean NLL per predicted character: lower is more name-like. A conditional model scores under
+        `label`, or without one under the mixture of its labels (their training frequencies as weights)."""
+        if self.info.labelled and label is None:
+            return mixture_scores(lambda index: functools.partial(self.forward.word_nll, label=index), self.info, names)
+        return score_names(self.word_nll(label), self.info, names)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 from makemore.contract import ModelInfo, StepFn, empty_state
@@ -14,7 +15,7 @@ CHUNK = 8192  # examples (predicted characters) per forward call and per group o
 # as 65,536 and keeps the peak of scoring 10,000 names of 100 characters at 106 MB instead of 204
 SCORE_BYTES = 64 << 20  # what one scoring call may hold (contexts, float64 logits, a step model's state): fewer
 # examples per call only where a file's vocabulary, block_size or state is big
-LogitsFn = Callable[[np.ndarray], np.ndarray]  # int64 context [B, T] -> logits [B, V]
+LogitsFn = Callable[..., np.ndarray]  # int64 context [B, T] (and a conditional model's label [B]) -> logits [B, V]
 
 
 def position_bytes(info: ModelInfo) -> int:
@@ -66,22 +67,38 @@ def word_groups(
 WordNll = Callable[[list[str]], Iterator[np.ndarray]]  # words -> each word's NLL per predicted character
 
 
-def window_word_nll(logits_fn: LogitsFn, info: ModelInfo, words: list[str]) -> Iterator[np.ndarray]:
-    """For each word, the NLL of each predicted character (its letters, then its end), group by group."""
+def with_label(fn: Callable[..., Any], label: int | None) -> Callable[..., Any]:
+    """`fn` fed `label` (a conditional model's label index) on every row as its last argument; `fn` when None."""
+    if label is None:
+        return fn
+
+    def labelled(first: np.ndarray, *rest: Any) -> Any:
+        return fn(first, *rest, np.full(len(first), label, dtype=np.int64))
+
+    return labelled
+
+
+def window_word_nll(
+    logits_fn: LogitsFn, info: ModelInfo, words: list[str], label: int | None = None
+) -> Iterator[np.ndarray]:
+    """For each word, the NLL of each predicted character (its letters, then its end), group by group (a
+    conditional model's under label index `label`)."""
     rows = examples_per_call(info)
+    logits_fn = with_label(logits_fn, label)
     for group in word_groups(words, rows):
         nll = example_nll(logits_fn, *make_examples(group, info.vocab, info.block_size), rows)
         ends = np.cumsum([len(word) + 1 for word in group])
         yield from np.split(nll, ends[:-1])
 
 
-def step_word_nll(step_fn: StepFn, info: ModelInfo, words: list[str]) -> Iterator[np.ndarray]:
+def step_word_nll(step_fn: StepFn, info: ModelInfo, words: list[str], label: int | None = None) -> Iterator[np.ndarray]:
     """The same for a step model: each padded group of words in one multi-step call from the empty state, groups
     bounded by SCORE_BYTES (their logits and state); a word longer than the model's positions is a DatasetError."""
     longest = max(map(len, words), default=0)
     if longest > info.longest_name:
         raise DatasetError(f"a word of {longest:,} characters is longer than this model takes ({info.longest_name:,})")
     max_rows = max(1, SCORE_BYTES // state_of(info).row_bytes(longest + 1))
+    step_fn = with_label(step_fn, label)
     for group in word_groups(words, examples_per_call(info), padded=True, max_rows=max_rows):
         width = max(len(word) for word in group) + 1
         tokens = np.zeros((len(group), width), dtype=np.int64)  # boundary, the word, boundary padding
@@ -98,20 +115,43 @@ def step_word_nll(step_fn: StepFn, info: ModelInfo, words: list[str]) -> Iterato
         yield from (nll[row, : len(word) + 1] for row, word in enumerate(group))
 
 
+def nll_totals(word_nll: WordNll, words: list[str]) -> tuple[float, int]:
+    """Summed NLL and predicted characters (each word's letters and its end) over `words`."""
+    total, count = 0.0, 0
+    for nll in word_nll(words):
+        total, count = total + float(nll.sum()), count + len(nll)
+    return total, count
+
+
 def mean_nll(word_nll: WordNll, words: list[str]) -> float:
     """Mean NLL per predicted character (each word's letters and its end) over `words`."""
-    total = count = 0.0
-    for nll in word_nll(words):
-        total, count = total + nll.sum(), count + len(nll)
+    total, count = nll_totals(word_nll, words)
     return total / count
 
 
-def score_names(word_nll: WordNll, info: ModelInfo, names: list[str]) -> list[float]:
-    """Each name's mean NLL per predicted character (its letters and its end)."""
+def check_names(info: ModelInfo, names: list[str]) -> None:
+    """Names that can be scored: none empty or longer than the model takes, every character in its vocabulary."""
     for name in names:
         if not name:
             raise DatasetError("cannot score an empty name")
         if len(name) > info.longest_name:
             raise DatasetError(f"cannot score a name longer than {info.longest_name:,} characters with this model")
     encode_words(names, info.vocab)  # refuse any character outside the vocabulary before the first forward call
+
+
+def score_names(word_nll: WordNll, info: ModelInfo, names: list[str]) -> list[float]:
+    """Each name's mean NLL per predicted character (its letters and its end)."""
+    check_names(info, names)
     return [float(nll.mean()) for nll in word_nll(names)]
+
+
+def mixture_scores(word_nll_of: Callable[[int], WordNll], info: ModelInfo, names: list[str]) -> list[float]:
+    """A conditional model's scores without a label: each name's NLL under the mixture of its labels weighted by
+    their training frequencies, -log sum_l p(l) p(name | l), per predicted character (one pass per label)."""
+    check_names(info, names)
+    counts = np.asarray(info.label_counts, dtype=np.float64)
+    log_p = np.full(len(names), -np.inf)
+    for label in np.flatnonzero(counts):
+        sums = np.array([nll.sum() for nll in word_nll_of(int(label))(names)], dtype=np.float64)
+        log_p = np.logaddexp(log_p, np.log(counts[label] / counts.sum()) - sums)
+    return [float(score) for score in -log_p / np.array([len(name) + 1 for name in names])]

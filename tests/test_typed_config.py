@@ -103,8 +103,8 @@ def test_configs_are_frozen(kind) -> None:
 
 
 def test_replace_names_a_key_that_no_part_has() -> None:
-    with pytest.raises(ConfigError, match="a mlp config has no n_labels"):
-        DEFAULTS["mlp"].replace(n_labels=3)
+    with pytest.raises(ConfigError, match="a mlp config has no n_heads"):
+        DEFAULTS["mlp"].replace(n_heads=3)
     with pytest.raises(ConfigError, match="a bigram config has no steps"):
         DEFAULTS["bigram"].replace(steps=3)
     assert DEFAULTS["mlp"].replace(n_hidden=7, lr=0.5, max_len=9).flat() == {

@@ -1,8 +1,11 @@
 """The checkpoint file (model.pt): a plain dict, saved atomically, loaded with weights_only=True.
 
 Keys: format_version, kind, config, vocab (characters of indices 1..V-1), state_dict,
-metrics (train/val/test loss and the loss history), data_sha256. check_checkpoint is the one check of all of
-them that every reader (mm-export, mm-train --resume, mm-plot, TorchSampler) gets from load_checkpoint.
+metrics (train/val/test loss and the loss history), data_sha256; a conditional model's also `labels`
+({"names": [...], "counts": [...]}: its labels in index order and their training frequencies; config n_labels
+counts them). A checkpoint without `labels` is an unlabelled model's, as every older one. check_checkpoint is the
+one check of all of them that every reader (mm-export, mm-train --resume, mm-plot, TorchSampler) gets from
+load_checkpoint.
 
 The format version decides the form of the stored config (plain data either way, which weights_only reads):
 - 2 (CHECKPOINT_FORMAT_VERSION, written now): the typed Config's `to_dict()`, nested: kind, model (the model
@@ -43,10 +46,19 @@ class CheckpointError(UserError):
     """A checkpoint that cannot be used; the message is one line meant for the user."""
 
 
-def make_checkpoint(kind: str, config: Config, vocab: Vocab, model: nn.Module, metrics: dict, data_sha256: str) -> dict:
+def make_checkpoint(
+    kind: str,
+    config: Config,
+    vocab: Vocab,
+    model: nn.Module,
+    metrics: dict,
+    data_sha256: str,
+    labels: tuple[tuple[str, ...], tuple[int, ...]] | None = None,
+) -> dict:
     """The checkpoint dict of a trained model (its config typed); its tensors are CPU copies, whatever device the
-    model is on."""
-    return {
+    model is on. `labels`: a conditional model's (names, training counts)."""
+    extra = {} if labels is None else {"labels": {"names": list(labels[0]), "counts": list(labels[1])}}
+    return extra | {
         "format_version": CHECKPOINT_FORMAT_VERSION,
         "kind": kind,
         "config": config,
@@ -112,6 +124,8 @@ def check_checkpoint(checkpoint: object, source: str) -> CheckedCheckpoint:
         if not isinstance(checkpoint[key], dict):
             raise CheckpointError(f"{source}: {key} must be a dict, got {type(checkpoint[key]).__name__}")
         check_json(checkpoint[key], key, source)
+    if "labels" in checkpoint:
+        check_labels_entry(checkpoint["labels"], source)
     typed = {**checkpoint, "config": typed_config(kind, checkpoint["config"], version, source)}
     try:
         info = model_info(typed).checked(source)  # the vocabulary's check among the contract's
@@ -126,6 +140,17 @@ class CheckedCheckpoint(NamedTuple):
 
     config: Config
     info: ModelInfo
+
+
+def check_labels_entry(labels: object, source: str) -> None:
+    """A checkpoint's `labels`: {"names": [...], "counts": [...]} of JSON values (the contract checks the rest)."""
+    check_json(labels, "labels", source)
+    if not (
+        isinstance(labels, dict)
+        and set(labels) == {"names", "counts"}
+        and all(isinstance(labels[key], list) for key in labels)
+    ):
+        raise CheckpointError(f"{source}: labels must be a dict of two lists, names and counts")
 
 
 def brief(value: object) -> str:
@@ -277,9 +302,11 @@ def check_stored_in_full(state: dict, source: str) -> None:
 
 def model_info(checkpoint: dict) -> ModelInfo:
     """The runtime's view of a checkpoint whose config is typed (vocabulary, block size, the flat config as the
-    ONNX metadata records it, losses; a sequence kind's state)."""
+    ONNX metadata records it, losses; a sequence kind's state; a conditional model's labels)."""
     config: Config = checkpoint["config"]
     state = state_spec(checkpoint["kind"], config)
+    labels = checkpoint.get("labels", {"names": [], "counts": []})
+    names, counts = (labels.get(key) if isinstance(labels, dict) else None for key in ("names", "counts"))
     return ModelInfo(
         kind=checkpoint["kind"],
         vocab=Vocab(checkpoint["vocab"]),
@@ -289,6 +316,8 @@ def model_info(checkpoint: dict) -> ModelInfo:
         data_sha256=checkpoint["data_sha256"],
         contract=WINDOW if state is None else STEP,
         state=state,
+        labels=tuple(names) if isinstance(names, list) else (),
+        label_counts=tuple(counts) if isinstance(counts, list) else (),
     )
 
 

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from makemore.data.cli import INTERRUPTED
+from makemore.data.labels import LABELLED_HELP
 from makemore.data.reader import DATA_HELP
 from makemore.train.extra import run_training_cli
 from makemore.train.kinds import MODEL_KINDS
@@ -75,6 +76,7 @@ def train_command(
     device: Annotated[
         Device, typer.Option(help="Where to train: auto (cuda, then mps, then cpu), cpu, cuda or mps.")
     ] = Device.auto,
+    labelled: Annotated[bool, typer.Option("--labelled", help=LABELLED_HELP)] = False,
 ) -> None:
     from makemore.train.run import TrainRequest, run_training
 
@@ -89,6 +91,7 @@ def train_command(
         quiet=quiet,
         threads=threads,
         device=device.value,
+        labelled=labelled,
         overrides=dict(
             seed=seed,
             block_size=block_size,

@@ -22,7 +22,8 @@ from typing import Any
 
 from makemore.data import UserError
 
-RECORD_KEYS = ("split_seed", "split_fractions", "max_len", "steps_done")  # what a checkpoint's config also records
+# What a checkpoint's config also records; n_labels: a conditional model's label count (None: unlabelled).
+RECORD_KEYS = ("split_seed", "split_fractions", "max_len", "steps_done", "n_labels")
 
 
 class ConfigError(UserError):
@@ -117,6 +118,7 @@ class Config:
     split_fractions: tuple[float, ...] | None = None
     max_len: int | None = None
     steps_done: int | None = None
+    n_labels: int | None = None  # a conditional model's labels (None: unlabelled; its model has no label parts)
 
     @property
     def block_size(self) -> int | None:
@@ -193,6 +195,7 @@ def config_from_dict(data: Mapping[str, Any], defaults: Config) -> Config:
         split_fractions=tuple(fractions) if isinstance(fractions, list) else fractions,
         max_len=data.get("max_len"),
         steps_done=data.get("steps_done"),
+        n_labels=data.get("n_labels"),
     )
 
 

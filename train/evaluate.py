@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from makemore.data import Tokens, Vocab
-from makemore.data.rows import Rows, SequenceRows, WindowRows, row_count, rows_of, subset
+from makemore.data.rows import Rows, SequenceRows, WindowRows, label_rows, row_count, rows_of, subset
 from makemore.data.tokens import DistinctPairs, distinct_pairs, sequence_rows, tokenize
 from makemore.train.device import model_device, to_device
 from makemore.train.kinds import SEQUENCE_KINDS
@@ -83,12 +83,25 @@ def evaluate_rows(
         stop = min(start + step, row_count(rows, chosen))
         part = np.arange(start, stop) if chosen is None else chosen[start:stop]
         if window:
-            part_total, part_count = _pairs_loss_sum(model, distinct_pairs(*rows.take(part)), chunk)
+            part_total, part_count = _pairs_loss_sum(model, distinct_pairs(*_label_column(*rows.take(part))), chunk)
         else:
             part_total, part_count = _loss_sum(model, *map(torch.from_numpy, rows.take(part)))
         total, count = total + part_total, count + part_count
     model.train(was_training)
     return total / count, count
+
+
+def _label_column(x: np.ndarray, y: np.ndarray, label: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Window rows as (contexts, targets), a labelled row's label appended to its context as one more column
+    (so that distinct contexts are distinct per label too)."""
+    return (x, y) if label is None else (np.column_stack([x, label]), y)
+
+
+def _window_logits(model: nn.Module, contexts: torch.Tensor) -> torch.Tensor:
+    """A window model's logits of contexts, a conditional model's label taken from their last column."""
+    if not getattr(model, "n_labels", 0):
+        return model(contexts)
+    return model(contexts[:, :-1], contexts[:, -1])
 
 
 def _pairs_loss_sum(model: nn.Module, pairs: DistinctPairs, chunk: int) -> tuple[float, int]:
@@ -97,7 +110,8 @@ def _pairs_loss_sum(model: nn.Module, pairs: DistinctPairs, chunk: int) -> tuple
     total, device = 0.0, model_device(model)
     for first in range(0, len(pairs.contexts), chunk):
         last = min(first + chunk, len(pairs.contexts))
-        logp = nn.functional.log_softmax(model(torch.from_numpy(pairs.contexts[first:last]).to(device)), dim=-1)
+        logits = _window_logits(model, torch.from_numpy(pairs.contexts[first:last]).to(device))
+        logp = nn.functional.log_softmax(logits, dim=-1)
         lo, hi = pairs.starts[first], pairs.starts[last]
         context = torch.from_numpy(np.repeat(np.arange(last - first), np.diff(pairs.starts[first : last + 1])))
         picked = logp[context.to(device), torch.from_numpy(pairs.targets[lo:hi]).to(device)]
@@ -105,10 +119,12 @@ def _pairs_loss_sum(model: nn.Module, pairs: DistinctPairs, chunk: int) -> tuple
     return total, int(pairs.counts.sum())
 
 
-def _loss_sum(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, int]:
+def _loss_sum(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, label: torch.Tensor | None = None
+) -> tuple[float, int]:
     """Summed NLL of the targets y that are no padding, and their number (on the model's device)."""
     x, y = to_device(model_device(model), x, y)
-    logits = model(x).flatten(0, -2)
+    logits = (model(x) if label is None else model(x, label.to(x.device))).flatten(0, -2)
     total = nn.functional.cross_entropy(logits, y.flatten(), ignore_index=IGNORE, reduction="sum").item()
     return total, int((y != IGNORE).sum())
 
@@ -120,6 +136,16 @@ def final_losses(model: nn.Module, data: dict[str, Rows], chunk: int) -> dict:
         chosen = subset(data[name], TRAIN_EVAL_WORDS) if name == "train" else None
         metrics[f"{name}_loss"], metrics[f"{name}_loss_chars"] = evaluate_rows(model, data[name], chosen, chunk)
     return metrics
+
+
+def label_losses(model: nn.Module, rows: Rows, labels: tuple[str, ...], chunk: int) -> dict[str, float]:
+    """The mean loss over the rows of each label (by name) that the rows hold."""
+    losses = {}
+    for index, name in enumerate(labels):
+        chosen = label_rows(rows, index)
+        if len(chosen):
+            losses[name] = evaluate_rows(model, rows, chosen, chunk)[0]
+    return losses
 
 
 def row_count_chars(rows: Rows, chosen: np.ndarray | None) -> int:

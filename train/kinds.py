@@ -314,7 +314,8 @@ def build_model(kind: str, vocab_size: int, config: Config) -> nn.Module:
     from makemore.train import models
 
     spec = kind_spec(kind)
-    return getattr(models, spec.model).from_config(kind, vocab_size, config.model)  # type: ignore[no-any-return]
+    model_class = getattr(models, spec.model)
+    return model_class.from_config(kind, vocab_size, config.model, config.n_labels or 0)  # type: ignore[no-any-return]
 
 
 def state_spec(kind: str, config: Config) -> StateSpec | None:

@@ -66,8 +66,17 @@ def token_bytes(vocab_size: int) -> int:
 
 
 def param_count(kind: str, vocab_size: int, config: Config) -> int:
-    """Parameters (and buffers) of the model `build_model` makes for this config (its kind's formula)."""
-    return kind_spec(kind).params(vocab_size, config.model)
+    """Parameters (and buffers) of the model `build_model` makes for this config (its kind's formula, and a
+    conditional model's label parts)."""
+    return kind_spec(kind).params(vocab_size, config.model) + label_param_count(kind, vocab_size, config)
+
+
+def label_param_count(kind: str, vocab_size: int, config: Config) -> int:
+    """A conditional model's label parameters: a [V, V] table per label (bigram kinds), else an embedding row."""
+    labels = config.n_labels or 0
+    if kind_spec(kind).embedding_table is None:
+        return labels * vocab_size * vocab_size
+    return labels * int(config.model.n_embd)
 
 
 def activation_floats(kind: str, vocab_size: int, config: Config) -> int:

@@ -3,6 +3,11 @@
 Window models (bigram, bigram-nn, mlp, wavenet): int64 context [B, block_size] -> logits [B, V].
 Sequence models (transformer, rnn, gru, lstm; `is_sequence = True`): int64 tokens [B, T] -> logits [B, T, V],
 and `step(tokens, *state) -> (logits, *new_state)` for incremental decoding from `empty_state(batch)`.
+
+Conditional models (config `n_labels` > 0) take one more input, `label` int64 [B], and see it at every position:
+a learned `label_embedding` [n_labels, n_embd] (zeros at first: training starts from the unlabelled model) added to
+every character embedding; the bigram kinds have a per-label table instead. Without `n_labels` a model has no
+label parts at all: the same parameters, names and losses as ever.
 """
 
 from __future__ import annotations
@@ -29,13 +34,15 @@ class Bigram(nn.Module):
     is_sequence = False
 
     @classmethod
-    def from_config(cls, kind: str, vocab_size: int, config: BigramConfig) -> Bigram:
-        return cls(vocab_size)
+    def from_config(cls, kind: str, vocab_size: int, config: BigramConfig, n_labels: int = 0) -> Bigram:
+        return cls(vocab_size, n_labels=n_labels)
 
-    def __init__(self, vocab_size: int) -> None:
+    def __init__(self, vocab_size: int, n_labels: int = 0) -> None:
         super().__init__()
-        self.block_size = 1
+        self.block_size, self.n_labels = 1, n_labels
         self.log_probs = nn.Parameter(torch.zeros(vocab_size, vocab_size), requires_grad=False)
+        if n_labels:  # one table per label: p(next | previous, label)
+            self.label_log_probs = nn.Parameter(torch.zeros(n_labels, vocab_size, vocab_size), requires_grad=False)
 
     @torch.no_grad()
     def fit(self, x: torch.Tensor, y: torch.Tensor, smoothing: float) -> None:
@@ -51,8 +58,18 @@ class Bigram(nn.Module):
         counts = counts.to(torch.float64) + smoothing
         self.log_probs.copy_((counts / counts.sum(dim=1, keepdim=True)).log())
 
-    def forward(self, context: torch.Tensor) -> torch.Tensor:
-        return self.log_probs[context[:, -1]]
+    @torch.no_grad()
+    def fit_label_counts(self, counts: torch.Tensor, smoothing: float) -> None:
+        """From counts [n_labels, V, V] of (previous, next) pairs per label: every table, and the shared one from
+        their sum."""
+        self.fit_counts(counts.sum(dim=0), smoothing)
+        counts = counts.to(torch.float64) + smoothing
+        self.label_log_probs.copy_((counts / counts.sum(dim=2, keepdim=True)).log())
+
+    def forward(self, context: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
+        if check_label(self, label) is None:
+            return self.log_probs[context[:, -1]]
+        return self.label_log_probs[label, context[:, -1]]
 
 
 class BigramNN(nn.Module):
@@ -64,16 +81,21 @@ class BigramNN(nn.Module):
     is_sequence = False
 
     @classmethod
-    def from_config(cls, kind: str, vocab_size: int, config: BigramNNConfig) -> BigramNN:
-        return cls(vocab_size)
+    def from_config(cls, kind: str, vocab_size: int, config: BigramNNConfig, n_labels: int = 0) -> BigramNN:
+        return cls(vocab_size, n_labels=n_labels)
 
-    def __init__(self, vocab_size: int) -> None:
+    def __init__(self, vocab_size: int, n_labels: int = 0) -> None:
         super().__init__()
-        self.block_size = 1
+        self.block_size, self.n_labels = 1, n_labels
         self.weight = nn.Parameter(torch.zeros(vocab_size, vocab_size))
+        if n_labels:  # a per-label table added to the shared one
+            self.label_weight = nn.Parameter(torch.zeros(n_labels * vocab_size, vocab_size))
 
-    def forward(self, context: torch.Tensor) -> torch.Tensor:
-        return F.embedding(context[:, -1], self.weight)
+    def forward(self, context: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
+        logits = F.embedding(context[:, -1], self.weight)
+        if check_label(self, label) is None:
+            return logits
+        return logits + F.embedding(label * self.weight.shape[0] + context[:, -1], self.label_weight)
 
 
 class MLP(nn.Module):
@@ -86,10 +108,12 @@ class MLP(nn.Module):
     is_sequence = False
 
     @classmethod
-    def from_config(cls, kind: str, vocab_size: int, config: MLPConfig) -> MLP:
-        return cls(vocab_size, config.block_size, config.n_embd, config.n_hidden, config.dropout)
+    def from_config(cls, kind: str, vocab_size: int, config: MLPConfig, n_labels: int = 0) -> MLP:
+        return cls(vocab_size, config.block_size, config.n_embd, config.n_hidden, config.dropout, n_labels=n_labels)
 
-    def __init__(self, vocab_size: int, block_size: int, n_embd: int, n_hidden: int, dropout: float = 0.0) -> None:
+    def __init__(
+        self, vocab_size: int, block_size: int, n_embd: int, n_hidden: int, dropout: float = 0.0, n_labels: int = 0
+    ) -> None:
         super().__init__()
         self.block_size = block_size
         self.embedding = nn.Embedding(vocab_size, n_embd)
@@ -102,9 +126,10 @@ class MLP(nn.Module):
             self.hidden.bias.mul_(0.1)
             self.output.weight.mul_(0.1)
             self.output.bias.zero_()
+        add_label_embedding(self, n_labels, n_embd)
 
-    def forward(self, context: torch.Tensor) -> torch.Tensor:
-        emb = self.embedding(context).flatten(1)
+    def forward(self, context: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
+        emb = with_label(self, self.embedding(context), label).flatten(1)
         return self.output(self.dropout(torch.tanh(self.hidden(emb))))
 
 
@@ -142,12 +167,19 @@ class WaveNet(nn.Module):
     is_sequence = False
 
     @classmethod
-    def from_config(cls, kind: str, vocab_size: int, config: WaveNetConfig) -> WaveNet:
+    def from_config(cls, kind: str, vocab_size: int, config: WaveNetConfig, n_labels: int = 0) -> WaveNet:
         sizes = (config.block_size, config.n_embd, config.n_hidden)
-        return cls(vocab_size, *sizes, config.norm, config.dropout)
+        return cls(vocab_size, *sizes, config.norm, config.dropout, n_labels=n_labels)
 
     def __init__(
-        self, vocab_size: int, block_size: int, n_embd: int, n_hidden: int, norm: str = "batch", dropout: float = 0.0
+        self,
+        vocab_size: int,
+        block_size: int,
+        n_embd: int,
+        n_hidden: int,
+        norm: str = "batch",
+        dropout: float = 0.0,
+        n_labels: int = 0,
     ) -> None:
         super().__init__()
         if block_size < 2 or block_size & (block_size - 1):
@@ -165,9 +197,10 @@ class WaveNet(nn.Module):
         with torch.no_grad():
             self.output.weight.mul_(0.1)
             self.output.bias.zero_()
+        add_label_embedding(self, n_labels, n_embd)
 
-    def forward(self, context: torch.Tensor) -> torch.Tensor:
-        return self.output(self.levels(self.embedding(context)).flatten(1))
+    def forward(self, context: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
+        return self.output(self.levels(with_label(self, self.embedding(context), label)).flatten(1))
 
 
 class ByteDropout(nn.Dropout):
@@ -249,14 +282,21 @@ class Transformer(nn.Module):
     is_sequence = True
 
     @classmethod
-    def from_config(cls, kind: str, vocab_size: int, config: TransformerConfig) -> Transformer:
+    def from_config(cls, kind: str, vocab_size: int, config: TransformerConfig, n_labels: int = 0) -> Transformer:
         if config.block_size is None:
             raise ValueError("a transformer's block_size comes from the data: set it first (config.with_block_size)")
         sizes = (config.block_size, config.n_layer, config.n_head, config.n_embd)
-        return cls(vocab_size, *sizes, config.dropout)
+        return cls(vocab_size, *sizes, config.dropout, n_labels=n_labels)
 
     def __init__(
-        self, vocab_size: int, block_size: int, n_layer: int, n_head: int, n_embd: int, dropout: float = 0.0
+        self,
+        vocab_size: int,
+        block_size: int,
+        n_layer: int,
+        n_head: int,
+        n_embd: int,
+        dropout: float = 0.0,
+        n_labels: int = 0,
     ) -> None:
         super().__init__()
         if n_embd % n_head:
@@ -272,6 +312,7 @@ class Transformer(nn.Module):
         for name, param in self.named_parameters():
             if name.endswith(("attn.proj.weight", "mlp.2.weight")):
                 nn.init.normal_(param, mean=0.0, std=0.02 / math.sqrt(2 * n_layer))
+        add_label_embedding(self, n_labels, n_embd)
 
     def state_names(self) -> list[str]:
         return [f"past.{layer}.{part}" for layer in range(self.n_layer) for part in ("key", "value")]
@@ -280,11 +321,13 @@ class Transformer(nn.Module):
         """Empty caches: float32 zeros [batch, n_head, 0, head_dim] per key and value (on `device`, default CPU)."""
         return [torch.zeros(batch, self.n_head, 0, self.head_dim, device=device) for _ in self.state_names()]
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """tokens [B, T] -> logits [B, T, V], from the empty cache."""
-        return self.step(tokens, *self.empty_state(tokens.shape[0], tokens.device))[0]
+    def forward(self, tokens: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
+        """tokens [B, T] (and label [B] for a conditional model) -> logits [B, T, V], from the empty cache."""
+        return self.step(tokens, *self.empty_state(tokens.shape[0], tokens.device), label=label)[0]
 
-    def step(self, tokens: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def step(
+        self, tokens: torch.Tensor, *state: torch.Tensor, label: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, ...]:
         """(tokens [B, T], *caches [B, H, past, D]) -> (logits [B, T, V], *caches [B, H, past + T, D])."""
         if len(state) != 2 * self.n_layer:
             raise ValueError(f"transformer step takes {2 * self.n_layer} state tensors, got {len(state)}")
@@ -296,7 +339,7 @@ class Transformer(nn.Module):
         query_pos = torch.arange(past, past + length, device=tokens.device)
         keys = torch.arange(past + length, device=tokens.device)
         mask = keys.unsqueeze(0) > query_pos.unsqueeze(1)  # query i sees keys <= past + i
-        x = self.dropout(self.token_embedding(tokens) + self.position_embedding(query_pos))
+        x = self.dropout(with_label(self, self.token_embedding(tokens), label) + self.position_embedding(query_pos))
         new_state: list[torch.Tensor] = []
         for layer, block in enumerate(self.blocks):
             x, key, value = block(x, mask, state[2 * layer], state[2 * layer + 1])
@@ -325,12 +368,19 @@ class Recurrent(nn.Module):
     is_sequence = True
 
     @classmethod
-    def from_config(cls, kind: str, vocab_size: int, config: RecurrentConfig) -> Recurrent:
+    def from_config(cls, kind: str, vocab_size: int, config: RecurrentConfig, n_labels: int = 0) -> Recurrent:
         sizes = (config.n_embd, config.n_hidden, config.n_layer)
-        return cls(kind, vocab_size, *sizes, config.dropout)
+        return cls(kind, vocab_size, *sizes, config.dropout, n_labels=n_labels)
 
     def __init__(
-        self, cell: str, vocab_size: int, n_embd: int, n_hidden: int, n_layer: int, dropout: float = 0.0
+        self,
+        cell: str,
+        vocab_size: int,
+        n_embd: int,
+        n_hidden: int,
+        n_layer: int,
+        dropout: float = 0.0,
+        n_labels: int = 0,
     ) -> None:
         super().__init__()
         if cell not in RECURRENT_CELLS:
@@ -344,6 +394,7 @@ class Recurrent(nn.Module):
         with torch.no_grad():
             self.head.weight.mul_(0.1)
             self.head.bias.zero_()
+        add_label_embedding(self, n_labels, n_embd)
 
     def state_names(self) -> list[str]:
         return ["state.h", "state.c"] if self.cell == "lstm" else ["state.h"]
@@ -352,17 +403,43 @@ class Recurrent(nn.Module):
         """Zero states: float32 [n_layer, batch, n_hidden] each (on `device`, default CPU)."""
         return [torch.zeros(self.n_layer, batch, self.n_hidden, device=device) for _ in self.state_names()]
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """tokens [B, T] -> logits [B, T, V], from the zero state."""
-        return self.step(tokens, *self.empty_state(tokens.shape[0], tokens.device))[0]
+    def forward(self, tokens: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
+        """tokens [B, T] (and label [B] for a conditional model) -> logits [B, T, V], from the zero state."""
+        return self.step(tokens, *self.empty_state(tokens.shape[0], tokens.device), label=label)[0]
 
-    def step(self, tokens: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def step(
+        self, tokens: torch.Tensor, *state: torch.Tensor, label: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, ...]:
         """(tokens [B, T], *state [n_layer, B, n_hidden]) -> (logits [B, T, V], *new state)."""
         if len(state) != len(self.state_names()):
             raise ValueError(f"{self.cell} step takes {len(self.state_names())} state tensors, got {len(state)}")
-        out, new_state = self.rnn(self.dropout(self.embedding(tokens)), state if self.cell == "lstm" else state[0])
+        emb = with_label(self, self.embedding(tokens), label)
+        out, new_state = self.rnn(self.dropout(emb), state if self.cell == "lstm" else state[0])
         logits = self.head(self.dropout(out))
         return (logits, *new_state) if self.cell == "lstm" else (logits, new_state)
+
+
+def add_label_embedding(model: nn.Module, n_labels: int, n_embd: int) -> None:
+    """Give `model` a zero-initialised `label_embedding` [n_labels, n_embd] when n_labels > 0 (made last: an
+    unlabelled model draws the same initial weights as ever); record n_labels."""
+    model.n_labels = n_labels
+    if n_labels:
+        model.label_embedding = nn.Embedding(n_labels, n_embd)
+        nn.init.zeros_(model.label_embedding.weight)
+
+
+def check_label(model: nn.Module, label: torch.Tensor | None) -> torch.Tensor | None:
+    """`label`, which a conditional model needs and an unlabelled one refuses (ValueError)."""
+    if bool(getattr(model, "n_labels", 0)) != (label is not None):
+        raise ValueError("a conditional model needs a label [B]; an unlabelled model takes none")
+    return label
+
+
+def with_label(model: nn.Module, emb: torch.Tensor, label: torch.Tensor | None) -> torch.Tensor:
+    """Embeddings [B, T, C] with the label's embedding added at every position (unchanged without labels)."""
+    if check_label(model, label) is None:
+        return emb
+    return emb + model.label_embedding(label).unsqueeze(1)
 
 
 IGNORE = -100  # target of a padding position (cross_entropy's ignore_index): no loss there
@@ -373,7 +450,10 @@ def is_sequence(model: nn.Module) -> bool:
     return getattr(model, "is_sequence", False)
 
 
-def cross_entropy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Mean NLL of targets y given inputs x: per example (window models) or per non-padding position (sequences)."""
-    logits = model(x)
+def cross_entropy(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, label: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Mean NLL of targets y given inputs x (and labels): per example (window models) or per non-padding position
+    (sequences)."""
+    logits = model(x) if label is None else model(x, label)
     return F.cross_entropy(logits.flatten(0, -2), y.flatten(), ignore_index=IGNORE)

@@ -14,8 +14,9 @@ from pathlib import Path
 import torch
 from makemore.contract import MAX_LEN_LIMIT
 from makemore.data import bundled_names_path, check_output_path
-from makemore.data.corpus import read_corpus, split_corpus
+from makemore.data.corpus import read_corpus, read_labelled_corpus, split_corpus
 from makemore.data.dataset import DEFAULT_FRACTIONS
+from makemore.data.labels import label_counts
 from makemore.train.checkpoint import (
     CheckpointError,
     load_checkpoint,
@@ -57,6 +58,7 @@ class TrainRequest:
     quiet: bool = False
     threads: int | None = None  # torch intra-op threads; None keeps torch's default (all cores)
     device: str = "auto"  # auto (cuda, then mps, then cpu), cpu, cuda or mps
+    labelled: bool = False  # the data's lines are label<TAB>item: a conditional model
     overrides: dict = field(default_factory=dict)
 
 
@@ -122,13 +124,17 @@ def run_training(request: TrainRequest) -> bool:
     reporter = ConsoleReporter(console, request.kind)
     setup_started = time.perf_counter()
     with reporter.phase("reading and tokenising the data"):
-        corpus = read_corpus(data_path)  # streamed into tokens: no Python string per word
-    vocab, data_sha256 = corpus.vocab, corpus.sha256  # the hash of the bytes read: a pipe has no second read
+        # streamed into tokens: no Python string per word (labelled data: read as text, at most MAX_TEXT_BYTES)
+        corpus = read_labelled_corpus(data_path) if request.labelled else read_corpus(data_path)
+    vocab, data_sha256, label_names = corpus.vocab, corpus.sha256, corpus.labels  # a pipe has no second read
     if resumed is not None and resumed["vocab"] != vocab.chars:
         raise CheckpointError("--resume checkpoint was trained on data with another vocabulary")
+    check_resumed_labels(resumed, label_names)
     with reporter.phase("splitting"):
         split = split_corpus(corpus.tokens, config.split_seed, DEFAULT_FRACTIONS)
         del corpus  # the split holds every word's tokens
+    if label_names:
+        config = config.replace(n_labels=len(label_names))
     setup_seconds = round(time.perf_counter() - setup_started, 1)
     longest = int(split["train"].lengths.max())
     config = config.replace(split_fractions=tuple(DEFAULT_FRACTIONS), max_len=min(MAX_LEN_LIMIT, longest))
@@ -145,17 +151,36 @@ def run_training(request: TrainRequest) -> bool:
     state_dict = resumed["state_dict"] if resumed else None
     with session(launch, device) as ranks:
         result = train(
-            request.kind, config, split, vocab, state_dict=state_dict, reporter=reporter, device=device, ranks=ranks
+            request.kind,
+            config,
+            split,
+            vocab,
+            state_dict=state_dict,
+            reporter=reporter,
+            device=device,
+            ranks=ranks,
+            labels=label_names,
         )
         if not ranks.is_main:
             return not result.interrupted
         steps_before = (resumed["config"].steps_done or 0) if resumed else 0
         config = config.replace(steps_done=steps_before + result.steps_done)
         metrics = dict(result.metrics, setup_seconds=setup_seconds, history=result.history)
-        checkpoint = make_checkpoint(request.kind, config, vocab, result.model, metrics, data_sha256)
+        labels = (label_names, tuple(label_counts(split["train"], len(label_names)))) if label_names else None
+        checkpoint = make_checkpoint(request.kind, config, vocab, result.model, metrics, data_sha256, labels)
         save_checkpoint(checkpoint, request.out, (data_path,))
         _report(checkpoint, result, request, console)
     return not result.interrupted
+
+
+def check_resumed_labels(resumed: dict | None, label_names: tuple[str, ...]) -> None:
+    """A resumed checkpoint continues on data with its own labels (none for an unlabelled model)."""
+    if resumed is None:
+        return
+    had = tuple(resumed.get("labels", {}).get("names", ()))
+    if had != label_names:
+        what = "labelled data (--labelled)" if had else "unlabelled data"
+        raise CheckpointError(f"--resume checkpoint was trained on {what} with other labels")
 
 
 def _report(checkpoint: dict, result: TrainResult, request: TrainRequest, console: Console) -> None:

@@ -14,17 +14,21 @@ from makemore.train.models import is_sequence
 from torch import nn
 
 
+def as_int64(array: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.int64))
+
+
 def torch_forward(model: nn.Module, info: ModelInfo) -> WindowForward | StepForward:
     """The model's forward pass as the runtime calls it (numpy in, numpy out), for either contract."""
 
     @torch.no_grad()
-    def logits(context: np.ndarray) -> np.ndarray:
-        return model(torch.from_numpy(np.ascontiguousarray(context, dtype=np.int64))).numpy()
+    def logits(context: np.ndarray, *label: np.ndarray) -> np.ndarray:
+        return model(*map(as_int64, (context, *label))).numpy()
 
     @torch.no_grad()
-    def step(tokens: np.ndarray, state: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
-        tokens = torch.from_numpy(np.ascontiguousarray(tokens, dtype=np.int64))
-        out = model.step(tokens, *(torch.from_numpy(np.ascontiguousarray(s)) for s in state))
+    def step(tokens: np.ndarray, state: list[np.ndarray], *label: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        labels = {"label": as_int64(label[0])} if label else {}
+        out = model.step(as_int64(tokens), *(torch.from_numpy(np.ascontiguousarray(s)) for s in state), **labels)
         return out[0].numpy(), [s.numpy() for s in out[1:]]
 
     return StepForward(step, info) if is_sequence(model) else WindowForward(logits, info)
@@ -50,10 +54,11 @@ class TorchSampler(Sampler):
         sampler.forward = torch_forward(sampler.model, info)
         return sampler
 
-    def logits(self, context: np.ndarray) -> np.ndarray:
-        """A window model's int64 context [B, block_size] -> float32 logits [B, V]."""
+    def logits(self, context: np.ndarray, label: np.ndarray | None = None) -> np.ndarray:
+        """A window model's int64 context [B, block_size] (and a conditional model's label indices [B]) ->
+        float32 logits [B, V]."""
         if self.info.state is not None:
             raise ModelFileError(
                 f"a {self.info.kind} is a step model: it has no window logits (use sample, score, nll)"
             )
-        return self.forward.logits_fn(context)
+        return self.forward.logits_fn(context, *(() if label is None else (label,)))

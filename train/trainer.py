@@ -22,6 +22,7 @@ from makemore.train.evaluate import (
     VAL_WORDS,
     evaluate_rows,
     final_losses,
+    label_losses,
     row_count_chars,
     split_rows,
 )
@@ -82,6 +83,7 @@ def train(
     reporter: Reporter | None = None,
     device: torch.device | None = None,
     ranks: Ranks = SINGLE,
+    labels: tuple[str, ...] = (),
 ) -> TrainResult:
     """Fit a model of `kind` on split.train; losses of every split in the result's metrics.
 
@@ -94,7 +96,8 @@ def train(
     (`tokenize_split`, `data.corpus.split_corpus`), so that a caller need not hold the words as Python strings.
     `reporter` hears of the phases and the steps (default: silent). The model trains and is evaluated on
     `device` (default the CPU) and comes back on the CPU. Under torchrun (`ranks`, see distributed.py) rank 0
-    alone evaluates: the other ranks' results have no metrics.
+    alone evaluates: the other ranks' results have no metrics. Labelled tokens (a conditional model, config
+    `n_labels`) also give val_loss_by_label: the val loss of each of `labels` (their names) that val holds.
     """
     if (problem := vocab_problem(vocab.chars)) is not None:  # the rule of the reader and the exporter
         raise DatasetError(f"the training data's vocabulary holds {problem}")
@@ -114,9 +117,12 @@ def train(
     val_subset = subset(data["val"], VAL_WORDS)
     val_seconds = 0.0
     if isinstance(model, Bigram):
-        counts = torch.from_numpy(bigram_counts(data["train"].tokens, vocab.size))
+        counts = torch.from_numpy(bigram_counts(data["train"].tokens, vocab.size, model.n_labels))
         assert isinstance(config.model, BigramConfig)
-        model.fit_counts(counts, config.model.smoothing)  # counted on the CPU (float64, which MPS lacks)
+        if model.n_labels:
+            model.fit_label_counts(counts, config.model.smoothing)
+        else:
+            model.fit_counts(counts, config.model.smoothing)  # counted on the CPU (float64, which MPS lacks)
     model.to(device or torch.device("cpu"))
     if not isinstance(model, Bigram):
         assert config.train is not None  # every kind but the bigram trains
@@ -129,6 +135,8 @@ def train(
     model.eval()
     with reporter.phase("evaluating train (a subset), val and test"):
         metrics = final_losses(model, data, chunk)
+        if data["val"].tokens.labels is not None:
+            metrics["val_loss_by_label"] = label_losses(model, data["val"], labels, chunk)
     metrics["history_val_chars"] = row_count_chars(data["val"], val_subset)
     ended = time.perf_counter()
     metrics["train_seconds"] = round(ended - started, 1)  # fitting and the final evaluation, wall
@@ -145,7 +153,7 @@ def diverged(step: int, what: str, value: object, hint: str = "a smaller --lr") 
 def check_finite(model: nn.Module, metrics: dict, steps_done: int, hint: str) -> None:
     """TrainingDiverged when a loss or a weight of the trained model is NaN or infinite."""
     for name, value in metrics.items():
-        if not math.isfinite(value):
+        if isinstance(value, (int, float)) and not math.isfinite(value):
             raise diverged(steps_done, name.replace("_", " "), value, hint)
     for name, tensor in model.state_dict().items():
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
@@ -200,8 +208,8 @@ def _gradient_descent(
         for step in range(steps):
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(config, step)
-            xb, yb = map(torch.from_numpy, train_rows.take(next(batches).numpy())) if batch_size else full_batch
-            loss = cross_entropy(net, *to_device(device, xb, yb))
+            batch = tuple(map(torch.from_numpy, train_rows.take(next(batches).numpy()))) if batch_size else full_batch
+            loss = cross_entropy(net, *to_device(device, *batch))  # (x, y) or, labelled, (x, y, label)
             loss_value = ranks.step_loss(loss)
             if not math.isfinite(loss_value):
                 raise diverged(step + 1, "loss", loss_value)

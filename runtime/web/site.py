@@ -126,7 +126,10 @@ def site_json(info: ModelInfo, model_sha256: str) -> dict[str, Any]:
 
 def site_files(model: str | Path, info: ModelInfo, dist: Path, server: str | None = None) -> dict[str, bytes | Path]:
     """The site's files: name -> its bytes, or the path of the file to copy (the model, onnxruntime-web's).
-    `server`: the address of mm-serve's page, for the page's switch back to it (None: a static site)."""
+    `server`: the address of mm-serve's page, for the page's switch back to it (None: a static site). A conditional
+    model (a `label` input) is a UserError: the page does not feed a label yet."""
+    if info.labelled:
+        raise UserError("the browser page does not run a conditional model (one with labels) yet")
     page = files("makemore.runtime.web").joinpath("static")
     meta = {**site_json(info, file_sha256(model)), "server": server}
     return {

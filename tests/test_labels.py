@@ -1,0 +1,442 @@
+"""Labelled data (label<TAB>item) and conditional models: the reader, every kind, the contract, the runtime."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from clirun import assert_usage_error, run
+from conftest import QUICK_OVERRIDES, rewrite_metadata
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from makemore.contract import ModelFileError, ModelInfo
+from makemore.data import DatasetError, Vocab, read_words, split_words
+from makemore.data.corpus import read_labelled_corpus, split_corpus
+from makemore.data.labels import label_problem, read_labelled, split_labelled
+from makemore.runtime.chunks import CHUNK_SIZE, ChunkSpan, chunk_labels
+from makemore.runtime.onnx_sampler import OnnxSampler
+from makemore.runtime.options import SamplingError, SamplingOptions
+from makemore.train.config_types import Config
+from makemore.train.kinds import MODEL_KINDS, build_model
+from makemore.train.memory import param_count
+from makemore.train.sampler import TorchSampler
+
+LABELS = ("a-end", "n-end", "other")
+
+
+def label_of(name: str) -> str:
+    """A label that the names' endings make learnable."""
+    return "a-end" if name.endswith("a") else "n-end" if name.endswith("n") else "other"
+
+
+@pytest.fixture(scope="module")
+def labelled_path(names_path, tmp_path_factory) -> Path:
+    """3,000 bundled names, each labelled by its last letter."""
+    names = read_words(names_path)[::10][:3000]
+    path = tmp_path_factory.mktemp("labelled") / "names.tsv"
+    path.write_text("".join(f"{label_of(name)}\t{name}\n" for name in names), encoding="utf-8")
+    return path
+
+
+class LabelledModels(Mapping):
+    """kind -> (checkpoint, onnx file) of a conditional model trained on `labelled_path` (quick config), each
+    trained and exported the first time a test asks for it."""
+
+    def __init__(self, folder: Path, data: Path) -> None:
+        self.folder, self.data, self.built = folder, data, {}
+
+    def __getitem__(self, kind: str) -> tuple[Path, Path]:
+        if kind not in self.built:
+            from makemore.export.onnx_export import export_checkpoint
+            from makemore.train.run import TrainRequest, run_training
+
+            pt, onnx_path = self.folder / f"{kind}.pt", self.folder / f"{kind}.onnx"
+            request = TrainRequest(
+                kind=kind, data=self.data, out=pt, samples=0, quiet=True, overrides=QUICK_OVERRIDES[kind], labelled=True
+            )
+            assert run_training(request)
+            export_checkpoint(pt, onnx_path)
+            self.built[kind] = (pt, onnx_path)
+        return self.built[kind]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(MODEL_KINDS)
+
+    def __len__(self) -> int:
+        return len(MODEL_KINDS)
+
+
+@pytest.fixture(scope="module")
+def labelled_models(labelled_path, tmp_path_factory) -> LabelledModels:
+    return LabelledModels(tmp_path_factory.mktemp("labelled-models"), labelled_path)
+
+
+# ---- the reader ---------------------------------------------------------------------------------------------------
+
+label_text = st.text(st.characters(categories=("L", "N")), min_size=1, max_size=8)
+item_text = st.text(st.characters(categories=("L",)), min_size=1, max_size=8)
+
+
+@settings(max_examples=60, deadline=None)
+@given(pairs=st.lists(st.tuples(label_text, item_text), min_size=3, max_size=30, unique_by=lambda p: p[1]))
+def test_a_labelled_file_reads_back_every_pair_in_file_order(tmp_path_factory, pairs) -> None:
+    path = tmp_path_factory.mktemp("read") / "data.tsv"
+    path.write_text("\n".join(f"{label}\t {item} " for label, item in pairs) + "\n\n", encoding="utf-8")
+    words = read_labelled(path)
+    assert list(zip(words.labels, words.items, strict=True)) == list(pairs)
+
+
+FAULTS = {
+    "no tab": ("female anna", "has no tab"),
+    "an empty label": ("\tanna", "has an empty label"),
+    "an empty item": ("female\t  ", "has an empty item"),
+    "a tab inside the item": ("female\tan\tna", "has a tab inside its item"),
+    "two tabs at the end": ("female\tanna\t", "has a tab inside its item"),
+}
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    fault=st.sampled_from(sorted(FAULTS)),
+    before=st.integers(0, 20),
+    pairs=st.lists(st.tuples(label_text, item_text), min_size=25, max_size=25),
+)
+def test_every_bad_line_is_one_error_naming_it(tmp_path_factory, fault, before, pairs) -> None:
+    line, words = FAULTS[fault]
+    lines = [f"{label}\t{item}" for label, item in pairs]
+    lines.insert(before, line)
+    path = tmp_path_factory.mktemp("bad") / "data.tsv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(DatasetError) as caught:
+        read_labelled(path)
+    message = str(caught.value)
+    assert f"line {before + 1} " in message and words in message and "\n" not in message
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_mm_train_refuses_bad_labelled_data_in_one_line_and_writes_nothing(tmp_path, fault) -> None:
+    data = tmp_path / "data.tsv"
+    data.write_text("female\tanna\nmale\tbob\n" + FAULTS[fault][0] + "\nmale\tcarl\n", encoding="utf-8")
+    out = tmp_path / "model.pt"
+    result = run("mm-train", "bigram", "--data", data, "--labelled", "--out", out, "--samples", 0)
+    assert_usage_error(result)
+    assert "line 3" in result.stderr and not out.exists()
+    assert data.read_text(encoding="utf-8").count("\n") == 4  # the input untouched
+
+
+def test_labels_must_be_short_printable_text() -> None:
+    assert label_problem("female") is None
+    for bad in ("", "x" * 65, "a\x00b", " pad", 3):
+        assert label_problem(bad) is not None
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    pairs=st.lists(st.tuples(st.sampled_from(LABELS), item_text), min_size=3, max_size=60, unique_by=lambda p: p[1]),
+    seed=st.integers(0, 2**64 - 1),
+)
+def test_labels_follow_their_items_through_the_split(tmp_path_factory, pairs, seed) -> None:
+    """The split of labelled data is the plain split of its items (same split_seed rule); each keeps its label."""
+    path = tmp_path_factory.mktemp("split") / "data.tsv"
+    path.write_text("".join(f"{label}\t{item}\n" for label, item in pairs), encoding="utf-8")
+    corpus = read_labelled_corpus(path)
+    split = split_corpus(corpus.tokens, seed)
+    plain = split_words([item for _, item in pairs], seed)
+    label_of_item = {item: label for label, item in pairs}
+    for name in ("train", "val", "test"):
+        tokens = split[name]
+        items = [
+            corpus.vocab.decode(tokens.ids[a:b]) for a, b in zip(tokens.offsets[:-1], tokens.offsets[1:], strict=True)
+        ]
+        assert items == plain[name]
+        assert [corpus.labels[i] for i in tokens.labels] == [label_of_item[item] for item in items]
+    assert split_labelled(read_labelled(path), seed) == {
+        name: [(label_of_item[item], item) for item in plain[name]] for name in ("train", "val", "test")
+    }
+
+
+# ---- the models ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", MODEL_KINDS)
+def test_an_unlabelled_model_has_no_label_parts_and_a_labelled_one_adds_only_them(kind) -> None:
+    config = build_config(kind)
+    torch.manual_seed(0)
+    plain = build_model(kind, 27, config)
+    torch.manual_seed(0)
+    labelled = build_model(kind, 27, config.replace(n_labels=3))
+    plain_state, labelled_state = plain.state_dict(), labelled.state_dict()
+    assert not any("label" in name for name in plain_state)
+    extra = set(labelled_state) - set(plain_state)
+    assert extra and all("label" in name for name in extra)
+    for name, tensor in plain_state.items():  # the same initial weights: the label parts are made last
+        torch.testing.assert_close(labelled_state[name], tensor)
+    assert sum(t.numel() for t in plain_state.values()) == param_count(kind, 27, config)
+    assert sum(t.numel() for t in labelled_state.values()) == param_count(kind, 27, config.replace(n_labels=3))
+
+
+def build_config(kind: str) -> Config:
+    from makemore.train.config import make_config
+
+    config = make_config(kind, **QUICK_OVERRIDES[kind])
+    return config.replace(block_size=config.block_size or 8)
+
+
+@pytest.mark.parametrize("kind", MODEL_KINDS)
+def test_the_label_is_seen_at_every_position(kind) -> None:
+    """Changing only the label changes the logits of every position (sequence kinds) or window."""
+    torch.manual_seed(0)
+    model = build_model(kind, 27, build_config(kind).replace(n_labels=2)).eval()
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "label" in name:
+                param.normal_()
+        x = torch.randint(1, 27, (4, model.block_size if not getattr(model, "is_sequence", False) else 6))
+        first, second = model(x, torch.zeros(4, dtype=torch.int64)), model(x, torch.ones(4, dtype=torch.int64))
+    differs = (first - second).abs().amax(dim=-1)
+    assert (differs > 1e-6).all()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", MODEL_KINDS)
+def test_every_kind_trains_labelled_and_exports(labelled_models, kind) -> None:
+    pt, onnx_path = labelled_models[kind]
+    checkpoint = torch.load(pt, weights_only=True)
+    assert checkpoint["labels"]["names"] == list(LABELS)
+    assert checkpoint["config"]["n_labels"] == len(LABELS)  # the stored (plain) config
+    assert sum(checkpoint["labels"]["counts"]) == 2400  # the train split's words (80% of 3,000)
+    by_label = checkpoint["metrics"]["val_loss_by_label"]
+    assert set(by_label) == set(LABELS) and all(0 < loss < np.log(27) for loss in by_label.values())
+    sampler = OnnxSampler(onnx_path)
+    assert sampler.info.labels == LABELS and sampler.info.label_counts == tuple(checkpoint["labels"]["counts"])
+    assert len(set(sampler.sample(50, seed=1, label="a-end"))) > 1
+
+
+# ---- parity, int8 -------------------------------------------------------------------------------------------------
+
+PARITY_CASES = [{"seed": 0}, {"seed": 1, "label": "a-end"}, {"seed": 2, "label": "n-end", "top_k": 5}]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["mlp", "gru"])  # the window contract and the step contract
+@pytest.mark.parametrize("options", PARITY_CASES, ids=lambda o: "-".join(f"{k}={v}" for k, v in o.items()))
+def test_torch_and_onnxruntime_give_the_same_names(labelled_models, kind, options) -> None:
+    pt, onnx_path = labelled_models[kind]
+    expected, actual = TorchSampler(pt).sample(1000, **options), OnnxSampler(onnx_path).sample(1000, **options)
+    differ = sum(a != b for a, b in zip(actual, expected, strict=True))
+    assert differ <= 1 and len(set(actual)) > 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["mlp", "gru"])
+def test_torch_and_onnxruntime_give_the_same_scores(labelled_models, kind) -> None:
+    pt, onnx_path = labelled_models[kind]
+    names = ["anna", "ben", "olivia"]
+    for label in (None, *LABELS):
+        np.testing.assert_allclose(
+            OnnxSampler(onnx_path).score(names, label), TorchSampler(pt).score(names, label), rtol=1e-5
+        )
+
+
+@pytest.mark.slow
+def test_a_label_shifts_the_names_its_way(labelled_models) -> None:
+    """Names sampled under a-end end in a far more often than under n-end (the label is learned)."""
+    sampler = OnnxSampler(labelled_models["mlp"][1])
+    a_end = np.mean([n.endswith("a") for n in sampler.sample(1000, seed=3, label="a-end")])
+    n_end = np.mean([n.endswith("a") for n in sampler.sample(1000, seed=3, label="n-end")])
+    assert a_end > n_end + 0.3
+
+
+@pytest.mark.slow
+def test_an_int8_labelled_file_keeps_its_labels_and_its_loss(labelled_models, labelled_path, tmp_path) -> None:
+    from makemore.export.onnx_export import export_checkpoint
+
+    pt, float_path = labelled_models["mlp"]
+    report = export_checkpoint(pt, tmp_path / "int8.onnx", quantize="int8")
+    int8, plain = OnnxSampler(report.path), OnnxSampler(float_path)
+    assert int8.info.labels == plain.info.labels and int8.info.label_counts == plain.info.label_counts
+    assert report.mean_kl is not None and report.mean_kl < 0.01
+    val = split_labelled(read_labelled(labelled_path))["val"]
+    for label in LABELS:  # test_quantize's bound on the val loss, label by label
+        items = [item for name, item in val if name == label]
+        assert abs(int8.nll(items, label) - plain.nll(items, label)) <= 0.01
+    assert len(set(int8.sample(200, seed=5))) > 1
+
+
+# ---- labels at run time -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_unknown_label_and_label_for_an_unlabelled_model_are_one_error_line(labelled_models, model_files) -> None:
+    assert_usage_error(run("mm-gen", labelled_models["mlp"][1], "--label", "nope", "--seed", 1))
+    assert_usage_error(run("mm-gen", model_files["mlp"][1], "--label", "a-end", "--seed", 1))
+    assert_usage_error(run("mm-eval", labelled_models["gru"][1], "--score", "anna", "--label", "x\ny"))
+    for path, label in ((labelled_models["gru"][1], "nope"), (model_files["gru"][1], "a-end")):
+        with pytest.raises(SamplingError) as caught:
+            OnnxSampler(path).sample(3, label=label)
+        assert caught.value.field == "label" and "label" in str(caught.value)
+
+
+def test_a_label_option_is_checked_like_every_option() -> None:
+    for bad in ("", "x" * 65, 3):
+        with pytest.raises(SamplingError) as caught:
+            SamplingOptions(label=bad)
+        assert caught.value.field == "label"
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    seed=st.integers(0, 2**64 - 1),
+    index=st.integers(0, 5),
+    cuts=st.lists(st.integers(1, CHUNK_SIZE - 1), max_size=4),
+    counts=st.lists(st.integers(0, 50), min_size=1, max_size=6).filter(any),
+)
+def test_label_draws_depend_on_the_seed_and_the_row_alone(seed, index, cuts, counts) -> None:
+    """A chunk's labels are the same however it is cut into pieces, never a label of count 0, and the same
+    again for the same seed."""
+    whole = chunk_labels(seed, ChunkSpan(index, 0, CHUNK_SIZE), tuple(counts))
+    edges = [0, *sorted(set(cuts)), CHUNK_SIZE]
+    pieces = [
+        chunk_labels(seed, ChunkSpan(index, lo, hi), tuple(counts))
+        for lo, hi in zip(edges[:-1], edges[1:], strict=True)
+    ]
+    np.testing.assert_array_equal(np.concatenate(pieces), whole)
+    np.testing.assert_array_equal(chunk_labels(seed, ChunkSpan(index, 0, CHUNK_SIZE), tuple(counts)), whole)
+    assert all(counts[label] > 0 for label in np.unique(whole))
+
+
+def test_label_draws_follow_the_training_frequencies() -> None:
+    counts = (1, 0, 3)
+    drawn = np.concatenate([chunk_labels(7, ChunkSpan(k, 0, CHUNK_SIZE), counts) for k in range(4)])
+    shares = np.bincount(drawn, minlength=3) / len(drawn)
+    np.testing.assert_allclose(shares, [0.25, 0.0, 0.75], atol=0.02)
+    other_seed = np.concatenate([chunk_labels(8, ChunkSpan(k, 0, CHUNK_SIZE), counts) for k in range(4)])
+    assert (drawn != other_seed).any()
+
+
+@pytest.mark.slow
+def test_names_without_a_label_are_deterministic_and_mix_the_labels(labelled_models) -> None:
+    sampler = OnnxSampler(labelled_models["mlp"][1])
+    first = sampler.sample(2000, seed=11)
+    assert first == sampler.sample(2000, seed=11) == [n for c in sampler.sample_chunks(2000, seed=11) for n in c]
+    assert first != sampler.sample(2000, seed=12)
+    share = {label: np.mean([n.endswith("a") for n in sampler.sample(2000, seed=11, label=label)]) for label in LABELS}
+    mixed = np.mean([n.endswith("a") for n in first])
+    assert min(share.values()) < mixed < max(share.values())
+
+
+@pytest.mark.slow
+def test_zero_label_parts_leave_the_names_of_the_unlabelled_model(model_files, tmp_path) -> None:
+    """A conditional model whose label parts are zero samples exactly the unlabelled model's names, seed for seed:
+    drawing each name's label takes nothing from the characters' random stream."""
+    from makemore.train.checkpoint import load_checkpoint, load_model, model_info
+
+    checkpoint = load_checkpoint(model_files["mlp"][0])
+    plain = TorchSampler.from_model(load_model(checkpoint), model_info(checkpoint))
+    labelled_checkpoint = {
+        **checkpoint,
+        "config": checkpoint["config"].replace(n_labels=2),
+        "labels": {"names": ["x", "y"], "counts": [1, 1]},
+        "state_dict": {**checkpoint["state_dict"], "label_embedding.weight": torch.zeros(2, 16)},
+    }
+    labelled = TorchSampler.from_model(load_model(labelled_checkpoint), model_info(labelled_checkpoint))
+    for seed in (0, 1, 2):
+        assert labelled.sample(300, seed=seed) == plain.sample(300, seed=seed)
+
+
+# ---- files --------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_mm_eval_gives_each_labels_val_loss_as_training_did(labelled_models, labelled_path) -> None:
+    pt, onnx_path = labelled_models["transformer"]
+    metrics = torch.load(pt, weights_only=True)["metrics"]
+    result = run("mm-eval", onnx_path, "--data", labelled_path, "--split", "val")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert float(lines[0]) == pytest.approx(metrics["val_loss"], abs=1e-4)
+    per_label = {label: float(loss) for loss, label in (line.split("\t") for line in lines[1:])}
+    assert per_label == pytest.approx(metrics["val_loss_by_label"], abs=1e-4)
+    one = run("mm-eval", onnx_path, "--data", labelled_path, "--label", "n-end")
+    assert float(one.stdout) == pytest.approx(metrics["val_loss_by_label"]["n-end"], abs=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda props: props.update({"makemore.labels": '{"names": ["a", "a", "b"], "counts": [1, 1, 1]}'}),
+        lambda props: props.update({"makemore.labels": '{"names": ["a", "b", "c"], "counts": [1, 1]}'}),
+        lambda props: props.update({"makemore.labels": '{"names": ["a", "b", "c"], "counts": [0, 0, 0]}'}),
+        lambda props: props.update({"makemore.labels": '{"names": ["a", "b"], "counts": [1, 1]}'}),
+        lambda props: props.update({"makemore.labels": '["a", "b", "c"]'}),
+        lambda props: props.pop("makemore.labels"),
+    ],
+    ids=["repeated", "counts-short", "all-zero", "n-labels-differs", "not-an-object", "missing"],
+)
+def test_bad_labels_metadata_is_refused_at_load(labelled_models, tmp_path, change) -> None:
+    target = rewrite_metadata(labelled_models["mlp"][1], tmp_path / "bad.onnx", change)
+    with pytest.raises(ModelFileError) as caught:
+        OnnxSampler(target)
+    assert "\n" not in str(caught.value)
+    assert_usage_error(run("mm-gen", target, "--n", 3))
+
+
+def test_labels_round_trip_through_the_metadata() -> None:
+    info = ModelInfo("mlp", Vocab("abc"), 3, config={"n_labels": 2}, labels=("x", "y z"), label_counts=(3, 0)).checked()
+    assert ModelInfo.from_metadata(info.to_metadata()) == info
+    plain = ModelInfo("mlp", Vocab("abc"), 3).checked()
+    assert "makemore.labels" not in plain.to_metadata() and ModelInfo.from_metadata(plain.to_metadata()) == plain
+
+
+@pytest.mark.slow  # trains (a few steps)
+def test_resume_keeps_the_labels(tmp_path) -> None:
+    """A conditional checkpoint resumes on labelled data with its labels, and on nothing else (one error line)."""
+    data, other, plain = tmp_path / "data.tsv", tmp_path / "other.tsv", tmp_path / "plain.txt"
+    pairs = [("f", "anna"), ("m", "bob"), ("f", "emma"), ("m", "carl"), ("f", "ida")]
+    data.write_text("".join(f"{label}\t{item}\n" for label, item in pairs), encoding="utf-8")
+    other.write_text("".join(f"x{label}\t{item}\n" for label, item in pairs), encoding="utf-8")
+    plain.write_text("".join(f"{item}\n" for _, item in pairs), encoding="utf-8")
+    first, second = tmp_path / "a.pt", tmp_path / "b.pt"
+    common = ("--steps", 5, "--samples", 0, "-q")
+    assert run("mm-train", "bigram-nn", "--data", data, "--labelled", "--out", first, *common).returncode == 0
+    resumed = run("mm-train", "bigram-nn", "--data", data, "--labelled", "--resume", first, "--out", second, *common)
+    assert resumed.returncode == 0, resumed.stderr
+    assert torch.load(second, weights_only=True)["labels"]["names"] == ["f", "m"]
+    for args in (("--data", other, "--labelled"), ("--data", plain)):
+        result = run("mm-train", "bigram-nn", *args, "--resume", first, "--out", tmp_path / "c.pt", *common)
+        assert_usage_error(result)
+        assert "labels" in result.stderr and not (tmp_path / "c.pt").exists()
+
+
+def more_labels(props: dict) -> None:
+    """Metadata declaring 70 labels (config n_labels too) for a graph whose label table has 3 rows."""
+    import json
+
+    config = json.loads(props["makemore.config"])
+    props["makemore.config"] = json.dumps({**config, "n_labels": 70})
+    names = [f"l{i}" for i in range(70)]
+    props["makemore.labels"] = json.dumps({"names": names, "counts": [1] * 70})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["mlp", "gru"])
+def test_metadata_declaring_more_labels_than_the_graph_holds_is_refused_at_load(labelled_models, tmp_path, kind):
+    target = rewrite_metadata(labelled_models[kind][1], tmp_path / "more.onnx", more_labels)
+    with pytest.raises(ModelFileError) as caught:
+        OnnxSampler(target)
+    assert "probe" in str(caught.value) and "\n" not in str(caught.value)
+
+
+@pytest.mark.slow
+def test_the_browser_page_refuses_a_conditional_model_in_one_line(labelled_models, tmp_path) -> None:
+    from makemore.data import UserError
+    from makemore.runtime.web.site import site_files
+
+    onnx_path = labelled_models["mlp"][1]
+    with pytest.raises(UserError) as caught:
+        site_files(onnx_path, OnnxSampler(onnx_path).info, tmp_path)
+    assert "conditional" in str(caught.value) and "\n" not in str(caught.value)
