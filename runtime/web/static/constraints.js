@@ -100,7 +100,7 @@ function trie(names, index, V, limits) {
   const trans = new Int32Array((off + 1) * V).fill(off);
   children.forEach((kids, node) => kids.forEach((next, ix) => (trans[node * V + ix] = next)));
   for (let s = 0; s <= off; s++) trans[s * V + BOUNDARY] = DEAD;
-  const accept = Uint8Array.from([...ends, 1], (end, s) => (s === off ? 0 : 1 - end));
+  const accept = Uint8Array.from([...ends, 0], (end) => 1 - end); // the state off the trie accepts
   return dfa(trans, accept, V);
 }
 
