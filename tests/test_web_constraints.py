@@ -168,7 +168,13 @@ def test_constraint_fields_are_checked_as_sampling_options_are(tmp_path) -> None
     """Each bad constraint field gets SamplingOptions' own message (from the same bounds); good ones parse to the
     values SamplingOptions keeps (exclude: stripped lines, blank ones dropped, distinct and sorted)."""
     bounds = {"count": Bound(int, 1, MAX_COUNT).to_json(), **{k: b.to_json() for k, b in SAMPLING.items()}}
-    site = {"vocab": "abcdefghijklmnopqrstuvwxyz", "max_len": 15, "longest_name": 40, "bounds": bounds, "limits": LIMITS}
+    site = {
+        "vocab": "abcdefghijklmnopqrstuvwxyz",
+        "max_len": 15,
+        "longest_name": 40,
+        "bounds": bounds,
+        "limits": LIMITS,
+    }
     bad = [
         ({"min_len": "0"}, "min_len must be a whole number from 1 to 100,000"),
         ({"min_len": "x"}, "min_len must be a whole number"),
@@ -234,9 +240,15 @@ def test_page_constraints_give_mm_gens_names(browser, model_files, tmp_path, kin
         assert all(4 <= len(n) <= 9 and n.endswith("a") and "n" in n and n not in exclude for n in shown)
 
         for values, options in (
-            ({"seed": "7", "prefix": "k", "min_len": "6", "top_k": "8"}, {"seed": 7, "prefix": "k", "min_len": 6, "top_k": 8}),
+            (
+                {"seed": "7", "prefix": "k", "min_len": "6", "top_k": "8"},
+                {"seed": 7, "prefix": "k", "min_len": 6, "top_k": 8},
+            ),
             ({"seed": "8", "temperature": "0", "ends_with": "y"}, {"seed": 8, "temperature": 0, "ends_with": "y"}),
-            ({"seed": "9", "top_p": "0.8", "contains": "ar", "max_len": "7"}, {"seed": 9, "top_p": 0.8, "contains": "ar", "max_len": 7}),
+            (
+                {"seed": "9", "top_p": "0.8", "contains": "ar", "max_len": "7"},
+                {"seed": 9, "top_p": 0.8, "contains": "ar", "max_len": 7},
+            ),
         ):
             names = page.evaluate("fields => window.mmGenerate(fields)", {"count": "200", **values})
             assert names == sampler.sample(200, **options), options
