@@ -269,3 +269,28 @@ def test_page_constraints_give_mm_gens_names(browser, model_files, tmp_path, kin
         assert page.locator("#names li").all_inner_texts() == shown  # the names stay
         page.close()
     assert errors == []
+
+
+def test_the_page_reads_the_automatons_bounds_from_the_site_json() -> None:
+    from importlib.resources import files
+
+    from makemore.runtime.web.site import site_json
+
+    class Info:  # what site_json reads of a model's metadata
+        state, kind, vocab, block_size, max_len, longest_name, contract, metrics = (
+            None,
+            "gru",
+            type("V", (), {"chars": "ab"}),
+            1,
+            9,
+            77,
+            "window",
+            {},
+        )
+
+    meta = site_json(Info(), "0" * 64)  # type: ignore[arg-type]
+    assert meta["limits"] == LIMITS and meta["longest_name"] == 77
+    static = files("makemore.runtime.web").joinpath("static")
+    script = static.joinpath("constraints.js").read_text(encoding="utf-8")
+    assert "limits.automaton_cells" in script and str(AUTOMATON_CELLS) not in script and "4194304" not in script
+    assert "site.limits.exclude_chars" in static.joinpath("options.js").read_text(encoding="utf-8")
