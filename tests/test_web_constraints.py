@@ -148,6 +148,8 @@ def test_too_big_an_automaton_is_refused_as_in_python(tmp_path) -> None:
     assert run_node(tmp_path, MASKS_SCRIPT, cases) == want
 
 
+EXCLUDE_TEXT = " bo \n\nanna\r\nbo\n\x1c\u3000ka\x85\u2028\n\ufeff\n\t\x0b\n"  # Python's whitespace, and not
+
 OPTIONS_SCRIPT = """
 import { readFileSync } from "node:fs";
 import { parseOptions } from "./options.js";
@@ -188,11 +190,12 @@ def test_constraint_fields_are_checked_as_sampling_options_are(tmp_path) -> None
         ({"exclude": "x" * (MAX_EXCLUDE_CHARS + 1)}, str(python_error(exclude=("x" * (MAX_EXCLUDE_CHARS + 1),)))),
         ({"prefix": "abc", "max_len": "2"}, str(python_error(prefix="abc", max_len=2))),
     ]
-    good = {"min_len": " 3 ", "max_len": "12", "ends_with": "na", "contains": "r", "exclude": " bo \n\nanna\r\nbo\n"}
+    good = {"min_len": " 3 ", "max_len": "12", "ends_with": "na", "contains": "r", "exclude": EXCLUDE_TEXT}
     got = run_node(tmp_path, OPTIONS_SCRIPT, {"site": site, "requests": [fields for fields, _ in bad] + [good]})
     for (fields, message), answer in zip(bad, got, strict=False):
         assert message in answer.get("error", ""), (str(fields)[:80], answer)
-    options = SamplingOptions(min_len=3, max_len=12, ends_with="na", contains="r", exclude=("bo", "anna", "bo"))
+    lines = [line.strip() for line in EXCLUDE_TEXT.split("\n")]  # data.reader's way: split at \n, str.strip
+    options = SamplingOptions(min_len=3, max_len=12, ends_with="na", contains="r", exclude=[s for s in lines if s])
     constraints = {"min_len": 3, "ends_with": "na", "contains": "r", "exclude": list(options.exclude)}
     assert got[-1] == {"maxLen": 12, "constraints": constraints}
 

@@ -3,6 +3,9 @@
 
 const WHOLE = /^\d+$/;
 const DECIMAL = /^\+?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
+// Python's str.strip() whitespace (str.isspace, as data/reader.py strips a line), which JavaScript's trim() is not.
+const SPACE = "\\t-\\r\\x1c-\\x20\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000";
+const PY_SPACE = new RegExp(`^[${SPACE}]+|[${SPACE}]+$`, "g");
 
 function clip(text) {
   return JSON.stringify(text.length > 40 ? `${text.slice(0, 40)}\u2026` : text);
@@ -51,7 +54,7 @@ function bounded(name, value, bound, what = "length") {
 function excludeNames(textValue, site) {
   const names = String(textValue ?? "")
     .split("\n")
-    .map((line) => line.trim())
+    .map((line) => line.replace(PY_SPACE, ""))
     .filter((line) => line !== "");
   bounded("exclude", names, site.bounds.exclude, "number");
   const total = names.reduce((sum, name) => sum + Array.from(name).length, 0);
