@@ -297,3 +297,53 @@ def test_the_page_reads_the_automatons_bounds_from_the_site_json() -> None:
     script = static.joinpath("constraints.js").read_text(encoding="utf-8")
     assert "limits.automaton_cells" in script and str(AUTOMATON_CELLS) not in script and "4194304" not in script
     assert "site.limits.exclude_chars" in static.joinpath("options.js").read_text(encoding="utf-8")
+
+
+WEIGHTS_SCRIPT = """
+import { readFileSync } from "node:fs";
+import { draw, nextTokenWeights } from "./sampler.js";
+const cases = JSON.parse(readFileSync(0, "utf8"));
+const out = cases.map(({ logits, rows, V, options, allowed, uniforms }) => {
+  const mask = Uint8Array.from(allowed);
+  const weights = nextTokenWeights(Float32Array.from(logits), rows, V, { ...options, allowed: mask });
+  return { weights: Array.from(weights), picks: Array.from(draw(weights, rows, V, Float64Array.from(uniforms))) };
+});
+console.log(JSON.stringify(out));
+"""
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"temperature": 0.6}, {"temperature": 0}, {"top_k": 2}, {"top_p": 0.7, "temperature": 1.4}, {"top_k": 3}],
+)
+def test_masked_weights_and_draws_equal_numpys(tmp_path, options) -> None:
+    """The mask acts before temperature, top-k and top-p, in the page as in next_token_weights."""
+    from makemore.runtime.sampling import draw, next_token_weights
+
+    rng = np.random.default_rng(len(str(options)))
+    rows, V = 60, 9
+    logits = (rng.standard_normal((rows, V)) * 3).astype(np.float32)
+    allowed = rng.random((rows, V)) < 0.5
+    allowed[np.arange(rows), rng.integers(0, V, rows)] = True  # at least one character each
+    uniforms = rng.random(rows)
+    weights = next_token_weights(logits, allowed=allowed, **options)
+    want = {"weights": weights.T.ravel().tolist(), "picks": draw(weights.copy(), uniforms).tolist()}
+    names = {"temperature": "temperature", "top_k": "topK", "top_p": "topP"}
+    case = {"logits": logits.ravel().tolist(), "rows": rows, "V": V, "uniforms": uniforms.tolist()}
+    case |= {"options": {names[k]: v for k, v in options.items()}, "allowed": allowed.ravel().astype(int).tolist()}
+    (got,) = run_node(tmp_path, WEIGHTS_SCRIPT, [case])
+    assert got["picks"] == want["picks"]
+    assert all(allowed[row, pick] for row, pick in enumerate(got["picks"]))
+    np.testing.assert_allclose(got["weights"], want["weights"], rtol=2e-7, atol=0)
+
+
+@pytest.mark.parametrize("text", ["aZ", "a'Z", "\"Z'", "Z\\", "é\tZ\n", "Q" * 80, "\x7f\x1b"])
+def test_outside_vocabulary_messages_equal_pythons(tmp_path, text) -> None:
+    vocab = Vocab("abc")
+    cases, want = [], []
+    for field in ("ends_with", "contains"):
+        case, answer = python_case({"max_len": 9, field: text}, vocab, random.Random(0))
+        assert "outside the model's vocabulary" in answer["error"]
+        cases.append(case)
+        want.append(answer)
+    assert run_node(tmp_path, MASKS_SCRIPT, cases) == want
