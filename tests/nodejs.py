@@ -20,7 +20,7 @@ def run_node(tmp_path: Path, script: str, payload: object) -> object:
     folder = tmp_path / "js"
     folder.mkdir(exist_ok=True)
     static = files("makemore.runtime.web").joinpath("static")
-    for name in ("pcg64.js", "sampler.js", "options.js"):
+    for name in ("pcg64.js", "sampler.js", "options.js", "constraints.js"):
         (folder / name).write_bytes(static.joinpath(name).read_bytes())
     (folder / "package.json").write_text('{"type": "module"}\n')
     (folder / "main.js").write_text(script)

@@ -63,12 +63,13 @@ def test_the_page_reads_the_table_from_the_site_json() -> None:
     from makemore.runtime.web.site import MAX_COUNT, site_json
 
     class Info:  # what site_json reads of a model's metadata
-        state, kind, vocab, block_size, max_len, contract, metrics = (
+        state, kind, vocab, block_size, max_len, longest_name, contract, metrics = (
             None,
             "mlp",
             type("V", (), {"chars": "ab"}),
             3,
             9,
+            100_000,
             "window",
             {},
         )

@@ -15,7 +15,7 @@ from typing import Any
 
 from makemore.contract import CONTEXT, LOGITS, TOKENS, ModelInfo
 from makemore.data import UserError, file_sha256
-from makemore.data.bounds import SAMPLING, Bound
+from makemore.data.bounds import AUTOMATON_CELLS, AUTOMATON_WORK, MAX_EXCLUDE_CHARS, SAMPLING, Bound
 from makemore.runtime.chunks import CHUNK_SIZE
 from makemore.runtime.web.folder import MARKER, check_site_folder, replace_folder
 
@@ -23,7 +23,7 @@ ORT_WEB_VERSION = "1.30.0"  # pinned in ort-web/package.json; what the page says
 ORT_FILES = ("ort.wasm.min.js", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")  # wasm backend only
 ORT_MAX_BYTES = {".js": 16 << 20, ".mjs": 16 << 20, ".wasm": 128 << 20}  # 1.30.0's: ~0.1 MB scripts, ~12 MB wasm
 WASM_MAGIC = b"\0asm\x01\0\0\0"  # every WebAssembly binary starts so (magic, version 1)
-PAGE_FILES = ("index.html", "app.js", "sampler.js", "options.js", "pcg64.js")
+PAGE_FILES = ("index.html", "app.js", "sampler.js", "options.js", "pcg64.js", "constraints.js")
 MODEL_NAME = "model.onnx"
 MAX_COUNT = 10_000  # names the page makes at once (mm-serve's default --max-n)
 CHECKOUT_DIST = Path(__file__).resolve().parents[2] / "ort-web" / "node_modules" / "onnxruntime-web" / "dist"
@@ -112,6 +112,7 @@ def site_json(info: ModelInfo, model_sha256: str) -> dict[str, Any]:
         "vocab": info.vocab.chars,
         "block_size": info.block_size,
         "max_len": info.max_len,
+        "longest_name": info.longest_name,
         "contract": info.contract,
         "state": state,
         "inputs": [CONTEXT if info.state is None else TOKENS],
@@ -120,6 +121,11 @@ def site_json(info: ModelInfo, model_sha256: str) -> dict[str, Any]:
         "chunk_size": CHUNK_SIZE,
         "max_count": MAX_COUNT,
         "bounds": {"count": Bound(int, 1, MAX_COUNT).to_json(), **{k: b.to_json() for k, b in SAMPLING.items()}},
+        "limits": {  # the constraint automaton's bounds (runtime.constraints), as the page's constraints.js reads them
+            "automaton_cells": AUTOMATON_CELLS,
+            "automaton_work": AUTOMATON_WORK,
+            "exclude_chars": MAX_EXCLUDE_CHARS,
+        },
         "onnxruntime_web": ORT_WEB_VERSION,
     }
 

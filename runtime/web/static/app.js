@@ -4,7 +4,7 @@ import { parseOptions } from "./options.js";
 import { StepDecoder, WindowDecoder, emptyState, sampleNames } from "./sampler.js";
 
 const $ = (id) => document.getElementById(id);
-const FIELDS = ["count", "temperature", "top_k", "top_p", "prefix", "seed"];
+const FIELDS = ["count", "temperature", "top_k", "top_p", "prefix", "seed", "min_len", "max_len", "ends_with", "contains", "exclude"];
 let site = null;
 let session = null;
 let queue = Promise.resolve();
@@ -117,6 +117,7 @@ async function load() {
       $("on-server").href = site.server; // served by mm-serve: the switch back to its page
       $("where").hidden = false;
     }
+    $("max_len").placeholder = String(site.max_len);
     $("generate").disabled = false;
     document.body.dataset.state = "ready";
   } catch (err) {

@@ -3,6 +3,9 @@
 
 const WHOLE = /^\d+$/;
 const DECIMAL = /^\+?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
+// Python's str.strip() whitespace (str.isspace, as data/reader.py strips a line), which JavaScript's trim() is not.
+const SPACE = "\\t-\\r\\x1c-\\x20\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000";
+const PY_SPACE = new RegExp(`^[${SPACE}]+|[${SPACE}]+$`, "g");
 
 function clip(text) {
   return JSON.stringify(text.length > 40 ? `${text.slice(0, 40)}\u2026` : text);
@@ -38,7 +41,49 @@ export function randomSeed() {
   return (BigInt(words[1]) << 32n) | BigInt(words[0]);
 }
 
-/** The fields' texts -> {count, temperature, topK, topP, prefixIds, maxLen, seed}; an Error with one line otherwise.
+/** A text field's length within its bound (as SamplingOptions: "the length of ends_with must be in [0, N]"). */
+function bounded(name, value, bound, what = "length") {
+  const size = what === "length" ? Array.from(value).length : value.length;
+  if (size > bound.high) {
+    throw new Error(`the ${what} of ${name} must be in [${bound.low}, ${bound.high.toLocaleString("en-US")}], got ${size}`);
+  }
+  return value;
+}
+
+/** The exclude text: one name a line, stripped, blank lines dropped; distinct and sorted (as mm-gen --exclude). */
+function excludeNames(textValue, site) {
+  const names = String(textValue ?? "")
+    .split("\n")
+    .map((line) => line.replace(PY_SPACE, ""))
+    .filter((line) => line !== "");
+  bounded("exclude", names, site.bounds.exclude, "number");
+  const total = names.reduce((sum, name) => sum + Array.from(name).length, 0);
+  const most = site.limits.exclude_chars;
+  if (total > most) {
+    throw new Error(`exclude must hold at most ${most.toLocaleString("en-US")} characters in all, got ${total.toLocaleString("en-US")}`);
+  }
+  return [...new Set(names)].sort();
+}
+
+/** max_len, min_len, ends_with, contains and exclude -> {maxLen, constraints}, as SamplingOptions and its length(). */
+function parseConstraints(fields, site) {
+  const bounds = site.bounds;
+  const text = (name) => String(fields[name] ?? "").trim();
+  const m = bounds.max_len;
+  const maxLen = text("max_len") === "" ? site.max_len : Number(whole("max_len", text("max_len"), end(m.low), end(m.high)));
+  if (maxLen > site.longest_name) {
+    throw new Error(`max_len must be at most ${site.longest_name.toLocaleString("en-US")} for this model, got ${maxLen}`);
+  }
+  const n = bounds.min_len;
+  const minLen = text("min_len") === "" ? null : Number(whole("min_len", text("min_len"), end(n.low), end(n.high)));
+  const endsWith = bounded("ends_with", String(fields.ends_with ?? ""), bounds.ends_with);
+  const contains = bounded("contains", String(fields.contains ?? ""), bounds.contains);
+  const exclude = excludeNames(fields.exclude, site);
+  return { maxLen, constraints: { min_len: minLen, ends_with: endsWith, contains, exclude } };
+}
+
+/** The fields' texts -> {count, temperature, topK, topP, prefix, prefixIds, maxLen, seed, constraints}; an Error
+ * with one line otherwise.
  * Temperature 0 (greedy) only with `greedy: true` (the test hook): the page asks for a temperature above 0. */
 export function parseOptions(fields, site) {
   const bounds = site.bounds;
@@ -51,12 +96,15 @@ export function parseOptions(fields, site) {
   const topK = text("top_k") === "" ? null : Number(min(whole("top-k", text("top_k"), end(k.low), end(k.high)), 1n << 30n));
   const p = bounds.top_p;
   const topP = text("top_p") === "" ? null : decimal("top-p", text("top_p"), { low: p.low, high: p.high, what: `a number in (${p.low}, ${p.high}]` });
+  const { maxLen, constraints } = parseConstraints(fields, site);
   const prefix = Array.from(String(fields.prefix ?? ""));
   const vocab = Array.from(site.vocab);
   const bad = [...new Set(prefix.filter((ch) => !vocab.includes(ch)))].sort();
   if (bad.length) throw new Error(`prefix has characters outside the model's vocabulary: ${clip(bad.join(""))}`);
-  if (prefix.length > site.max_len) throw new Error(`prefix is longer (${prefix.length}) than max_len (${site.max_len})`);
+  if (prefix.length > maxLen) throw new Error(`prefix is longer (${prefix.length}) than max_len (${maxLen})`);
+  const minLen = constraints.min_len;
+  if (minLen !== null && minLen > maxLen) throw new Error(`min_len (${minLen}) is above max_len (${maxLen})`);
   const seed = text("seed") === "" ? randomSeed() : whole("seed", text("seed"), end(bounds.seed.low), end(bounds.seed.high));
   const prefixIds = prefix.map((ch) => vocab.indexOf(ch) + 1);
-  return { count, temperature, topK, topP, prefixIds, maxLen: site.max_len, seed };
+  return { count, temperature, topK, topP, prefix: prefix.join(""), prefixIds, maxLen, seed, constraints };
 }

@@ -2,6 +2,7 @@
 // the same float32 arithmetic, the same inverse-CDF draw, the same seeding (pcg64.js), so the same names as
 // mm-gen for the same seed wherever the logits agree to the last bits.
 
+import { compileConstraints, Constraint } from "./constraints.js";
 import { ChunkDraws } from "./pcg64.js";
 
 export const BOUNDARY = 0;
@@ -36,20 +37,29 @@ function keepNucleus(w, topP) {
   });
 }
 
+/** Set the characters of row `r` that `allowed` (Uint8Array [rows * V], or null) forbids to -Infinity. */
+function mask(z, allowed, r, V) {
+  if (allowed === null) return;
+  for (let i = 0; i < V; i++) if (!allowed[r * V + i]) z[i] = -Infinity;
+}
+
 /** Logits [rows * V] (row-major) -> unnormalised float32 weights [rows * V] (each row's max is 1), as
- * next_token_weights in runtime/sampling.py. Temperature 0 is greedy: exactly top_k = 1. */
+ * next_token_weights in runtime/sampling.py. Temperature 0 is greedy: exactly top_k = 1. `allowed` (a constraint's
+ * mask) sets the other characters to -Infinity first: temperature, top-k and top-p act on the allowed ones alone. */
 export function nextTokenWeights(logits, rows, V, options = {}) {
   let { temperature = 1, topK = null } = options;
-  const { topP = null, forbidBoundary = false } = options;
+  const { topP = null, forbidBoundary = false, allowed = null } = options;
   if (temperature === 0) [temperature, topK] = [1, 1];
   const weights = new Float32Array(rows * V);
   const sorted = new Float32Array(V);
   for (let r = 0; r < rows; r++) {
     const z = weights.subarray(r * V, (r + 1) * V);
     z.set(logits.subarray(r * V, (r + 1) * V));
+    mask(z, allowed, r, V);
     if (temperature !== 1) {
       const max = rowMax(z); // the gaps to the max, scaled in float64: a tiny temperature gives 0 and -inf
       for (let i = 0; i < V; i++) z[i] = Math.max(Math.fround(z[i] - max) / temperature, -FLOAT32_MAX);
+      mask(z, allowed, r, V);
     }
     if (forbidBoundary) z[BOUNDARY] = -Infinity;
     if (topK !== null && topK < V) {
@@ -183,35 +193,42 @@ export class StepDecoder {
   }
 }
 
-/** Sample the rows of `draws` together (sample_chunk): each row's character indices after the prefix's. */
-export async function sampleChunk(decoder, draws, prefixIds, maxLen, V, options) {
+/** Sample the rows of `draws` together (sample_chunk): each row's character indices after the prefix's.
+ * `automaton` (the request's constraints, constraints.js, or null) masks each row's characters before every draw. */
+export async function sampleChunk(decoder, draws, prefixIds, maxLen, V, options, automaton = null) {
   const rows = draws.rows;
   const ids = Array.from({ length: rows }, () => [...prefixIds]);
   let active = Array.from({ length: rows }, (_, r) => r);
   let tokens = null;
+  const constraint = automaton === null ? null : new Constraint(automaton, rows);
   for (let pos = prefixIds.length; pos < maxLen && active.length > 0; pos++) {
     const uniforms = draws.next();
     const logits = tokens === null ? await decoder.start(prefixIds, rows) : await decoder.step(tokens);
-    const weights = nextTokenWeights(logits, active.length, V, { ...options, forbidBoundary: pos === 0 });
+    const allowed = constraint === null ? null : constraint.allowed();
+    const weights = nextTokenWeights(logits, active.length, V, { ...options, forbidBoundary: pos === 0, allowed });
     const picks = draw(weights, active.length, V, Float64Array.from(active, (r) => uniforms[r]));
     const running = Array.from(picks, (pick) => pick !== BOUNDARY);
     picks.forEach((pick, i) => pick !== BOUNDARY && ids[active[i]].push(pick));
     decoder.keep(running);
+    if (constraint !== null) constraint.advance(picks, running);
     tokens = Array.from(picks).filter((pick) => pick !== BOUNDARY);
     active = active.filter((_, i) => running[i]);
   }
   return ids;
 }
 
-/** Names [0, n) of a request: chunks of chunkSize rows, chunk k drawing from (seed, k); newDecoder() per chunk. */
+/** Names [0, n) of a request: chunks of chunkSize rows, chunk k drawing from (seed, k); newDecoder() per chunk.
+ * The constraints (options.constraints) compile once, before the first chunk: an impossible request is an Error. */
 export async function sampleNames(newDecoder, site, n, options) {
   const chars = Array.from(site.vocab);
   const prefixIds = options.prefixIds;
+  const request = { ...(options.constraints ?? {}), prefix: options.prefix ?? "", prefixIds };
+  const automaton = compileConstraints(request, site.vocab, options.maxLen, site.limits);
   const names = [];
   for (let index = 0; index * site.chunk_size < n; index++) {
     const rows = Math.min(site.chunk_size, n - index * site.chunk_size);
     const draws = new ChunkDraws(options.seed, index, 0, rows, site.chunk_size);
-    const chunk = await sampleChunk(newDecoder(), draws, prefixIds, options.maxLen, chars.length + 1, options);
+    const chunk = await sampleChunk(newDecoder(), draws, prefixIds, options.maxLen, chars.length + 1, options, automaton);
     for (const row of chunk) names.push(row.map((ix) => chars[ix - 1]).join(""));
   }
   return names;
