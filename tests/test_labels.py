@@ -10,7 +10,7 @@ import pytest
 import torch
 from clirun import assert_usage_error, run
 from conftest import QUICK_OVERRIDES, rewrite_metadata
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from makemore.contract import ModelFileError, ModelInfo
 from makemore.data import DatasetError, Vocab, read_words, split_words
@@ -23,6 +23,7 @@ from makemore.train.config_types import Config
 from makemore.train.kinds import MODEL_KINDS, build_model
 from makemore.train.memory import param_count
 from makemore.train.sampler import TorchSampler
+from test_constraints import constraints, satisfies
 
 LABELS = ("a-end", "n-end", "other")
 
@@ -440,3 +441,63 @@ def test_the_browser_page_refuses_a_conditional_model_in_one_line(labelled_model
     with pytest.raises(UserError) as caught:
         site_files(onnx_path, OnnxSampler(onnx_path).info, tmp_path)
     assert "conditional" in str(caught.value) and "\n" not in str(caught.value)
+
+
+# ---- labels with constraints and beam search ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def labelled_samplers(labelled_models) -> dict[str, tuple[TorchSampler, OnnxSampler]]:
+    return {kind: (TorchSampler(labelled_models[kind][0]), OnnxSampler(labelled_models[kind][1])) for kind in KINDS2}
+
+
+KINDS2 = ("mlp", "gru")  # a window and a step kind
+
+
+@pytest.mark.slow
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(request=constraints(), label=st.sampled_from([None, *LABELS, "no-such-label"]), seed=st.integers(0, 2**32))
+@pytest.mark.parametrize("kind", KINDS2)
+def test_labels_and_random_constraints_are_met_or_refused(labelled_samplers, kind, request, label, seed) -> None:
+    """For any label (or none, or an unknown one) and any constraints: every name satisfies the request, or it is
+    refused with one SamplingError naming the field."""
+    sampler = labelled_samplers[kind][1]
+    try:
+        names = sampler.sample(40, seed=seed, label=label, **request)
+    except SamplingError as err:
+        assert err.field in {"label", "prefix", "min_len", "ends_with", "contains", "match", "exclude"}, err
+        assert err.field != "label" or label == "no-such-label"
+        return
+    assert label != "no-such-label"
+    max_len = request.get("max_len", sampler.info.max_len)
+    assert len(names) == 40 and all(satisfies(name, request, max_len) for name in names), names
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", KINDS2)
+def test_a_labelled_constrained_request_gives_the_same_names_in_torch_and_onnxruntime(labelled_samplers, kind) -> None:
+    torch_sampler, onnx_sampler = labelled_samplers[kind]
+    for label in (None, "a-end"):
+        request = {"seed": 3, "label": label, "min_len": 4, "contains": "r", "exclude": ["maria"]}
+        expected, actual = torch_sampler.sample(300, **request), onnx_sampler.sample(300, **request)
+        assert sum(a != b for a, b in zip(actual, expected, strict=True)) <= 1
+        assert all(len(name) >= 4 and "r" in name and name != "maria" for name in actual)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", KINDS2)
+def test_beam_search_under_a_label_scores_as_the_label_scores(labelled_samplers, kind) -> None:
+    """The likeliest names under a label: log-probabilities are the label's own likelihoods, the first at least as
+    likely as the greedy name under that label; a labelled model's beam needs a label."""
+    sampler = labelled_samplers[kind][1]
+    found = sampler.beam(5, width=8, label="a-end", ends_with="a")
+    greedy = sampler.sample(1, temperature=0, label="a-end", ends_with="a")[0]
+    names = [name for name, _ in found]
+    assert len(set(names)) == 5 and all(name.endswith("a") for name in names)
+    nll = dict(zip(names, sampler.score(names, label="a-end"), strict=True))
+    for name, log_prob in found:
+        assert abs(log_prob + nll[name] * (len(name) + 1)) < 1e-3
+    greedy_log_prob = -sampler.score([greedy], label="a-end")[0] * (len(greedy) + 1)
+    assert found[0][1] >= greedy_log_prob - 1e-6
+    with pytest.raises(SamplingError, match="give a label"):
+        sampler.beam(5)
