@@ -16,6 +16,7 @@ from makemore.data.labels import LabelledWords
 from makemore.data.reader import DATA_HELP
 from makemore.runtime.options import SamplingOptions
 from makemore.runtime.parallel import check_workers, usable_cores
+from makemore.runtime.pretrained import MODEL_HELP, model_or_pretrained
 from makemore.runtime.sampling import KeptMass, Sampler
 
 gen_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
@@ -33,7 +34,7 @@ LABEL_HELP = (
     " --workers threads [default: the usable cores])."
 )
 def gen_command(
-    model: Annotated[Path, typer.Argument(help="ONNX model written by mm-export.")],
+    model: Annotated[Path | None, typer.Argument(help=MODEL_HELP, show_default=False)] = None,
     n: Annotated[int, typer.Option("--n", min=1, help="How many names.")] = 20,
     seed: Annotated[int | None, typer.Option(help="Seed for reproducible names (0 to 2**64-1).")] = None,
     temperature: Annotated[float, typer.Option(help="Above 1: wilder; below 1: safer; 0: greedy.")] = 1.0,
@@ -129,7 +130,7 @@ def gen_command(
         other = "--jsonl" if as_jsonl else "--shard (K JSON lists do not concatenate into one: use --jsonl)"
         raise UserError(f"--json cannot be combined with {other}")
     form = "json" if as_json else "jsonl" if as_jsonl else ""
-    sampler = OnnxSampler(model, workers=workers)
+    sampler = OnnxSampler(model_or_pretrained(model), workers=workers)
     options.label_index(sampler.info)  # an unknown label: one error line before any work
     if beam is not None:
         found = sampler.beam(n, options, width=beam)  # checked and searched before anything is printed

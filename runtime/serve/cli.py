@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 from makemore.data.bounds import SERVER
 from makemore.data.cli import fail, require_extra, run_cli
+from makemore.runtime.pretrained import MODEL_HELP, model_or_pretrained
 
 MIN_TIMEOUT, MAX_TIMEOUT = 0.01, 86_400.0  # seconds, --timeout's bounds
 HEAD_LIMIT = 16 * 1024  # bytes of a request's head (h11's default, said here): beyond, 400 and the connection closed
@@ -45,7 +46,7 @@ def check_bindable(host: str, port: int) -> None:
 
 @app.command(help="Serve a makemore ONNX model: POST /v1/generate, POST /v1/score, GET /v1/model, a page at /.")
 def serve_command(
-    model: Annotated[Path, typer.Argument(help="ONNX model written by mm-export.")],
+    model: Annotated[Path | None, typer.Argument(help=MODEL_HELP, show_default=False)] = None,
     host: Annotated[str, typer.Option(help="Address to bind; anything but loopback is reachable by others.")] = (
         "127.0.0.1"
     ),
@@ -119,7 +120,7 @@ def serve_command(
         str(ort_dist) if ort_dist is not None else None
     )  # workers start in this working directory: relative paths mean the same there
     config = ServeConfig(
-        str(model),
+        str(model_or_pretrained(model)),
         str(data) if data else None,
         max_n,
         max_body,
