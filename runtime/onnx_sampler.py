@@ -21,7 +21,7 @@ from makemore.contract import (
 )
 from makemore.contract.signature import check_step_outputs, probe_step_logits, probe_window_logits
 from makemore.data import first_line, is_text
-from makemore.runtime.parallel import check_workers
+from makemore.runtime.parallel import check_workers, usable_cores
 from makemore.runtime.sampling import Sampler, StepForward, WindowForward
 
 ORT_PREAMBLE = re.compile(r"^\[ONNXRuntimeError\] : \d+ : \w+ : (Non-zero status code returned while running )?")
@@ -142,11 +142,12 @@ class OnnxSampler(Sampler):
     """Sample and score names with a makemore ONNX model (either contract) through onnxruntime.
 
     `workers` threads sample the chunks of a large request at once, on the one session (onnxruntime runs
-    concurrent calls of a session in parallel, each on its calling thread); the names do not depend on it.
+    concurrent calls of a session in parallel, each on its calling thread); the names do not depend on it. Its
+    default is mm-gen's: the usable cores.
     """
 
-    def __init__(self, path: str | Path, workers: int = 1) -> None:
-        self.workers = check_workers(workers)
+    def __init__(self, path: str | Path, workers: int | None = None) -> None:
+        self.workers = check_workers(usable_cores() if workers is None else workers)
         self.path = Path(path)
         self.session = open_session(self.path)
         self.info = read_model_info(self.session, str(self.path))
