@@ -17,16 +17,32 @@ from inprocess import run_main
 BIN = Path(sys.executable).parent  # the venv's bin folder, where the console scripts are installed
 
 
-def run(script: str, *args: object, timeout: float | None = None, **kwargs) -> subprocess.CompletedProcess:
+def run(
+    script: str, *args: object, timeout: float | None = None, cwd: str | Path | None = None, **kwargs
+) -> subprocess.CompletedProcess:
     """Run `script args...` and capture its output as text: in this process (its entry point's main, as
-    tests/inprocess.py runs it: about a second faster a call; `timeout` stops it with an alarm), or in a
-    subprocess when `kwargs` ask for something only a process has (input, env, cwd, ...) or
-    `MAKEMORE_TESTS_SUBPROCESS=1` is set."""
+    tests/inprocess.py runs it: about a second faster a call; `timeout` stops it with an alarm, `cwd` is the
+    working directory while it runs), or in a subprocess when `kwargs` ask for something only a process has
+    (input, env, ...) or `MAKEMORE_TESTS_SUBPROCESS=1` is set."""
     if kwargs or os.environ.get("MAKEMORE_TESTS_SUBPROCESS") == "1":
-        return run_process(script, *args, timeout=timeout, **kwargs)
-    with alarm(timeout):
+        return run_process(script, *args, timeout=timeout, cwd=cwd, **kwargs)
+    with alarm(timeout), working_directory(cwd):
         outcome = run_main(entry_point(script), *args)
     return subprocess.CompletedProcess([script, *map(str, args)], outcome.status, outcome.stdout, outcome.stderr)
+
+
+@contextmanager
+def working_directory(folder: str | Path | None) -> Iterator[None]:
+    """Run the body in `folder` (None: where we are), then go back."""
+    if folder is None:
+        yield
+        return
+    before = os.getcwd()
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(before)
 
 
 class Timeout(BaseException):

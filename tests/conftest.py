@@ -111,13 +111,46 @@ SLOW_MODULES = {
     "test_serve_load",
     "test_web_browser",
     "test_serve_browser",
+    "test_sequence_models",  # each trains sequence models of its own
+    "test_training",
+    "test_sweep",
+    "test_eval_subsets",
+}
+
+# Tests elsewhere that train a model of their own for seconds, or need a process of their own (memory, an
+# environment): module::function, every parameter of it.
+SLOW_TESTS = {
+    "test_train_cli::test_unusual_characters_end_to_end",
+    "test_train_cli::test_resume_continues_training",
+    "test_train_hardening::test_one_long_word_trains_a_sequence_kind_in_bounded_memory",
+    "test_train_hardening::test_diverged_run_writes_nothing_and_keeps_the_old_model",
+    "test_train_hardening::test_training_stops_when_the_loss_is_no_longer_finite",
+    "test_train_hardening::test_resume_cli_refuses_another_split_and_continues_in_place",
+    "test_hardening_readers::test_a_sparse_file_is_refused_in_bounded_memory",
+    "test_hardening_readers::test_a_pipe_trains_with_the_hash_of_what_was_read",
+    "test_hardening_readers::test_a_fifo_fed_once_is_read_once",
+    "test_hardening_outputs::test_an_ascii_stdout_gets_backslash_escapes_never_a_traceback",
+    "test_hardening_outputs::test_a_bad_flag_under_torchrun_is_one_error_line_then_only_torchruns_report",
+    "test_hardening_server::test_big_bodies_at_once_stay_under_500_mb_and_are_handed_back",
+    "test_hardening_server::test_a_client_that_does_not_read_its_answer_is_dropped",
+    "test_hardening_server::test_healthz_answers_when_stalled_connections_reach_the_file_limit",
+    "test_hardening_runtime::test_many_workers_do_not_multiply_memory",
+    "test_export::test_export_cli_refuses_bad_checkpoints",
+    "test_pretrained::test_mm_gen_without_a_model_samples_it_with_torch_unimportable",
 }
 
 
 def pytest_collection_modifyitems(config, items) -> None:
-    """Mark `slow` every test that needs a trained model (model_files), a browser, or lives in SLOW_MODULES."""
+    """Mark `slow` every test that needs a trained model (model_files), a browser, lives in SLOW_MODULES or is
+    one of SLOW_TESTS."""
     for item in items:
         module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
         needs = set(getattr(item, "fixturenames", ()))
-        if module in SLOW_MODULES or needs & {"model_files", "browser"} or item.get_closest_marker("browser"):
+        name = f"{module}::{getattr(item, 'originalname', item.name)}"
+        if (
+            module in SLOW_MODULES
+            or name in SLOW_TESTS
+            or needs & {"model_files", "browser"}
+            or item.get_closest_marker("browser")
+        ):
             item.add_marker(pytest.mark.slow)

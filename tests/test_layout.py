@@ -26,3 +26,16 @@ def test_bench_never_imports_the_tests() -> None:
         assert '"tests"' not in text and "'tests'" not in text, f"{path.name} puts tests/ on its path"
         shared = imported_modules(path) & (TEST_MODULES - {path.stem})
         assert not shared, f"{path.name} imports test modules {sorted(shared)}"
+
+
+def test_every_test_named_slow_exists() -> None:
+    """conftest's SLOW_TESTS and SLOW_MODULES name tests and modules that exist (a renamed test would silently
+    run in make check's fast loop again)."""
+    import conftest
+
+    tests = Path(__file__).parent
+    for module in conftest.SLOW_MODULES:
+        assert (tests / f"{module}.py").is_file(), module
+    for name in conftest.SLOW_TESTS:
+        module, function = name.split("::")
+        assert f"def {function}(" in (tests / f"{module}.py").read_text(encoding="utf-8"), name
