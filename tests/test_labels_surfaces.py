@@ -183,3 +183,159 @@ def test_site_json_carries_the_labels_and_an_unlabelled_one_none() -> None:
     assert conditional["inputs"] == ["context", "label"]
     assert conditional["bounds"]["label"] == SAMPLING["label"].to_json()
     assert json.loads(json.dumps(conditional)) == conditional  # plain JSON
+
+
+# ---- the server ---------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def labelled_client(labelled):
+    from makemore.runtime.onnx_sampler import OnnxSampler
+    from makemore.runtime.serve.app import Limits, create_app
+    from starlette.testclient import TestClient
+
+    sampler = OnnxSampler(labelled["mlp"])
+    app = create_app(sampler, frozenset(), Limits(max_n=500, max_body=20_000, max_len=40), name="labelled.onnx")
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client, sampler
+
+
+def test_model_lists_the_labels_with_their_training_counts(labelled_client) -> None:
+    client, sampler = labelled_client
+    labels = client.get("/v1/model").json()["labels"]
+    assert [label["name"] for label in labels] == list(sampler.info.labels) == list(LABELS)
+    assert [label["count"] for label in labels] == list(sampler.info.label_counts)
+    total = sum(sampler.info.label_counts)
+    assert [label["frequency"] for label in labels] == [count / total for count in sampler.info.label_counts]
+    assert sum(label["count"] for label in labels) == 1600  # the train split: 80% of 2,000
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"n": 200, "seed": 3, "label": "a-end"},
+        {"n": 200, "seed": 4, "label": "other", "temperature": 0.8, "top_k": 9},
+        {"n": 150, "seed": 5, "label": "n-end", "min_len": 5, "contains": "e"},
+        {"n": 200, "seed": 6},  # each name's label drawn from the training frequencies
+        {"n": 120, "seed": 7, "ends_with": "a", "prefix": "m"},
+    ],
+    ids=lambda body: "-".join(f"{k}={v}" for k, v in body.items()),
+)
+def test_generate_with_and_without_a_label_gives_the_samplers_names(labelled_client, body) -> None:
+    client, sampler = labelled_client
+    response = client.post("/v1/generate", json=body)
+    assert response.status_code == 200, response.text
+    options = {key: value for key, value in body.items() if key != "n"}
+    assert response.json()["names"] == sampler.sample(body["n"], **options)
+
+
+def test_generate_a_label_changes_the_names(labelled_client) -> None:
+    client, _ = labelled_client
+    names = {
+        label: client.post("/v1/generate", json={"n": 300, "seed": 1, "label": label}).json()["names"]
+        for label in LABELS
+    }
+    assert names["a-end"] != names["n-end"] != names["other"] != names["a-end"]
+
+
+def test_beam_with_a_label_gives_the_samplers_beam(labelled_client) -> None:
+    client, sampler = labelled_client
+    response = client.post("/v1/generate", json={"n": 5, "beam": 8, "label": "n-end"})
+    assert response.status_code == 200, response.text
+    found = sampler.beam(5, width=8, label="n-end")
+    assert response.json()["names"] == [name for name, _ in found]
+    assert response.json()["log_probs"] == pytest.approx([lp for _, lp in found], abs=0)
+
+
+SCORED = ["anna", "ben", "olivia", "zzq", "marion", "a"]
+
+
+@pytest.mark.parametrize("label", [None, *LABELS])
+def test_score_with_and_without_a_label_is_the_samplers_score(labelled_client, label) -> None:
+    client, sampler = labelled_client
+    body = {"names": SCORED} if label is None else {"names": SCORED, "label": label}
+    response = client.post("/v1/score", json=body)
+    assert response.status_code == 200, response.text
+    scores = response.json()["scores"]
+    assert [s["name"] for s in scores] == SCORED
+    assert [s["nll"] for s in scores] == sampler.score(SCORED, label)
+
+
+def test_score_a_null_label_is_the_mixture(labelled_client) -> None:
+    client, sampler = labelled_client
+    nulls = client.post("/v1/score", json={"names": SCORED, "label": None}).json()["scores"]
+    by_label = {label: sampler.score(SCORED, label) for label in LABELS}
+    mixture = [s["nll"] for s in nulls]
+    assert mixture == sampler.score(SCORED)
+    assert all(mixture != scores for scores in by_label.values())
+
+
+LABEL_REFUSALS = [
+    ("/v1/generate", {"n": 3, "label": "A-END"}, "unknown label 'A-END'"),
+    ("/v1/generate", {"n": 3, "label": ""}, "the length of label must be in [1, 64]"),
+    ("/v1/generate", {"n": 3, "label": "x" * 65}, "the length of label must be in [1, 64]"),
+    ("/v1/generate", {"n": 3, "label": 1}, "label must be a string or null"),
+    ("/v1/generate", {"n": 3, "beam": 4}, "give a label for beam search"),
+    ("/v1/generate", {"n": 3, "beam": 4, "label": "nope"}, "unknown label 'nope'"),
+    ("/v1/generate", {"n": 3, "novel": True, "label": "nope"}, "unknown label 'nope'"),
+    ("/v1/score", {"names": ["anna"], "label": "nope"}, "unknown label 'nope'"),
+    ("/v1/score", {"names": ["anna"], "label": ""}, "the length of label must be in [1, 64]"),
+    ("/v1/score", {"names": ["anna"], "label": "x" * 65}, "the length of label must be in [1, 64]"),
+    ("/v1/score", {"names": ["anna"], "label": ["a-end"]}, "label must be a string or null"),
+    ("/v1/score", {"names": ["anna"], "label": True}, "label must be a string or null"),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "message"), LABEL_REFUSALS)
+def test_a_bad_label_is_a_422_naming_the_field(labelled_client, path, body, message) -> None:
+    client, _ = labelled_client
+    response = client.post(path, json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == "label" and message in response.json()["error"], response.json()
+
+
+@pytest.fixture(scope="module")
+def plain_client(model_files):
+    from makemore.runtime.onnx_sampler import OnnxSampler
+    from makemore.runtime.serve.app import create_app
+    from starlette.testclient import TestClient
+
+    with TestClient(create_app(OnnxSampler(model_files["mlp"][1])), raise_server_exceptions=False) as client:
+        yield client
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/generate", {"n": 3, "label": "a-end"}),
+        ("/v1/generate", {"n": 3, "beam": 2, "label": "a-end"}),
+        ("/v1/score", {"names": ["anna"], "label": "a-end"}),
+    ],
+)
+def test_a_label_for_an_unlabelled_model_is_a_422(plain_client, path, body) -> None:
+    response = plain_client.post(path, json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == "label" and "this model has no labels" in response.json()["error"]
+
+
+def test_an_unlabelled_model_lists_no_labels_and_scores_without_one(plain_client) -> None:
+    assert plain_client.get("/v1/model").json()["labels"] == []
+    plain = plain_client.post("/v1/score", json={"names": SCORED}).json()["scores"]
+    null = plain_client.post("/v1/score", json={"names": SCORED, "label": None}).json()["scores"]
+    assert plain == null and len(plain) == len(SCORED)
+
+
+def test_mm_serve_web_serves_a_conditional_models_page(labelled) -> None:
+    from makemore.runtime.onnx_sampler import OnnxSampler
+    from makemore.runtime.serve.app import create_app
+    from makemore.runtime.serve.in_browser import browser_files
+    from starlette.testclient import TestClient
+
+    sampler = OnnxSampler(labelled["gru"])
+    web = browser_files(str(labelled["gru"]), sampler.info, None)
+    with TestClient(create_app(sampler, web=web), raise_server_exceptions=False) as client:
+        site = client.get("/web/makemore-site.json").json()
+        page = client.get("/web/").text
+    assert site["labels"] == {"input": "label", "names": list(LABELS), "counts": list(sampler.info.label_counts)}
+    assert site["inputs"] == ["tokens", "label"] and site["contract"] == "step"
+    assert '<select id="label">' in page
