@@ -201,6 +201,7 @@ def labelled_client(labelled):
         yield client, sampler
 
 
+@pytest.mark.slow
 def test_model_lists_the_labels_with_their_training_counts(labelled_client) -> None:
     client, sampler = labelled_client
     labels = client.get("/v1/model").json()["labels"]
@@ -211,6 +212,7 @@ def test_model_lists_the_labels_with_their_training_counts(labelled_client) -> N
     assert sum(label["count"] for label in labels) == 1600  # the train split: 80% of 2,000
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "body",
     [
@@ -230,6 +232,7 @@ def test_generate_with_and_without_a_label_gives_the_samplers_names(labelled_cli
     assert response.json()["names"] == sampler.sample(body["n"], **options)
 
 
+@pytest.mark.slow
 def test_generate_a_label_changes_the_names(labelled_client) -> None:
     client, _ = labelled_client
     names = {
@@ -239,6 +242,7 @@ def test_generate_a_label_changes_the_names(labelled_client) -> None:
     assert names["a-end"] != names["n-end"] != names["other"] != names["a-end"]
 
 
+@pytest.mark.slow
 def test_beam_with_a_label_gives_the_samplers_beam(labelled_client) -> None:
     client, sampler = labelled_client
     response = client.post("/v1/generate", json={"n": 5, "beam": 8, "label": "n-end"})
@@ -251,6 +255,7 @@ def test_beam_with_a_label_gives_the_samplers_beam(labelled_client) -> None:
 SCORED = ["anna", "ben", "olivia", "zzq", "marion", "a"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("label", [None, *LABELS])
 def test_score_with_and_without_a_label_is_the_samplers_score(labelled_client, label) -> None:
     client, sampler = labelled_client
@@ -262,6 +267,7 @@ def test_score_with_and_without_a_label_is_the_samplers_score(labelled_client, l
     assert [s["nll"] for s in scores] == sampler.score(SCORED, label)
 
 
+@pytest.mark.slow
 def test_score_a_null_label_is_the_mixture(labelled_client) -> None:
     client, sampler = labelled_client
     nulls = client.post("/v1/score", json={"names": SCORED, "label": None}).json()["scores"]
@@ -287,6 +293,7 @@ LABEL_REFUSALS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("path", "body", "message"), LABEL_REFUSALS)
 def test_a_bad_label_is_a_422_naming_the_field(labelled_client, path, body, message) -> None:
     client, _ = labelled_client
@@ -305,6 +312,7 @@ def plain_client(model_files):
         yield client
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("path", "body"),
     [
@@ -319,6 +327,7 @@ def test_a_label_for_an_unlabelled_model_is_a_422(plain_client, path, body) -> N
     assert response.json()["field"] == "label" and "this model has no labels" in response.json()["error"]
 
 
+@pytest.mark.slow
 def test_an_unlabelled_model_lists_no_labels_and_scores_without_one(plain_client) -> None:
     assert plain_client.get("/v1/model").json()["labels"] == []
     plain = plain_client.post("/v1/score", json={"names": SCORED}).json()["scores"]
@@ -326,6 +335,7 @@ def test_an_unlabelled_model_lists_no_labels_and_scores_without_one(plain_client
     assert plain == null and len(plain) == len(SCORED)
 
 
+@pytest.mark.slow
 def test_mm_serve_web_serves_a_conditional_models_page(labelled) -> None:
     from makemore.runtime.onnx_sampler import OnnxSampler
     from makemore.runtime.serve.app import create_app
@@ -340,3 +350,112 @@ def test_mm_serve_web_serves_a_conditional_models_page(labelled) -> None:
     assert site["labels"] == {"input": "label", "names": list(LABELS), "counts": list(sampler.info.label_counts)}
     assert site["inputs"] == ["tokens", "label"] and site["contract"] == "step"
     assert '<select id="label">' in page
+
+
+# ---- the page in Chromium -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def label_sites(labelled, tmp_path_factory):
+    """The port of a static server of the labelled mlp's and gru's sites, built by mm-web's code."""
+    from loopback import static_server
+    from makemore.runtime.web.site import build_site
+
+    root = tmp_path_factory.mktemp("label-sites")
+    for kind in QUICK_STEPS:
+        build_site(labelled[kind], root / kind)
+    with static_server(root) as port:
+        yield port
+
+
+def open_page(browser, port: int, kind: str):
+    page = browser.new_page(viewport={"width": 900, "height": 700})
+    errors: list[str] = []
+    page.on("console", lambda message: message.type == "error" and errors.append(message.text))
+    page.on("pageerror", lambda err: errors.append(f"pageerror: {err}"))
+    page.goto(f"http://127.0.0.1:{port}/{kind}/")
+    page.wait_for_selector("body[data-state='ready']", timeout=60_000)
+    return page, errors
+
+
+def generate_on_page(page, fields: dict[str, str], label: str, count: int) -> list[str]:
+    """Fill the form, choose `label` ("" for any), press Generate and read the names shown."""
+    for field, value in fields.items():
+        page.fill(f"#{field}", value)
+    page.select_option("#label", label)
+    page.evaluate("document.getElementById('names').replaceChildren()")
+    page.click("#generate")
+    page.wait_for_function(f"document.querySelectorAll('#names li').length === {count}", timeout=60_000)
+    return page.locator("#names li").all_inner_texts()
+
+
+def mm_gen(model: Path, count: int, fields: dict[str, str], label: str) -> list[str]:
+    from clirun import run
+
+    flags = [f"--{key.replace('_', '-')}" for key in fields]
+    args = [item for flag, value in zip(flags, fields.values(), strict=True) for item in (flag, value)]
+    result = run("mm-gen", model, "--n", count, *args, *(["--label", label] if label else []))
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
+
+
+HOOK_REQUESTS = [  # the page's fields -> SamplingOptions
+    ({"seed": "0", "label": "a-end"}, {"seed": 0, "label": "a-end"}),
+    ({"seed": "0"}, {"seed": 0}),
+    (
+        {"seed": "18446744073709551615", "top_k": "5", "label": "other"},
+        {"seed": 2**64 - 1, "top_k": 5, "label": "other"},
+    ),
+    ({"seed": "7", "temperature": "0", "label": "n-end"}, {"seed": 7, "temperature": 0, "label": "n-end"}),
+    (
+        {"seed": "8", "prefix": "ma", "contains": "i", "max_len": "9"},
+        {"seed": 8, "prefix": "ma", "contains": "i", "max_len": 9},
+    ),
+]
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("kind", list(QUICK_STEPS))
+def test_page_labels_give_mm_gens_names(browser, label_sites, labelled, kind) -> None:
+    from makemore.runtime.onnx_sampler import OnnxSampler
+
+    model, sampler = labelled[kind], OnnxSampler(labelled[kind])
+    page, errors = open_page(browser, label_sites, kind)
+    assert page.is_visible("#label") and "3 labels" in page.inner_text("#model")
+    values = page.eval_on_selector_all("#label option", "options => options.map((o) => o.value)")
+    assert values == ["", *LABELS] and page.input_value("#label") == ""
+
+    fields = {"count": "60", "seed": "12", "temperature": "0.9", "min_len": "4", "ends_with": "a"}
+    shown = generate_on_page(page, fields, "n-end", 60)
+    assert page.inner_text("#status") == "60 names (seed 12, label n-end)"
+    assert shown == mm_gen(model, 60, {k: v for k, v in fields.items() if k != "count"}, "n-end")
+    assert all(len(name) >= 4 and name.endswith("a") for name in shown)
+
+    fields = {"count": "60", "seed": "13", "temperature": "1.1", "min_len": "", "ends_with": "", "contains": "e"}
+    shown = generate_on_page(page, fields, "", 60)
+    assert page.inner_text("#status") == "60 names (seed 13)"
+    assert shown == mm_gen(model, 60, {"seed": "13", "temperature": "1.1", "contains": "e"}, "")
+    assert all("e" in name for name in shown)
+
+    for values, options in HOOK_REQUESTS:
+        names = page.evaluate("fields => window.mmGenerate(fields)", {"count": "300", **values})
+        assert names == sampler.sample(300, **options), options
+    if kind == "mlp":  # two chunks: the second chunk's labels come from its own stream
+        names = page.evaluate("() => window.mmGenerate({count: '5000', seed: '11', top_k: '20'})")
+        assert names == mm_gen(model, 5000, {"seed": "11", "top_k": "20"}, "")
+
+    rows = [[0] * 7, [1, 2, 3, 4, 5, 6, 7], [0, 0, 9, 1, 14, 14, 1]]
+    labels = [0, 1, 2]
+    if sampler.info.state is None:  # contexts of block_size
+        rows = [row[-sampler.block_size :] for row in rows]
+    got = np.array(page.evaluate("([rows, labels]) => window.mmLogits(rows, labels)", [rows, labels]))
+    if sampler.info.state is None:
+        want = sampler.logits(np.array(rows, dtype=np.int64), np.array(labels, dtype=np.int64))
+    else:
+        from makemore.contract import empty_state
+
+        tokens = np.array(rows, dtype=np.int64)
+        want = sampler.forward.step_fn(tokens, empty_state(sampler.info, 3), np.array(labels, dtype=np.int64))[0]
+    assert got.shape == want.shape and np.abs(got - want).max() <= 1e-5
+    page.close()
+    assert errors == []
