@@ -459,3 +459,39 @@ def test_page_labels_give_mm_gens_names(browser, label_sites, labelled, kind) ->
     assert got.shape == want.shape and np.abs(got - want).max() <= 1e-5
     page.close()
     assert errors == []
+
+
+@pytest.mark.browser
+def test_mm_serve_web_switches_to_the_page_with_labels(browser, labelled) -> None:
+    """mm-serve --web with a conditional model: its own page offers the labels (names as the API's), and /web/
+    samples the same names in the browser."""
+    from loopback import running_server
+    from makemore.runtime.onnx_sampler import OnnxSampler
+
+    sampler = OnnxSampler(labelled["mlp"])
+    with running_server(labelled["mlp"], "--web") as port:
+        page = browser.new_page(viewport={"width": 900, "height": 620})
+        errors: list[str] = []
+        page.on("pageerror", lambda err: errors.append(f"pageerror: {err}"))
+        page.goto(f"http://127.0.0.1:{port}/")
+        page.wait_for_selector("#label-field:not([hidden])")
+        values = page.eval_on_selector_all("#label option", "options => options.map((o) => o.value)")
+        assert values == ["", *LABELS]
+        page.fill("#count", "25")
+        page.fill("#seed", "6")
+        page.select_option("#label", "a-end")
+        page.click("#generate")
+        page.wait_for_function("document.querySelectorAll('#names li').length === 25", timeout=20_000)
+        assert page.locator("#names li").all_inner_texts() == sampler.sample(25, seed=6, label="a-end")
+        page.select_option("#label", "")
+        page.evaluate("document.getElementById('names').replaceChildren()")
+        page.click("#generate")
+        page.wait_for_function("document.querySelectorAll('#names li').length === 25", timeout=20_000)
+        assert page.locator("#names li").all_inner_texts() == sampler.sample(25, seed=6)
+
+        page.click("#in-browser")
+        page.wait_for_selector("body[data-state='ready']", timeout=60_000)
+        names = page.evaluate("() => window.mmGenerate({count: '80', seed: '9', label: 'other', ends_with: 'e'})")
+        assert names == sampler.sample(80, seed=9, label="other", ends_with="e")
+        page.close()
+    assert errors == []
