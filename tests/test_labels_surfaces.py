@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import QUICK_OVERRIDES
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from makemore.data import read_words
 from makemore.data.bounds import SAMPLING
 from makemore.runtime.chunks import CHUNK_SIZE, ChunkSpan, chunk_labels
@@ -112,6 +114,26 @@ def test_page_label_draws_equal_chunk_labels(tmp_path) -> None:
     want = [chunk_labels(seed, ChunkSpan(index, lo, hi), counts).tolist() for seed, index, lo, hi, counts in cases]
     assert got == want
     assert all(counts[label] > 0 for (*_, counts), labels in zip(cases, got, strict=True) for label in labels)
+
+
+@st.composite
+def label_case(draw) -> tuple[int, int, int, int, tuple[int, ...]]:
+    """(seed, chunk index, lo, hi, counts): any seed and index, a piece anywhere in the chunk, counts not all 0."""
+    counts = draw(st.lists(st.integers(0, 2**63 - 1) | st.integers(0, 20), min_size=1, max_size=20).filter(any))
+    lo = draw(st.integers(0, CHUNK_SIZE - 1))
+    hi = draw(st.integers(lo + 1, min(CHUNK_SIZE, lo + 64)))
+    return draw(st.integers(0, 2**64 - 1)), draw(st.integers(0, 2**40)), lo, hi, tuple(counts)
+
+
+@settings(max_examples=8, deadline=None)
+@given(cases=st.lists(label_case(), min_size=25, max_size=25))
+def test_page_label_draws_equal_chunk_labels_for_every_request(tmp_path_factory, cases) -> None:
+    """A property over seeds, chunks, pieces and counts (one node run per example: 25 cases at once)."""
+    payload = [[str(seed), str(index), lo, hi, list(counts)] for seed, index, lo, hi, counts in cases]
+    got = run_node(tmp_path_factory.mktemp("labels"), LABELS_SCRIPT, payload)
+    assert got == [
+        chunk_labels(seed, ChunkSpan(index, lo, hi), counts).tolist() for seed, index, lo, hi, counts in cases
+    ]
 
 
 PARSE_SCRIPT = """
