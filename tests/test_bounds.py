@@ -63,6 +63,7 @@ def test_the_page_reads_the_table_from_the_site_json() -> None:
     from makemore.runtime.web.site import MAX_COUNT, site_json
 
     class Info:  # what site_json reads of a model's metadata
+        labelled = False
         state, kind, vocab, block_size, max_len, longest_name, contract, metrics = (
             None,
             "mlp",

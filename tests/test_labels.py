@@ -432,17 +432,6 @@ def test_metadata_declaring_more_labels_than_the_graph_holds_is_refused_at_load(
     assert "probe" in str(caught.value) and "\n" not in str(caught.value)
 
 
-@pytest.mark.slow
-def test_the_browser_page_refuses_a_conditional_model_in_one_line(labelled_models, tmp_path) -> None:
-    from makemore.data import UserError
-    from makemore.runtime.web.site import site_files
-
-    onnx_path = labelled_models["mlp"][1]
-    with pytest.raises(UserError) as caught:
-        site_files(onnx_path, OnnxSampler(onnx_path).info, tmp_path)
-    assert "conditional" in str(caught.value) and "\n" not in str(caught.value)
-
-
 # ---- labels with constraints and beam search ----------------------------------------------------------------------
 
 

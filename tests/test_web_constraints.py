@@ -280,6 +280,7 @@ def test_the_page_reads_the_automatons_bounds_from_the_site_json() -> None:
     from makemore.runtime.web.site import site_json
 
     class Info:  # what site_json reads of a model's metadata
+        labelled = False
         state, kind, vocab, block_size, max_len, longest_name, contract, metrics = (
             None,
             "gru",

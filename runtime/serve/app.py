@@ -18,13 +18,14 @@ from makemore.contract.metadata import summary_json
 from makemore.data import UserError
 from makemore.data.bounds import BEAM
 from makemore.runtime.novelty import novel_names
-from makemore.runtime.options import BOUNDS, SamplingOptions
+from makemore.runtime.options import BOUNDS, SamplingOptions, check_option, label_index
 from makemore.runtime.sampling import Sampler
 from makemore.runtime.serve.flow import Admission
 from makemore.runtime.serve.in_browser import in_browser_routes
 from makemore.runtime.serve.validation import (
     BOOLEAN,
     INTEGER,
+    STRING,
     STRINGS,
     Field,
     RequestError,
@@ -64,8 +65,21 @@ def generate_fields(limits: Limits) -> dict[str, Field]:
 
 
 def score_fields(limits: Limits) -> dict[str, Field]:
-    """The body of POST /v1/score: 1..max_n names of 1..max_len characters each."""
-    return {"names": Field(STRINGS, required=True, low=1, high=limits.max_n, item_high=limits.max_len)}
+    """The body of POST /v1/score: 1..max_n names of 1..max_len characters each, and a conditional model's label
+    (None: the mixture of its labels, as Sampler.score); the label is checked against the model by label_index."""
+    return {
+        "names": Field(STRINGS, required=True, low=1, high=limits.max_n, item_high=limits.max_len),
+        "label": Field(STRING, None, nullable=True),
+    }
+
+
+def labels_metadata(info: ModelInfo) -> list[dict[str, Any]]:
+    """A conditional model's labels in index order, each with its training count and frequency; [] without labels."""
+    total = sum(info.label_counts)
+    return [
+        {"name": name, "count": count, "frequency": count / total}
+        for name, count in zip(info.labels, info.label_counts, strict=True)
+    ]
 
 
 def model_summary(info: ModelInfo, name: str) -> dict[str, Any]:
@@ -82,6 +96,7 @@ def model_metadata(info: ModelInfo, name: str) -> dict[str, Any]:
             "config": info.config,
             "metrics": {key: value for key, value in info.metrics.items() if key != "history"},
             "data_sha256": info.data_sha256,
+            "labels": labels_metadata(info),
         }
     )
     return summary
@@ -116,6 +131,7 @@ def sampling_options(body: dict[str, Any], info: ModelInfo, limits: Limits) -> S
     options = SamplingOptions.of(**{key: body[key] for key in BOUNDS if key in body})
     options.length(info, ceiling=limits.max_len)
     options.prefix_ids(info.vocab)
+    options.label_index(info)
     return options
 
 
@@ -208,8 +224,10 @@ def create_app(
         return check_body(body, gen_fields, also_known=tuple(BOUNDS)), sampling_options(body, sampler.info, limits)
 
     async def score(request: Request) -> JSONResponse:
-        names = check_body(parse_json(await read_body(request, limits.max_body, limits.timeout)), sc_fields)["names"]
-        nlls = await to_thread.run_sync(released, sampler.score, names, limiter=limiter)
+        args = check_body(parse_json(await read_body(request, limits.max_body, limits.timeout)), sc_fields)
+        names, label = args["names"], args["label"]
+        label_index(check_option("label", label, BOUNDS["label"]), sampler.info)  # 422 before any work
+        nlls = await to_thread.run_sync(released, sampler.score, names, label, limiter=limiter)
         scores = [{"name": name, "nll": nll} for name, nll in zip(names, summary_json(nlls), strict=True)]
         return JSONResponse({"scores": scores, "model": summary})
 

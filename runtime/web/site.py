@@ -13,7 +13,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from makemore.contract import CONTEXT, LOGITS, TOKENS, ModelInfo
+from makemore.contract import CONTEXT, LABEL, LOGITS, TOKENS, ModelInfo
 from makemore.data import UserError, file_sha256
 from makemore.data.bounds import AUTOMATON_CELLS, AUTOMATON_WORK, MAX_EXCLUDE_CHARS, SAMPLING, Bound
 from makemore.runtime.chunks import CHUNK_SIZE
@@ -115,7 +115,8 @@ def site_json(info: ModelInfo, model_sha256: str) -> dict[str, Any]:
         "longest_name": info.longest_name,
         "contract": info.contract,
         "state": state,
-        "inputs": [CONTEXT if info.state is None else TOKENS],
+        "inputs": [CONTEXT if info.state is None else TOKENS, *([LABEL] if info.labelled else [])],
+        "labels": labels_json(info),
         "logits": LOGITS,
         "val_loss": info.metrics.get("val_loss"),
         "chunk_size": CHUNK_SIZE,
@@ -130,12 +131,17 @@ def site_json(info: ModelInfo, model_sha256: str) -> dict[str, Any]:
     }
 
 
+def labels_json(info: ModelInfo) -> dict[str, Any] | None:
+    """A conditional model's labels for the page: its `label` input, the names (index order) and their training
+    counts, which the page draws a name's label from when none is chosen (as chunks.chunk_labels); None: no labels."""
+    if not info.labelled:
+        return None
+    return {"input": LABEL, "names": list(info.labels), "counts": list(info.label_counts)}
+
+
 def site_files(model: str | Path, info: ModelInfo, dist: Path, server: str | None = None) -> dict[str, bytes | Path]:
     """The site's files: name -> its bytes, or the path of the file to copy (the model, onnxruntime-web's).
-    `server`: the address of mm-serve's page, for the page's switch back to it (None: a static site). A conditional
-    model (a `label` input) is a UserError: the page does not feed a label yet."""
-    if info.labelled:
-        raise UserError("the browser page does not run a conditional model (one with labels) yet")
+    `server`: the address of mm-serve's page, for the page's switch back to it (None: a static site)."""
     page = files("makemore.runtime.web").joinpath("static")
     meta = {**site_json(info, file_sha256(model)), "server": server}
     return {

@@ -4,7 +4,7 @@ import { parseOptions } from "./options.js";
 import { StepDecoder, WindowDecoder, emptyState, sampleNames } from "./sampler.js";
 
 const $ = (id) => document.getElementById(id);
-const FIELDS = ["count", "temperature", "top_k", "top_p", "prefix", "seed", "min_len", "max_len", "ends_with", "contains", "exclude"];
+const FIELDS = ["count", "temperature", "top_k", "top_p", "prefix", "seed", "label", "min_len", "max_len", "ends_with", "contains", "exclude"];
 let site = null;
 let session = null;
 let queue = Promise.resolve();
@@ -26,25 +26,32 @@ function run(feeds) {
   return result;
 }
 
-async function windowLogits(context, rows) {
-  const out = await run({ [site.inputs[0]]: new ort.Tensor("int64", context, [rows, site.block_size]) });
+/** A conditional model's `label` feed (int64 [rows], each row's label index); none for an unlabelled model. */
+function labelFeed(label, rows) {
+  return site.labels && label !== null ? { [site.labels.input]: new ort.Tensor("int64", label, [rows]) } : {};
+}
+
+async function windowLogits(context, rows, label = null) {
+  const feeds = { [site.inputs[0]]: new ort.Tensor("int64", context, [rows, site.block_size]), ...labelFeed(label, rows) };
+  const out = await run(feeds);
   return out[site.logits].data;
 }
 
-async function stepLogits(tokens, rows, steps, state) {
+async function stepLogits(tokens, rows, steps, state, label = null) {
   const tensors = site.state.tensors;
-  const feeds = { [site.inputs[0]]: new ort.Tensor("int64", tokens, [rows, steps]) };
+  const feeds = { [site.inputs[0]]: new ort.Tensor("int64", tokens, [rows, steps]), ...labelFeed(label, rows) };
   state.forEach((s, i) => (feeds[tensors[i].input] = new ort.Tensor("float32", s.data, s.dims)));
   const out = await run(feeds);
   const next = tensors.map((t) => ({ data: out[t.output].data, dims: Array.from(out[t.output].dims) }));
   return { logits: out[site.logits].data, state: next };
 }
 
-function newDecoder() {
+/** A decoder for one chunk; `label`: a conditional model's label index of every row (BigInt64Array), or null. */
+function newDecoder(label = null) {
   const V = Array.from(site.vocab).length + 1;
   return site.contract === "window"
-    ? new WindowDecoder(windowLogits, site.block_size)
-    : new StepDecoder(stepLogits, site.state.tensors, V);
+    ? new WindowDecoder(windowLogits, site.block_size, label)
+    : new StepDecoder(stepLogits, site.state.tensors, V, label);
 }
 
 function fields() {
@@ -72,7 +79,8 @@ async function generate(event) {
   try {
     const names = await sampleNames(newDecoder, site, options.count, options);
     show(names);
-    setStatus(`${names.length} names (seed ${options.seed})`, false);
+    const label = options.label === null ? "" : `, label ${site.labels.names[options.label]}`;
+    setStatus(`${names.length} names (seed ${options.seed}${label})`, false);
   } catch (err) {
     setStatus(`error: ${firstLine(err)}`, true);
   } finally {
@@ -97,9 +105,23 @@ async function copyNames() {
 function describe() {
   const loss = typeof site.val_loss === "number" ? ` \u00b7 val loss ${site.val_loss.toFixed(3)}` : "";
   const tokens = Array.from(site.vocab).length + 1;
+  const labels = site.labels ? ` \u00b7 ${site.labels.names.length} labels` : "";
   $("model").textContent =
-    `${site.kind}${loss} \u00b7 ${tokens} tokens \u00b7 ${site.contract} contract \u00b7 runs in this browser ` +
+    `${site.kind}${loss} \u00b7 ${tokens} tokens${labels} \u00b7 ${site.contract} contract \u00b7 runs in this browser ` +
     `(onnxruntime-web ${site.onnxruntime_web}, WebAssembly)`;
+}
+
+/** A conditional model's label choices: "any" (each name's label drawn from the training frequencies), then each
+ * label with its share of the training words; the field stays hidden for an unlabelled model. */
+function showLabels() {
+  if (!site.labels) return;
+  const total = site.labels.counts.reduce((a, b) => a + b, 0);
+  const choices = site.labels.names.map((name, i) => {
+    const share = ((100 * site.labels.counts[i]) / total).toFixed(1);
+    return Object.assign(document.createElement("option"), { value: name, textContent: `${name} (${share}%)` });
+  });
+  $("label").append(...choices);
+  $("label-field").hidden = false;
 }
 
 async function load() {
@@ -113,6 +135,7 @@ async function load() {
     ort.env.wasm.wasmPaths = new URL("./", location.href).href; // this site's copy, never a CDN
     session = await ort.InferenceSession.create(site.model, { executionProviders: ["wasm"] });
     describe();
+    showLabels();
     if (typeof site.server === "string") {
       $("on-server").href = site.server; // served by mm-serve: the switch back to its page
       $("where").hidden = false;
@@ -128,16 +151,18 @@ async function load() {
 }
 
 // Test hooks: the logits of fixed inputs (window: contexts [B][block_size] -> [B][V]; step: tokens [B][T] from
-// the empty state -> [B][T][V]) and the names of a request given as the page's fields (temperature 0: greedy).
-window.mmLogits = async (rows) => {
+// the empty state -> [B][T][V]; a conditional model's under `labels` [B], label indices) and the names of a request
+// given as the page's fields (temperature 0: greedy).
+window.mmLogits = async (rows, labels = null) => {
   const flat = BigInt64Array.from(rows.flat(), (id) => BigInt(id));
+  const label = labels === null ? null : BigInt64Array.from(labels, (ix) => BigInt(ix));
   const V = Array.from(site.vocab).length + 1;
   if (site.contract === "window") {
-    const logits = await windowLogits(flat, rows.length);
+    const logits = await windowLogits(flat, rows.length, label);
     return rows.map((_, r) => Array.from(logits.subarray(r * V, (r + 1) * V)));
   }
   const steps = rows[0].length;
-  const { logits } = await stepLogits(flat, rows.length, steps, emptyState(site.state.tensors, rows.length));
+  const { logits } = await stepLogits(flat, rows.length, steps, emptyState(site.state.tensors, rows.length), label);
   return rows.map((_, r) =>
     Array.from({ length: steps }, (_, t) => Array.from(logits.subarray((r * steps + t) * V, (r * steps + t + 1) * V))),
   );

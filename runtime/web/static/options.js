@@ -1,6 +1,8 @@
 // The page's inputs as sampling options, checked against the bounds mm-gen uses (data/bounds.py, written into the
 // site's JSON as `site.bounds`: no copy of them here), one message per mistake.
 
+import { pyRepr } from "./constraints.js";
+
 const WHOLE = /^\d+$/;
 const DECIMAL = /^\+?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
 // Python's str.strip() whitespace (str.isspace, as data/reader.py strips a line), which JavaScript's trim() is not.
@@ -82,7 +84,27 @@ function parseConstraints(fields, site) {
   return { maxLen, constraints: { min_len: minLen, ends_with: endsWith, contains, exclude } };
 }
 
-/** The fields' texts -> {count, temperature, topK, topP, prefix, prefixIds, maxLen, seed, constraints}; an Error
+/** The label field (its text as is: "" is any label, drawn per name) -> the label's index among the model's labels,
+ * or null; the messages of label_index in runtime/options.py for an unknown label or a label without labels. */
+export function parseLabel(value, site) {
+  const label = String(value ?? "");
+  if (label === "") return null;
+  const bound = site.bounds.label;
+  if (Array.from(label).length > bound.high) {
+    throw new Error(`the length of label must be in [${bound.low}, ${bound.high}], got ${Array.from(label).length}`);
+  }
+  if (!site.labels) throw new Error(`label ${pyRepr(label, 40)} given, but this model has no labels (it is not conditional)`);
+  const names = site.labels.names;
+  const index = names.indexOf(label);
+  if (index < 0) {
+    const known = names.slice(0, 10).join(", ") + (names.length > 10 ? ", ..." : "");
+    throw new Error(`unknown label ${pyRepr(label, 40)}: this model's labels are ${Array.from(known).slice(0, 200).join("")}`);
+  }
+  return index;
+}
+
+/** The fields' texts -> {count, temperature, topK, topP, prefix, prefixIds, maxLen, seed, constraints, label (an
+ * index, or null: drawn per name)}; an Error
  * with one line otherwise.
  * Temperature 0 (greedy) only with `greedy: true` (the test hook): the page asks for a temperature above 0. */
 export function parseOptions(fields, site) {
@@ -106,5 +128,6 @@ export function parseOptions(fields, site) {
   if (minLen !== null && minLen > maxLen) throw new Error(`min_len (${minLen}) is above max_len (${maxLen})`);
   const seed = text("seed") === "" ? randomSeed() : whole("seed", text("seed"), end(bounds.seed.low), end(bounds.seed.high));
   const prefixIds = prefix.map((ch) => vocab.indexOf(ch) + 1);
-  return { count, temperature, topK, topP, prefix: prefix.join(""), prefixIds, maxLen, seed, constraints };
+  const label = parseLabel(fields.label, site);
+  return { count, temperature, topK, topP, prefix: prefix.join(""), prefixIds, maxLen, seed, constraints, label };
 }

@@ -141,3 +141,39 @@ export class ChunkDraws {
     return out;
   }
 }
+
+export const LABEL_STREAM = 1; // second spawn-key entry of a chunk's label draws (runtime/chunks.py)
+const bits64 = new DataView(new ArrayBuffer(8));
+
+/** The float64 next to the positive double `x`, towards 0 (numpy.nextafter(x, 0)). */
+export function float64Below(x) {
+  bits64.setFloat64(0, x);
+  bits64.setBigUint64(0, bits64.getBigUint64(0) - 1n);
+  return bits64.getFloat64(0);
+}
+
+/** The label uniforms of rows [lo, hi) of chunk `index` (label_uniforms): Float64Array [hi - lo]. */
+export function labelUniforms(seed, index, lo, hi) {
+  const rng = new PCG64(seed, [index, LABEL_STREAM]);
+  if (lo) rng.advance(lo);
+  return Float64Array.from({ length: hi - lo }, () => rng.random());
+}
+
+/** Each row's label index of rows [lo, hi) of chunk `index` (chunk_labels): drawn in proportion to `counts`, the
+ * first label whose float64 cumulative count exceeds u * total (kept below the total: a count of 0 is never drawn). */
+export function chunkLabels(seed, index, lo, hi, counts) {
+  const cumulative = new Float64Array(counts.length);
+  let sum = 0;
+  counts.forEach((count, i) => (cumulative[i] = sum += Number(count)));
+  const total = cumulative[counts.length - 1];
+  return BigInt64Array.from(labelUniforms(seed, index, lo, hi), (u) => {
+    const threshold = Math.min(u * total, float64Below(total));
+    let [low, high] = [0, cumulative.length]; // searchsorted(cumulative, threshold, side="right"): entries <= it
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if (cumulative[middle] <= threshold) low = middle + 1;
+      else high = middle;
+    }
+    return BigInt(low);
+  });
+}

@@ -3,7 +3,7 @@
 // mm-gen for the same seed wherever the logits agree to the last bits.
 
 import { compileConstraints, Constraint } from "./constraints.js";
-import { ChunkDraws } from "./pcg64.js";
+import { ChunkDraws, chunkLabels } from "./pcg64.js";
 
 export const BOUNDARY = 0;
 export const SEED_MAX = (1n << 64n) - 1n;
@@ -118,25 +118,41 @@ function tile(ids, rows) {
   return out;
 }
 
-/** The window contract: the state is the last blockSize characters of every row; logitsFn(context, rows). */
+/** A conditional model's label index of every running row (BigInt64Array), fed with each call; null: no label
+ * (RowLabels in runtime/sampling.py). */
+export class RowLabels {
+  constructor(label = null) {
+    this.label = label;
+  }
+
+  /** Keep the labels of the rows where `running[i]` holds, in order. */
+  keep(running) {
+    if (this.label !== null) this.label = compress(this.label, [this.label.length], 0, running).data;
+  }
+}
+
+/** The window contract: the state is the last blockSize characters of every row (and a conditional model's label
+ * of every row); logitsFn(context, rows, label) where label is a BigInt64Array [rows] or null. */
 export class WindowDecoder {
-  constructor(logitsFn, blockSize) {
+  constructor(logitsFn, blockSize, label = null) {
     this.logitsFn = logitsFn;
     this.block = blockSize;
     this.context = new BigInt64Array(0);
     this.rows = 0;
+    this.labels = new RowLabels(label);
   }
 
   start(prefixIds, rows) {
     const window = [...new Array(this.block).fill(BOUNDARY), ...prefixIds].slice(-this.block);
     this.context = tile(window, rows);
     this.rows = rows;
-    return this.logitsFn(this.context, rows);
+    return this.logitsFn(this.context, rows, this.labels.label);
   }
 
   keep(running) {
     const kept = compress(this.context, [this.rows, this.block], 0, running);
     [this.context, this.rows] = [kept.data, kept.dims[0]];
+    this.labels.keep(running);
   }
 
   step(tokens) {
@@ -146,7 +162,7 @@ export class WindowDecoder {
       next[(r + 1) * this.block - 1] = BigInt(tokens[r]);
     }
     this.context = next;
-    return this.logitsFn(this.context, this.rows);
+    return this.logitsFn(this.context, this.rows, this.labels.label);
   }
 }
 
@@ -159,18 +175,20 @@ export function emptyState(tensors, rows) {
 }
 
 /** The step contract: the state is the model's own (a cache or a hidden state), `tensors` as the metadata
- * describes them; stepFn(tokens, rows, steps, state) -> {logits [rows * steps * V], state [{data, dims}]}. */
+ * describes them (and a conditional model's label of every row); stepFn(tokens, rows, steps, state, label) ->
+ * {logits [rows * steps * V], state [{data, dims}]}, label a BigInt64Array [rows] or null. */
 export class StepDecoder {
-  constructor(stepFn, tensors, V) {
+  constructor(stepFn, tensors, V, label = null) {
     this.stepFn = stepFn;
     this.tensors = tensors;
     this.V = V;
     this.state = [];
+    this.labels = new RowLabels(label);
   }
 
   /** Feed tokens [rows * steps]; the logits of the character after each row's last token. */
   async run(tokens, rows, steps, state) {
-    const result = await this.stepFn(tokens, rows, steps, state);
+    const result = await this.stepFn(tokens, rows, steps, state, this.labels.label);
     this.state = result.state;
     const last = new Float32Array(rows * this.V);
     for (let r = 0; r < rows; r++) {
@@ -186,6 +204,7 @@ export class StepDecoder {
 
   keep(running) {
     this.state = this.state.map((s, i) => compress(s.data, s.dims, this.tensors[i].shape.indexOf("batch"), running));
+    this.labels.keep(running);
   }
 
   step(tokens) {
@@ -217,8 +236,18 @@ export async function sampleChunk(decoder, draws, prefixIds, maxLen, V, options,
   return ids;
 }
 
-/** Names [0, n) of a request: chunks of chunkSize rows, chunk k drawing from (seed, k); newDecoder() per chunk.
- * The constraints (options.constraints) compile once, before the first chunk: an impossible request is an Error. */
+/** Each row's label index of rows [0, rows) of chunk `index` (BigInt64Array), or null for an unlabelled model
+ * (row_labels in runtime/sampling.py): options.label (an index) on every row, or drawn per name from the training
+ * counts on the chunk's label stream (pcg64.js chunkLabels). */
+export function rowLabels(site, options, index, rows) {
+  if (!site.labels) return null;
+  if (options.label !== null && options.label !== undefined) return new BigInt64Array(rows).fill(BigInt(options.label));
+  return chunkLabels(options.seed, index, 0, rows, site.labels.counts);
+}
+
+/** Names [0, n) of a request: chunks of chunkSize rows, chunk k drawing from (seed, k); newDecoder(label) per chunk,
+ * with each row's label index (a conditional model's) or null. The constraints (options.constraints) compile once,
+ * before the first chunk: an impossible request is an Error. */
 export async function sampleNames(newDecoder, site, n, options) {
   const chars = Array.from(site.vocab);
   const prefixIds = options.prefixIds;
@@ -228,7 +257,8 @@ export async function sampleNames(newDecoder, site, n, options) {
   for (let index = 0; index * site.chunk_size < n; index++) {
     const rows = Math.min(site.chunk_size, n - index * site.chunk_size);
     const draws = new ChunkDraws(options.seed, index, 0, rows, site.chunk_size);
-    const chunk = await sampleChunk(newDecoder(), draws, prefixIds, options.maxLen, chars.length + 1, options, automaton);
+    const label = rowLabels(site, options, index, rows);
+    const chunk = await sampleChunk(newDecoder(label), draws, prefixIds, options.maxLen, chars.length + 1, options, automaton);
     for (const row of chunk) names.push(row.map((ix) => chars[ix - 1]).join(""));
   }
   return names;
