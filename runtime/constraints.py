@@ -27,7 +27,6 @@ from makemore.data.bounds import AUTOMATON_CELLS, AUTOMATON_WORK, MAX_REGEX_STAT
 from makemore.runtime.options import SamplingError, SamplingOptions
 
 DEAD = -1  # no transition (in a component DFA's table)
-UNICODE_CLASSES = re.compile(r"(?<!\\)(?:\\\\)*\\[wWdDsS]")  # an unescaped \w \W \d \D \s \S
 FIELDS = ("min_len", "ends_with", "contains", "match", "exclude")  # the order constraints join the automaton
 
 
@@ -151,6 +150,73 @@ def bounded_crawl(alphabet: Any, initial: Any, final: Callable[[Any], bool], fol
     return fsm.FSM(alphabet=alphabet, states=range(len(states)), initial=0, finals=finals, map=moves)
 
 
+SENTINEL = "\ue000"  # a private-use character: the first one outside the vocabulary stands for "no character"
+UNSUPPORTED = {
+    "AT": "anchors (^ $ \\A \\Z \\b \\B; the expression already matches the whole name)",
+    "GROUPREF": "backreferences",
+    "GROUPREF_EXISTS": "conditional groups",
+    "ATOMIC_GROUP": "atomic groups",
+    "POSSESSIVE_REPEAT": "possessive repeats",
+}
+
+
+def rewrite(pattern: str, vocab: Vocab) -> str:
+    """`pattern` as Python's re parses it, written for interegular (see emit)."""
+    from re import _parser
+
+    tree = _parser.parse(pattern)
+    return emit(list(tree), tree.state.flags, vocab)
+
+
+def whole_name_fsm(parsed: Any) -> Any:
+    """interegular's automaton of a parsed pattern matched against a whole name: interegular lets a lookahead at
+    the end peek at text after the match (a lexer's view), re.fullmatch has none, so the top-level alternatives
+    are built with nothing after them (a lookahead needing more text then matches nothing)."""
+    for option in getattr(parsed, "options", ()):
+        object.__setattr__(option, "_prefix_cache", (0, 0))
+    return parsed.to_fsm(prefix_postfix=(0, 0))
+
+
+def char_class(node: Any, flags: int, vocab: Vocab) -> str:
+    """The vocabulary's characters a one-character node matches (as Python's re decides, under `flags`), as a
+    class interegular reads the same way; a character outside the vocabulary when none does."""
+    from re import _compiler, _parser
+
+    alone = _parser.State()  # compile ORs in its state's flags: a fresh one, so that (?-i:...) holds
+    alone.flags = flags
+    machine = _compiler.compile(_parser.SubPattern(alone, [node]), flags)
+    chars = [ch for ch in vocab.chars if machine.fullmatch(ch)]
+    if not chars:
+        chars = [next(chr(c) for c in range(ord(SENTINEL), 0x10FFFF) if chr(c) not in vocab.index)]
+    return "[" + "".join("\\" + ch if ch.isascii() and not ch.isalnum() else ch for ch in chars) + "]"
+
+
+def emit(items: Any, flags: int, vocab: Vocab) -> str:
+    """The parse tree `items` of Python's re (re._parser) written in a syntax interegular reads as re does:
+    character sets spelled out over the vocabulary, groups non-capturing, flags applied; SamplingError naming
+    `match` for what has no automaton here."""
+    from re import _constants as sre
+
+    out = []
+    for op, av in items:
+        name = str(op)
+        if op in (sre.LITERAL, sre.NOT_LITERAL, sre.ANY, sre.IN):
+            out.append(char_class((op, av), flags, vocab))
+        elif op is sre.BRANCH:
+            out.append("(?:" + "|".join(emit(alt, flags, vocab) for alt in av[1]) + ")")
+        elif op is sre.SUBPATTERN:
+            out.append("(?:" + emit(av[3], (flags | av[1]) & ~av[2], vocab) + ")")
+        elif op in (sre.MAX_REPEAT, sre.MIN_REPEAT):
+            high = "" if av[1] == sre.MAXREPEAT else str(av[1])
+            out.append("(?:" + emit(av[2], flags, vocab) + f"){{{av[0]},{high}}}")
+        elif op in (sre.ASSERT, sre.ASSERT_NOT) and av[0] == 1:
+            out.append(("(?=" if op is sre.ASSERT else "(?!") + emit(av[1], flags, vocab) + ")")
+        else:
+            what = "lookbehinds" if op in (sre.ASSERT, sre.ASSERT_NOT) else UNSUPPORTED.get(name, name)
+            raise SamplingError(f"match is not supported ({what})", "match")
+    return "".join(out)
+
+
 def regex(pattern: str, vocab: Vocab) -> Dfa:
     """The names `pattern` matches whole (re.fullmatch), over the vocabulary's characters, via interegular's DFA;
     SamplingError naming `match` when Python or interegular cannot compile it, or an automaton on the way passes
@@ -162,19 +228,14 @@ def regex(pattern: str, vocab: Vocab) -> Dfa:
         with warnings.catch_warnings():  # re's FutureWarnings (a possible nested set) are no error: not printed
             warnings.simplefilter("ignore")
             re.compile(pattern)
+            canonical = rewrite(pattern, vocab)
     except (re.error, RecursionError, OverflowError) as err:
         raise SamplingError(f"match is not a regular expression ({str(err)[:120]})", "match") from None
-    if not vocab.chars.isascii() and UNICODE_CLASSES.search(pattern):
-        raise SamplingError(
-            "match uses \\w, \\d or \\s, which interegular reads as ASCII classes and Python's re as Unicode ones:"
-            " with this model's non-ASCII characters, spell the characters out (e.g. [a-zé])",
-            "match",
-        )
     if fsm.crawl is not bounded_crawl:
         fsm.crawl = bounded_crawl  # its FSM operations look crawl up as a module global
     CRAWL.limit = MAX_REGEX_STATES
     try:
-        machine = interegular.parse_pattern(pattern).to_fsm()
+        machine = whole_name_fsm(interegular.parse_pattern(canonical))
     except SamplingError:
         raise
     except Exception as err:  # interegular raises Unsupported, InvalidSyntax and plain Exceptions

@@ -1,0 +1,128 @@
+"""Adversarial regressions for the constraint flags (issue 21): `match` means exactly what Python's re.fullmatch
+means, over every vocabulary, or the request is refused before sampling."""
+
+from __future__ import annotations
+
+import itertools
+import re
+import warnings
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from makemore.data import Vocab
+from makemore.runtime.constraints import prune, regex
+from makemore.runtime.options import SamplingError
+
+VOCABS = [Vocab("abcdeiklmnorsy"), Vocab("abAB-. é]{}^\\")]
+TRICKY = [
+    "a",
+    "b",
+    "A",
+    "é",
+    ".",
+    "]",
+    "{",
+    "}",
+    "-",
+    "\\]",
+    "\\{",
+    "[]a]",
+    "[^]a]",
+    "[a-]",
+    "[^^]",
+    "[\\w]",
+    "\\w",
+    "\\W",
+    "\\d",
+    "\\s",
+    "\\S",
+    "[^a]",
+    "a{}",
+    "a{,}",
+    "a{b}",
+    "a{ 1}",
+    "(?=a)",
+    "(?!a)",
+    "(?=.*b)",
+    "(?!b)",
+    "(?i:a)",
+    "(?-i:a)",
+    "(?s:.)",
+]
+
+
+def accepts(pattern: str, vocab: Vocab, name: str) -> bool:
+    """Whether the automaton of `pattern` accepts `name`."""
+    dfa = prune(regex(pattern, vocab))
+    state = 0
+    for ch in name:
+        state = int(dfa.trans[state, vocab.index[ch]])
+        if state < 0:
+            return False
+    return bool(dfa.accept[state])
+
+
+def patterns() -> st.SearchStrategy[str]:
+    """Expressions mixing the tokens Python's re and interegular used to read differently."""
+    atom = st.sampled_from(TRICKY)
+    inner = st.recursive(
+        atom,
+        lambda part: st.one_of(
+            st.tuples(part, part).map("".join),
+            st.tuples(part, part).map(lambda p: f"({p[0]}|{p[1]})"),
+            part.map(lambda r: f"(?:{r})*"),
+            part.map(lambda r: f"({r})?"),
+        ),
+        max_leaves=5,
+    )
+    return st.tuples(st.sampled_from(["", "(?i)", "(?s)"]), inner).map("".join)
+
+
+def agree(pattern: str, vocab: Vocab, longest: int = 3) -> None:
+    """The automaton accepts exactly the names re.fullmatch matches, up to `longest` characters (or refuses)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            machine = re.compile(pattern)
+        except re.error:
+            return
+    try:
+        prune(regex(pattern, vocab))
+    except SamplingError:
+        return
+    for length in range(1, longest + 1):
+        for chars in itertools.product(vocab.chars, repeat=length):
+            name = "".join(chars)
+            assert accepts(pattern, vocab, name) == bool(machine.fullmatch(name)), (pattern, name)
+
+
+@pytest.mark.parametrize(
+    "pattern", ["[]a]", "[^]a]", "a{}", "a{b}", "a(?!b)", "a(?=b)", "a(?!b).*", "(?!ab).*", "(?i)(?-i:a)b", "\\w+"]
+)
+@pytest.mark.parametrize("vocab", VOCABS, ids=["ascii", "mixed"])
+def test_match_reads_like_re(pattern: str, vocab: Vocab) -> None:
+    """Each of these was read differently by interegular: a class opening with ], braces that are no repeat, a
+    lookahead at the end, a flag turned off in a group, \\w over a non-ASCII vocabulary."""
+    agree(pattern, vocab)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pattern=patterns(), which=st.integers(0, len(VOCABS) - 1))
+def test_match_agrees_with_re_fullmatch(pattern: str, which: int) -> None:
+    """For every expression the automaton is built for, it accepts exactly what re.fullmatch matches."""
+    agree(pattern, VOCABS[which], longest=2)
+
+
+@pytest.mark.parametrize("pattern", ["a++", "(?>a)b", "(?<=a)b", "(a)\\1", "^a", "a$", "\\ba"])
+def test_match_refuses_what_has_no_automaton(pattern: str) -> None:
+    """Possessive repeats, atomic groups, lookbehinds, backreferences and anchors are refused, naming match."""
+    with pytest.raises(SamplingError) as caught:
+        regex(pattern, VOCABS[0])
+    assert caught.value.field == "match"
+
+
+def test_verbose_and_comments_read_like_re() -> None:
+    """(?x) and (?#...) are Python's syntax: read as re reads them (interegular alone refused or crashed)."""
+    agree("(?x) a b (?#the end)", VOCABS[0])
+    assert accepts("(?x) a b", VOCABS[0], "ab")
