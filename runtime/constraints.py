@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 from makemore.data import BOUNDARY, Vocab
-from makemore.data.bounds import AUTOMATON_CELLS, AUTOMATON_WORK, MAX_REGEX_STATES
+from makemore.data.bounds import AUTOMATON_CELLS, AUTOMATON_WORK, MAX_REGEX_STATES, MAX_REGEX_WORK
 from makemore.runtime.options import SamplingError, SamplingOptions
 
 DEAD = -1  # no transition (in a component DFA's table)
@@ -102,7 +102,9 @@ def trie(names: tuple[str, ...], vocab: Vocab) -> Dfa:
 
 
 class _Crawl(threading.local):
-    limit: int | None = None
+    limit: int | None = None  # states of one automaton
+    work: int = 0  # the work of this thread's crawls so far ...
+    work_limit: int | None = None  # ... and its bound (states' sizes x transitions, summed over every crawl)
 
 
 CRAWL = _Crawl()
@@ -119,9 +121,26 @@ def freeze(state: Any) -> Any:
     return state
 
 
+def size(state: Any) -> int:
+    """The number of plain values in an interegular crawl state (its nested sets, dicts and lists flattened)."""
+    if isinstance(state, (set, frozenset, list, tuple)):
+        return 1 + sum(size(item) for item in state)
+    if isinstance(state, dict):
+        return 1 + sum(size(k) + size(v) for k, v in state.items())
+    return 1
+
+
+def charge(state: Any, transitions: int) -> None:
+    """Count following `state` on `transitions` transitions; SamplingError naming `match` past CRAWL.work_limit."""
+    CRAWL.work += size(state) * transitions
+    if CRAWL.work_limit is not None and CRAWL.work > CRAWL.work_limit:
+        raise SamplingError("match takes too much work to build its automaton (a simpler expression?)", "match")
+
+
 def bounded_crawl(alphabet: Any, initial: Any, final: Callable[[Any], bool], follow: Callable[[Any, Any], Any]) -> Any:
     """interegular's crawl (the subset construction behind every FSM operation), its states looked up in a dict
-    rather than a list, and stopped with a SamplingError past this thread's CRAWL.limit states."""
+    rather than a list, and stopped with a SamplingError past this thread's CRAWL.limit states or CRAWL.work_limit
+    work."""
     import interegular.fsm as fsm
 
     states, index, finals = [initial], {freeze(initial): 0}, set()
@@ -129,6 +148,7 @@ def bounded_crawl(alphabet: Any, initial: Any, final: Callable[[Any], bool], fol
     i = 0
     while i < len(states):
         state = states[i]
+        charge(state, len(alphabet.by_transition))
         if final(state):
             finals.add(i)
         moves[i] = {}
@@ -233,7 +253,7 @@ def regex(pattern: str, vocab: Vocab) -> Dfa:
         raise SamplingError(f"match is not a regular expression ({str(err)[:120]})", "match") from None
     if fsm.crawl is not bounded_crawl:
         fsm.crawl = bounded_crawl  # its FSM operations look crawl up as a module global
-    CRAWL.limit = MAX_REGEX_STATES
+    CRAWL.limit, CRAWL.work, CRAWL.work_limit = MAX_REGEX_STATES, 0, MAX_REGEX_WORK
     try:
         machine = whole_name_fsm(interegular.parse_pattern(canonical))
     except SamplingError:
@@ -241,7 +261,7 @@ def regex(pattern: str, vocab: Vocab) -> Dfa:
     except Exception as err:  # interegular raises Unsupported, InvalidSyntax and plain Exceptions
         raise SamplingError(f"match is not supported ({type(err).__name__}: {str(err)[:120]})", "match") from None
     finally:
-        CRAWL.limit = None
+        CRAWL.limit = CRAWL.work_limit = None
     order = sorted(machine.states, key=lambda state: state != machine.initial)
     number = {state: ix for ix, state in enumerate(order)}
     symbols = [machine.alphabet[ch] for ch in vocab.chars]  # of indices 1 .. V - 1

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import itertools
 import re
+import time
 import warnings
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from makemore.data import Vocab
-from makemore.runtime.constraints import prune, regex
+from makemore.data.bounds import MAX_REGEX_WORK
+from makemore.runtime.constraints import CRAWL, prune, regex
 from makemore.runtime.options import SamplingError
 
 VOCABS = [Vocab("abcdeiklmnorsy"), Vocab("abAB-. é]{}^\\")]
@@ -126,3 +128,18 @@ def test_verbose_and_comments_read_like_re() -> None:
     """(?x) and (?#...) are Python's syntax: read as re reads them (interegular alone refused or crashed)."""
     agree("(?x) a b (?#the end)", VOCABS[0])
     assert accepts("(?x) a b", VOCABS[0], "ab")
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    ["(a{1,64}){1,64}", "(a{1,99}){1,99}", "((a{1,15}){1,15}){1,15}", "(((a{1,6}){1,6}){1,6}){1,6}"],
+)
+def test_nested_repeats_are_refused_by_work_not_after_minutes(pattern: str) -> None:
+    """A short expression whose automata stay under MAX_REGEX_STATES states can still take minutes to build (each
+    state a large nested set): the work is bounded, the expression refused naming match within seconds."""
+    started = time.monotonic()
+    with pytest.raises(SamplingError) as caught:
+        regex(pattern, Vocab("abcdefghijklmnopqrstuvwxyz"))
+    assert caught.value.field == "match"
+    assert CRAWL.work <= MAX_REGEX_WORK + 64 * 4096 and CRAWL.work_limit is None
+    assert time.monotonic() - started < 20
