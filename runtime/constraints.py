@@ -197,40 +197,64 @@ def whole_name_fsm(parsed: Any) -> Any:
     return parsed.to_fsm(prefix_postfix=(0, 0))
 
 
-def char_class(node: Any, flags: int, vocab: Vocab) -> str:
+def char_class(node: Any, flags: int, vocab: Vocab, memo: dict[str, str]) -> str:
     """The vocabulary's characters a one-character node matches (as Python's re decides, under `flags`), as a
-    class interegular reads the same way; a character outside the vocabulary when none does."""
+    class interegular reads the same way (the shorter of the class and its complement; a character outside the
+    vocabulary when none matches); `memo` holds the classes already written."""
+    key = repr((node, flags))
+    if key not in memo:
+        memo[key] = spell(matching(node, flags, vocab), vocab)
+    return memo[key]
+
+
+def matching(node: Any, flags: int, vocab: Vocab) -> list[str]:
+    """The vocabulary's characters the one-character parse-tree node matches under `flags`, as re decides."""
     from re import _compiler, _parser
 
     alone = _parser.State()  # compile ORs in its state's flags: a fresh one, so that (?-i:...) holds
     alone.flags = flags
     machine = _compiler.compile(_parser.SubPattern(alone, [node]), flags)
-    chars = [ch for ch in vocab.chars if machine.fullmatch(ch)]
+    return machine.findall(vocab.chars)  # one character per match: the node has no context
+
+
+def spell(chars: list[str], vocab: Vocab) -> str:
+    """A class matching exactly `chars` among the vocabulary's characters, in interegular's syntax."""
+
+    def escaped(group: list[str]) -> str:
+        return "".join("\\" + ch if ch.isascii() and not ch.isalnum() else ch for ch in group)
+
     if not chars:
-        chars = [next(chr(c) for c in range(ord(SENTINEL), 0x10FFFF) if chr(c) not in vocab.index)]
-    return "[" + "".join("\\" + ch if ch.isascii() and not ch.isalnum() else ch for ch in chars) + "]"
+        return "[" + escaped([next(chr(c) for c in range(ord(SENTINEL), 0x10FFFF) if chr(c) not in vocab.index)]) + "]"
+    chosen = set(chars)
+    rest = [ch for ch in vocab.chars if ch not in chosen]
+    if not rest and "\n" not in vocab.index:
+        return "."
+    if len(rest) < len(chars) and "\n" not in vocab.index:
+        return "[^" + escaped(rest) + "]"
+    return "[" + escaped(chars) + "]"
 
 
-def emit(items: Any, flags: int, vocab: Vocab) -> str:
+def emit(items: Any, flags: int, vocab: Vocab, memo: dict[str, str] | None = None) -> str:
     """The parse tree `items` of Python's re (re._parser) written in a syntax interegular reads as re does:
     character sets spelled out over the vocabulary, groups non-capturing, flags applied; SamplingError naming
     `match` for what has no automaton here."""
     from re import _constants as sre
 
+    memo = {} if memo is None else memo
     out = []
     for op, av in items:
         name = str(op)
         if op in (sre.LITERAL, sre.NOT_LITERAL, sre.ANY, sre.IN):
-            out.append(char_class((op, av), flags, vocab))
+            out.append(char_class((op, av), flags, vocab, memo))
         elif op is sre.BRANCH:
-            out.append("(?:" + "|".join(emit(alt, flags, vocab) for alt in av[1]) + ")")
+            out.append("(?:" + "|".join(emit(alt, flags, vocab, memo) for alt in av[1]) + ")")
         elif op is sre.SUBPATTERN:
-            out.append("(?:" + emit(av[3], (flags | av[1]) & ~av[2], vocab) + ")")
+            out.append("(?:" + emit(av[3], (flags | av[1]) & ~av[2], vocab, memo) + ")")
         elif op in (sre.MAX_REPEAT, sre.MIN_REPEAT):
             high = "" if av[1] == sre.MAXREPEAT else str(av[1])
-            out.append("(?:" + emit(av[2], flags, vocab) + f"){{{av[0]},{high}}}")
+            out.append("(?:" + emit(av[2], flags, vocab, memo) + f"){{{av[0]},{high}}}")
         elif op in (sre.ASSERT, sre.ASSERT_NOT) and av[0] == 1:
-            out.append(("(?=" if op is sre.ASSERT else "(?!") + emit(av[1], flags, vocab) + ")")
+            out.append(("(?=" if op is sre.ASSERT else "(?!") + emit(av[1], flags, vocab, memo) + ")")
         else:
             what = "lookbehinds" if op in (sre.ASSERT, sre.ASSERT_NOT) else UNSUPPORTED.get(name, name)
             raise SamplingError(f"match is not supported ({what})", "match")
@@ -262,15 +286,24 @@ def regex(pattern: str, vocab: Vocab) -> Dfa:
         raise SamplingError(f"match is not supported ({type(err).__name__}: {str(err)[:120]})", "match") from None
     finally:
         CRAWL.limit = CRAWL.work_limit = None
+    return table(machine, vocab)
+
+
+def table(machine: Any, vocab: Vocab) -> Dfa:
+    """interegular's automaton as a Dfa over the vocabulary: a table over its own symbols (a few), then one column
+    per character gathered from it; SamplingError naming `match` past the bounds before any work per character."""
     order = sorted(machine.states, key=lambda state: state != machine.initial)
+    check_size(len(order), vocab.size, 1, "match")
     number = {state: ix for ix, state in enumerate(order)}
-    symbols = [machine.alphabet[ch] for ch in vocab.chars]  # of indices 1 .. V - 1
-    trans = np.full((len(order), vocab.size), DEAD, dtype=np.int32)
+    symbols = {symbol: ix for ix, symbol in enumerate(sorted(set(machine.alphabet.by_transition), key=str))}
+    small = np.full((len(order), len(symbols) + 1), DEAD, dtype=np.int32)  # the last column: a symbol not known
     for state in order:
-        moves = machine.map.get(state, {})
-        for ix, symbol in enumerate(symbols, start=1):
-            if symbol in moves:
-                trans[number[state], ix] = number[moves[symbol]]
+        for symbol, target in machine.map.get(state, {}).items():
+            if symbol in symbols:
+                small[number[state], symbols[symbol]] = number[target]
+    columns = np.array([symbols.get(machine.alphabet[ch], len(symbols)) for ch in vocab.chars], dtype=np.int64)
+    trans = np.full((len(order), vocab.size), DEAD, dtype=np.int32)
+    trans[:, 1:] = small[:, columns]
     return Dfa(trans, np.array([state in machine.finals for state in order], dtype=bool))
 
 

@@ -143,3 +143,17 @@ def test_nested_repeats_are_refused_by_work_not_after_minutes(pattern: str) -> N
     assert caught.value.field == "match"
     assert CRAWL.work <= MAX_REGEX_WORK + 64 * 4096 and CRAWL.work_limit is None
     assert time.monotonic() - started < 20
+
+
+def test_big_vocabularies_are_refused_before_work_per_character() -> None:
+    """A model of 100,000 characters: an expression whose automaton cannot fit AUTOMATON_CELLS is refused before
+    the table of states x characters is walked (it was a Python loop of 227 million steps), and one that fits is
+    built in seconds."""
+    big = Vocab("".join(chr(0x4E00 + i) for i in range(20_000)) + "".join(chr(0x20000 + i) for i in range(80_000)))
+    started = time.monotonic()
+    with pytest.raises(SamplingError) as caught:
+        regex("(.*\u4e00.{5}){3}", big)
+    assert caught.value.field == "match"
+    dfa = regex("." * 30 + "[\u4e00-\u4e09]", big)
+    assert dfa.states == 32 and dfa.trans[30, big.index["\u4e05"]] == 31 and dfa.trans[30, big.index["\u4e0a"]] < 0
+    assert time.monotonic() - started < 20
