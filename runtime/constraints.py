@@ -180,12 +180,16 @@ UNSUPPORTED = {
 }
 
 
-def rewrite(pattern: str, vocab: Vocab) -> str:
-    """`pattern` as Python's re parses it, written for interegular (see emit)."""
+def rewrite(pattern: str, vocab: Vocab) -> tuple[str, np.ndarray]:
+    """`pattern` as Python's re parses it, written for interegular (see emit) over the representatives of Letters,
+    and each vocabulary character's representative (an index into vocab.chars)."""
     from re import _parser
 
     tree = _parser.parse(pattern)
-    return emit(list(tree), tree.state.flags, vocab)
+    letters = Letters(vocab)
+    emit(list(tree), tree.state.flags, letters)  # the first pass finds the classes
+    letters.group()
+    return emit(list(tree), tree.state.flags, letters), letters.alias
 
 
 def whole_name_fsm(parsed: Any) -> Any:
@@ -197,14 +201,38 @@ def whole_name_fsm(parsed: Any) -> Any:
     return parsed.to_fsm(prefix_postfix=(0, 0))
 
 
-def char_class(node: Any, flags: int, vocab: Vocab, memo: dict[str, str]) -> str:
-    """The vocabulary's characters a one-character node matches (as Python's re decides, under `flags`), as a
-    class interegular reads the same way (the shorter of the class and its complement; a character outside the
-    vocabulary when none matches); `memo` holds the classes already written."""
-    key = repr((node, flags))
-    if key not in memo:
-        memo[key] = spell(matching(node, flags, vocab), vocab)
-    return memo[key]
+class Letters:
+    """The vocabulary's characters grouped by the classes of one expression: characters that no class tells apart
+    share a group, written as its first character (so the expression interegular reads holds a character per
+    group at most, however big the vocabulary). Filled by a first pass of emit, then `group`."""
+
+    def __init__(self, vocab: Vocab) -> None:
+        self.vocab = vocab
+        self.masks: dict[str, np.ndarray] = {}
+        self.spelled: dict[str, str] | None = None
+        self.alias = np.zeros(len(vocab.chars), dtype=np.int64)
+
+    def leaf(self, node: Any, flags: int) -> str:
+        """The class of a one-character node under `flags` (empty in the first pass, which records its characters)."""
+        key = repr((node, flags))
+        if self.spelled is None:
+            if key not in self.masks:
+                chosen = set(matching(node, flags, self.vocab))
+                self.masks[key] = np.array([ch in chosen for ch in self.vocab.chars], dtype=bool)
+            return ""
+        return self.spelled[key]
+
+    def group(self) -> None:
+        """Group the characters by the classes recorded, and spell each class over the groups' representatives."""
+        chars = self.vocab.chars
+        masks = np.array(list(self.masks.values()), dtype=bool).reshape(len(self.masks), len(chars))
+        _, first, inverse = np.unique(masks.T, axis=0, return_index=True, return_inverse=True)
+        self.alias = first[inverse.reshape(-1)]
+        reps = sorted(first.tolist())
+        self.spelled = {
+            key: spell([chars[i] for i in reps if mask[i]], [chars[i] for i in reps], self.vocab)
+            for key, mask in self.masks.items()
+        }
 
 
 def matching(node: Any, flags: int, vocab: Vocab) -> list[str]:
@@ -217,8 +245,9 @@ def matching(node: Any, flags: int, vocab: Vocab) -> list[str]:
     return machine.findall(vocab.chars)  # one character per match: the node has no context
 
 
-def spell(chars: list[str], vocab: Vocab) -> str:
-    """A class matching exactly `chars` among the vocabulary's characters, in interegular's syntax."""
+def spell(chars: list[str], universe: list[str], vocab: Vocab) -> str:
+    """A class matching exactly `chars` among the characters of `universe`, in interegular's syntax (none of the
+    vocabulary's characters when `chars` is empty)."""
 
     def escaped(group: list[str]) -> str:
         return "".join("\\" + ch if ch.isascii() and not ch.isalnum() else ch for ch in group)
@@ -226,7 +255,7 @@ def spell(chars: list[str], vocab: Vocab) -> str:
     if not chars:
         return "[" + escaped([next(chr(c) for c in range(ord(SENTINEL), 0x10FFFF) if chr(c) not in vocab.index)]) + "]"
     chosen = set(chars)
-    rest = [ch for ch in vocab.chars if ch not in chosen]
+    rest = [ch for ch in universe if ch not in chosen]
     if not rest and "\n" not in vocab.index:
         return "."
     if len(rest) < len(chars) and "\n" not in vocab.index:
@@ -234,27 +263,26 @@ def spell(chars: list[str], vocab: Vocab) -> str:
     return "[" + escaped(chars) + "]"
 
 
-def emit(items: Any, flags: int, vocab: Vocab, memo: dict[str, str] | None = None) -> str:
+def emit(items: Any, flags: int, letters: Letters) -> str:
     """The parse tree `items` of Python's re (re._parser) written in a syntax interegular reads as re does:
     character sets spelled out over the vocabulary, groups non-capturing, flags applied; SamplingError naming
     `match` for what has no automaton here."""
     from re import _constants as sre
 
-    memo = {} if memo is None else memo
     out = []
     for op, av in items:
         name = str(op)
         if op in (sre.LITERAL, sre.NOT_LITERAL, sre.ANY, sre.IN):
-            out.append(char_class((op, av), flags, vocab, memo))
+            out.append(letters.leaf((op, av), flags))
         elif op is sre.BRANCH:
-            out.append("(?:" + "|".join(emit(alt, flags, vocab, memo) for alt in av[1]) + ")")
+            out.append("(?:" + "|".join(emit(alt, flags, letters) for alt in av[1]) + ")")
         elif op is sre.SUBPATTERN:
-            out.append("(?:" + emit(av[3], (flags | av[1]) & ~av[2], vocab, memo) + ")")
+            out.append("(?:" + emit(av[3], (flags | av[1]) & ~av[2], letters) + ")")
         elif op in (sre.MAX_REPEAT, sre.MIN_REPEAT):
             high = "" if av[1] == sre.MAXREPEAT else str(av[1])
-            out.append("(?:" + emit(av[2], flags, vocab, memo) + f"){{{av[0]},{high}}}")
+            out.append("(?:" + emit(av[2], flags, letters) + f"){{{av[0]},{high}}}")
         elif op in (sre.ASSERT, sre.ASSERT_NOT) and av[0] == 1:
-            out.append(("(?=" if op is sre.ASSERT else "(?!") + emit(av[1], flags, vocab, memo) + ")")
+            out.append(("(?=" if op is sre.ASSERT else "(?!") + emit(av[1], flags, letters) + ")")
         else:
             what = "lookbehinds" if op in (sre.ASSERT, sre.ASSERT_NOT) else UNSUPPORTED.get(name, name)
             raise SamplingError(f"match is not supported ({what})", "match")
@@ -272,7 +300,7 @@ def regex(pattern: str, vocab: Vocab) -> Dfa:
         with warnings.catch_warnings():  # re's FutureWarnings (a possible nested set) are no error: not printed
             warnings.simplefilter("ignore")
             re.compile(pattern)
-            canonical = rewrite(pattern, vocab)
+            canonical, alias = rewrite(pattern, vocab)
     except (re.error, RecursionError, OverflowError) as err:
         raise SamplingError(f"match is not a regular expression ({str(err)[:120]})", "match") from None
     if fsm.crawl is not bounded_crawl:
@@ -286,12 +314,13 @@ def regex(pattern: str, vocab: Vocab) -> Dfa:
         raise SamplingError(f"match is not supported ({type(err).__name__}: {str(err)[:120]})", "match") from None
     finally:
         CRAWL.limit = CRAWL.work_limit = None
-    return table(machine, vocab)
+    return table(machine, vocab, alias)
 
 
-def table(machine: Any, vocab: Vocab) -> Dfa:
+def table(machine: Any, vocab: Vocab, alias: np.ndarray) -> Dfa:
     """interegular's automaton as a Dfa over the vocabulary: a table over its own symbols (a few), then one column
-    per character gathered from it; SamplingError naming `match` past the bounds before any work per character."""
+    per character gathered from it (the column of its representative, `alias`: see Letters); SamplingError naming
+    `match` past the bounds before any work per character."""
     order = sorted(machine.states, key=lambda state: state != machine.initial)
     check_size(len(order), vocab.size, 1, "match")
     number = {state: ix for ix, state in enumerate(order)}
@@ -301,7 +330,9 @@ def table(machine: Any, vocab: Vocab) -> Dfa:
         for symbol, target in machine.map.get(state, {}).items():
             if symbol in symbols:
                 small[number[state], symbols[symbol]] = number[target]
-    columns = np.array([symbols.get(machine.alphabet[ch], len(symbols)) for ch in vocab.chars], dtype=np.int64)
+    reps = np.unique(alias)
+    column = {int(r): symbols.get(machine.alphabet[vocab.chars[r]], len(symbols)) for r in reps}
+    columns = np.array([column[int(r)] for r in reps], dtype=np.int64)[np.searchsorted(reps, alias)]
     trans = np.full((len(order), vocab.size), DEAD, dtype=np.int32)
     trans[:, 1:] = small[:, columns]
     return Dfa(trans, np.array([state in machine.finals for state in order], dtype=bool))
