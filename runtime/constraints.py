@@ -180,12 +180,22 @@ UNSUPPORTED = {
 }
 
 
+def sre() -> tuple[Any, Any, Any]:
+    """Python's own regular-expression parser, compiler and constants (re._parser and co. from Python 3.11 on)."""
+    try:
+        from re import _compiler, _constants, _parser
+    except ImportError:  # pragma: no cover (Python 3.10: the same modules under their old names)
+        import sre_compile as _compiler
+        import sre_constants as _constants
+        import sre_parse as _parser
+    return _parser, _compiler, _constants
+
+
 def rewrite(pattern: str, vocab: Vocab) -> tuple[str, np.ndarray]:
     """`pattern` as Python's re parses it, written for interegular (see emit) over the representatives of Letters,
     and each vocabulary character's representative (an index into vocab.chars)."""
-    from re import _parser
-
-    tree = _parser.parse(pattern)
+    parser, _, _ = sre()
+    tree = parser.parse(pattern)
     letters = Letters(vocab)
     emit(list(tree), tree.state.flags, letters)  # the first pass finds the classes
     letters.group()
@@ -237,11 +247,10 @@ class Letters:
 
 def matching(node: Any, flags: int, vocab: Vocab) -> list[str]:
     """The vocabulary's characters the one-character parse-tree node matches under `flags`, as re decides."""
-    from re import _compiler, _parser
-
-    alone = _parser.State()  # compile ORs in its state's flags: a fresh one, so that (?-i:...) holds
+    parser, compiler, _ = sre()
+    alone = parser.State()  # compile ORs in its state's flags: a fresh one, so that (?-i:...) holds
     alone.flags = flags
-    machine = _compiler.compile(_parser.SubPattern(alone, [node]), flags)
+    machine = compiler.compile(parser.SubPattern(alone, [node]), flags)
     return machine.findall(vocab.chars)  # one character per match: the node has no context
 
 
@@ -267,24 +276,23 @@ def emit(items: Any, flags: int, letters: Letters) -> str:
     """The parse tree `items` of Python's re (re._parser) written in a syntax interegular reads as re does:
     character sets spelled out over the vocabulary, groups non-capturing, flags applied; SamplingError naming
     `match` for what has no automaton here."""
-    from re import _constants as sre
-
+    _, _, codes = sre()
     out = []
     for op, av in items:
         name = str(op)
-        if op in (sre.LITERAL, sre.NOT_LITERAL, sre.ANY, sre.IN):
+        if op in (codes.LITERAL, codes.NOT_LITERAL, codes.ANY, codes.IN):
             out.append(letters.leaf((op, av), flags))
-        elif op is sre.BRANCH:
+        elif op is codes.BRANCH:
             out.append("(?:" + "|".join(emit(alt, flags, letters) for alt in av[1]) + ")")
-        elif op is sre.SUBPATTERN:
+        elif op is codes.SUBPATTERN:
             out.append("(?:" + emit(av[3], (flags | av[1]) & ~av[2], letters) + ")")
-        elif op in (sre.MAX_REPEAT, sre.MIN_REPEAT):
-            high = "" if av[1] == sre.MAXREPEAT else str(av[1])
+        elif op in (codes.MAX_REPEAT, codes.MIN_REPEAT):
+            high = "" if av[1] == codes.MAXREPEAT else str(av[1])
             out.append("(?:" + emit(av[2], flags, letters) + f"){{{av[0]},{high}}}")
-        elif op in (sre.ASSERT, sre.ASSERT_NOT) and av[0] == 1:
-            out.append(("(?=" if op is sre.ASSERT else "(?!") + emit(av[1], flags, letters) + ")")
+        elif op in (codes.ASSERT, codes.ASSERT_NOT) and av[0] == 1:
+            out.append(("(?=" if op is codes.ASSERT else "(?!") + emit(av[1], flags, letters) + ")")
         else:
-            what = "lookbehinds" if op in (sre.ASSERT, sre.ASSERT_NOT) else UNSUPPORTED.get(name, name)
+            what = "lookbehinds" if op in (codes.ASSERT, codes.ASSERT_NOT) else UNSUPPORTED.get(name, name)
             raise SamplingError(f"match is not supported ({what})", "match")
     return "".join(out)
 
