@@ -157,3 +157,33 @@ def test_big_vocabularies_are_refused_before_work_per_character() -> None:
     dfa = regex("." * 30 + "[\u4e00-\u4e09]", big)
     assert dfa.states == 32 and dfa.trans[30, big.index["\u4e05"]] == 31 and dfa.trans[30, big.index["\u4e0a"]] < 0
     assert time.monotonic() - started < 20
+
+
+READ_AS_RE = ["[]a]+.*", "a(?!b).*", "(?i)(?-i:m).*", "(?x) k a .*", "(?=.*n).*", "a{}|.*e"]
+
+
+def test_cli_and_server_names_match_as_re_fullmatch(model_files, tmp_path) -> None:
+    """End to end over a real model: mm-gen and /v1/generate (sampling and beam) print only names re.fullmatch
+    matches, for expressions interegular alone read differently; what has no automaton is one error line / a 422."""
+    from clirun import assert_usage_error, run
+    from makemore.runtime.onnx_sampler import OnnxSampler
+    from makemore.runtime.serve.app import Limits, create_app
+    from starlette.testclient import TestClient
+
+    onnx_path = model_files["mlp"][1]
+    for pattern in READ_AS_RE:
+        for extra in ([], ["--beam", "4"]):
+            result = run("mm-gen", onnx_path, "--n", "40", "--seed", "1", "--match", pattern, *extra)
+            assert result.returncode == 0, result.stderr
+            names = [line.split("\t")[-1] for line in result.stdout.splitlines()]
+            assert names and all(re.fullmatch(pattern, name) for name in names), (pattern, names)
+    for bad in ("a++", "(?>a)", "(?<=a)b", "^a"):
+        assert_usage_error(run("mm-gen", onnx_path, "--match", bad))
+    with TestClient(create_app(OnnxSampler(onnx_path), limits=Limits(max_n=100)), raise_server_exceptions=False) as c:
+        for pattern in READ_AS_RE:
+            for extra in ({}, {"beam": 4}):
+                answer = c.post("/v1/generate", json={"n": 20, "seed": 2, "match": pattern, **extra})
+                assert answer.status_code == 200, answer.text
+                assert all(re.fullmatch(pattern, name) for name in answer.json()["names"]), pattern
+        refused = c.post("/v1/generate", json={"n": 2, "match": "(a{1,64}){1,64}"})
+        assert refused.status_code == 422 and refused.json()["field"] == "match", refused.text
