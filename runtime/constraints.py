@@ -346,11 +346,12 @@ def table(machine: Any, vocab: Vocab, alias: np.ndarray) -> Dfa:
     return Dfa(trans, np.array([state in machine.finals for state in order], dtype=bool))
 
 
-def prune(dfa: Dfa) -> Dfa:
-    """The automaton without the states that reach no accepting state (moves into them become DEAD), renumbered
-    with the start state still 0; a single rejecting state when the start state is among them."""
+def prune(dfa: Dfa, horizon: int) -> Dfa:
+    """The automaton without the states that reach no accepting state within `horizon` characters (a request's
+    max_len: no name of it goes through them), moves into them DEAD, renumbered with the start state still 0; a
+    single rejecting state when the start state is among them. At most `horizon` passes over the table."""
     alive = dfa.accept.copy()
-    while True:
+    for _ in range(horizon):
         nxt = alive | (np.where(dfa.trans >= 0, alive[np.maximum(dfa.trans, 0)], False)).any(axis=1)
         if (nxt == alive).all():
             break
@@ -364,7 +365,7 @@ def prune(dfa: Dfa) -> Dfa:
     return Dfa(trans.astype(np.int32), dfa.accept[alive])
 
 
-def product(a: Dfa, b: Dfa, field: str) -> Dfa:
+def product(a: Dfa, b: Dfa, field: str, horizon: int) -> Dfa:
     """The names both accept: the states of the pair reachable from (0, 0), found breadth first (vectorised per
     level), pruned; SamplingError naming `field` past AUTOMATON_CELLS."""
     size = a.trans.shape[1]
@@ -388,7 +389,7 @@ def product(a: Dfa, b: Dfa, field: str) -> Dfa:
     trans = np.where(raw >= 0, found, DEAD).astype(np.int32)
     keys = np.array(pairs, dtype=np.int64)
     accept = a.accept[keys // b.states] & b.accept[keys % b.states]
-    return prune(Dfa(trans, accept))
+    return prune(Dfa(trans, accept), horizon)
 
 
 def check_size(states: int, size: int, lengths: int, field: str) -> None:
@@ -403,18 +404,21 @@ def check_size(states: int, size: int, lengths: int, field: str) -> None:
         )
 
 
-def component(field: str, options: SamplingOptions, vocab: Vocab) -> Dfa | None:
-    """The automaton of one constraint field, or None when it is unset (min_len is the table's, not a DFA)."""
+def component(field: str, options: SamplingOptions, vocab: Vocab, max_len: int) -> Dfa | None:
+    """The automaton of one constraint field for names of at most `max_len` characters, or None when it is unset
+    (min_len is the table's, not a DFA)."""
     value = getattr(options, field)
+    if field in ("ends_with", "contains") and len(value) > max_len:
+        raise SamplingError(f"{field} is longer ({len(value):,}) than max_len ({max_len:,})", field)
     if field in ("ends_with", "contains") and value:
         bad = sorted(set(value) - set(vocab.chars))
         if bad:
             raise SamplingError(f"{field} has characters outside the model's vocabulary: {''.join(bad)!r:.60}", field)
         return kmp(vocab.encode(value), vocab.size, absorbing=field == "contains")
     if field == "match" and value:
-        return prune(regex(value, vocab))
+        return prune(regex(value, vocab), max_len)
     if field == "exclude" and value:
-        return prune(trie(value, vocab))
+        return prune(trie(tuple(name for name in value if len(name) <= max_len), vocab), max_len)
     return None
 
 
@@ -460,7 +464,7 @@ def components(options: SamplingOptions, vocab: Vocab, max_len: int) -> list[tup
     """The automaton of each constraint field set, in FIELDS order, each within the bounds."""
     parts = []
     for field in FIELDS:
-        part = component(field, options, vocab)
+        part = component(field, options, vocab, max_len)
         if part is not None:
             check_size(part.states, vocab.size, max_len + 1, field)
             parts.append((field, part))
@@ -471,7 +475,7 @@ def compile_fields(options: SamplingOptions, vocab: Vocab, max_len: int, parts: 
     """The automaton of the constraints `parts` (prefix, min_len and max_len always), unchecked."""
     dfa = universal(vocab.size)
     for field, part in parts:
-        dfa = product(dfa, part, field)
+        dfa = product(dfa, part, field, max_len)
         check_size(dfa.states, vocab.size, max_len + 1, field)
     min_len = max(1, options.min_len or 1)
     moves, accept, live = live_table(dfa, min_len, max_len)

@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from makemore.data import Vocab
 from makemore.data.bounds import MAX_REGEX_WORK
-from makemore.runtime.constraints import CRAWL, prune, regex
-from makemore.runtime.options import SamplingError
+from makemore.runtime.constraints import CRAWL, compile_constraints, prune, regex
+from makemore.runtime.options import SamplingError, SamplingOptions
 
 VOCABS = [Vocab("abcdeiklmnorsy"), Vocab("abAB-. é]{}^\\")]
 TRICKY = [
@@ -56,7 +56,7 @@ TRICKY = [
 
 def accepts(pattern: str, vocab: Vocab, name: str) -> bool:
     """Whether the automaton of `pattern` accepts `name`."""
-    dfa = prune(regex(pattern, vocab))
+    dfa = prune(regex(pattern, vocab), 64)
     state = 0
     for ch in name:
         state = int(dfa.trans[state, vocab.index[ch]])
@@ -90,7 +90,7 @@ def agree(pattern: str, vocab: Vocab, longest: int = 3) -> None:
         except re.error:
             return
     try:
-        prune(regex(pattern, vocab))
+        prune(regex(pattern, vocab), 64)
     except SamplingError:
         return
     for length in range(1, longest + 1):
@@ -187,3 +187,28 @@ def test_cli_and_server_names_match_as_re_fullmatch(model_files, tmp_path) -> No
                 assert all(re.fullmatch(pattern, name) for name in answer.json()["names"]), pattern
         refused = c.post("/v1/generate", json={"n": 2, "match": "(a{1,64}){1,64}"})
         assert refused.status_code == 422 and refused.json()["field"] == "match", refused.text
+
+
+@pytest.mark.parametrize("field", ["contains", "ends_with"])
+def test_string_constraints_longer_than_max_len_are_refused_at_once(field: str) -> None:
+    """A contains / ends_with longer than max_len made a chain automaton whose pruning took time quadratic in its
+    length (53 s for 8,000 characters): refused at once, naming the field."""
+    started = time.monotonic()
+    with pytest.raises(SamplingError) as caught:
+        compile_constraints(SamplingOptions(**{field: "a" * 50_000}), VOCABS[0], 15)
+    assert caught.value.field == field and "longer" in str(caught.value)
+    assert time.monotonic() - started < 5
+
+
+def test_long_chains_prune_within_max_len_passes() -> None:
+    """Whatever the automaton (a regular expression's chain of 4,000 states, an excluded name of 60,000
+    characters), pruning and the product take passes bounded by max_len, not by the automaton's depth."""
+    started = time.monotonic()
+    with pytest.raises(SamplingError) as caught:
+        compile_constraints(SamplingOptions(match="a{4000}"), VOCABS[0], 15)
+    assert caught.value.field == "match"
+    options = SamplingOptions(exclude=("a" * 60_000, "ab"), max_len=20, min_len=2)
+    automaton = compile_constraints(options, VOCABS[0], 20)
+    assert automaton is not None and automaton.walk(VOCABS[0].encode("ab")) != automaton.moves.shape[0] - 1
+    assert not automaton.accept[automaton.walk(VOCABS[0].encode("ab"))]
+    assert time.monotonic() - started < 10
