@@ -272,10 +272,11 @@ def spell(chars: list[str], universe: list[str], vocab: Vocab) -> str:
     return "[" + escaped(chars) + "]"
 
 
-def emit(items: Any, flags: int, letters: Letters) -> str:
+def emit(items: Any, flags: int, letters: Letters, nested: bool = False) -> str:
     """The parse tree `items` of Python's re (re._parser) written in a syntax interegular reads as re does:
     character sets spelled out over the vocabulary, groups non-capturing, flags applied; SamplingError naming
-    `match` for what has no automaton here."""
+    `match` for what has no automaton here, and for a lookahead `nested` in a group, alternative or repeat
+    (interegular confines one there to the group, where re lets it see the rest of the name)."""
     _, _, codes = sre()
     out = []
     for op, av in items:
@@ -283,16 +284,18 @@ def emit(items: Any, flags: int, letters: Letters) -> str:
         if op in (codes.LITERAL, codes.NOT_LITERAL, codes.ANY, codes.IN):
             out.append(letters.leaf((op, av), flags))
         elif op is codes.BRANCH:
-            out.append("(?:" + "|".join(emit(alt, flags, letters) for alt in av[1]) + ")")
+            out.append("(?:" + "|".join(emit(alt, flags, letters, True) for alt in av[1]) + ")")
         elif op is codes.SUBPATTERN:
-            out.append("(?:" + emit(av[3], (flags | av[1]) & ~av[2], letters) + ")")
+            out.append("(?:" + emit(av[3], (flags | av[1]) & ~av[2], letters, True) + ")")
         elif op in (codes.MAX_REPEAT, codes.MIN_REPEAT):
             high = "" if av[1] == codes.MAXREPEAT else str(av[1])
-            out.append("(?:" + emit(av[2], flags, letters) + f"){{{av[0]},{high}}}")
-        elif op in (codes.ASSERT, codes.ASSERT_NOT) and av[0] == 1:
-            out.append(("(?=" if op is codes.ASSERT else "(?!") + emit(av[1], flags, letters) + ")")
+            out.append("(?:" + emit(av[2], flags, letters, True) + f"){{{av[0]},{high}}}")
+        elif op in (codes.ASSERT, codes.ASSERT_NOT) and av[0] == 1 and not nested:
+            out.append(("(?=" if op is codes.ASSERT else "(?!") + emit(av[1], flags, letters, True) + ")")
         else:
-            what = "lookbehinds" if op in (codes.ASSERT, codes.ASSERT_NOT) else UNSUPPORTED.get(name, name)
+            what = UNSUPPORTED.get(name, name)
+            if op in (codes.ASSERT, codes.ASSERT_NOT):
+                what = "lookbehinds" if av[0] != 1 else "a lookahead inside a group, alternative or repeat"
             raise SamplingError(f"match is not supported ({what})", "match")
     return "".join(out)
 
@@ -379,7 +382,7 @@ def product(a: Dfa, b: Dfa, field: str, horizon: int) -> Dfa:
         fresh = [key for key in np.unique(keys[keys >= 0]).tolist() if key not in known]
         known.update(fresh)
         pairs.extend(fresh)
-        check_size(len(pairs), size, 1, field)
+        check_size(len(pairs), size, horizon + 1, field)  # before pruning: its passes are bounded too
         rows.append(keys)
         frontier = np.array(fresh, dtype=np.int64)
     order = np.argsort(pairs)
@@ -404,6 +407,12 @@ def check_size(states: int, size: int, lengths: int, field: str) -> None:
         )
 
 
+def bounded_prune(dfa: Dfa, vocab: Vocab, max_len: int, field: str) -> Dfa:
+    """prune(dfa, max_len), once its size is checked: its work is within the bounds (AUTOMATON_WORK)."""
+    check_size(dfa.states, vocab.size, max_len + 1, field)
+    return prune(dfa, max_len)
+
+
 def component(field: str, options: SamplingOptions, vocab: Vocab, max_len: int) -> Dfa | None:
     """The automaton of one constraint field for names of at most `max_len` characters, or None when it is unset
     (min_len is the table's, not a DFA)."""
@@ -416,9 +425,9 @@ def component(field: str, options: SamplingOptions, vocab: Vocab, max_len: int) 
             raise SamplingError(f"{field} has characters outside the model's vocabulary: {''.join(bad)!r:.60}", field)
         return kmp(vocab.encode(value), vocab.size, absorbing=field == "contains")
     if field == "match" and value:
-        return prune(regex(value, vocab), max_len)
+        return bounded_prune(regex(value, vocab), vocab, max_len, field)
     if field == "exclude" and value:
-        return prune(trie(tuple(name for name in value if len(name) <= max_len), vocab), max_len)
+        return bounded_prune(trie(tuple(name for name in value if len(name) <= max_len), vocab), vocab, max_len, field)
     return None
 
 

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from makemore.data import Vocab
 from makemore.data.bounds import MAX_REGEX_WORK
-from makemore.runtime.constraints import CRAWL, compile_constraints, prune, regex
+from makemore.runtime.constraints import CRAWL, Dfa, compile_constraints, prune, regex
 from makemore.runtime.options import SamplingError, SamplingOptions
 
 VOCABS = [Vocab("abcdeiklmnorsy"), Vocab("abAB-. é]{}^\\")]
@@ -54,9 +54,8 @@ TRICKY = [
 ]
 
 
-def accepts(pattern: str, vocab: Vocab, name: str) -> bool:
-    """Whether the automaton of `pattern` accepts `name`."""
-    dfa = prune(regex(pattern, vocab), 64)
+def accepts(dfa: Dfa, vocab: Vocab, name: str) -> bool:
+    """Whether the automaton accepts `name`."""
     state = 0
     for ch in name:
         state = int(dfa.trans[state, vocab.index[ch]])
@@ -90,17 +89,30 @@ def agree(pattern: str, vocab: Vocab, longest: int = 3) -> None:
         except re.error:
             return
     try:
-        prune(regex(pattern, vocab), 64)
+        dfa = prune(regex(pattern, vocab), 64)
     except SamplingError:
         return
     for length in range(1, longest + 1):
         for chars in itertools.product(vocab.chars, repeat=length):
             name = "".join(chars)
-            assert accepts(pattern, vocab, name) == bool(machine.fullmatch(name)), (pattern, name)
+            assert accepts(dfa, vocab, name) == bool(machine.fullmatch(name)), (pattern, name)
 
 
 @pytest.mark.parametrize(
-    "pattern", ["[]a]", "[^]a]", "a{}", "a{b}", "a(?!b)", "a(?=b)", "a(?!b).*", "(?!ab).*", "(?i)(?-i:a)b", "\\w+"]
+    "pattern",
+    [
+        "[]a]",
+        "[^]a]",
+        "a{}",
+        "a{b}",
+        "a(?!b)",
+        "a(?=b)",
+        "a(?!b).*",
+        "(?!ab).*",
+        "(?i)(?-i:a)b",
+        "\\w+",
+        "(?:(a|(?=.*b).))*",
+    ],
 )
 @pytest.mark.parametrize("vocab", VOCABS, ids=["ascii", "mixed"])
 def test_match_reads_like_re(pattern: str, vocab: Vocab) -> None:
@@ -109,7 +121,7 @@ def test_match_reads_like_re(pattern: str, vocab: Vocab) -> None:
     agree(pattern, vocab)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(pattern=patterns(), which=st.integers(0, len(VOCABS) - 1))
 def test_match_agrees_with_re_fullmatch(pattern: str, which: int) -> None:
     """For every expression the automaton is built for, it accepts exactly what re.fullmatch matches."""
@@ -127,7 +139,7 @@ def test_match_refuses_what_has_no_automaton(pattern: str) -> None:
 def test_verbose_and_comments_read_like_re() -> None:
     """(?x) and (?#...) are Python's syntax: read as re reads them (interegular alone refused or crashed)."""
     agree("(?x) a b (?#the end)", VOCABS[0])
-    assert accepts("(?x) a b", VOCABS[0], "ab")
+    assert accepts(prune(regex("(?x) a b", VOCABS[0]), 64), VOCABS[0], "ab")
 
 
 @pytest.mark.parametrize(
@@ -211,4 +223,15 @@ def test_long_chains_prune_within_max_len_passes() -> None:
     automaton = compile_constraints(options, VOCABS[0], 20)
     assert automaton is not None and automaton.walk(VOCABS[0].encode("ab")) != automaton.moves.shape[0] - 1
     assert not automaton.accept[automaton.walk(VOCABS[0].encode("ab"))]
+    assert time.monotonic() - started < 10
+
+
+def test_pruning_work_is_checked_before_it_is_done() -> None:
+    """A chain of 4,096 states over a 1,000-character vocabulary with a large max_len was pruned (thousands of
+    passes over 4 million cells) before its size was checked: now refused first, naming match."""
+    wide = Vocab("".join(chr(0x4E00 + i) for i in range(999)))
+    started = time.monotonic()
+    with pytest.raises(SamplingError) as caught:
+        compile_constraints(SamplingOptions(match="." * 64 + "(..){0,2000}", max_len=5000), wide, 5000)
+    assert caught.value.field == "match"
     assert time.monotonic() - started < 10
