@@ -17,7 +17,8 @@ from makemore.data.labels import MAX_LABEL_LEN, MAX_LABELS
 MAX_LEN_LIMIT = 100_000  # characters in one name: beyond it, a request or a file is a mistake
 MAX_WORKERS = 1024  # threads one request may ask for (fewer run: see runtime.sampling.busy_workers)
 MAX_REGEX = 200  # characters of a `match` regular expression ...
-MAX_REGEX_STATES = 4096  # ... and states of each automaton interegular builds for it (its DFA and its parts)
+MAX_REGEX_STATES = 4096  # ... and states of each automaton interegular builds for it (its DFA and its parts) ...
+MAX_REGEX_WORK = 1 << 21  # ... and the work of building them all (see runtime.constraints.charge)
 MAX_EXCLUDE = 100_000  # names an `exclude` set may hold ...
 MAX_EXCLUDE_CHARS = 1 << 20  # ... and characters in all (the trie holds about this many states)
 AUTOMATON_CELLS = 1 << 22  # a request's constraint automaton: states x vocabulary, and states x (max_len + 1)

@@ -56,7 +56,7 @@ def gen_command(
         Path | None,
         typer.Option(
             help=f"Never print a name of this file (one a line; at most {MAX_EXCLUDE:,} names,"
-            f" {MAX_EXCLUDE_CHARS:,} characters in all)."
+            f" {MAX_EXCLUDE_CHARS:,} characters in all; their trie within the automaton's bound)."
         ),
     ] = None,
     beam: Annotated[

@@ -23,11 +23,10 @@ from typing import Any
 
 import numpy as np
 from makemore.data import BOUNDARY, Vocab
-from makemore.data.bounds import AUTOMATON_CELLS, AUTOMATON_WORK, MAX_REGEX_STATES
+from makemore.data.bounds import AUTOMATON_CELLS, AUTOMATON_WORK, MAX_REGEX_STATES, MAX_REGEX_WORK
 from makemore.runtime.options import SamplingError, SamplingOptions
 
 DEAD = -1  # no transition (in a component DFA's table)
-UNICODE_CLASSES = re.compile(r"(?<!\\)(?:\\\\)*\\[wWdDsS]")  # an unescaped \w \W \d \D \s \S
 FIELDS = ("min_len", "ends_with", "contains", "match", "exclude")  # the order constraints join the automaton
 
 
@@ -103,7 +102,9 @@ def trie(names: tuple[str, ...], vocab: Vocab) -> Dfa:
 
 
 class _Crawl(threading.local):
-    limit: int | None = None
+    limit: int | None = None  # states of one automaton
+    work: int = 0  # the work of this thread's crawls so far ...
+    work_limit: int | None = None  # ... and its bound (states' sizes x transitions, summed over every crawl)
 
 
 CRAWL = _Crawl()
@@ -120,9 +121,26 @@ def freeze(state: Any) -> Any:
     return state
 
 
+def size(state: Any) -> int:
+    """The number of plain values in an interegular crawl state (its nested sets, dicts and lists flattened)."""
+    if isinstance(state, (set, frozenset, list, tuple)):
+        return 1 + sum(size(item) for item in state)
+    if isinstance(state, dict):
+        return 1 + sum(size(k) + size(v) for k, v in state.items())
+    return 1
+
+
+def charge(state: Any, transitions: int) -> None:
+    """Count following `state` on `transitions` transitions; SamplingError naming `match` past CRAWL.work_limit."""
+    CRAWL.work += size(state) * transitions
+    if CRAWL.work_limit is not None and CRAWL.work > CRAWL.work_limit:
+        raise SamplingError("match takes too much work to build its automaton (a simpler expression?)", "match")
+
+
 def bounded_crawl(alphabet: Any, initial: Any, final: Callable[[Any], bool], follow: Callable[[Any, Any], Any]) -> Any:
     """interegular's crawl (the subset construction behind every FSM operation), its states looked up in a dict
-    rather than a list, and stopped with a SamplingError past this thread's CRAWL.limit states."""
+    rather than a list, and stopped with a SamplingError past this thread's CRAWL.limit states or CRAWL.work_limit
+    work."""
     import interegular.fsm as fsm
 
     states, index, finals = [initial], {freeze(initial): 0}, set()
@@ -130,6 +148,7 @@ def bounded_crawl(alphabet: Any, initial: Any, final: Callable[[Any], bool], fol
     i = 0
     while i < len(states):
         state = states[i]
+        charge(state, len(alphabet.by_transition))
         if final(state):
             finals.add(i)
         moves[i] = {}
@@ -151,6 +170,136 @@ def bounded_crawl(alphabet: Any, initial: Any, final: Callable[[Any], bool], fol
     return fsm.FSM(alphabet=alphabet, states=range(len(states)), initial=0, finals=finals, map=moves)
 
 
+SENTINEL = "\ue000"  # a private-use character: the first one outside the vocabulary stands for "no character"
+UNSUPPORTED = {
+    "AT": "anchors (^ $ \\A \\Z \\b \\B; the expression already matches the whole name)",
+    "GROUPREF": "backreferences",
+    "GROUPREF_EXISTS": "conditional groups",
+    "ATOMIC_GROUP": "atomic groups",
+    "POSSESSIVE_REPEAT": "possessive repeats",
+}
+
+
+def sre() -> tuple[Any, Any, Any]:
+    """Python's own regular-expression parser, compiler and constants (re._parser and co. from Python 3.11 on)."""
+    try:
+        from re import _compiler, _constants, _parser
+    except ImportError:  # pragma: no cover (Python 3.10: the same modules under their old names)
+        import sre_compile as _compiler
+        import sre_constants as _constants
+        import sre_parse as _parser
+    return _parser, _compiler, _constants
+
+
+def rewrite(pattern: str, vocab: Vocab) -> tuple[str, np.ndarray]:
+    """`pattern` as Python's re parses it, written for interegular (see emit) over the representatives of Letters,
+    and each vocabulary character's representative (an index into vocab.chars)."""
+    parser, _, _ = sre()
+    tree = parser.parse(pattern)
+    letters = Letters(vocab)
+    emit(list(tree), tree.state.flags, letters)  # the first pass finds the classes
+    letters.group()
+    return emit(list(tree), tree.state.flags, letters), letters.alias
+
+
+def whole_name_fsm(parsed: Any) -> Any:
+    """interegular's automaton of a parsed pattern matched against a whole name: interegular lets a lookahead at
+    the end peek at text after the match (a lexer's view), re.fullmatch has none, so the top-level alternatives
+    are built with nothing after them (a lookahead needing more text then matches nothing)."""
+    for option in getattr(parsed, "options", ()):
+        object.__setattr__(option, "_prefix_cache", (0, 0))
+    return parsed.to_fsm(prefix_postfix=(0, 0))
+
+
+class Letters:
+    """The vocabulary's characters grouped by the classes of one expression: characters that no class tells apart
+    share a group, written as its first character (so the expression interegular reads holds a character per
+    group at most, however big the vocabulary). Filled by a first pass of emit, then `group`."""
+
+    def __init__(self, vocab: Vocab) -> None:
+        self.vocab = vocab
+        self.masks: dict[str, np.ndarray] = {}
+        self.spelled: dict[str, str] | None = None
+        self.alias = np.zeros(len(vocab.chars), dtype=np.int64)
+
+    def leaf(self, node: Any, flags: int) -> str:
+        """The class of a one-character node under `flags` (empty in the first pass, which records its characters)."""
+        key = repr((node, flags))
+        if self.spelled is None:
+            if key not in self.masks:
+                chosen = set(matching(node, flags, self.vocab))
+                self.masks[key] = np.array([ch in chosen for ch in self.vocab.chars], dtype=bool)
+            return ""
+        return self.spelled[key]
+
+    def group(self) -> None:
+        """Group the characters by the classes recorded, and spell each class over the groups' representatives."""
+        chars = self.vocab.chars
+        masks = np.array(list(self.masks.values()), dtype=bool).reshape(len(self.masks), len(chars))
+        _, first, inverse = np.unique(masks.T, axis=0, return_index=True, return_inverse=True)
+        self.alias = first[inverse.reshape(-1)]
+        reps = sorted(first.tolist())
+        self.spelled = {
+            key: spell([chars[i] for i in reps if mask[i]], [chars[i] for i in reps], self.vocab)
+            for key, mask in self.masks.items()
+        }
+
+
+def matching(node: Any, flags: int, vocab: Vocab) -> list[str]:
+    """The vocabulary's characters the one-character parse-tree node matches under `flags`, as re decides."""
+    parser, compiler, _ = sre()
+    alone = parser.State()  # compile ORs in its state's flags: a fresh one, so that (?-i:...) holds
+    alone.flags = flags
+    machine = compiler.compile(parser.SubPattern(alone, [node]), flags)
+    return machine.findall(vocab.chars)  # one character per match: the node has no context
+
+
+def spell(chars: list[str], universe: list[str], vocab: Vocab) -> str:
+    """A class matching exactly `chars` among the characters of `universe`, in interegular's syntax (none of the
+    vocabulary's characters when `chars` is empty)."""
+
+    def escaped(group: list[str]) -> str:
+        return "".join("\\" + ch if ch.isascii() and not ch.isalnum() else ch for ch in group)
+
+    if not chars:
+        return "[" + escaped([next(chr(c) for c in range(ord(SENTINEL), 0x10FFFF) if chr(c) not in vocab.index)]) + "]"
+    chosen = set(chars)
+    rest = [ch for ch in universe if ch not in chosen]
+    if not rest and "\n" not in vocab.index:
+        return "."
+    if len(rest) < len(chars) and "\n" not in vocab.index:
+        return "[^" + escaped(rest) + "]"
+    return "[" + escaped(chars) + "]"
+
+
+def emit(items: Any, flags: int, letters: Letters, nested: bool = False) -> str:
+    """The parse tree `items` of Python's re (re._parser) written in a syntax interegular reads as re does:
+    character sets spelled out over the vocabulary, groups non-capturing, flags applied; SamplingError naming
+    `match` for what has no automaton here, and for a lookahead `nested` in a group, alternative or repeat
+    (interegular confines one there to the group, where re lets it see the rest of the name)."""
+    _, _, codes = sre()
+    out = []
+    for op, av in items:
+        name = str(op)
+        if op in (codes.LITERAL, codes.NOT_LITERAL, codes.ANY, codes.IN):
+            out.append(letters.leaf((op, av), flags))
+        elif op is codes.BRANCH:
+            out.append("(?:" + "|".join(emit(alt, flags, letters, True) for alt in av[1]) + ")")
+        elif op is codes.SUBPATTERN:
+            out.append("(?:" + emit(av[3], (flags | av[1]) & ~av[2], letters, True) + ")")
+        elif op in (codes.MAX_REPEAT, codes.MIN_REPEAT):
+            high = "" if av[1] == codes.MAXREPEAT else str(av[1])
+            out.append("(?:" + emit(av[2], flags, letters, True) + f"){{{av[0]},{high}}}")
+        elif op in (codes.ASSERT, codes.ASSERT_NOT) and av[0] == 1 and not nested:
+            out.append(("(?=" if op is codes.ASSERT else "(?!") + emit(av[1], flags, letters, True) + ")")
+        else:
+            what = UNSUPPORTED.get(name, name)
+            if op in (codes.ASSERT, codes.ASSERT_NOT):
+                what = "lookbehinds" if av[0] != 1 else "a lookahead inside a group, alternative or repeat"
+            raise SamplingError(f"match is not supported ({what})", "match")
+    return "".join(out)
+
+
 def regex(pattern: str, vocab: Vocab) -> Dfa:
     """The names `pattern` matches whole (re.fullmatch), over the vocabulary's characters, via interegular's DFA;
     SamplingError naming `match` when Python or interegular cannot compile it, or an automaton on the way passes
@@ -162,42 +311,50 @@ def regex(pattern: str, vocab: Vocab) -> Dfa:
         with warnings.catch_warnings():  # re's FutureWarnings (a possible nested set) are no error: not printed
             warnings.simplefilter("ignore")
             re.compile(pattern)
+            canonical, alias = rewrite(pattern, vocab)
     except (re.error, RecursionError, OverflowError) as err:
         raise SamplingError(f"match is not a regular expression ({str(err)[:120]})", "match") from None
-    if not vocab.chars.isascii() and UNICODE_CLASSES.search(pattern):
-        raise SamplingError(
-            "match uses \\w, \\d or \\s, which interegular reads as ASCII classes and Python's re as Unicode ones:"
-            " with this model's non-ASCII characters, spell the characters out (e.g. [a-zé])",
-            "match",
-        )
     if fsm.crawl is not bounded_crawl:
         fsm.crawl = bounded_crawl  # its FSM operations look crawl up as a module global
-    CRAWL.limit = MAX_REGEX_STATES
+    CRAWL.limit, CRAWL.work, CRAWL.work_limit = MAX_REGEX_STATES, 0, MAX_REGEX_WORK
     try:
-        machine = interegular.parse_pattern(pattern).to_fsm()
+        machine = whole_name_fsm(interegular.parse_pattern(canonical))
     except SamplingError:
         raise
     except Exception as err:  # interegular raises Unsupported, InvalidSyntax and plain Exceptions
         raise SamplingError(f"match is not supported ({type(err).__name__}: {str(err)[:120]})", "match") from None
     finally:
-        CRAWL.limit = None
+        CRAWL.limit = CRAWL.work_limit = None
+    return table(machine, vocab, alias)
+
+
+def table(machine: Any, vocab: Vocab, alias: np.ndarray) -> Dfa:
+    """interegular's automaton as a Dfa over the vocabulary: a table over its own symbols (a few), then one column
+    per character gathered from it (the column of its representative, `alias`: see Letters); SamplingError naming
+    `match` past the bounds before any work per character."""
     order = sorted(machine.states, key=lambda state: state != machine.initial)
+    check_size(len(order), vocab.size, 1, "match")
     number = {state: ix for ix, state in enumerate(order)}
-    symbols = [machine.alphabet[ch] for ch in vocab.chars]  # of indices 1 .. V - 1
-    trans = np.full((len(order), vocab.size), DEAD, dtype=np.int32)
+    symbols = {symbol: ix for ix, symbol in enumerate(sorted(set(machine.alphabet.by_transition), key=str))}
+    small = np.full((len(order), len(symbols) + 1), DEAD, dtype=np.int32)  # the last column: a symbol not known
     for state in order:
-        moves = machine.map.get(state, {})
-        for ix, symbol in enumerate(symbols, start=1):
-            if symbol in moves:
-                trans[number[state], ix] = number[moves[symbol]]
+        for symbol, target in machine.map.get(state, {}).items():
+            if symbol in symbols:
+                small[number[state], symbols[symbol]] = number[target]
+    reps = np.unique(alias)
+    column = {int(r): symbols.get(machine.alphabet[vocab.chars[r]], len(symbols)) for r in reps}
+    columns = np.array([column[int(r)] for r in reps], dtype=np.int64)[np.searchsorted(reps, alias)]
+    trans = np.full((len(order), vocab.size), DEAD, dtype=np.int32)
+    trans[:, 1:] = small[:, columns]
     return Dfa(trans, np.array([state in machine.finals for state in order], dtype=bool))
 
 
-def prune(dfa: Dfa) -> Dfa:
-    """The automaton without the states that reach no accepting state (moves into them become DEAD), renumbered
-    with the start state still 0; a single rejecting state when the start state is among them."""
+def prune(dfa: Dfa, horizon: int) -> Dfa:
+    """The automaton without the states that reach no accepting state within `horizon` characters (a request's
+    max_len: no name of it goes through them), moves into them DEAD, renumbered with the start state still 0; a
+    single rejecting state when the start state is among them. At most `horizon` passes over the table."""
     alive = dfa.accept.copy()
-    while True:
+    for _ in range(horizon):
         nxt = alive | (np.where(dfa.trans >= 0, alive[np.maximum(dfa.trans, 0)], False)).any(axis=1)
         if (nxt == alive).all():
             break
@@ -211,7 +368,7 @@ def prune(dfa: Dfa) -> Dfa:
     return Dfa(trans.astype(np.int32), dfa.accept[alive])
 
 
-def product(a: Dfa, b: Dfa, field: str) -> Dfa:
+def product(a: Dfa, b: Dfa, field: str, horizon: int) -> Dfa:
     """The names both accept: the states of the pair reachable from (0, 0), found breadth first (vectorised per
     level), pruned; SamplingError naming `field` past AUTOMATON_CELLS."""
     size = a.trans.shape[1]
@@ -225,7 +382,7 @@ def product(a: Dfa, b: Dfa, field: str) -> Dfa:
         fresh = [key for key in np.unique(keys[keys >= 0]).tolist() if key not in known]
         known.update(fresh)
         pairs.extend(fresh)
-        check_size(len(pairs), size, 1, field)
+        check_size(len(pairs), size, horizon + 1, field)  # before pruning: its passes are bounded too
         rows.append(keys)
         frontier = np.array(fresh, dtype=np.int64)
     order = np.argsort(pairs)
@@ -235,7 +392,7 @@ def product(a: Dfa, b: Dfa, field: str) -> Dfa:
     trans = np.where(raw >= 0, found, DEAD).astype(np.int32)
     keys = np.array(pairs, dtype=np.int64)
     accept = a.accept[keys // b.states] & b.accept[keys % b.states]
-    return prune(Dfa(trans, accept))
+    return prune(Dfa(trans, accept), horizon)
 
 
 def check_size(states: int, size: int, lengths: int, field: str) -> None:
@@ -250,18 +407,27 @@ def check_size(states: int, size: int, lengths: int, field: str) -> None:
         )
 
 
-def component(field: str, options: SamplingOptions, vocab: Vocab) -> Dfa | None:
-    """The automaton of one constraint field, or None when it is unset (min_len is the table's, not a DFA)."""
+def bounded_prune(dfa: Dfa, vocab: Vocab, max_len: int, field: str) -> Dfa:
+    """prune(dfa, max_len), once its size is checked: its work is within the bounds (AUTOMATON_WORK)."""
+    check_size(dfa.states, vocab.size, max_len + 1, field)
+    return prune(dfa, max_len)
+
+
+def component(field: str, options: SamplingOptions, vocab: Vocab, max_len: int) -> Dfa | None:
+    """The automaton of one constraint field for names of at most `max_len` characters, or None when it is unset
+    (min_len is the table's, not a DFA)."""
     value = getattr(options, field)
+    if field in ("ends_with", "contains") and len(value) > max_len:
+        raise SamplingError(f"{field} is longer ({len(value):,}) than max_len ({max_len:,})", field)
     if field in ("ends_with", "contains") and value:
         bad = sorted(set(value) - set(vocab.chars))
         if bad:
             raise SamplingError(f"{field} has characters outside the model's vocabulary: {''.join(bad)!r:.60}", field)
         return kmp(vocab.encode(value), vocab.size, absorbing=field == "contains")
     if field == "match" and value:
-        return prune(regex(value, vocab))
+        return bounded_prune(regex(value, vocab), vocab, max_len, field)
     if field == "exclude" and value:
-        return prune(trie(value, vocab))
+        return bounded_prune(trie(tuple(name for name in value if len(name) <= max_len), vocab), vocab, max_len, field)
     return None
 
 
@@ -307,7 +473,7 @@ def components(options: SamplingOptions, vocab: Vocab, max_len: int) -> list[tup
     """The automaton of each constraint field set, in FIELDS order, each within the bounds."""
     parts = []
     for field in FIELDS:
-        part = component(field, options, vocab)
+        part = component(field, options, vocab, max_len)
         if part is not None:
             check_size(part.states, vocab.size, max_len + 1, field)
             parts.append((field, part))
@@ -318,7 +484,7 @@ def compile_fields(options: SamplingOptions, vocab: Vocab, max_len: int, parts: 
     """The automaton of the constraints `parts` (prefix, min_len and max_len always), unchecked."""
     dfa = universal(vocab.size)
     for field, part in parts:
-        dfa = product(dfa, part, field)
+        dfa = product(dfa, part, field, max_len)
         check_size(dfa.states, vocab.size, max_len + 1, field)
     min_len = max(1, options.min_len or 1)
     moves, accept, live = live_table(dfa, min_len, max_len)
