@@ -183,7 +183,7 @@ UNSUPPORTED = {
 def sre() -> tuple[Any, Any, Any]:
     """Python's own regular-expression parser, compiler and constants (re._parser and co. from Python 3.11 on)."""
     try:
-        from re import _compiler, _constants, _parser
+        from re import _compiler, _constants, _parser  # type: ignore[attr-defined]  # private: no stubs
     except ImportError:  # pragma: no cover (Python 3.10: the same modules under their old names)
         import sre_compile as _compiler
         import sre_constants as _constants
@@ -251,7 +251,8 @@ def matching(node: Any, flags: int, vocab: Vocab) -> list[str]:
     alone = parser.State()  # compile ORs in its state's flags: a fresh one, so that (?-i:...) holds
     alone.flags = flags
     machine = compiler.compile(parser.SubPattern(alone, [node]), flags)
-    return machine.findall(vocab.chars)  # one character per match: the node has no context
+    found: list[str] = machine.findall(vocab.chars)  # one character per match: the node has no context
+    return found
 
 
 def spell(chars: list[str], universe: list[str], vocab: Vocab) -> str:
