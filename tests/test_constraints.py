@@ -271,3 +271,19 @@ def test_classes_read_as_re_reads_them_on_non_ascii_vocabularies() -> None:
     assert compile_constraints(SamplingOptions(match=r"[a-cé]+(\\w)?"), accented, 5) is not None  # an escaped \
     names = fake_names(SamplingOptions(match=r"\w+a", max_len=6), seed=1)  # ASCII: both read \w alike
     assert all(re.fullmatch(r"\w+a", name) for name in names)
+
+
+def test_novel_names_are_masked_exactly_and_fall_back_to_rounds_past_the_exclude_bounds(samplers, monkeypatch) -> None:
+    """--novel-vs and the server's `novel`: the known names join the exclude set (exact, one pass); a known set past
+    the exclude bounds is dropped by rounds instead. Either way no known name comes out."""
+    from makemore.runtime import novelty
+
+    sampler = samplers["mlp"][1]
+    known = set(sampler.sample(300, seed=5)) | {"ann€"}  # a name the vocabulary cannot make is simply never drawn
+    options = SamplingOptions(seed=5, ends_with="a")
+    exact = novelty.novel_names(sampler, 200, known, options)
+    assert exact == sampler.sample(200, options, exclude=tuple(sorted(known - {"ann€"})))
+    monkeypatch.setattr(novelty, "MAX_EXCLUDE", 10)
+    by_rounds = novelty.novel_names(sampler, 200, known, options)
+    assert len(by_rounds) == 200 and not set(by_rounds) & known and all(n.endswith("a") for n in by_rounds)
+    assert not set(exact) & known
