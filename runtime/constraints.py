@@ -499,12 +499,45 @@ def satisfiable(automaton: Automaton) -> bool:
     return bool(automaton.live[automaton.start_len, automaton.start])
 
 
+CONSTRAINT_FIELDS = ("prefix", "min_len", "ends_with", "contains", "match", "exclude")  # what an automaton reads
+
+
 def compile_constraints(options: SamplingOptions, vocab: Vocab, max_len: int) -> Automaton | None:
     """The request's automaton, or None when it sets no constraint beyond prefix and max_len (no mask: the names
     are those of the unconstrained loop). A request no name satisfies is a SamplingError naming the first field
-    (in FIELDS order) whose addition leaves no name."""
+    (in FIELDS order) whose addition leaves no name.
+
+    The last automaton made is kept (one, at most AUTOMATON_CELLS states x characters): a server asked again and
+    again for the same constraints, as `novel` with its training names is, compiles them once."""
     if not options.constrained:
         return None
+    key = (tuple(getattr(options, name) for name in CONSTRAINT_FIELDS), vocab.chars, max_len)
+    return LAST.get(key) or LAST.keep(key, _compile(options, vocab, max_len))
+
+
+class LastAutomaton:
+    """The last automaton compiled and its key (thread-safe; one at a time, so memory stays bounded)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.last: tuple[tuple[Any, ...], Automaton] | None = None
+
+    def get(self, key: tuple[Any, ...]) -> Automaton | None:
+        with self.lock:
+            last = self.last
+        return last[1] if last is not None and last[0] == key else None
+
+    def keep(self, key: tuple[Any, ...], automaton: Automaton) -> Automaton:
+        with self.lock:
+            self.last = (key, automaton)
+        return automaton
+
+
+LAST = LastAutomaton()
+
+
+def _compile(options: SamplingOptions, vocab: Vocab, max_len: int) -> Automaton:
+    """compile_constraints' work, uncached."""
     parts = components(options, vocab, max_len)
     automaton = compile_fields(options, vocab, max_len, parts)
     if satisfiable(automaton):

@@ -287,3 +287,13 @@ def test_novel_names_are_masked_exactly_and_fall_back_to_rounds_past_the_exclude
     by_rounds = novelty.novel_names(sampler, 200, known, options)
     assert len(by_rounds) == 200 and not set(by_rounds) & known and all(n.endswith("a") for n in by_rounds)
     assert not set(exact) & known
+
+
+def test_the_last_automaton_is_kept_for_the_same_constraints_only() -> None:
+    """A server asked again for the same constraints (its `novel` names) compiles them once; one automaton is kept."""
+    first = compile_constraints(SamplingOptions(seed=1, exclude=("anna", "bob")), VOCAB, 8)
+    again = compile_constraints(SamplingOptions(seed=2, temperature=0.5, exclude=("bob", "anna")), VOCAB, 8)
+    assert again is first
+    other = compile_constraints(SamplingOptions(exclude=("anna",)), VOCAB, 8)
+    assert other is not first and compile_constraints(SamplingOptions(exclude=("anna",)), VOCAB, 9) is not other
+    assert compile_constraints(SamplingOptions(exclude=("anna", "bob")), VOCAB, 8) is not first  # one kept at a time
