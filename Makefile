@@ -36,12 +36,14 @@ test: install lint typecheck docs browser web
 check: lint typecheck
 	$(BIN)/python -m pytest -q -n auto -m "not slow"
 
-# mypy, strict, over the torch-free packages as installed names (makemore.data, ...: a tree of links to the folders).
+# mypy over the packages as installed names (makemore.data, ...: a tree of links to the folders), in one run: the
+# torch-free ones strictly, train/ and export/ with mypy's defaults (pyproject.toml's [tool.mypy] and its override).
 TYPECHECK := build/typecheck
+TYPED := data contract runtime train export
 typecheck: install
 	mkdir -p $(TYPECHECK)/makemore && touch $(TYPECHECK)/makemore/__init__.py
-	for pkg in data contract runtime; do ln -sfn ../../../$$pkg $(TYPECHECK)/makemore/$$pkg; done
-	cd $(TYPECHECK) && ../../$(BIN)/mypy --config-file ../../pyproject.toml -p makemore.data -p makemore.contract -p makemore.runtime
+	for pkg in $(TYPED); do ln -sfn ../../../$$pkg $(TYPECHECK)/makemore/$$pkg; done
+	cd $(TYPECHECK) && ../../$(BIN)/mypy --config-file ../../pyproject.toml $(TYPED:%=-p makemore.%)
 
 # The documentation site, built strictly: a broken link or anchor fails the build (-> build/site).
 docs: install

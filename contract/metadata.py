@@ -7,7 +7,7 @@ import math
 import re
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 from makemore.data import MAX_VOCAB, SEED_MAX, UserError, Vocab, vocab_problem
 from makemore.data.bounds import MAX_LEN_LIMIT
@@ -59,7 +59,8 @@ def check_vocab(chars: object, source: str) -> Vocab:
     return Vocab(chars)
 
 
-def is_int(value: object) -> bool:
+def is_int(value: object) -> TypeGuard[int]:
+    """An int that is not a bool."""
     return isinstance(value, int) and not isinstance(value, bool)
 
 

@@ -18,9 +18,12 @@ import torch
 from makemore.contract import CONTEXT as INPUT_NAME
 from makemore.contract import LABEL, PAST, TOKENS, ModelInfo, empty_state
 from makemore.contract import LOGITS as OUTPUT_NAME
+from makemore.contract.signature import StepFn, state_of
 from makemore.data import BOUNDARY, UserError, atomic_write, check_output_path, first_line
 from makemore.runtime.onnx_sampler import open_session, session_forward
+from makemore.runtime.sampling import StepForward
 from makemore.train.checkpoint import load_checkpoint, load_model, model_info
+from makemore.train.models import SequenceModel, sequence_model
 
 DEFAULT_OPSET = 17
 OPSETS = range(7, 24)  # the TorchScript exporter's range in torch 2.x; outside it, torch dumps its IR graph on stderr
@@ -80,7 +83,7 @@ def trace_to_onnx(
         torch.onnx.export(
             module,
             example,
-            buffer,
+            buffer,  # type: ignore[arg-type]  # torch types f as a path; the TorchScript exporter writes to files too
             dynamo=False,
             input_names=inputs,
             output_names=outputs,
@@ -95,7 +98,7 @@ class StepGraph(torch.nn.Module):
     """A sequence model's `step` as the graph's forward: (tokens, *state) -> (logits, *new state); a conditional
     model's: (tokens, label, *state)."""
 
-    def __init__(self, model: torch.nn.Module, labelled: bool = False) -> None:
+    def __init__(self, model: SequenceModel, labelled: bool = False) -> None:
         super().__init__()
         self.model, self.labelled = model, labelled
 
@@ -112,7 +115,7 @@ def to_step_onnx_bytes(model: torch.nn.Module, info: ModelInfo, opset: int) -> b
     plain inputs and outputs, so it expresses them without custom ops. The example has 2 rows, 3 steps and
     a past of 2, so no axis is specialised; batch, steps and past are dynamic axes.
     """
-    tensors = info.state.tensors
+    tensors = state_of(info).tensors
     example_tokens = torch.randint(0, info.vocab.size, (2, 3), dtype=torch.int64)
     example_state = tuple(torch.zeros(t.zeros_shape(2, past=2)) for t in tensors)
     axes = {TOKENS: {0: "batch", 1: "steps"}, OUTPUT_NAME: {0: "batch", 1: "steps"}}
@@ -124,8 +127,9 @@ def to_step_onnx_bytes(model: torch.nn.Module, info: ModelInfo, opset: int) -> b
         grown = {t.shape.index(PAST): "past_and_steps"} if PAST in t.shape else {}
         axes[t.input] = {t.batch_axis: "batch", **past}
         axes[t.output] = {t.batch_axis: "batch", **grown}
+    graph = StepGraph(sequence_model(model), info.labelled).eval()  # a fresh module trains: export would leave it so
     return trace_to_onnx(
-        StepGraph(model, info.labelled).eval(),  # a fresh module trains by default: export would leave it so
+        graph,
         (example_tokens, *labels, *example_state),
         [TOKENS, *([LABEL] if info.labelled else []), *(t.input for t in tensors)],
         [OUTPUT_NAME, *(t.output for t in tensors)],
@@ -242,20 +246,29 @@ def step_logits_both_ways(session, model: torch.nn.Module, info: ModelInfo, seed
     """A step model on VERIFY_STEP_ROWS random words of VERIFY_STEPS positions (the boundary first; a conditional
     model's with random labels): onnxruntime fed the whole sequence in one call, then one token at a time carrying
     the state, against torch's full forward. Rows [positions, V] of both ways, stacked."""
-    steps = min(VERIFY_STEPS, info.state.max_positions or VERIFY_STEPS)
+    steps = min(VERIFY_STEPS, state_of(info).max_positions or VERIFY_STEPS)
     tokens = np.random.default_rng(seed).integers(1, info.vocab.size, (VERIFY_STEP_ROWS, steps), dtype=np.int64)
     tokens[:, 0] = BOUNDARY
     labels = verify_labels(info, len(tokens), seed)
     with torch.no_grad():
         torch_logits = model(*(torch.from_numpy(a) for a in (tokens, *labels))).numpy()
-    forward = session_forward(session, info)
-    whole = forward.step_fn(tokens, empty_state(info, len(tokens)), *labels)[0]
+    step = session_step(session, info)
+    whole = step(tokens, empty_state(info, len(tokens)), *labels)[0]
     state, pieces = empty_state(info, len(tokens)), []
     for pos in range(steps):
-        logits, state = forward.step_fn(tokens[:, pos : pos + 1], state, *labels)
+        logits, state = step(tokens[:, pos : pos + 1], state, *labels)
         pieces.append(logits)
     ort_logits = np.concatenate([whole, np.concatenate(pieces, axis=1)]).reshape(-1, info.vocab.size)
     return ort_logits, np.concatenate([torch_logits, torch_logits]).reshape(-1, info.vocab.size)
+
+
+def session_step(session, info: ModelInfo) -> StepFn:
+    """A step model's session as step_fn(tokens, state, *label) -> (logits, new state) (TypeError for a window
+    model's)."""
+    forward = session_forward(session, info)
+    if not isinstance(forward, StepForward):
+        raise TypeError(f"a {info.kind} model has no step")
+    return forward.step_fn
 
 
 def verify_labels(info: ModelInfo, rows: int, seed: int) -> tuple[np.ndarray, ...]:

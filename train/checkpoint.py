@@ -29,7 +29,7 @@ from makemore.contract.metadata import MAX_BLOCK_SIZE, check_int, is_finite_numb
 from makemore.data import UserError, Vocab, first_line
 from makemore.data.files import atomic_write
 from makemore.train.config import ARCHITECTURE_KEYS, DEFAULTS, check_architecture, from_flat
-from makemore.train.config_types import Config, config_from_dict, fields_of
+from makemore.train.config_types import Config, config_from_dict, fields_of, known
 from makemore.train.kinds import MODEL_KINDS, SEQUENCE_KINDS, build_model, state_spec
 from torch import nn
 from torch.overrides import TorchFunctionMode
@@ -310,7 +310,7 @@ def model_info(checkpoint: dict) -> ModelInfo:
     return ModelInfo(
         kind=checkpoint["kind"],
         vocab=Vocab(checkpoint["vocab"]),
-        block_size=config.block_size,
+        block_size=known(config.block_size, "block_size"),
         config=config.flat(),
         metrics=checkpoint["metrics"],
         data_sha256=checkpoint["data_sha256"],

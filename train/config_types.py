@@ -18,12 +18,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from makemore.data import UserError
 
 # What a checkpoint's config also records; n_labels: a conditional model's label count (None: unlabelled).
 RECORD_KEYS = ("split_seed", "split_fractions", "max_len", "steps_done", "n_labels")
+
+T = TypeVar("T")
 
 
 class ConfigError(UserError):
@@ -166,6 +168,14 @@ class Config:
 
 
 TRAIN_KEYS = tuple(field.name for field in dataclasses.fields(TrainConfig))
+
+
+def known(value: T | None, name: str) -> T:
+    """A config value that is set by this point (a sequence kind's block_size once the data set it): ValueError
+    naming it if it is still None."""
+    if value is None:
+        raise ValueError(f"config {name} is not set yet")
+    return value
 
 
 def fields_of(part: ModelConfig | TrainConfig) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from makemore.contract import BATCH, PAST, StateSpec, StateTensor
 from makemore.train.config_types import (
@@ -187,10 +187,27 @@ def _check_transformer(config: Config) -> None:
 
 # ---- the table ---------------------------------------------------------------------------------------------------
 
+
+class _Optimizer(TypedDict):
+    """TrainConfig's optimizer fields, as several kinds share them."""
+
+    optimizer: str
+    weight_decay: float
+    seed: int
+
+
+class _Schedule(TypedDict):
+    """TrainConfig's schedule fields, as the sequence kinds share them."""
+
+    buckets: int
+    grad_clip: float
+    beta2: float
+
+
 # An AdamW run of the shared settings: only steps, batch size, learning rate and what else differs per kind.
-_ADAMW = {"optimizer": "adamw", "weight_decay": 0.01, "seed": 1337}
+_ADAMW: _Optimizer = {"optimizer": "adamw", "weight_decay": 0.01, "seed": 1337}
 # The sequence kinds' schedule: warm-up, clipping, beta2 0.99, bucketed batches (one bucket: none).
-_SCHEDULED = {"buckets": 1, "grad_clip": 1.0, "beta2": 0.99}
+_SCHEDULED: _Schedule = {"buckets": 1, "grad_clip": 1.0, "beta2": 0.99}
 
 # rnn 91,099 params: val 1.9883, test 2.0084, 2 min 9 s; gru 255,963: val 1.9307, test 1.9545, 4 min 59 s;
 # lstm 338,395: val 1.9182, test 1.9377, 4 min 44 s (2-vCPU AMD EPYC, 2026-11-25).
@@ -315,7 +332,8 @@ def build_model(kind: str, vocab_size: int, config: Config) -> nn.Module:
 
     spec = kind_spec(kind)
     model_class = getattr(models, spec.model)
-    return model_class.from_config(kind, vocab_size, config.model, config.n_labels or 0)  # type: ignore[no-any-return]
+    model: nn.Module = model_class.from_config(kind, vocab_size, config.model, config.n_labels or 0)
+    return model
 
 
 def state_spec(kind: str, config: Config) -> StateSpec | None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from makemore.data import Tokens, UserError
-from makemore.train.config_types import Config
+from makemore.train.config_types import BigramConfig, BigramNNConfig, Config
 from makemore.train.kinds import kind_spec
 
 FLOAT, INDEX = 4, 8  # bytes of a float32 weight or activation, of an int64 index
@@ -68,15 +68,15 @@ def token_bytes(vocab_size: int) -> int:
 def param_count(kind: str, vocab_size: int, config: Config) -> int:
     """Parameters (and buffers) of the model `build_model` makes for this config (its kind's formula, and a
     conditional model's label parts)."""
-    return kind_spec(kind).params(vocab_size, config.model) + label_param_count(kind, vocab_size, config)
+    return kind_spec(kind).params(vocab_size, config.model) + label_param_count(vocab_size, config)
 
 
-def label_param_count(kind: str, vocab_size: int, config: Config) -> int:
+def label_param_count(vocab_size: int, config: Config) -> int:
     """A conditional model's label parameters: a [V, V] table per label (bigram kinds), else an embedding row."""
-    labels = config.n_labels or 0
-    if kind_spec(kind).embedding_table is None:
+    labels, model = config.n_labels or 0, config.model
+    if isinstance(model, (BigramConfig, BigramNNConfig)):
         return labels * vocab_size * vocab_size
-    return labels * int(config.model.n_embd)
+    return labels * model.n_embd
 
 
 def activation_floats(kind: str, vocab_size: int, config: Config) -> int:

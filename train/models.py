@@ -1,8 +1,9 @@
 """The models: one class per kind, each built from its typed model config by `from_config` (train/kinds.py names them).
 
 Window models (bigram, bigram-nn, mlp, wavenet): int64 context [B, block_size] -> logits [B, V].
-Sequence models (transformer, rnn, gru, lstm; `is_sequence = True`): int64 tokens [B, T] -> logits [B, T, V],
-and `step(tokens, *state) -> (logits, *new_state)` for incremental decoding from `empty_state(batch)`.
+Sequence models (transformer, rnn, gru, lstm: `SequenceModel`s, `is_sequence = True`): int64 tokens [B, T] ->
+logits [B, T, V], and `step(tokens, *state) -> (logits, *new_state)` for incremental decoding from
+`empty_state(batch)`.
 
 Conditional models (config `n_labels` > 0) take one more input, `label` int64 [B], and see it at every position:
 a learned `label_embedding` [n_labels, n_embd] (zeros at first: training starts from the unlabelled model) added to
@@ -93,7 +94,7 @@ class BigramNN(nn.Module):
 
     def forward(self, context: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
         logits = F.embedding(context[:, -1], self.weight)
-        if check_label(self, label) is None:
+        if (label := check_label(self, label)) is None:
             return logits
         return logits + F.embedding(label * self.weight.shape[0] + context[:, -1], self.label_weight)
 
@@ -271,15 +272,34 @@ class Block(nn.Module):
         return x + self.mlp(self.ln_2(x)), key, value
 
 
-class Transformer(nn.Module):
+class SequenceModel(nn.Module):
+    """What the sequence models share: tokens [B, T] -> logits [B, T, V], and `step`, which carries a state (the
+    key/value caches, the recurrent state) from one call to the next."""
+
+    is_sequence = True
+
+    def state_names(self) -> list[str]:
+        """The names of the state tensors, in the order `step` takes and returns them."""
+        raise NotImplementedError
+
+    def empty_state(self, batch: int, device: torch.device | None = None) -> list[torch.Tensor]:
+        """The state before the first token, for `batch` rows (on `device`, default CPU)."""
+        raise NotImplementedError
+
+    def step(
+        self, tokens: torch.Tensor, *state: torch.Tensor, label: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, ...]:
+        """(tokens [B, T], *state) -> (logits [B, T, V], *new state)."""
+        raise NotImplementedError
+
+
+class Transformer(SequenceModel):
     """Decoder-only GPT (nanoGPT, makemore.py): token + learned position embeddings, pre-norm blocks, LayerNorm, head.
 
     The state is each layer's key/value cache [B, n_head, past, head_dim]; positions continue from its length,
     so at most block_size positions in all. Initialised as nanoGPT: normal(0, 0.02), residual projections scaled
     by 1/sqrt(2 n_layer), zero biases.
     """
-
-    is_sequence = True
 
     @classmethod
     def from_config(cls, kind: str, vocab_size: int, config: TransformerConfig, n_labels: int = 0) -> Transformer:
@@ -332,7 +352,8 @@ class Transformer(nn.Module):
         if len(state) != 2 * self.n_layer:
             raise ValueError(f"transformer step takes {2 * self.n_layer} state tensors, got {len(state)}")
         past, length = state[0].shape[2], tokens.shape[1]
-        if not torch.jit.is_tracing() and past + length > self.block_size:
+        # torch.jit.is_tracing is public and documented, but torch.jit.__all__ leaves it out (mypy: not exported)
+        if not torch.jit.is_tracing() and past + length > self.block_size:  # type: ignore[attr-defined]
             raise SequenceLengthError(
                 f"{past + length} positions exceed the transformer's block_size {self.block_size}"
             )
@@ -357,15 +378,13 @@ def _gpt_init(module: nn.Module) -> None:
 RECURRENT_CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 
 
-class Recurrent(nn.Module):
+class Recurrent(SequenceModel):
     """Embedding -> torch's nn.RNN (tanh) / nn.GRU / nn.LSTM (n_layer layers) -> linear head; no length limit.
 
     The state is the hidden state [n_layer, B, n_hidden] (`state.h`), plus the cell state for an LSTM (`state.c`);
     it starts at zero. Dropout on the embeddings, between layers and before the head. The head starts small
     so training starts near the uniform loss.
     """
-
-    is_sequence = True
 
     @classmethod
     def from_config(cls, kind: str, vocab_size: int, config: RecurrentConfig, n_labels: int = 0) -> Recurrent:
@@ -422,7 +441,7 @@ class Recurrent(nn.Module):
 def add_label_embedding(model: nn.Module, n_labels: int, n_embd: int) -> None:
     """Give `model` a zero-initialised `label_embedding` [n_labels, n_embd] when n_labels > 0 (made last: an
     unlabelled model draws the same initial weights as ever); record n_labels."""
-    model.n_labels = n_labels
+    model.n_labels = n_labels  # type: ignore[assignment]  # torch types Module.__setattr__ as tensors and modules only
     if n_labels:
         model.label_embedding = nn.Embedding(n_labels, n_embd)
         nn.init.zeros_(model.label_embedding.weight)
@@ -437,9 +456,9 @@ def check_label(model: nn.Module, label: torch.Tensor | None) -> torch.Tensor | 
 
 def with_label(model: nn.Module, emb: torch.Tensor, label: torch.Tensor | None) -> torch.Tensor:
     """Embeddings [B, T, C] with the label's embedding added at every position (unchanged without labels)."""
-    if check_label(model, label) is None:
+    if (label := check_label(model, label)) is None:
         return emb
-    return emb + model.label_embedding(label).unsqueeze(1)
+    return emb + model.get_submodule("label_embedding")(label).unsqueeze(1)
 
 
 IGNORE = -100  # target of a padding position (cross_entropy's ignore_index): no loss there
@@ -448,6 +467,13 @@ IGNORE = -100  # target of a padding position (cross_entropy's ignore_index): no
 def is_sequence(model: nn.Module) -> bool:
     """A sequence model (tokens [B, T] -> logits [B, T, V], with `step`) rather than a window model."""
     return getattr(model, "is_sequence", False)
+
+
+def sequence_model(model: nn.Module) -> SequenceModel:
+    """`model` as the sequence model it is (TypeError for a window model, which has no `step`)."""
+    if not isinstance(model, SequenceModel):
+        raise TypeError(f"a {type(model).__name__} is a window model: it has no step")
+    return model
 
 
 def cross_entropy(

@@ -184,9 +184,9 @@ def project_2d(table: np.ndarray) -> tuple[np.ndarray, str]:
 
 def smooth(values: list[float], window: int) -> np.ndarray:
     """Trailing moving average (shorter windows at the start), same length as `values`."""
-    values = np.asarray(values, dtype=np.float64)
-    sums = np.cumsum(np.concatenate([[0.0], values]))
-    ends = np.arange(1, len(values) + 1)
+    array = np.asarray(values, dtype=np.float64)
+    sums = np.cumsum(np.concatenate([[0.0], array]))
+    ends = np.arange(1, len(array) + 1)
     starts = np.maximum(0, ends - window)
     return (sums[ends] - sums[starts]) / (ends - starts)
 

@@ -34,6 +34,7 @@ from makemore.train.config import (
     size_defaults,
     with_block_size,
 )
+from makemore.train.config_types import known
 from makemore.train.device import resolve_device
 from makemore.train.distributed import session
 from makemore.train.kinds import SEQUENCE_KINDS, ConfigError
@@ -131,7 +132,7 @@ def run_training(request: TrainRequest) -> bool:
         raise CheckpointError("--resume checkpoint was trained on data with another vocabulary")
     check_resumed_labels(resumed, label_names)
     with reporter.phase("splitting"):
-        split = split_corpus(corpus.tokens, config.split_seed, DEFAULT_FRACTIONS)
+        split = split_corpus(corpus.tokens, known(config.split_seed, "split_seed"), DEFAULT_FRACTIONS)
         del corpus  # the split holds every word's tokens
     if label_names:
         config = config.replace(n_labels=len(label_names))

@@ -7,10 +7,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from makemore.contract import ModelFileError, ModelInfo
+from makemore.contract.signature import StepFn
 from makemore.runtime.parallel import check_workers
 from makemore.runtime.sampling import Sampler, StepForward, WindowForward
+from makemore.runtime.scoring import LogitsFn
 from makemore.train.checkpoint import load_checkpoint, load_model, model_info
-from makemore.train.models import is_sequence
+from makemore.train.models import SequenceModel, is_sequence, sequence_model
 from torch import nn
 
 
@@ -20,10 +22,23 @@ def as_int64(array: np.ndarray) -> torch.Tensor:
 
 def torch_forward(model: nn.Module, info: ModelInfo) -> WindowForward | StepForward:
     """The model's forward pass as the runtime calls it (numpy in, numpy out), for either contract."""
+    if is_sequence(model):
+        return StepForward(torch_step(sequence_model(model)), info)
+    return WindowForward(torch_logits(model), info)
+
+
+def torch_logits(model: nn.Module) -> LogitsFn:
+    """A window model's forward pass: logits_fn(context, *label) -> logits, numpy in and out."""
 
     @torch.no_grad()
     def logits(context: np.ndarray, *label: np.ndarray) -> np.ndarray:
         return model(*map(as_int64, (context, *label))).numpy()
+
+    return logits
+
+
+def torch_step(model: SequenceModel) -> StepFn:
+    """A sequence model's step: step_fn(tokens, state, *label) -> (logits, new state), numpy in and out."""
 
     @torch.no_grad()
     def step(tokens: np.ndarray, state: list[np.ndarray], *label: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -31,7 +46,7 @@ def torch_forward(model: nn.Module, info: ModelInfo) -> WindowForward | StepForw
         out = model.step(as_int64(tokens), *(torch.from_numpy(np.ascontiguousarray(s)) for s in state), **labels)
         return out[0].numpy(), [s.numpy() for s in out[1:]]
 
-    return StepForward(step, info) if is_sequence(model) else WindowForward(logits, info)
+    return step
 
 
 class TorchSampler(Sampler):
@@ -57,7 +72,7 @@ class TorchSampler(Sampler):
     def logits(self, context: np.ndarray, label: np.ndarray | None = None) -> np.ndarray:
         """A window model's int64 context [B, block_size] (and a conditional model's label indices [B]) ->
         float32 logits [B, V]."""
-        if self.info.state is not None:
+        if self.info.state is not None or not isinstance(self.forward, WindowForward):
             raise ModelFileError(
                 f"a {self.info.kind} is a step model: it has no window logits (use sample, score, nll)"
             )

@@ -14,7 +14,7 @@ from makemore.data import DatasetError, Split, Tokens, UserError, Vocab, vocab_p
 from makemore.data.rows import Rows, subset
 from makemore.data.tokens import bigram_counts, tokenize_split
 from makemore.train.config import with_block_size
-from makemore.train.config_types import BigramConfig, Config, TrainConfig
+from makemore.train.config_types import BigramConfig, Config, TrainConfig, known
 from makemore.train.device import model_device, to_device
 from makemore.train.distributed import SINGLE, Ranks
 from makemore.train.evaluate import (
@@ -106,7 +106,7 @@ def train(
         with reporter.phase("tokenising"):
             split = tokenize_split(split, vocab)
     config = with_block_size(kind, config, split)
-    data = split_rows(kind, split, config.block_size)
+    data = split_rows(kind, split, known(config.block_size, "block_size"))
     torch.manual_seed(config.seed)
     model = build_model(kind, vocab.size, config)
     if state_dict is not None:
