@@ -343,7 +343,7 @@ def test_outside_vocabulary_messages_equal_pythons(tmp_path, text) -> None:
     vocab = Vocab("abc")
     cases, want = [], []
     for field in ("ends_with", "contains"):
-        case, answer = python_case({"max_len": 9, field: text}, vocab, random.Random(0))
+        case, answer = python_case({"max_len": max(9, len(text)), field: text}, vocab, random.Random(0))
         assert "outside the model's vocabulary" in answer["error"]
         cases.append(case)
         want.append(answer)

@@ -170,8 +170,11 @@ function product(a, b, field, limits) {
 }
 
 /** The automaton of one constraint field, or null when it is unset (min_len is the table's, not a DFA). */
-function component(field, request, index, V, limits) {
+function component(field, request, index, V, limits, maxLen) {
   const value = request[field];
+  if ((field === "ends_with" || field === "contains") && value && Array.from(value).length > maxLen) {
+    throw new ConstraintError(`${field} is longer (${number(Array.from(value).length)}) than max_len (${number(maxLen)})`, field);
+  }
   if ((field === "ends_with" || field === "contains") && value) {
     const bad = [...new Set(Array.from(value).filter((ch) => !index.has(ch)))].sort();
     if (bad.length) {
@@ -179,7 +182,12 @@ function component(field, request, index, V, limits) {
     }
     return kmp(Array.from(value, (ch) => index.get(ch)), V, field === "contains");
   }
-  if (field === "exclude" && value && value.length) return prune(trie(value, index, V, limits));
+  if (field === "exclude" && value && value.length) {
+    const drawable = value.filter((name) => Array.from(name).length <= maxLen); // longer names are never drawn
+    const whole = trie(drawable, index, V, limits);
+    checkSize(whole.states, V, maxLen + 1, field, limits); // checked before pruning, as Python's bounded_prune
+    return prune(whole);
+  }
   return null;
 }
 
@@ -247,7 +255,7 @@ export function compileConstraints(request, vocab, maxLen, limits) {
   const index = new Map(chars.map((ch, i) => [ch, i + 1]));
   const parts = [];
   for (const field of FIELDS) {
-    const part = component(field, request, index, V, limits);
+    const part = component(field, request, index, V, limits, maxLen);
     if (part !== null) {
       checkSize(part.states, V, maxLen + 1, field, limits);
       parts.push([field, part]);
