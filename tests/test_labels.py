@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +11,9 @@ from clirun import assert_usage_error, run
 from conftest import QUICK_OVERRIDES, rewrite_metadata
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from labelled import LABELS, LabelledModels, write_labelled
 from makemore.contract import ModelFileError, ModelInfo
-from makemore.data import DatasetError, Vocab, read_words, split_words
+from makemore.data import DatasetError, Vocab, split_words
 from makemore.data.corpus import read_labelled_corpus, split_corpus
 from makemore.data.labels import label_problem, read_labelled, split_labelled
 from makemore.runtime.chunks import CHUNK_SIZE, ChunkSpan, chunk_labels
@@ -25,49 +25,11 @@ from makemore.train.memory import param_count
 from makemore.train.sampler import TorchSampler
 from test_constraints import constraints, satisfies
 
-LABELS = ("a-end", "n-end", "other")
-
-
-def label_of(name: str) -> str:
-    """A label that the names' endings make learnable."""
-    return "a-end" if name.endswith("a") else "n-end" if name.endswith("n") else "other"
-
 
 @pytest.fixture(scope="module")
 def labelled_path(names_path, tmp_path_factory) -> Path:
     """3,000 bundled names, each labelled by its last letter."""
-    names = read_words(names_path)[::10][:3000]
-    path = tmp_path_factory.mktemp("labelled") / "names.tsv"
-    path.write_text("".join(f"{label_of(name)}\t{name}\n" for name in names), encoding="utf-8")
-    return path
-
-
-class LabelledModels(Mapping):
-    """kind -> (checkpoint, onnx file) of a conditional model trained on `labelled_path` (quick config), each
-    trained and exported the first time a test asks for it."""
-
-    def __init__(self, folder: Path, data: Path) -> None:
-        self.folder, self.data, self.built = folder, data, {}
-
-    def __getitem__(self, kind: str) -> tuple[Path, Path]:
-        if kind not in self.built:
-            from makemore.export.onnx_export import export_checkpoint
-            from makemore.train.run import TrainRequest, run_training
-
-            pt, onnx_path = self.folder / f"{kind}.pt", self.folder / f"{kind}.onnx"
-            request = TrainRequest(
-                kind=kind, data=self.data, out=pt, samples=0, quiet=True, overrides=QUICK_OVERRIDES[kind], labelled=True
-            )
-            assert run_training(request)
-            export_checkpoint(pt, onnx_path)
-            self.built[kind] = (pt, onnx_path)
-        return self.built[kind]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(MODEL_KINDS)
-
-    def __len__(self) -> int:
-        return len(MODEL_KINDS)
+    return write_labelled(names_path, tmp_path_factory.mktemp("labelled"), every=10, count=3000)
 
 
 @pytest.fixture(scope="module")

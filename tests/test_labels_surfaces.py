@@ -11,63 +11,44 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import QUICK_OVERRIDES
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from makemore.data import read_words
+from labelled import LABELS, LabelledModels, write_labelled
 from makemore.data.bounds import SAMPLING
 from makemore.runtime.chunks import CHUNK_SIZE, ChunkSpan, chunk_labels
 from makemore.runtime.options import SamplingError, SamplingOptions, label_index
 from nodejs import run_node
 
-LABELS = ("a-end", "n-end", "other")
 QUICK_STEPS = {"mlp": 150, "gru": 100}  # tiny models: the tests compare names, not their quality
-
-
-def label_of(name: str) -> str:
-    return "a-end" if name.endswith("a") else "n-end" if name.endswith("n") else "other"
 
 
 @pytest.fixture(scope="module")
 def labelled_path(names_path, tmp_path_factory) -> Path:
     """2,000 bundled names, each labelled by its last letter."""
-    names = read_words(names_path)[::15][:2000]
-    path = tmp_path_factory.mktemp("labelled") / "names.tsv"
-    path.write_text("".join(f"{label_of(name)}\t{name}\n" for name in names), encoding="utf-8")
-    return path
-
-
-class TinyLabelledModels(Mapping):
-    """kind -> the ONNX file of a conditional model trained for a few steps on `labelled_path` (on first use)."""
-
-    def __init__(self, folder: Path, data: Path) -> None:
-        self.folder, self.data, self.built = folder, data, {}
-
-    def __getitem__(self, kind: str) -> Path:
-        if kind not in self.built:
-            from makemore.export.onnx_export import export_checkpoint
-            from makemore.train.run import TrainRequest, run_training
-
-            pt, onnx_path = self.folder / f"{kind}.pt", self.folder / f"{kind}.onnx"
-            overrides = {**QUICK_OVERRIDES[kind], "steps": QUICK_STEPS[kind]}
-            request = TrainRequest(
-                kind=kind, data=self.data, out=pt, samples=0, quiet=True, overrides=overrides, labelled=True, threads=1
-            )
-            assert run_training(request)
-            export_checkpoint(pt, onnx_path)
-            self.built[kind] = onnx_path
-        return self.built[kind]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(QUICK_STEPS)
-
-    def __len__(self) -> int:
-        return len(QUICK_STEPS)
+    return write_labelled(names_path, tmp_path_factory.mktemp("labelled"), every=15, count=2000)
 
 
 @pytest.fixture(scope="module")
-def labelled(labelled_path, tmp_path_factory) -> TinyLabelledModels:
-    return TinyLabelledModels(tmp_path_factory.mktemp("labelled-models"), labelled_path)
+def labelled(labelled_path, tmp_path_factory) -> Mapping[str, Path]:
+    """kind -> the ONNX file of a conditional model trained for a few steps (on first use)."""
+    models = LabelledModels(tmp_path_factory.mktemp("labelled-models"), labelled_path, QUICK_STEPS, threads=1)
+    return LazyOnnx(models)
+
+
+class LazyOnnx(Mapping):
+    """kind -> the ONNX file of `models[kind]`, each trained when first asked for."""
+
+    def __init__(self, models: LabelledModels) -> None:
+        self.models = models
+
+    def __getitem__(self, kind: str) -> Path:
+        return self.models[kind][1]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.models)
+
+    def __len__(self) -> int:
+        return len(self.models)
 
 
 # ---- the page's label draws and label field, under node -----------------------------------------------------------
