@@ -396,12 +396,16 @@ def product(a: Dfa, b: Dfa, field: str, horizon: int) -> Dfa:
     return prune(Dfa(trans, accept), horizon)
 
 
+class AutomatonTooBig(SamplingError):
+    """Constraints whose automaton passes the size bounds (AUTOMATON_CELLS, AUTOMATON_WORK)."""
+
+
 def check_size(states: int, size: int, lengths: int, field: str) -> None:
     """SamplingError naming `field` when an automaton of `states` states passes the bounds for this vocabulary
     and (max_len + 1) `lengths`."""
     cells = max(states * size, states * lengths)
     if cells > AUTOMATON_CELLS or states * size * lengths > AUTOMATON_WORK:
-        raise SamplingError(
+        raise AutomatonTooBig(
             f"the constraints make an automaton of {states:,}+ states, too big for this vocabulary and max_len"
             f" (at most {AUTOMATON_CELLS:,} states x characters): {field} is where it grew too big",
             field,

@@ -10,6 +10,7 @@ from makemore.data import Split, split_words
 from makemore.data.bounds import MAX_EXCLUDE, MAX_EXCLUDE_CHARS
 from makemore.data.dataset import DEFAULT_FRACTIONS
 from makemore.runtime.chunks import request_seed
+from makemore.runtime.constraints import AutomatonTooBig
 from makemore.runtime.options import SamplingError, SamplingOptions
 from makemore.runtime.sampling import Sampler
 
@@ -88,23 +89,15 @@ def format_novelty(stats: Novelty) -> str:
 def novel_name_chunks(
     sampler: Sampler, n: int, known: set[str] | frozenset[str], options: SamplingOptions
 ) -> Iterator[list[str]]:
-    """n sampled names not in `known`, streamed chunk by chunk.
+    """n sampled names not in `known`, streamed chunk by chunk: rounds of n names of the request's stream (round
+    r is names r * n ... (r + 1) * n - 1 of the same seed, so the first round is `sample(n)`), the known ones
+    dropped: the model's own distribution over the names it makes that are new.
 
-    Exactly, by masked decoding, where `known` fits an exclude set (runtime.constraints: the end of a name is masked
-    while its text is known): the names of `sample(n)` with `known` added to the request's exclude set. Otherwise
-    (a set past the exclude bounds) by rounds of n names of the request's stream, the known ones dropped (round r is
-    names r * n ... (r + 1) * n - 1 of the same seed, so the first round is `sample(n)`); memory is a few chunks
-    plus `known`, and after MAX_NOVEL_ROUNDS rounds without n new names it gives up. The options are checked before
-    the first chunk is asked for.
+    Memory is a few chunks plus `known`. After MAX_NOVEL_ROUNDS rounds without n new names, the rest are drawn by
+    masked decoding with `known` as an exclude set (runtime.constraints: exact, but each step renormalised), where
+    the set fits the exclude bounds; otherwise it gives up. The options are checked before the first chunk is asked
+    for.
     """
-    chars = set(sampler.info.vocab.chars)
-    exact = excluding(options, {name for name in known if chars.issuperset(name)})  # others are never drawn
-    if exact is not None:
-        try:
-            return sampler.sample_chunks(n, exact)  # compiles the automaton now
-        except SamplingError as err:
-            if not is_size_refusal(err):
-                raise
     options = SamplingOptions.of(options, seed=request_seed(options.seed))  # every round from the same stream
     first_round = sampler.sample_chunks(n, options)  # asked for now: it checks the options
 
@@ -121,22 +114,27 @@ def novel_name_chunks(
                     if close is not None:
                         close()
                     return
-        raise SamplingError(f"found only {found} novel names in {MAX_NOVEL_ROUNDS} rounds of {n} samples")
+        yield from masked_rest(sampler, n - found, known, options, start=MAX_NOVEL_ROUNDS * n, found=found)
 
     return chunks()
 
 
-def excluding(options: SamplingOptions, known: set[str] | frozenset[str]) -> SamplingOptions | None:
-    """`options` with `known` added to its exclude set, or None when the union passes the exclude set's bounds."""
-    union = set(options.exclude) | set(known)
+def masked_rest(
+    sampler: Sampler, n: int, known: set[str] | frozenset[str], options: SamplingOptions, start: int, found: int
+) -> Iterator[list[str]]:
+    """The n names novel_name_chunks' rounds did not find, by masked decoding with `known` excluded (names the
+    vocabulary cannot make are never drawn and left out); SamplingError when `known` passes the exclude bounds."""
+    chars = set(sampler.info.vocab.chars)
+    union = set(options.exclude) | {name for name in known if chars.issuperset(name)}
     if len(union) > MAX_EXCLUDE or sum(map(len, union)) > MAX_EXCLUDE_CHARS:
-        return None
-    return SamplingOptions.of(options, exclude=tuple(sorted(union)))
-
-
-def is_size_refusal(err: SamplingError) -> bool:
-    """An exclude set refused for the size of its automaton (not a request that no name satisfies)."""
-    return err.field == "exclude" and "make an automaton of" in str(err)
+        raise SamplingError(f"found only {found} novel names in {MAX_NOVEL_ROUNDS} rounds of {found + n} samples")
+    exact = SamplingOptions.of(options, exclude=tuple(sorted(union)))
+    try:
+        yield from sampler.sample_chunks(n, exact, start=start)
+    except AutomatonTooBig:
+        raise SamplingError(
+            f"found only {found} novel names in {MAX_NOVEL_ROUNDS} rounds of {found + n} samples"
+        ) from None
 
 
 def novel_names(sampler: Sampler, n: int, known: set[str] | frozenset[str], options: SamplingOptions) -> list[str]:

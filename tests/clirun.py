@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from inprocess import run_main
+from inprocess import Timeout, run_main
 
 BIN = Path(sys.executable).parent  # the venv's bin folder, where the console scripts are installed
 
@@ -43,11 +43,6 @@ def working_directory(folder: str | Path | None) -> Iterator[None]:
         yield
     finally:
         os.chdir(before)
-
-
-class Timeout(BaseException):
-    """An in-process command ran past its `timeout` (a BaseException: no `except Exception` of the code swallows
-    it)."""
 
 
 @contextmanager

@@ -18,6 +18,11 @@ from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 
 
+class Timeout(BaseException):
+    """An in-process command ran past its time limit (a BaseException: no `except Exception` of the code under
+    test swallows it, and run_main lets it through)."""
+
+
 @dataclass
 class Outcome:
     status: int
@@ -70,6 +75,8 @@ def run_main(main: Callable[[], None], *args: object) -> Outcome:
                     main()
                 except SystemExit as stop:
                     status = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+                except Timeout:
+                    raise  # a command past its time limit fails the test as a timeout, not as its traceback
                 except BaseException:  # noqa: BLE001 - a traceback is exactly what the tests must never see
                     traceback.print_exc()
                     status = 1

@@ -273,20 +273,25 @@ def test_classes_read_as_re_reads_them_on_non_ascii_vocabularies() -> None:
     assert all(re.fullmatch(r"\w+a", name) for name in names)
 
 
-def test_novel_names_are_masked_exactly_and_fall_back_to_rounds_past_the_exclude_bounds(samplers, monkeypatch) -> None:
-    """--novel-vs and the server's `novel`: the known names join the exclude set (exact, one pass); a known set past
-    the exclude bounds is dropped by rounds instead. Either way no known name comes out."""
+def test_novel_names_come_by_rounds_then_masked_decoding_backs_them(samplers, monkeypatch) -> None:
+    """--novel-vs and the server's `novel`: rounds of the model's own names with the known ones dropped; where the
+    rounds run out, the rest are drawn with the known names as an exclude set; past the exclude bounds, one error."""
     from makemore.runtime import novelty
 
     sampler = samplers["mlp"][1]
-    known = set(sampler.sample(300, seed=5)) | {"ann€"}  # a name the vocabulary cannot make is simply never drawn
     options = SamplingOptions(seed=5, ends_with="a")
-    exact = novelty.novel_names(sampler, 200, known, options)
-    assert exact == sampler.sample(200, options, exclude=tuple(sorted(known - {"ann€"})))
+    known = set(sampler.sample(3000, options)) | {"ann€"}  # a name the vocabulary cannot make is never drawn
+    first_round = [name for name in sampler.sample(200, options) if name not in known]
+    monkeypatch.setattr(novelty, "MAX_NOVEL_ROUNDS", 1)
+    names = novelty.novel_names(sampler, 200, known, options)
+    assert names[: len(first_round)] == first_round and len(first_round) < 200  # the masked decoding had work to do
+    assert len(names) == 200 and not set(names) & known and all(name.endswith("a") for name in names)
+    masked = SamplingOptions.of(options, exclude=tuple(sorted(known - {"ann€"})))
+    rest = [name for chunk in sampler.sample_chunks(200 - len(first_round), masked, start=200) for name in chunk]
+    assert names[len(first_round) :] == rest  # names 200 on of the masked request: after the one round's
     monkeypatch.setattr(novelty, "MAX_EXCLUDE", 10)
-    by_rounds = novelty.novel_names(sampler, 200, known, options)
-    assert len(by_rounds) == 200 and not set(by_rounds) & known and all(n.endswith("a") for n in by_rounds)
-    assert not set(exact) & known
+    with pytest.raises(SamplingError, match="found only"):
+        novelty.novel_names(sampler, 200, known, options)
 
 
 def test_the_last_automaton_is_kept_for_the_same_constraints_only() -> None:
