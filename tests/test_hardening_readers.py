@@ -125,17 +125,17 @@ def test_every_path_that_is_no_file_is_one_error_from_every_reader(kind, tmp_pat
     import socket
 
     path = {"device": Path("/dev/null"), "folder": tmp_path, "missing": tmp_path / "nothing.txt"}.get(kind)
-    if kind == "socket":
-        path = tmp_path / "s.sock"
-        server = socket.socket(socket.AF_UNIX)
-        server.bind(str(path))
-    for read in (read_lines, read_words, read_corpus):
-        with pytest.raises(DatasetError) as caught:
-            read(path)
-        message = str(caught.value)
-        assert "\n" not in message and str(path) in message
-        said = {"device": "a device", "folder": "a directory", "socket": "a socket", "missing": "not found"}
-        assert said[kind] in message
+    with socket.socket(socket.AF_UNIX) as server:
+        if kind == "socket":
+            path = tmp_path / "s.sock"
+            server.bind(str(path))
+        for read in (read_lines, read_words, read_corpus):
+            with pytest.raises(DatasetError) as caught:
+                read(path)
+            message = str(caught.value)
+            assert "\n" not in message and str(path) in message
+            said = {"device": "a device", "folder": "a directory", "socket": "a socket", "missing": "not found"}
+            assert said[kind] in message
 
 
 @pytest.mark.parametrize("name", [n for n in COMMANDS if n != "mm-serve"])  # mm-serve would serve: see below
