@@ -21,7 +21,7 @@ from makemore.data.dataset import (
     Vocab,
     check_usable,
     read_words_sha256,
-    split_counts,
+    split_order,
 )
 from makemore.data.errors import DatasetError
 from makemore.data.labels import labelled_tokens, read_labelled
@@ -109,7 +109,4 @@ def split_corpus(
     tokens: Tokens, seed: int = 42, fractions: tuple[float, float, float] = DEFAULT_FRACTIONS
 ) -> dict[str, Tokens]:
     """Train/val/test tokens: the words of `split_words(words, seed, fractions)`, in the same order."""
-    order = np.random.default_rng(seed).permutation(tokens.n_words)
-    n_train, n_val, _ = split_counts(tokens.n_words, fractions)
-    cuts = {"train": order[:n_train], "val": order[n_train : n_train + n_val], "test": order[n_train + n_val :]}
-    return {name: tokens.take_words(words) for name, words in cuts.items()}
+    return {name: tokens.take_words(words) for name, words in split_order(tokens.n_words, seed, fractions).items()}

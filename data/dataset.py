@@ -122,16 +122,20 @@ def split_counts(n: int, fractions: tuple[float, float, float] = DEFAULT_FRACTIO
     return n - n_val - n_test, n_val, n_test
 
 
+def split_order(
+    n: int, seed: int = 42, fractions: tuple[float, float, float] = DEFAULT_FRACTIONS
+) -> dict[str, np.ndarray]:
+    """The split rule, in one place: the indices of `n` words in train, val and test, in split order (a shuffle with
+    `seed` cut by `fractions`, each split non-empty). Words, tokens and labelled items all split by it."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_train, n_val, _ = split_counts(n, fractions)
+    return {"train": order[:n_train], "val": order[n_train : n_train + n_val], "test": order[n_train + n_val :]}
+
+
 def split_words(words: list[str], seed: int = 42, fractions: tuple[float, float, float] = DEFAULT_FRACTIONS) -> Split:
-    """Shuffle with `seed` and cut into train/val/test by `fractions` (each split non-empty)."""
-    order = np.random.default_rng(seed).permutation(len(words))
-    shuffled = np.array(words, dtype=object)[order]  # 8 bytes a word, no list of a million Python ints
-    n_train, n_val, _ = split_counts(len(words), fractions)
-    return Split(
-        train=shuffled[:n_train].tolist(),
-        val=shuffled[n_train : n_train + n_val].tolist(),
-        test=shuffled[n_train + n_val :].tolist(),
-    )
+    """Shuffle with `seed` and cut into train/val/test by `fractions` (split_order)."""
+    every = np.array(words, dtype=object)  # 8 bytes a word, no list of a million Python ints
+    return Split(**{name: every[index].tolist() for name, index in split_order(len(words), seed, fractions).items()})
 
 
 def encode_words(words: list[str], vocab: Vocab) -> np.ndarray:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from makemore.data.dataset import DEFAULT_FRACTIONS, Vocab, check_usable, split_counts
+from makemore.data.dataset import DEFAULT_FRACTIONS, Vocab, check_usable, split_order
 from makemore.data.errors import DatasetError
 from makemore.data.reader import MAX_TEXT_BYTES, READ_BYTES, Block, check_vocab_size, data_blocks, is_name_char
 from makemore.data.tokens import Tokens, tokenize
@@ -124,7 +124,5 @@ def split_labelled(
 ) -> dict[str, list[tuple[str, str]]]:
     """The (label, item) pairs of each split: the items of `split_words(words.items, seed, fractions)`, in its
     order, each with its label."""
-    order = np.random.default_rng(seed).permutation(len(words.items))
-    n_train, n_val, _ = split_counts(len(words.items), fractions)
-    cuts = {"train": order[:n_train], "val": order[n_train : n_train + n_val], "test": order[n_train + n_val :]}
+    cuts = split_order(len(words.items), seed, fractions)
     return {name: [(words.labels[i], words.items[i]) for i in index.tolist()] for name, index in cuts.items()}
