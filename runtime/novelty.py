@@ -7,10 +7,8 @@ from dataclasses import dataclass
 
 from makemore.contract import ModelInfo
 from makemore.data import Split, split_words
-from makemore.data.bounds import MAX_EXCLUDE, MAX_EXCLUDE_CHARS
 from makemore.data.dataset import DEFAULT_FRACTIONS
 from makemore.runtime.chunks import request_seed
-from makemore.runtime.constraints import AutomatonTooBig
 from makemore.runtime.options import SamplingError, SamplingOptions
 from makemore.runtime.sampling import Sampler
 
@@ -126,15 +124,16 @@ def masked_rest(
     vocabulary cannot make are never drawn and left out); SamplingError when `known` passes the exclude bounds."""
     chars = set(sampler.info.vocab.chars)
     union = set(options.exclude) | {name for name in known if chars.issuperset(name)}
-    if len(union) > MAX_EXCLUDE or sum(map(len, union)) > MAX_EXCLUDE_CHARS:
-        raise SamplingError(f"found only {found} novel names in {MAX_NOVEL_ROUNDS} rounds of {found + n} samples")
-    exact = SamplingOptions.of(options, exclude=tuple(sorted(union)))
     try:
-        yield from sampler.sample_chunks(n, exact, start=start)
-    except AutomatonTooBig:
+        exact = SamplingOptions.of(options, exclude=tuple(union))  # the exclude set's bounds are checked here
+        chunks = sampler.sample_chunks(n, exact, start=start)  # ... and its automaton's size here
+    except SamplingError as err:
+        if err.field != "exclude" or "no name satisfies" in str(err):
+            raise
         raise SamplingError(
             f"found only {found} novel names in {MAX_NOVEL_ROUNDS} rounds of {found + n} samples"
         ) from None
+    yield from chunks
 
 
 def novel_names(sampler: Sampler, n: int, known: set[str] | frozenset[str], options: SamplingOptions) -> list[str]:

@@ -289,7 +289,10 @@ def test_novel_names_come_by_rounds_then_masked_decoding_backs_them(samplers, mo
     masked = SamplingOptions.of(options, exclude=tuple(sorted(known - {"ann€"})))
     rest = [name for chunk in sampler.sample_chunks(200 - len(first_round), masked, start=200) for name in chunk]
     assert names[len(first_round) :] == rest  # names 200 on of the masked request: after the one round's
-    monkeypatch.setattr(novelty, "MAX_EXCLUDE", 10)
+    from makemore.data.bounds import Bound
+    from makemore.runtime import options as options_module
+
+    monkeypatch.setitem(options_module.BOUNDS, "exclude", Bound(tuple, 0, 10))  # a known set past the bounds
     with pytest.raises(SamplingError, match="found only"):
         novelty.novel_names(sampler, 200, known, options)
 
