@@ -14,14 +14,13 @@ import functools
 import itertools
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from makemore.contract import ModelInfo, StepFn, empty_state
 from makemore.contract.signature import check_finite_logits, state_of
 from makemore.data import BOUNDARY, Vocab
 from makemore.runtime.chunks import ChunkDraws, ChunkSpan, chunk_labels, chunk_spans, request_seed
-from makemore.runtime.constraints import Automaton, compile_constraints
 from makemore.runtime.options import SamplingError, SamplingOptions, label_index
 from makemore.runtime.parallel import check_workers, ordered_map, usable_cores
 from makemore.runtime.scoring import (
@@ -34,6 +33,9 @@ from makemore.runtime.scoring import (
     step_word_nll,
     window_word_nll,
 )
+
+if TYPE_CHECKING:  # the constraints' module is imported by a constrained request only (mm-gen's cold start)
+    from makemore.runtime.constraints import Automaton
 
 
 class Decoder(Protocol):
@@ -354,7 +356,7 @@ def iter_sample_chunks(
     max_len = options.length(info, ceiling=info.longest_name)
     seed = request_seed(options.seed)
     label = options.label_index(info)
-    automaton = compile_constraints(options, info.vocab, max_len)
+    automaton = request_automaton(options, info, max_len)
 
     def names(span: ChunkSpan) -> list[str]:
         draws = ChunkDraws(seed, span)
@@ -367,6 +369,16 @@ def iter_sample_chunks(
 
     spans = chunk_spans(start, start + n, rows_per_decoder(info, max_len))
     return ordered_map(names, spans, busy_workers(workers, info, max_len, start, n))
+
+
+def request_automaton(options: SamplingOptions, info: ModelInfo, max_len: int) -> Automaton | None:
+    """The request's constraints compiled (runtime.constraints), or None for an unconstrained request (whose
+    sampling never imports that module)."""
+    if not options.constrained:
+        return None
+    from makemore.runtime.constraints import compile_constraints
+
+    return compile_constraints(options, info.vocab, max_len)
 
 
 def row_labels(info: ModelInfo, label: int | None, seed: int, span: ChunkSpan) -> tuple[np.ndarray, ...]:
