@@ -13,6 +13,7 @@ from makemore.data.bounds import SAMPLING, TRAINING, Bound
 from makemore.runtime.options import SamplingError, SamplingOptions, check_option
 from makemore.train.config import check_values
 from makemore.train.kinds import ConfigError
+from webfiles import site_info
 
 ROOT = Path(__file__).resolve().parents[1]
 VALUES = st.one_of(
@@ -62,20 +63,7 @@ def test_the_trainer_admits_exactly_what_the_table_admits(name: str, value: obje
 def test_the_page_reads_the_table_from_the_site_json() -> None:
     from makemore.runtime.web.site import MAX_COUNT, site_json
 
-    class Info:  # what site_json reads of a model's metadata
-        labelled = False
-        state, kind, vocab, block_size, max_len, longest_name, contract, metrics = (
-            None,
-            "mlp",
-            type("V", (), {"chars": "ab"}),
-            3,
-            9,
-            100_000,
-            "window",
-            {},
-        )
-
-    bounds = site_json(Info(), "0" * 64)["bounds"]  # type: ignore[arg-type]
+    bounds = site_json(site_info("mlp", block_size=3, longest_name=100_000), "0" * 64)["bounds"]  # type: ignore[arg-type]
     assert bounds == {"count": Bound(int, 1, MAX_COUNT).to_json(), **{k: b.to_json() for k, b in SAMPLING.items()}}
     assert bounds["seed"]["high"] == str(2**64 - 1)  # exact in JavaScript (BigInt of the digits)
     script = (ROOT / "runtime" / "web" / "static" / "options.js").read_text(encoding="utf-8")

@@ -18,6 +18,7 @@ from makemore.data.bounds import SAMPLING
 from makemore.runtime.chunks import CHUNK_SIZE, ChunkSpan, chunk_labels
 from makemore.runtime.options import SamplingError, SamplingOptions, label_index
 from nodejs import run_node
+from webfiles import Console, open_site
 
 QUICK_STEPS = {"mlp": 150, "gru": 100}  # tiny models: the tests compare names, not their quality
 
@@ -371,16 +372,6 @@ def label_sites(labelled, tmp_path_factory):
         yield port
 
 
-def open_page(browser, port: int, kind: str):
-    page = browser.new_page(viewport={"width": 900, "height": 700})
-    errors: list[str] = []
-    page.on("console", lambda message: message.type == "error" and errors.append(message.text))
-    page.on("pageerror", lambda err: errors.append(f"pageerror: {err}"))
-    page.goto(f"http://127.0.0.1:{port}/{kind}/")
-    page.wait_for_selector("body[data-state='ready']", timeout=60_000)
-    return page, errors
-
-
 def generate_on_page(page, fields: dict[str, str], label: str, count: int) -> list[str]:
     """Fill the form, choose `label` ("" for any), press Generate and read the names shown."""
     for field, value in fields.items():
@@ -423,7 +414,7 @@ def test_page_labels_give_mm_gens_names(browser, label_sites, labelled, kind) ->
     from makemore.runtime.onnx_sampler import OnnxSampler
 
     model, sampler = labelled[kind], OnnxSampler(labelled[kind])
-    page, errors = open_page(browser, label_sites, kind)
+    page, console = open_site(browser, label_sites, kind, height=700)
     assert page.is_visible("#label") and "3 labels" in page.inner_text("#model")
     values = page.eval_on_selector_all("#label option", "options => options.map((o) => o.value)")
     assert values == ["", *LABELS] and page.input_value("#label") == ""
@@ -461,7 +452,7 @@ def test_page_labels_give_mm_gens_names(browser, label_sites, labelled, kind) ->
         want = sampler.forward.step_fn(tokens, empty_state(sampler.info, 3), np.array(labels, dtype=np.int64))[0]
     assert got.shape == want.shape and np.abs(got - want).max() <= 1e-5
     page.close()
-    assert errors == []
+    assert console.errors == []
 
 
 @pytest.mark.browser
@@ -474,8 +465,7 @@ def test_mm_serve_web_switches_to_the_page_with_labels(browser, labelled) -> Non
     sampler = OnnxSampler(labelled["mlp"])
     with running_server(labelled["mlp"], "--web") as port:
         page = browser.new_page(viewport={"width": 900, "height": 620})
-        errors: list[str] = []
-        page.on("pageerror", lambda err: errors.append(f"pageerror: {err}"))
+        console = Console(page)
         page.goto(f"http://127.0.0.1:{port}/")
         page.wait_for_selector("#label-field:not([hidden])")
         values = page.eval_on_selector_all("#label option", "options => options.map((o) => o.value)")
@@ -497,4 +487,4 @@ def test_mm_serve_web_switches_to_the_page_with_labels(browser, labelled) -> Non
         names = page.evaluate("() => window.mmGenerate({count: '80', seed: '9', label: 'other', ends_with: 'e'})")
         assert names == sampler.sample(80, seed=9, label="other", ends_with="e")
         page.close()
-    assert errors == []
+    assert console.errors == []

@@ -16,6 +16,7 @@ from loopback import running_server, static_server
 from makemore.contract import empty_state
 from makemore.runtime.onnx_sampler import OnnxSampler
 from makemore.runtime.web.site import build_site
+from webfiles import Console, open_site
 
 SITES = {  # site name -> (kind, quantize)
     "mlp": ("mlp", None),
@@ -63,23 +64,6 @@ def served(site_models, tmp_path_factory):
     (root / "broken" / "model.onnx").write_bytes(b"this is not an ONNX model\n")
     with static_server(root) as port:
         yield port, root
-
-
-class Console:
-    """The page's console errors and uncaught exceptions."""
-
-    def __init__(self, page) -> None:
-        self.errors: list[str] = []
-        page.on("console", lambda message: message.type == "error" and self.errors.append(message.text))
-        page.on("pageerror", lambda err: self.errors.append(f"pageerror: {err}"))
-
-
-def open_site(browser, port: int, name: str, state: str = "ready"):
-    page = browser.new_page(viewport={"width": 900, "height": 620})
-    console = Console(page)
-    page.goto(f"http://127.0.0.1:{port}/{name}/")
-    page.wait_for_selector(f"body[data-state='{state}']", timeout=60_000)
-    return page, console
 
 
 def python_logits(sampler: OnnxSampler, rows: list[list[int]]) -> np.ndarray:

@@ -14,6 +14,7 @@ from makemore.runtime.constraints import compile_constraints
 from makemore.runtime.options import SamplingError, SamplingOptions
 from makemore.runtime.web.site import MAX_COUNT
 from nodejs import run_node
+from webfiles import open_site, site_info
 
 LIMITS = {"automaton_cells": AUTOMATON_CELLS, "automaton_work": AUTOMATON_WORK, "exclude_chars": MAX_EXCLUDE_CHARS}
 WALKS = 6  # random names walked through each automaton
@@ -222,12 +223,7 @@ def test_page_constraints_give_mm_gens_names(browser, model_files, tmp_path, kin
     sampler = OnnxSampler(model)
     exclude = sampler.sample(30, seed=4, min_len=4, ends_with="a")[:20]  # names it would otherwise draw
     with static_server(tmp_path) as port:
-        page = browser.new_page(viewport={"width": 900, "height": 700})
-        errors: list[str] = []
-        page.on("console", lambda message: message.type == "error" and errors.append(message.text))
-        page.on("pageerror", lambda err: errors.append(f"pageerror: {err}"))
-        page.goto(f"http://127.0.0.1:{port}/site/")
-        page.wait_for_selector("body[data-state='ready']", timeout=60_000)
+        page, console = open_site(browser, port, "site", height=700)
         fields = {"count": "40", "temperature": "0.9", "seed": "4", "min_len": "4", "max_len": "9"}
         fields |= {"ends_with": "a", "contains": "n", "exclude": "\n".join(exclude)}
         for field, value in fields.items():
@@ -271,7 +267,7 @@ def test_page_constraints_give_mm_gens_names(browser, model_files, tmp_path, kin
             raise AssertionError("Python sampled an impossible request")
         assert page.locator("#names li").all_inner_texts() == shown  # the names stay
         page.close()
-    assert errors == []
+    assert console.errors == []
 
 
 def test_the_page_reads_the_automatons_bounds_from_the_site_json() -> None:
@@ -279,20 +275,7 @@ def test_the_page_reads_the_automatons_bounds_from_the_site_json() -> None:
 
     from makemore.runtime.web.site import site_json
 
-    class Info:  # what site_json reads of a model's metadata
-        labelled = False
-        state, kind, vocab, block_size, max_len, longest_name, contract, metrics = (
-            None,
-            "gru",
-            type("V", (), {"chars": "ab"}),
-            1,
-            9,
-            77,
-            "window",
-            {},
-        )
-
-    meta = site_json(Info(), "0" * 64)  # type: ignore[arg-type]
+    meta = site_json(site_info("gru", block_size=1, longest_name=77), "0" * 64)  # type: ignore[arg-type]
     assert meta["limits"] == LIMITS and meta["longest_name"] == 77
     static = files("makemore.runtime.web").joinpath("static")
     script = static.joinpath("constraints.js").read_text(encoding="utf-8")

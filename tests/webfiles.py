@@ -1,4 +1,5 @@
-"""Helpers of mm-web's CLI tests: a stand-in onnxruntime-web dist folder and a snapshot of a folder tree."""
+"""Helpers of mm-web's tests: a stand-in onnxruntime-web dist folder, a snapshot of a folder tree, a stand-in of a
+model's metadata for the site JSON, and a page opened in the browser with its console watched."""
 
 from __future__ import annotations
 
@@ -24,3 +25,33 @@ def snapshot(root: Path) -> dict[str, bytes | None]:
     return {
         str(path.relative_to(root)): None if path.is_dir() else path.read_bytes() for path in sorted(root.rglob("*"))
     }
+
+
+def site_info(kind: str, block_size: int, longest_name: int, chars: str = "ab"):
+    """A stand-in of what site_json reads of a model's metadata (an unlabelled window model, max_len 9)."""
+
+    class Info:
+        labelled = False
+        state, vocab, max_len, contract, metrics = None, type("V", (), {"chars": chars}), 9, "window", {}
+
+    info = Info()
+    info.kind, info.block_size, info.longest_name = kind, block_size, longest_name
+    return info
+
+
+class Console:
+    """The page's console errors and uncaught exceptions."""
+
+    def __init__(self, page) -> None:
+        self.errors: list[str] = []
+        page.on("console", lambda message: message.type == "error" and self.errors.append(message.text))
+        page.on("pageerror", lambda err: self.errors.append(f"pageerror: {err}"))
+
+
+def open_site(browser, port: int, name: str, state: str = "ready", height: int = 620):
+    """The site served at /name/ on `port`, opened and waited for until its body's data-state is `state`."""
+    page = browser.new_page(viewport={"width": 900, "height": height})
+    console = Console(page)
+    page.goto(f"http://127.0.0.1:{port}/{name}/")
+    page.wait_for_selector(f"body[data-state='{state}']", timeout=60_000)
+    return page, console
