@@ -122,17 +122,19 @@ def masked_rest(
 ) -> Iterator[list[str]]:
     """The n names novel_name_chunks' rounds did not find, by masked decoding with `known` excluded (names the
     vocabulary cannot make are never drawn and left out); SamplingError when `known` passes the exclude bounds."""
+    from makemore.runtime.constraints import AutomatonTooBig  # (not imported by an unconstrained mm-gen)
+
     chars = set(sampler.info.vocab.chars)
     union = set(options.exclude) | {name for name in known if chars.issuperset(name)}
+    gave_up = SamplingError(f"found only {found} novel names in {MAX_NOVEL_ROUNDS} rounds of {found + n} samples")
     try:
-        exact = SamplingOptions.of(options, exclude=tuple(union))  # the exclude set's bounds are checked here
+        exact = SamplingOptions.of(options, exclude=tuple(union))  # the exclude set's bounds checked here
+    except SamplingError:
+        raise gave_up from None
+    try:
         chunks = sampler.sample_chunks(n, exact, start=start)  # ... and its automaton's size here
-    except SamplingError as err:
-        if err.field != "exclude" or "no name satisfies" in str(err):
-            raise
-        raise SamplingError(
-            f"found only {found} novel names in {MAX_NOVEL_ROUNDS} rounds of {found + n} samples"
-        ) from None
+    except AutomatonTooBig:
+        raise gave_up from None
     yield from chunks
 
 
