@@ -144,4 +144,5 @@ TRAINING: dict[str, Bound] = {
     "smoothing": Bound(float, 1e-12, 1e12, words="a number from 1e-12 to 1e12 (k > 0)"),
     "grad_clip": Bound(float, 0.0, None, low_open=True, words="a positive number"),
     "beta2": Bound(float, 0.0, 1.0, low_open=True, high_open=True, words="in (0, 1)"),
+    "ema": Bound(float, 0.0, 1.0, high_open=True, words="in [0, 1) (0: no average)"),
 }

@@ -125,6 +125,7 @@ SLOW_MODULES = {
 # Tests elsewhere that train a model of their own for seconds, or need a process of their own (memory, an
 # environment): module::function, every parameter of it.
 SLOW_TESTS = {
+    "test_averaging::test_the_average_is_kept_and_evaluated_and_never_steers_training",
     "test_train_cli::test_unusual_characters_end_to_end",
     "test_train_cli::test_resume_continues_training",
     "test_train_hardening::test_one_long_word_trains_a_sequence_kind_in_bounded_memory",

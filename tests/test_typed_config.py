@@ -19,7 +19,7 @@ from makemore.data import UserError
 from makemore.export.cli import main as export_main
 from makemore.train.checkpoint import CheckpointError, load_checkpoint, load_model
 from makemore.train.cli import main as train_main
-from makemore.train.config import DEFAULTS, PRESETS, make_config
+from makemore.train.config import DEFAULTS, make_config
 from makemore.train.config_types import (
     RECORD_KEYS,
     Config,
@@ -33,13 +33,13 @@ from makemore.train.plot_cli import main as plot_main
 # The flat configs' keys of each kind, as checkpoints of format 1 and the ONNX metadata have always held them.
 FLAT_KEYS = {
     "bigram": {"block_size", "smoothing"},
-    "bigram-nn": {"block_size", "steps", "lr", "optimizer", "weight_decay", "seed"},
+    "bigram-nn": {"block_size", "steps", "lr", "optimizer", "weight_decay", "seed", "ema"},
     "mlp": {"block_size", "n_embd", "n_hidden", "dropout", "steps", "batch_size", "lr", "optimizer", "weight_decay"}
-    | {"seed"},
+    | {"seed", "ema"},
     "wavenet": {"block_size", "n_embd", "n_hidden", "norm", "dropout", "steps", "batch_size", "lr", "optimizer"}
-    | {"weight_decay", "seed"},
+    | {"weight_decay", "seed", "ema"},
     "transformer": {"n_layer", "n_head", "n_embd", "dropout", "steps", "batch_size", "buckets", "lr", "warmup"}
-    | {"grad_clip", "beta2", "optimizer", "weight_decay", "seed"},
+    | {"grad_clip", "beta2", "optimizer", "weight_decay", "seed", "ema"},
 }
 for _cell in ("rnn", "gru", "lstm"):
     FLAT_KEYS[_cell] = (FLAT_KEYS["transformer"] - {"n_head"}) | {"n_hidden"}
@@ -58,6 +58,7 @@ FLAG_VALUES = {  # valid values of every flag make_config takes (a kind ignores 
     "warmup": st.integers(0, 1000),
     "grad_clip": st.floats(0.1, 10),
     "beta2": st.floats(0.5, 0.999),
+    "ema": st.floats(0, 0.9999),
     "lr": st.floats(1e-6, 1.0),
     "optimizer": st.sampled_from(["sgd", "adam", "adamw"]),
     "weight_decay": st.floats(0, 1),
@@ -134,12 +135,23 @@ def test_make_config_sets_what_the_kind_takes_and_keeps_the_rest(kind, given_val
     assert set(config.flat()) - set(RECORD_KEYS) - {"block_size"} == FLAT_KEYS[kind] - {"block_size"}
 
 
-@pytest.mark.parametrize("preset", PRESETS)
-def test_presets_are_typed_configs_of_their_values(preset) -> None:
-    config = make_config("mlp", preset)
-    assert config.flat() == {**DEFAULTS["mlp"].flat(), **PRESETS[preset]}
+PRESETS = [(kind, name) for kind, spec in KINDS.items() for name in spec.presets]
+
+
+@pytest.mark.parametrize(("kind", "preset"), PRESETS)
+def test_presets_are_typed_configs_of_their_values(kind, preset) -> None:
+    values = KINDS[kind].presets[preset]
+    config = make_config(kind, preset)
+    assert config.flat() == {**DEFAULTS[kind].flat(), **values}
     assert isinstance(config.train, TrainConfig)
-    assert config.train.steps == PRESETS[preset].get("steps", DEFAULTS["mlp"].train.steps)
+    assert config.train.steps == values.get("steps", DEFAULTS[kind].train.steps)
+
+
+def test_a_kind_without_presets_or_an_unknown_preset_is_one_error() -> None:
+    with pytest.raises(ConfigError, match="unknown preset 'best' for gru: it has none"):
+        make_config("gru", "best")
+    with pytest.raises(ConfigError, match="unknown preset 'fast' for transformer: choose one of default, best"):
+        make_config("transformer", "fast")
 
 
 def test_values_not_given_keep_the_defaults_of_each_kind() -> None:

@@ -11,8 +11,9 @@ from makemore.data.cli import INTERRUPTED
 from makemore.data.labels import LABELLED_HELP
 from makemore.data.reader import DATA_HELP
 from makemore.train.extra import run_training_cli
-from makemore.train.kinds import MODEL_KINDS
+from makemore.train.kinds import KINDS, MODEL_KINDS
 
+PRESETS_HELP = "; ".join(f"{name}: {', '.join(spec.presets)}" for name, spec in KINDS.items() if spec.presets)
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
 
 
@@ -33,7 +34,7 @@ def train_command(
     data: Annotated[Path | None, typer.Option(help=DATA_HELP)] = None,
     out: Annotated[Path, typer.Option(help="Checkpoint to write.")] = Path("model.pt"),
     resume: Annotated[Path | None, typer.Option(help="Continue training this checkpoint's weights.")] = None,
-    preset: Annotated[str | None, typer.Option(help="Named mlp config: default, context8, lecture.")] = None,
+    preset: Annotated[str | None, typer.Option(help=f"Named config of the kind: {PRESETS_HELP}.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed for initialisation and batches.")] = None,
     split_seed: Annotated[
         int | None,
@@ -65,6 +66,13 @@ def train_command(
     optimizer: Annotated[str | None, typer.Option(help="sgd, adam or adamw.")] = None,
     weight_decay: Annotated[float | None, typer.Option(help="Weight decay (L2).")] = None,
     smoothing: Annotated[float | None, typer.Option(help="Add-k smoothing of the counts (bigram).")] = None,
+    ema: Annotated[
+        float | None,
+        typer.Option(
+            help="Keep a moving average of the weights with this decay (e.g. 0.999) and make it the model"
+            " [default: 0, none]."
+        ),
+    ] = None,
     samples: Annotated[
         int, typer.Option(help="Names to print after training (0 to 10,000), each cut at 64 characters.")
     ] = 5,
@@ -108,6 +116,7 @@ def train_command(
             optimizer=optimizer,
             weight_decay=weight_decay,
             smoothing=smoothing,
+            ema=ema,
         ),
     )
     if not run_training(request):

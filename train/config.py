@@ -18,26 +18,6 @@ __all__ = ["RECORD_KEYS", "Config", "make_config"]
 # Each kind's default config (train/kinds.py). `steps`, `lr`, ... are what the CLI flags override.
 DEFAULTS: dict[str, Config] = {name: spec.defaults for name, spec in KINDS.items()}
 
-# Named MLP configs, each with the val loss it reached here (see the README's tables).
-PRESETS: dict[str, dict] = {
-    "default": {},  # val 2.0186, test 2.0330
-    # The best of docs/experiments.md's sweep: a longer context and a wider hidden layer.
-    # val 1.9978 (seed 1337), 2.0035 (seed 1); more steps overfit (val 2.0172 at 12,000).
-    "context8": {"block_size": 8, "n_hidden": 500, "steps": 8000},
-    # The lecture's recipe: plain SGD, lr 0.1 then 0.01, embedding 10, hidden 200, context 3.
-    # val 2.1077, test 2.1115 (the lecture: 2.17 with plain init, 2.10 with careful init); 93 s on one core.
-    "lecture": {
-        "block_size": 3,
-        "n_embd": 10,
-        "n_hidden": 200,
-        "optimizer": "sgd",
-        "lr": 0.1,
-        "batch_size": 32,
-        "steps": 200000,
-        "weight_decay": 0.0,
-    },
-}
-
 ARCHITECTURE_KEYS = ("block_size", "n_embd", "n_hidden", "norm", "n_layer", "n_head")  # fixed once a model is built
 
 # Ranges of the flags (data/bounds.py's table): beyond them a run cannot be meant (check_memory guards what is inside).
@@ -59,9 +39,11 @@ def make_config(kind: str, preset: str | None = None, /, **overrides: Any) -> Co
     """
     config = kind_spec(kind).defaults
     if preset is not None:
-        if kind != "mlp" or preset not in PRESETS:
-            raise ConfigError(f"unknown preset {preset!r} for {kind}: choose one of {', '.join(PRESETS)}")
-        config = config.replace(**PRESETS[preset])
+        presets = kind_spec(kind).presets
+        if preset not in presets:
+            choices = f"choose one of {', '.join(presets)}" if presets else "it has none"
+            raise ConfigError(f"unknown preset {preset!r} for {kind}: {choices}")
+        config = config.replace(**presets[preset])
     given = {k: v for k, v in overrides.items() if v is not None}
     check_values(given)
     config = config.replace(**{k: v for k, v in given.items() if k in config.settable()})

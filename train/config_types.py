@@ -107,6 +107,7 @@ class TrainConfig:
     warmup: int | None = None  # linear warm-up steps (None: none)
     grad_clip: float | None = None  # gradient norm clipping (None: none)
     beta2: float | None = None  # AdamW's beta2 (None: torch's 0.999)
+    ema: float = 0.0  # decay of the weights' moving average that becomes the model (0: none; train/averaging.py)
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,7 @@ class KindSpec:
     Config (ConfigError). `embedding_table`: the state_dict name of the character embeddings (None: the kind has none).
     `counted`: fitted by counting pairs, not by gradient descent (its memory is the counts, not a batch's).
     `quick`: overrides of `defaults` that train it in seconds, for the tests.
+    `presets`: named overrides of `defaults` (`mm-train KIND --preset NAME`), each with what it reached here.
     """
 
     name: str
@@ -73,6 +74,7 @@ class KindSpec:
     embedding_table: str | None = "embedding.weight"
     counted: bool = False
     quick: Mapping[str, Any] = field(default_factory=dict)
+    presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @property
     def contract(self) -> str:
@@ -270,6 +272,26 @@ SPECS = (
         params=_mlp_params,
         activations=_mlp_activations,
         quick={"steps": 400, "n_hidden": 64},
+        presets=MappingProxyType(
+            {
+                "default": {},  # val 2.0186, test 2.0330
+                # The best of docs/experiments.md's sweep: a longer context and a wider hidden layer.
+                # val 1.9978 (seed 1337), 2.0035 (seed 1); more steps overfit (val 2.0172 at 12,000).
+                "context8": {"block_size": 8, "n_hidden": 500, "steps": 8000},
+                # The lecture's recipe: plain SGD, lr 0.1 then 0.01, embedding 10, hidden 200, context 3.
+                # val 2.1077, test 2.1115 (the lecture: 2.17 with plain init, 2.10 with careful init); 93 s on one core.
+                "lecture": {
+                    "block_size": 3,
+                    "n_embd": 10,
+                    "n_hidden": 200,
+                    "optimizer": "sgd",
+                    "lr": 0.1,
+                    "batch_size": 32,
+                    "steps": 200000,
+                    "weight_decay": 0.0,
+                },
+            }
+        ),
     ),
     # The lecture's hierarchical MLP, wider and with dropout: val 1.970 here in 271 s of one core (the
     # lecture's n_embd 24, n_hidden 128, 76,579 parameters, no dropout, 20000 steps: val 1.987 in 110 s).
@@ -307,6 +329,11 @@ SPECS = (
         check=_check_transformer,
         embedding_table="token_embedding.weight",
         quick={"steps": 200, "n_layer": 2, "n_head": 4, "n_embd": 32, "batch_size": 64, "warmup": 20},
+        # "best": the recipe of the best figures reported for names.txt at this size (dropout 0.2, about 4x
+        # makemore.py's steps), with the weights' moving average as the model. Its runs: docs/results.md.
+        presets=MappingProxyType(
+            {"default": {}, "best": {"dropout": 0.2, "steps": 40000, "warmup": 1000, "ema": 0.9995}}
+        ),
     ),
     _recurrent("rnn", "embedding, torch's nn.RNN, linear head"),
     _recurrent("gru", "embedding, torch's nn.GRU, linear head"),

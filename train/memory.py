@@ -113,7 +113,8 @@ def estimate(
     else:
         train = config.train
         states = {"sgd": 0, "adam": 2, "adamw": 2}[train.optimizer if train else "adamw"]
-        model = params * FLOAT * (4 + states)  # weights, gradients, state, the checkpoint's copy
+        averages = 2 if train and train.ema else 0  # the weights' average, and their copy while it is evaluated
+        model = params * FLOAT * (4 + states + averages)  # weights, gradients, state, the checkpoint's copy
         rows = (train and train.batch_size) or split_sizes.get("train", 0)  # no batch size: full batch
     floats = activation_floats(kind, vocab_size, config)
     batch = rows * (2 * floats * FLOAT + 2 * (block + 1) * INDEX)

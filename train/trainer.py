@@ -13,6 +13,7 @@ import torch
 from makemore.data import DatasetError, Split, Tokens, UserError, Vocab, vocab_problem
 from makemore.data.rows import Rows, subset
 from makemore.data.tokens import bigram_counts, tokenize_split
+from makemore.train.averaging import WeightAverage
 from makemore.train.config import with_block_size
 from makemore.train.config_types import BigramConfig, Config, TrainConfig, known
 from makemore.train.device import model_device, to_device
@@ -200,6 +201,7 @@ def _gradient_descent(
     else:
         full_batch = tuple(map(torch.from_numpy, train_rows.take(np.arange(len(train_rows)))))
     optimizer = make_optimizer(model, config)
+    average = WeightAverage(model, config.ema) if config.ema else None
     eval_every = max(1, steps // EVAL_POINTS)
     log_every = max(1, steps // 500)
     model.train()
@@ -218,12 +220,14 @@ def _gradient_descent(
             if config.grad_clip:
                 nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
+            if average is not None:
+                average.update(model)
             if step % log_every == 0:
                 history["step"].append(step)
                 history["train_loss"].append(loss_value)
             if (step + 1) % eval_every == 0 or step + 1 == steps:
                 val_started = time.perf_counter()
-                val_loss = ranks.from_main(lambda: evaluate_rows(model, data["val"], val_subset, chunk)[0])
+                val_loss = ranks.from_main(lambda: _val_loss(model, average, data["val"], val_subset, chunk))
                 val_seconds += time.perf_counter() - val_started
                 if not math.isfinite(val_loss):
                     raise diverged(step + 1, "val loss", val_loss)
@@ -231,5 +235,19 @@ def _gradient_descent(
                 history["val_loss"].append(val_loss)
             on_step(Progress(step + 1, steps, loss_value))
     except KeyboardInterrupt:
-        return step, True, val_seconds
-    return steps, False, val_seconds
+        interrupted = True
+    else:
+        step, interrupted = steps, False
+    if average is not None:
+        average.copy_to(model)  # the average is the trained model
+    return step, interrupted, val_seconds
+
+
+def _val_loss(
+    model: nn.Module, average: WeightAverage | None, rows: Rows, chosen: np.ndarray | None, chunk: int
+) -> float:
+    """The val loss of what training would keep now: the model, or its weight average."""
+    if average is None:
+        return evaluate_rows(model, rows, chosen, chunk)[0]
+    with average.applied(model):
+        return evaluate_rows(model, rows, chosen, chunk)[0]
