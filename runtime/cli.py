@@ -1,7 +1,5 @@
 """mm-gen and mm-eval: sample and score a makemore ONNX model, torch-free."""
 
-from __future__ import annotations
-
 import json
 import sys
 from collections.abc import Iterable
