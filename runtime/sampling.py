@@ -203,8 +203,8 @@ def draw(weights: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
         np.add(cdf[ix], cdf[ix - 1], out=cdf[ix])
     total = cdf[-1]
     threshold = np.minimum((uniforms * total).astype(cdf.dtype), np.nextafter(total, 0))
-    below = (cdf <= threshold).view(np.uint8)  # counted in the narrowest type that holds len(cdf): a bool sum
-    picks: np.ndarray = np.add.reduce(below, axis=0, dtype=count_dtype(len(cdf))).astype(np.int64)  # is 5x slower
+    below = (cdf <= threshold).view(np.uint8)  # counted in the narrowest type that holds len(cdf): summing the
+    picks: np.ndarray = np.add.reduce(below, axis=0, dtype=count_dtype(len(cdf))).astype(np.int64)  # bools, 6x slower
     return picks
 
 
