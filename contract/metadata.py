@@ -10,8 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
 from makemore.data import MAX_VOCAB, SEED_MAX, UserError, Vocab, vocab_problem
-from makemore.data.bounds import MAX_LEN_LIMIT
-from makemore.data.labels import MAX_LABELS, label_problem
+from makemore.data.bounds import MAX_LABELS, MAX_LEN_LIMIT
 
 CHECKPOINT_FORMAT_VERSION = 2  # model.pt (2: a nested, typed config; train/checkpoint.py reads 1 too)
 ONNX_FORMAT_VERSION = 1  # model.onnx (its metadata_props)
@@ -336,6 +335,16 @@ def parse_labels(text: str, source: str) -> dict[str, tuple[Any, ...]]:
     return {"labels": tuple(names), "label_counts": tuple(counts)}
 
 
+def first_label_problem(names: tuple[object, ...]) -> str | None:
+    """The first of `names` data.labels.label_problem refuses, or None (an unlabelled model's none: that module,
+    which the runtime needs for labelled models only, is not imported at mm-gen's cold start)."""
+    if not names:
+        return None
+    from makemore.data.labels import label_problem
+
+    return next((problem for problem in map(label_problem, names) if problem is not None), None)
+
+
 def check_labels(names: object, counts: object, source: str) -> None:
     """Labels: 0 to MAX_LABELS distinct names (each as data.labels.label_problem allows) and as many counts,
     whole numbers >= 0 with a positive sum (a label is drawn from them); ModelFileError otherwise."""
@@ -343,7 +352,7 @@ def check_labels(names: object, counts: object, source: str) -> None:
         raise ModelFileError(f"{source}: labels must be at most {MAX_LABELS:,} names")
     if len(counts) != len(names):
         raise ModelFileError(f"{source}: labels need one count per name ({len(names)}), got {len(counts)}")
-    problem = next((label_problem(name) for name in names if label_problem(name) is not None), None)
+    problem = first_label_problem(names)
     if problem is not None or len(set(names)) != len(names):
         raise ModelFileError(f"{source}: labels must be distinct names ({problem or 'one is repeated'})")
     if not all(is_int(c) and 0 <= c <= 2**63 - 1 for c in counts) or (names and sum(counts) == 0):

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from makemore.data.dataset import SEED_MAX
-from makemore.data.labels import MAX_LABEL_LEN, MAX_LABELS
 
 MAX_LEN_LIMIT = 100_000  # characters in one name: beyond it, a request or a file is a mistake
+MAX_LABELS = 10_000  # distinct labels a file (so a model) may hold
+MAX_LABEL_LEN = 64  # characters of one label
 MAX_WORKERS = 1024  # threads one request may ask for (fewer run: see runtime.sampling.busy_workers)
 MAX_REGEX = 200  # characters of a `match` regular expression ...
 MAX_REGEX_STATES = 4096  # ... and states of each automaton interegular builds for it (its DFA and its parts) ...

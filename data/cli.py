@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import os
 import sys
@@ -54,13 +55,24 @@ def escape_unencodable() -> None:
                 pass
 
 
+def freeze_imports() -> None:
+    """Move every object alive now (the modules, classes and functions of the imports) out of the garbage
+    collector's sight, once a process: none of them is ever garbage, yet every full collection walked them all,
+    the one at the interpreter's exit included (about 20 ms of mm-gen's cold start). What the command makes
+    afterwards is collected as usual."""
+    if gc.get_freeze_count() == 0:  # once: a process running several commands (the tests) freezes only its first
+        gc.freeze()
+
+
 def run_cli(app: Callable[..., object]) -> None:
     """Run a typer app: usage errors, UserError, Ctrl-C and a failing stdout become one line on stderr, never
     a traceback. A reader that goes away (`mm-gen | head`) ends the command quietly (click's rule: status 1).
-    Characters that stdout's encoding cannot hold are printed as backslash escapes (escape_unencodable).
+    Characters that stdout's encoding cannot hold are printed as backslash escapes (escape_unencodable). The
+    imports' objects are frozen first (freeze_imports).
     """
     import typer
 
+    freeze_imports()
     escape_unencodable()
     try:
         status = app(standalone_mode=False)  # click's errors come to us instead of its multi-line usage text

@@ -15,13 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from makemore.data.bounds import MAX_LABEL_LEN, MAX_LABELS
 from makemore.data.dataset import DEFAULT_FRACTIONS, Vocab, check_usable, split_order
 from makemore.data.errors import DatasetError
 from makemore.data.reader import MAX_TEXT_BYTES, READ_BYTES, Block, check_vocab_size, data_blocks, is_name_char
 from makemore.data.tokens import Tokens, tokenize
 
-MAX_LABELS = 10_000  # distinct labels a file (so a model) may hold
-MAX_LABEL_LEN = 64  # characters of one label
 LABELLED_HELP = "The data file's lines are label<TAB>item: train a conditional model (see docs/labels.md)."
 
 

@@ -10,6 +10,7 @@ apply too). Errors are one-line DatasetErrors naming the line.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import stat
@@ -41,11 +42,37 @@ def is_line_break(ch: str) -> bool:
 
 
 # Every code point that str.strip() removes (str.isspace); none lies above U+3000 (a test holds this).
-# The last entry stands for every code point above U+3000: no whitespace.
-SPACE = np.array([chr(c).isspace() for c in range(0x3002)], dtype=bool)
+# The last entry stands for every code point above U+3000: no whitespace. Built on first use (reading data), not
+# at import: the runtime's commands import this module and never read data at their cold start.
+SPACE_CODES = 0x3002
+
+
+@functools.cache
+def space_table() -> np.ndarray:
+    """SPACE: bool [SPACE_CODES], whether str.strip() removes each code point (numpy's isspace is str.isspace)."""
+    table: np.ndarray = np.strings.isspace(np.arange(SPACE_CODES, dtype=np.uint32).view("<U1"))
+    return table
+
+
 # Every code point no name may contain below len(SPACE): NUL and the line breaks (all whitespace, none above
 # U+3000: a test holds this); lone surrogates lie above and never come out of a strict UTF-8 decode.
-NOT_NAME = np.array([c == 0 or is_line_break(chr(c)) for c in range(len(SPACE))], dtype=bool)
+@functools.cache
+def not_name_table() -> np.ndarray:
+    """NOT_NAME: bool [SPACE_CODES], whether a name may not contain each code point (NUL, the line breaks)."""
+    table = np.zeros(SPACE_CODES, dtype=bool)
+    table[0] = True
+    for code in np.flatnonzero(space_table()):  # a few dozen code points
+        table[code] = is_line_break(chr(code))
+    return table
+
+
+def __getattr__(name: str) -> np.ndarray:
+    """SPACE and NOT_NAME, the tables above, as module attributes (built on first use)."""
+    if name == "SPACE":
+        return space_table()
+    if name == "NOT_NAME":
+        return not_name_table()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def is_text(text: str) -> bool:
@@ -277,7 +304,8 @@ def block_words(block: Block, path: Path) -> tuple[np.ndarray, np.ndarray]:
     character no name may contain inside a word (a CR, U+2028, ...) is a DatasetError naming its line.
     """
     codes = block.codes
-    space = SPACE[codes] if codes.dtype == np.uint8 else SPACE[np.minimum(codes, len(SPACE) - 1)]
+    table = space_table()
+    space = table[codes] if codes.dtype == np.uint8 else table[np.minimum(codes, len(table) - 1)]
     solid = np.flatnonzero(~space)  # every code point that is no whitespace
     if solid.size == 0:
         return codes[:0], np.zeros(0, dtype=np.int64)
@@ -296,8 +324,9 @@ def block_words(block: Block, path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def _refuse_bad_chars(codes: np.ndarray, kept: np.ndarray, line: int, path: Path) -> None:
     """DatasetError naming the line and the first character of a word that no name may contain, if any."""
-    table = codes if codes.dtype == np.uint8 else np.minimum(codes, len(NOT_NAME) - 1)
-    bad = np.flatnonzero(NOT_NAME[table] & kept)
+    not_name = not_name_table()
+    table = codes if codes.dtype == np.uint8 else np.minimum(codes, len(not_name) - 1)
+    bad = np.flatnonzero(not_name[table] & kept)
     if bad.size:
         at = int(bad[0])
         number = line + int(np.count_nonzero(codes[:at] == ord("\n")))

@@ -1,23 +1,24 @@
 """mm-gen and mm-eval: sample and score a makemore ONNX model, torch-free."""
 
-from __future__ import annotations
-
 import json
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, TextIO
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 from makemore.data import UserError
 from makemore.data.bounds import MAX_EXCLUDE, MAX_EXCLUDE_CHARS, MAX_REGEX
 from makemore.data.cli import run_cli, stdout
-from makemore.data.labels import LabelledWords
 from makemore.data.reader import DATA_HELP
 from makemore.runtime.options import SamplingOptions
 from makemore.runtime.parallel import check_workers, usable_cores
 from makemore.runtime.pretrained import MODEL_HELP, model_or_pretrained
 from makemore.runtime.sampling import KeptMass, Sampler
+
+if TYPE_CHECKING:  # the labelled data's module is imported by a conditional model's request only
+    from makemore.data.labels import LabelledWords
+    from makemore.runtime.novelty import NoveltyCounter
 
 gen_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
 eval_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
@@ -104,7 +105,6 @@ def gen_command(
 ) -> None:
     from makemore.data import read_lines
     from makemore.runtime.chunks import parse_shard, shard_range
-    from makemore.runtime.novelty import NoveltyCounter, format_novelty, model_split, novel_name_chunks
     from makemore.runtime.onnx_sampler import OnnxSampler
 
     check_beam_flags(beam, novel_vs, shard, stats)
@@ -137,17 +137,28 @@ def gen_command(
         write_scored(stdout(), found, form)
         return
     out = stdout()
-    counter = NoveltyCounter(model_split(sampler.info, model_words(sampler, data))) if stats else None
+    counter = novelty_counter(sampler, data) if stats else None
     mass = KeptMass() if stats and options.constrained else None
     if novel_vs is None:
         chunks = sampler.sample_chunks(stop - start, options, start=start, mass=mass)
     else:
+        from makemore.runtime.novelty import novel_name_chunks
+
         chunks = novel_name_chunks(sampler, n, set(read_lines(novel_vs)), options)
     write_names(out, counter.passing(chunks) if counter else chunks, form)
     if counter is not None:
+        from makemore.runtime.novelty import format_novelty
+
         print(format_novelty(counter.stats), file=sys.stderr)
     if mass is not None and mass.share is not None:
         print(f"constraints keep ~{mass.share:.3g} of the model's distribution (importance estimate)", file=sys.stderr)
+
+
+def novelty_counter(sampler: Sampler, data: Path | None) -> "NoveltyCounter":
+    """--stats' counter of the names in train, in val/test and new (runtime.novelty: imported by --stats only)."""
+    from makemore.runtime.novelty import NoveltyCounter, model_split
+
+    return NoveltyCounter(model_split(sampler.info, model_words(sampler, data)))
 
 
 def check_beam_flags(beam: int | None, novel_vs: Path | None, shard: str | None, stats: bool) -> None:
@@ -199,7 +210,7 @@ def model_words(sampler: Sampler, data: Path | None) -> list[str]:
     return words
 
 
-def labelled_data(sampler: Sampler, data: Path | None) -> LabelledWords:
+def labelled_data(sampler: Sampler, data: Path | None) -> "LabelledWords":
     """A conditional model's data file (label<TAB>item lines; --data is required), with the same warning."""
     from makemore.data.labels import read_labelled
 

