@@ -108,9 +108,9 @@ def test_a_command_freezes_the_imports_once_a_process(monkeypatch) -> None:
     run_cli(app)
     frozen = gc.get_freeze_count()
     assert frozen > 0
-    run_cli(app)  # a second command in the same process freezes nothing more
+    run_cli(app)  # a second command in the same process freezes nothing more (frozen objects freed since drop out)
     freeze_imports()
-    assert gc.get_freeze_count() == frozen
+    assert gc.get_freeze_count() <= frozen
     made.clear()  # the second command's cycle, made after the freeze, is garbage a collection finds
     assert gc.collect() >= 1
 
