@@ -38,14 +38,14 @@ class MultiHeadAttentionOp(torch.autograd.Function):
     """reference_attention in torch; com.microsoft MultiHeadAttention (unidirectional) in the exported graph."""
 
     @staticmethod
-    def forward(ctx, q, k, v, past_key, past_value, n_head: int):  # type: ignore[override]  # torch's Function API
+    def forward(ctx, q, k, v, past_key, past_value, n_head: int, head_dim: int):  # type: ignore[override]  # torch's
         return reference_attention(q, k, v, past_key, past_value, n_head)
 
     @staticmethod
-    def symbolic(g, q, k, v, past_key, past_value, n_head: int):  # type: ignore[no-untyped-def]  # exporter's API
+    def symbolic(g, q, k, v, past_key, past_value, n_head: int, head_dim: int):  # type: ignore[no-untyped-def]
         none = g.op("prim::Constant")  # an absent optional input (bias, key_padding_mask, attention_bias)
         none.setType(torch._C.OptionalType.ofTensor())
-        return g.op(
+        outputs = g.op(
             f"{DOMAIN}::MultiHeadAttention",
             q,
             k,
@@ -59,6 +59,11 @@ class MultiHeadAttentionOp(torch.autograd.Function):
             unidirectional_i=1,
             outputs=3,
         )
+        # the exporter cannot infer a contrib op's outputs (it warns on stderr): their types, batch and positions free
+        outputs[0].setType(q.type().with_sizes([None, None, n_head * head_dim]))
+        for output, past in zip(outputs[1:], (past_key, past_value), strict=True):
+            output.setType(past.type().with_sizes([None, n_head, None, head_dim]))
+        return outputs
 
 
 class FusedSelfAttention(torch.nn.Module):
@@ -66,14 +71,14 @@ class FusedSelfAttention(torch.nn.Module):
 
     def __init__(self, attn: CausalSelfAttention) -> None:
         super().__init__()
-        self.n_head, self.qkv, self.proj = attn.n_head, attn.qkv, attn.proj
+        self.n_head, self.head_dim, self.qkv, self.proj = attn.n_head, attn.head_dim, attn.qkv, attn.proj
 
     def forward(
         self, x: torch.Tensor, mask: torch.Tensor, past_key: torch.Tensor, past_value: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """As CausalSelfAttention.forward (`mask` unused: the op is causal itself)."""
         q, k, v = self.qkv(x).chunk(3, dim=-1)
-        out, key, value = MultiHeadAttentionOp.apply(q, k, v, past_key, past_value, self.n_head)
+        out, key, value = MultiHeadAttentionOp.apply(q, k, v, past_key, past_value, self.n_head, self.head_dim)
         return self.proj(out), key, value
 
 
