@@ -82,8 +82,9 @@ def main() -> None:
     args = parser.parse_args()
     before = load_average()
     rows = [compare(kind, Path(old), Path(new), args) for kind, old, new in args.pair]
-    print(f"n = {args.n:,}, one worker, {args.pairs} interleaved pairs, medians; load average {before} -> {load_average()}")
-    print("\n| kind | old names/s | new names/s | ratio | old names/CPU-s | new names/CPU-s | ratio | names that differ |")
+    print(f"n = {args.n:,}, one worker, {args.pairs} interleaved pairs, medians; load {before} -> {load_average()}")
+    columns = ["kind", "old names/s", "new names/s", "ratio", "old names/CPU-s", "new names/CPU-s", "ratio", "differ"]
+    print("\n| " + " | ".join(columns) + " |")
     print("|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
 

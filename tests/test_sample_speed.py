@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from makemore.contract import CONTEXT, PAST
 from makemore.export import attention, onnx_export
-from makemore.export.attention import FusedSelfAttention, fused_attention, reference_attention
+from makemore.export.attention import FusedSelfAttention, fused_attention
 from makemore.runtime import sampling
 from makemore.runtime.onnx_sampler import OnnxSampler, open_session, session_options
 from makemore.train.models import CausalSelfAttention
