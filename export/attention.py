@@ -38,11 +38,11 @@ class MultiHeadAttentionOp(torch.autograd.Function):
     """reference_attention in torch; com.microsoft MultiHeadAttention (unidirectional) in the exported graph."""
 
     @staticmethod
-    def forward(ctx, q, k, v, past_key, past_value, n_head: int, head_dim: int):  # type: ignore[override]  # torch's
+    def forward(ctx, q, k, v, past_key, past_value, n_head: int, head_dim: int):  # torch.autograd.Function's API
         return reference_attention(q, k, v, past_key, past_value, n_head)
 
     @staticmethod
-    def symbolic(g, q, k, v, past_key, past_value, n_head: int, head_dim: int):  # type: ignore[no-untyped-def]
+    def symbolic(g, q, k, v, past_key, past_value, n_head: int, head_dim: int):  # the exporter's API
         none = g.op("prim::Constant")  # an absent optional input (bias, key_padding_mask, attention_bias)
         none.setType(torch._C.OptionalType.ofTensor())
         outputs = g.op(
@@ -88,5 +88,7 @@ def fused_attention(model: SequenceModel) -> SequenceModel:
         return model
     fused = copy.deepcopy(model)
     for block in fused.blocks:
-        block.attn = FusedSelfAttention(block.attn)  # type: ignore[assignment]  # the same call and results
+        attn = block.get_submodule("attn")
+        if isinstance(attn, CausalSelfAttention):
+            block.attn = FusedSelfAttention(attn)  # the same call, the same results
     return fused
