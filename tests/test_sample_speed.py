@@ -12,7 +12,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from makemore.contract import CONTEXT, PAST
+from makemore.contract import PAST, TOKENS
 from makemore.export import attention, onnx_export
 from makemore.export.attention import FusedSelfAttention, fused_attention
 from makemore.runtime import sampling
@@ -102,7 +102,9 @@ def test_the_transformer_file_attends_with_one_fused_node_per_layer(model_files)
     cache_outputs = {t.output for t in sampler.info.state.tensors}
     made_by = {out: node.op_type for node in model.graph.node for out in node.output}
     assert {made_by[name] for name in cache_outputs} == {"MultiHeadAttention"}
-    assert all(PAST in t.shape for t in sampler.info.state.tensors) and CONTEXT not in made_by
+    inputs = [i.name for i in model.graph.input]
+    assert inputs == [TOKENS, *(t.input for t in sampler.info.state.tensors)]
+    assert all(PAST in t.shape for t in sampler.info.state.tensors)
 
 
 def test_other_kinds_are_exported_as_they_were(model_files) -> None:
