@@ -20,6 +20,7 @@ from makemore.contract import LABEL, PAST, TOKENS, ModelInfo, empty_state
 from makemore.contract import LOGITS as OUTPUT_NAME
 from makemore.contract.signature import StepFn, state_of
 from makemore.data import BOUNDARY, UserError, atomic_write, check_output_path, first_line
+from makemore.export.attention import CUSTOM_OPSETS, fused_attention
 from makemore.runtime.onnx_sampler import open_session, session_forward
 from makemore.runtime.sampling import StepForward
 from makemore.train.checkpoint import load_checkpoint, load_model, model_info
@@ -74,9 +75,16 @@ def to_onnx_bytes(model: torch.nn.Module, vocab_size: int, block_size: int, opse
 
 
 def trace_to_onnx(
-    module: torch.nn.Module, example: tuple, inputs: list[str], outputs: list[str], axes: dict, opset: int
+    module: torch.nn.Module,
+    example: tuple,
+    inputs: list[str],
+    outputs: list[str],
+    axes: dict,
+    opset: int,
+    custom_opsets: dict[str, int] | None = None,
 ) -> bytes:
-    """torch.onnx.export with the TorchScript exporter into memory: one protobuf, weights inside."""
+    """torch.onnx.export with the TorchScript exporter into memory: one protobuf, weights inside (`custom_opsets`:
+    the versions of the other domains the graph uses)."""
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notices
@@ -90,6 +98,7 @@ def trace_to_onnx(
             dynamic_axes=axes,
             opset_version=opset,
             do_constant_folding=True,
+            custom_opsets=custom_opsets,
         )
     return buffer.getvalue()
 
@@ -112,8 +121,9 @@ def to_step_onnx_bytes(model: torch.nn.Module, info: ModelInfo, opset: int) -> b
     """Serialize a sequence model's `step`: tokens int64 [batch, steps] + state -> logits [batch, steps, V] + state.
 
     The same TorchScript exporter as the window models: the key/value cache and the recurrent state are
-    plain inputs and outputs, so it expresses them without custom ops. The example has 2 rows, 3 steps and
-    a past of 2, so no axis is specialised; batch, steps and past are dynamic axes.
+    plain inputs and outputs. A transformer's attention becomes onnxruntime's fused MultiHeadAttention
+    (export/attention.py), which takes and returns the caches in the same layout. The example has 2 rows, 3 steps
+    and a past of 2, so no axis is specialised; batch, steps and past are dynamic axes.
     """
     tensors = state_of(info).tensors
     example_tokens = torch.randint(0, info.vocab.size, (2, 3), dtype=torch.int64)
@@ -127,7 +137,8 @@ def to_step_onnx_bytes(model: torch.nn.Module, info: ModelInfo, opset: int) -> b
         grown = {t.shape.index(PAST): "past_and_steps"} if PAST in t.shape else {}
         axes[t.input] = {t.batch_axis: "batch", **past}
         axes[t.output] = {t.batch_axis: "batch", **grown}
-    graph = StepGraph(sequence_model(model), info.labelled).eval()  # a fresh module trains: export would leave it so
+    graph = StepGraph(fused_attention(sequence_model(model)), info.labelled).eval()  # a fresh module trains: export
+    # would leave it so
     return trace_to_onnx(
         graph,
         (example_tokens, *labels, *example_state),
@@ -135,6 +146,7 @@ def to_step_onnx_bytes(model: torch.nn.Module, info: ModelInfo, opset: int) -> b
         [OUTPUT_NAME, *(t.output for t in tensors)],
         axes,
         opset,
+        CUSTOM_OPSETS,
     )
 
 

@@ -34,8 +34,10 @@ def session_options() -> ort.SessionOptions:
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     options.log_severity_level = 4  # fatal only: onnxruntime never prints its own error lines (we report errors)
-    options.enable_cpu_mem_arena = False  # buffers go back to malloc after each call: a server's big request
-    # leaves no arena behind (sampling speed measured the same within noise)
+    options.enable_cpu_mem_arena = True  # the arena reuses its buffers from call to call: without it every call
+    # malloc'ed and freed its outputs and activations (MBs for a step model's rows), which cost a gru 1.4x its CPU
+    # time per name (an mlp: the same within noise); the arena holds the largest call's buffers, which the
+    # decoders' row bounds (runtime.sampling: DECODER_BYTES, IN_FLIGHT_BYTES) bound whatever the request's n
     options.enable_mem_pattern = False  # a memory pattern is one block per input shape, and sampling calls the
     # model with every batch size from 4,096 down to 1: without the arena each call malloc'ed and freed a block of
     # a new size, which fragmented glibc's heap (1M names: 150 MB of free heap kept resident, peak RSS 215 MB,

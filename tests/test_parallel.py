@@ -78,11 +78,11 @@ def test_a_big_step_model_runs_its_chunks_in_pieces_with_the_same_names(model_fi
     runs as several pieces of fewer rows, and gives the names of one decoder per chunk."""
     from makemore.runtime import sampling
 
-    monkeypatch.setattr(sampling, "PIECE_ROWS", CHUNK_SIZE)
+    monkeypatch.setattr(sampling, "STEP_PIECE_ROWS", CHUNK_SIZE)
 
     path, n = model_files["transformer"][1], CHUNK_SIZE + 50
     monkeypatch.setattr(sampling, "DECODER_BYTES", 1 << 40)
-    assert sampling.rows_per_decoder(OnnxSampler(path).info, 16) == sampling.PIECE_ROWS
+    assert sampling.rows_per_decoder(OnnxSampler(path).info, 16) == sampling.STEP_PIECE_ROWS
     whole = OnnxSampler(path).sample(n, seed=4)
     monkeypatch.setattr(sampling, "DECODER_BYTES", 100_000)
     assert 1 < sampling.rows_per_decoder(OnnxSampler(path).info, 16) < 300

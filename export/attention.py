@@ -1,0 +1,94 @@
+"""A transformer's attention exported as onnxruntime's fused com.microsoft MultiHeadAttention (export only).
+
+torch's own graph of the attention (a Concat per cache, two batched MatMuls of a few positions each, a mask, a
+Softmax) ran at a few percent of a core's GEMM speed when sampling: thousands of tiny matrices per call. The
+contrib op takes the same key/value cache layout ([B, n_head, past, head_dim], the step contract's) as its
+past_key/past_value and returns the grown caches as present_key/present_value, so the file's inputs, outputs and
+metadata do not change; `unidirectional` is the causal mask (query i sees keys <= past + i). onnxruntime's CPU
+kernels and onnxruntime-web's WebAssembly build both run it.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+from makemore.train.models import CausalSelfAttention, SequenceModel, Transformer
+
+DOMAIN = "com.microsoft"
+CUSTOM_OPSETS = {DOMAIN: 1}
+
+
+def reference_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, past_key: torch.Tensor, past_value: torch.Tensor, n_head: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """What the fused op computes: q, k, v [B, T, C] and caches [B, H, past, D] -> (out [B, T, C], caches grown by T),
+    the causal softmax attention of CausalSelfAttention (whose numbers the export is verified against)."""
+    heads = [t.unflatten(-1, (n_head, t.shape[-1] // n_head)).transpose(1, 2) for t in (q, k, v)]
+    key, value = torch.cat([past_key, heads[1]], dim=2), torch.cat([past_value, heads[2]], dim=2)
+    past, steps = past_key.shape[2], q.shape[1]
+    mask = torch.arange(past + steps).unsqueeze(0) > torch.arange(past, past + steps).unsqueeze(1)
+    att = (heads[0] @ key.transpose(-2, -1)) * (1.0 / math.sqrt(key.shape[-1]))
+    out = att.masked_fill(mask, float("-inf")).softmax(dim=-1) @ value
+    return out.transpose(1, 2).flatten(2), key, value
+
+
+class MultiHeadAttentionOp(torch.autograd.Function):
+    """reference_attention in torch; com.microsoft MultiHeadAttention (unidirectional) in the exported graph."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, past_key, past_value, n_head: int, head_dim: int):  # torch.autograd.Function's API
+        return reference_attention(q, k, v, past_key, past_value, n_head)
+
+    @staticmethod
+    def symbolic(g, q, k, v, past_key, past_value, n_head: int, head_dim: int):  # the exporter's API
+        none = g.op("prim::Constant")  # an absent optional input (bias, key_padding_mask, attention_bias)
+        none.setType(torch._C.OptionalType.ofTensor())
+        outputs = g.op(
+            f"{DOMAIN}::MultiHeadAttention",
+            q,
+            k,
+            v,
+            none,
+            none,
+            none,
+            past_key,
+            past_value,
+            num_heads_i=n_head,
+            unidirectional_i=1,
+            outputs=3,
+        )
+        # the exporter cannot infer a contrib op's outputs (it warns on stderr): their types, batch and positions free
+        outputs[0].setType(q.type().with_sizes([None, None, n_head * head_dim]))
+        for output, past in zip(outputs[1:], (past_key, past_value), strict=True):
+            output.setType(past.type().with_sizes([None, n_head, None, head_dim]))
+        return outputs
+
+
+class FusedSelfAttention(torch.nn.Module):
+    """A CausalSelfAttention (eval mode: its dropouts are identities) whose attention is MultiHeadAttentionOp."""
+
+    def __init__(self, attn: CausalSelfAttention) -> None:
+        super().__init__()
+        self.n_head, self.head_dim, self.qkv, self.proj = attn.n_head, attn.head_dim, attn.qkv, attn.proj
+
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor, past_key: torch.Tensor, past_value: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """As CausalSelfAttention.forward (`mask` unused: the op is causal itself)."""
+        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        out, key, value = MultiHeadAttentionOp.apply(q, k, v, past_key, past_value, self.n_head, self.head_dim)
+        return self.proj(out), key, value
+
+
+def fused_attention(model: SequenceModel) -> SequenceModel:
+    """A transformer's copy whose blocks attend with FusedSelfAttention (other kinds: `model` itself)."""
+    if not isinstance(model, Transformer):
+        return model
+    fused = copy.deepcopy(model)
+    for block in fused.blocks:
+        attn = block.get_submodule("attn")
+        if isinstance(attn, CausalSelfAttention):
+            block.attn = FusedSelfAttention(attn)  # the same call, the same results
+    return fused
