@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 from makemore.data.dataset import Vocab
+from makemore.data.packing import PackedRows, packed_rows
 from makemore.data.tokens import Tokens, sequence_rows, tokenize, window_rows
 
 SUBSET_SEED = 0  # the words of every evaluation subset: fixed, whatever the training seed
@@ -50,6 +51,11 @@ class SequenceRows:
         words = self.tokens.by_length[np.asarray(rows, dtype=np.int64)]
         x, y = sequence_rows(self.tokens, words, self.ignore)
         return (x, y) if self.tokens.labels is None else (x, y, self.tokens.labels[words])
+
+    def take_packed(self, rows: np.ndarray, width: int) -> PackedRows:
+        """The given rows' words packed end to end into rows of `width` positions (data/packing.py)."""
+        words = self.tokens.by_length[np.asarray(rows, dtype=np.int64)]
+        return packed_rows(self.tokens, words, width, self.ignore)
 
     def rows_of_words(self, words: np.ndarray) -> np.ndarray:
         """The rows of the given words, in row order."""

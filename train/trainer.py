@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from makemore.data import DatasetError, Split, Tokens, UserError, Vocab, vocab_problem
-from makemore.data.rows import Rows, subset
+from makemore.data.rows import Rows, SequenceRows, subset
 from makemore.data.tokens import bigram_counts, tokenize_split
 from makemore.train.config import with_block_size
 from makemore.train.config_types import BigramConfig, Config, TrainConfig, known
@@ -28,7 +28,7 @@ from makemore.train.evaluate import (
 )
 from makemore.train.kinds import build_model
 from makemore.train.memory import eval_rows
-from makemore.train.models import Bigram, cross_entropy
+from makemore.train.models import IGNORE, Bigram, cross_entropy
 from makemore.train.progress import Progress, Reporter
 from torch import nn
 
@@ -176,6 +176,30 @@ def batch_indices(rows: int, batch_size: int, buckets: int, generator: torch.Gen
         yield from in_buckets[torch.randperm(buckets, generator=generator)]
 
 
+def packs(model: nn.Module) -> bool:
+    """A model that trains on packed rows (several words per row, data/packing.py): the transformer."""
+    return callable(getattr(model, "forward_packed", None))
+
+
+def training_batch(model: nn.Module, rows: Rows, indices: np.ndarray) -> tuple[torch.Tensor, ...]:
+    """The tensors of one training step's rows: (x, y) or, labelled, (x, y, label); for a model that packs,
+    the words packed into rows of its block_size: (x, y, label or None, positions, segments)."""
+    if isinstance(rows, SequenceRows) and packs(model):
+        packed = rows.take_packed(indices, model.block_size)
+        arrays = (packed.x, packed.y, packed.labels, packed.positions, packed.segments)
+        return tuple(None if a is None else torch.from_numpy(a) for a in arrays)  # type: ignore[misc]
+    return tuple(map(torch.from_numpy, rows.take(indices)))
+
+
+def batch_loss(net: nn.Module, batch: tuple[torch.Tensor, ...], device: torch.device) -> torch.Tensor:
+    """The mean loss of a training batch (see training_batch) over its targets that are no padding."""
+    if len(batch) == 5:
+        x, y, label, positions, segments = (None if t is None else t.to(device) for t in batch)
+        logits = net(x, label, positions=positions, segments=segments)
+        return nn.functional.cross_entropy(logits.flatten(0, -2), y.flatten(), ignore_index=IGNORE)
+    return cross_entropy(net, *to_device(device, *batch))  # (x, y) or, labelled, (x, y, label)
+
+
 def _gradient_descent(
     model: nn.Module,
     config: TrainConfig,
@@ -208,8 +232,8 @@ def _gradient_descent(
         for step in range(steps):
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(config, step)
-            batch = tuple(map(torch.from_numpy, train_rows.take(next(batches).numpy()))) if batch_size else full_batch
-            loss = cross_entropy(net, *to_device(device, *batch))  # (x, y) or, labelled, (x, y, label)
+            batch = training_batch(model, train_rows, next(batches).numpy()) if batch_size else full_batch
+            loss = batch_loss(net, batch, device)
             loss_value = ranks.step_loss(loss)
             if not math.isfinite(loss_value):
                 raise diverged(step + 1, "loss", loss_value)
