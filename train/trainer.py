@@ -3,6 +3,7 @@ soon as the loss is no longer finite. Configs live in train/config.py, evaluatio
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -31,6 +32,8 @@ from makemore.train.memory import eval_rows
 from makemore.train.models import IGNORE, Bigram, cross_entropy
 from makemore.train.progress import Progress, Reporter
 from torch import nn
+
+FUSED_DEVICES = ("cpu", "cuda")  # where torch has a fused AdamW (one kernel for every parameter)
 
 
 class TrainingDiverged(UserError):
@@ -70,7 +73,18 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
     ]
     beta2 = 0.999 if config.beta2 is None else config.beta2
-    return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, beta2))
+    fused = {"fused": True} if all(p.device.type in FUSED_DEVICES for p in params) else {}
+    return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, beta2), **fused)
+
+
+def bf16_autocast(device: torch.device) -> contextlib.AbstractContextManager:
+    """bfloat16 autocast (matrix multiplies in bfloat16, the rest in float32) where the device computes bfloat16
+    natively: a CPU with AVX-512 BF16 or AMX, a CUDA GPU that supports it; elsewhere nothing."""
+    if device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def train(
@@ -195,8 +209,9 @@ def batch_loss(net: nn.Module, batch: tuple[torch.Tensor, ...], device: torch.de
     """The mean loss of a training batch (see training_batch) over its targets that are no padding."""
     if len(batch) == 5:
         x, y, label, positions, segments = (None if t is None else t.to(device) for t in batch)
-        logits = net(x, label, positions=positions, segments=segments)
-        return nn.functional.cross_entropy(logits.flatten(0, -2), y.flatten(), ignore_index=IGNORE)
+        with bf16_autocast(device):
+            logits = net(x, label, positions=positions, segments=segments)
+        return nn.functional.cross_entropy(logits.float().flatten(0, -2), y.flatten(), ignore_index=IGNORE)
     return cross_entropy(net, *to_device(device, *batch))  # (x, y) or, labelled, (x, y, label)
 
 
