@@ -100,9 +100,11 @@ def side_by_side(other: Path, rounds: int, steps: int, warmup: int, threads: int
         loads.append(Path("/proc/loadavg").read_text().split()[0])
     ms = {name: statistics.median(r["ms_per_step"] for r in runs) for name, runs in results.items()}
     tokens = {name: statistics.median(r["tokens_per_s"] for r in runs) for name, runs in results.items()}
+    pairs = [a["ms_per_step"] / b["ms_per_step"] for a, b in zip(results["old"], results["new"], strict=True)]
     print(
         f"old {ms['old']:.1f} ms/step ({tokens['old']:,.0f} useful tokens/s), new {ms['new']:.1f} ms/step "
-        f"({tokens['new']:,.0f} useful tokens/s): {ms['old'] / ms['new']:.2f}x; load average {' '.join(loads)}"
+        f"({tokens['new']:,.0f} useful tokens/s): {ms['old'] / ms['new']:.2f}x (median of the rounds' ratios "
+        f"{statistics.median(pairs):.2f}x); load average {' '.join(loads)}"
     )
 
 
