@@ -1,4 +1,4 @@
-"""Packed sequence rows: several whole words laid end to end in rows of a fixed width, for training.
+"""Packed sequence rows: several whole words laid end to end in rows of one width, for training.
 
 A word of n characters is n + 1 positions (boundary, characters -> characters, boundary). `pack_sizes` places
 the words in as few rows as it can (best fit, longest first); `packed_rows` builds the rows with, per position,
@@ -53,11 +53,13 @@ def pack_sizes(sizes: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
     return row, start
 
 
-def packed_rows(tokens: Tokens, words: np.ndarray, width: int, ignore: int) -> PackedRows:
-    """The given words (indices into `tokens`) packed into rows of `width` positions (see pack_sizes)."""
+def packed_rows(tokens: Tokens, words: np.ndarray, ignore: int, width: int | None = None) -> PackedRows:
+    """The given words (indices into `tokens`) packed into rows of `width` positions (see pack_sizes); by default
+    the width of their padded rows (the longest word + 1), so the packed rows are never more nor wider than those."""
     words = np.asarray(words, dtype=np.int64)
     x, y = sequence_rows(tokens, words, ignore)  # [B, longest + 1], each word from column 0
     sizes = tokens.lengths[words] + 1
+    width = x.shape[1] if width is None else width
     row, start = pack_sizes(sizes, width)
     n_rows = int(row.max(initial=-1)) + 1
     column = np.arange(x.shape[1])

@@ -52,10 +52,11 @@ class SequenceRows:
         x, y = sequence_rows(self.tokens, words, self.ignore)
         return (x, y) if self.tokens.labels is None else (x, y, self.tokens.labels[words])
 
-    def take_packed(self, rows: np.ndarray, width: int) -> PackedRows:
-        """The given rows' words packed end to end into rows of `width` positions (data/packing.py)."""
+    def take_packed(self, rows: np.ndarray) -> PackedRows:
+        """The given rows' words packed end to end into rows as wide as their longest word + 1 (data/packing.py):
+        never more rows, nor wider ones, than `take` gives."""
         words = self.tokens.by_length[np.asarray(rows, dtype=np.int64)]
-        return packed_rows(self.tokens, words, width, self.ignore)
+        return packed_rows(self.tokens, words, self.ignore)
 
     def rows_of_words(self, words: np.ndarray) -> np.ndarray:
         """The rows of the given words, in row order."""

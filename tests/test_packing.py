@@ -62,7 +62,7 @@ def test_a_packed_row_holds_each_words_padded_row(lengths, seed, labels) -> None
     tokens = tokens_of(lengths, seed, labels)
     words = np.random.default_rng(seed).permutation(len(lengths))
     width = max(lengths) + 1 + seed % 3  # the block size: at least the longest word + 1
-    packed = packed_rows(tokens, words, width, IGNORE)
+    packed = packed_rows(tokens, words, IGNORE, width)
     x, y = sequence_rows(tokens, words, IGNORE)
     assert packed.x.shape[1] == width and packed.x.shape[0] <= len(words)  # the shapes the memory estimate assumes
     for b, word in enumerate(words):
@@ -76,6 +76,8 @@ def test_a_packed_row_holds_each_words_padded_row(lengths, seed, labels) -> None
     pad = packed.segments == PAD_SEGMENT
     assert (packed.y[pad] == IGNORE).all() and (packed.x[pad] == BOUNDARY).all()
     assert (packed.y != IGNORE).sum() == (y != IGNORE).sum()  # the same targets as the padded rows
+    by_default = packed_rows(tokens, words, IGNORE)  # as wide as the padded rows, never more of them
+    assert by_default.x.shape[1] == x.shape[1] and by_default.x.shape[0] <= x.shape[0]
 
 
 def test_the_mask_hides_later_positions_and_other_words() -> None:
@@ -102,7 +104,7 @@ def test_packed_logits_and_loss_equal_the_padded_ones_in_eval_mode(lengths, seed
     block_size = max(lengths) + 1 + seed % 4
     model = scrambled_transformer(block_size, labels, seed % 1000)
     words = np.random.default_rng(seed).permutation(len(lengths))
-    packed = packed_rows(tokens, words, block_size, IGNORE)
+    packed = packed_rows(tokens, words, IGNORE, block_size)
     padded = [torch.from_numpy(a) for a in sequence_rows(tokens, words, IGNORE)]
     word_labels = torch.from_numpy(tokens.labels[words]) if labels else None
     t = {name: torch.from_numpy(getattr(packed, name)) for name in ("x", "y", "positions", "segments")}
@@ -125,7 +127,8 @@ def test_the_transformer_trains_on_packed_rows_and_other_kinds_on_padded_ones() 
     rows = SequenceRows(tokens_of(lengths, 1), IGNORE)
     transformer = scrambled_transformer(8, 0, 1)
     batch = training_batch(transformer, rows, np.arange(len(lengths)))
-    assert packs(transformer) and len(batch) == 5 and batch[0].shape[1] == 8
+    padded = rows.take(np.arange(len(lengths)))[0]
+    assert packs(transformer) and len(batch) == 5 and batch[0].shape[1] == padded.shape[1] == max(lengths) + 1
     assert batch[0].shape[0] < len(lengths)  # fewer rows than words: several words share a row
     recurrent = torch.nn.GRU(4, 4)  # any model without forward_packed
     assert not packs(recurrent) and len(training_batch(recurrent, rows, np.arange(len(lengths)))) == 2

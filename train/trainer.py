@@ -33,7 +33,9 @@ from makemore.train.models import IGNORE, Bigram, cross_entropy
 from makemore.train.progress import Progress, Reporter
 from torch import nn
 
-FUSED_DEVICES = ("cpu", "cuda")  # where torch has a fused AdamW (one kernel for every parameter)
+# where torch has a fused AdamW (one kernel for every parameter); the transformer uses it (the other kinds keep
+# the for-each AdamW: the same rounding, so the same weights and names for a seed, as before)
+FUSED_DEVICES = ("cpu", "cuda")
 
 
 class TrainingDiverged(UserError):
@@ -73,7 +75,7 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
     ]
     beta2 = 0.999 if config.beta2 is None else config.beta2
-    fused = {"fused": True} if all(p.device.type in FUSED_DEVICES for p in params) else {}
+    fused = {"fused": True} if packs(model) and all(p.device.type in FUSED_DEVICES for p in params) else {}
     return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, beta2), **fused)
 
 
@@ -197,9 +199,9 @@ def packs(model: nn.Module) -> bool:
 
 def training_batch(model: nn.Module, rows: Rows, indices: np.ndarray) -> tuple[torch.Tensor, ...]:
     """The tensors of one training step's rows: (x, y) or, labelled, (x, y, label); for a model that packs,
-    the words packed into rows of its block_size: (x, y, label or None, positions, segments)."""
+    the words packed several to a row (as wide as the longest + 1): (x, y, label or None, positions, segments)."""
     if isinstance(rows, SequenceRows) and packs(model):
-        packed = rows.take_packed(indices, model.block_size)
+        packed = rows.take_packed(indices)
         arrays = (packed.x, packed.y, packed.labels, packed.positions, packed.segments)
         return tuple(None if a is None else torch.from_numpy(a) for a in arrays)  # type: ignore[misc]
     return tuple(map(torch.from_numpy, rows.take(indices)))
