@@ -18,7 +18,7 @@ from makemore.data.packing import PAD_SEGMENT, pack_sizes, packed_rows
 from makemore.data.rows import SequenceRows
 from makemore.data.tokens import Tokens, sequence_rows
 from makemore.train.models import IGNORE, Transformer, cross_entropy, packed_mask
-from makemore.train.trainer import batch_loss, make_optimizer, packs, training_batch
+from makemore.train.trainer import PACK_WIDTH, batch_loss, make_optimizer, packs, training_batch
 
 PROPERTY_SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 VOCAB = 7
@@ -127,11 +127,19 @@ def test_the_transformer_trains_on_packed_rows_and_other_kinds_on_padded_ones() 
     rows = SequenceRows(tokens_of(lengths, 1), IGNORE)
     transformer = scrambled_transformer(8, 0, 1)
     batch = training_batch(transformer, rows, np.arange(len(lengths)))
-    padded = rows.take(np.arange(len(lengths)))[0]
-    assert packs(transformer) and len(batch) == 5 and batch[0].shape[1] == padded.shape[1] == max(lengths) + 1
+    assert packs(transformer) and len(batch) == 5 and batch[0].shape[1] == 8  # the block size (under PACK_WIDTH)
     assert batch[0].shape[0] < len(lengths)  # fewer rows than words: several words share a row
     recurrent = torch.nn.GRU(4, 4)  # any model without forward_packed
     assert not packs(recurrent) and len(training_batch(recurrent, rows, np.arange(len(lengths)))) == 2
+
+
+def test_packed_rows_of_a_long_block_size_are_no_wider_than_pack_width_unless_a_word_needs_it() -> None:
+    rows = SequenceRows(tokens_of([3, 1, 5, 2, 4, 4, 0, 6, PACK_WIDTH + 9], 1), IGNORE)
+    model = scrambled_transformer(PACK_WIDTH + 20, 0, 1)
+    short, long = np.arange(8), np.arange(9)
+    assert training_batch(model, rows, short)[0].shape[1] == PACK_WIDTH
+    assert training_batch(model, rows, long)[0].shape[1] == PACK_WIDTH + 10  # the long word + 1
+    assert training_batch(model, rows, long)[0].shape[0] <= len(long)
 
 
 def test_a_packed_training_step_learns_and_a_seed_fixes_it() -> None:

@@ -33,6 +33,9 @@ from makemore.train.models import IGNORE, Bigram, cross_entropy
 from makemore.train.progress import Progress, Reporter
 from torch import nn
 
+# The widest packed rows unless a word needs more: on names (block_size 16) 16 positions hold 7.6% padding,
+# 32 hold 6.0%, for attention twice as long; no faster (bench/transformer_step.py)
+PACK_WIDTH = 32
 # where torch has a fused AdamW (one kernel for every parameter); the transformer uses it (the other kinds keep
 # the for-each AdamW: the same rounding, so the same weights and names for a seed, as before)
 FUSED_DEVICES = ("cpu", "cuda")
@@ -199,9 +202,11 @@ def packs(model: nn.Module) -> bool:
 
 def training_batch(model: nn.Module, rows: Rows, indices: np.ndarray) -> tuple[torch.Tensor, ...]:
     """The tensors of one training step's rows: (x, y) or, labelled, (x, y, label); for a model that packs,
-    the words packed several to a row (as wide as the longest + 1): (x, y, label or None, positions, segments)."""
+    the words packed several to a row of block_size positions, at most PACK_WIDTH unless a word needs more (a
+    long block_size would make attention cost more per position than padding does): (x, y, label or None,
+    positions, segments)."""
     if isinstance(rows, SequenceRows) and packs(model):
-        packed = rows.take_packed(indices)
+        packed = rows.take_packed(indices, min(model.block_size, PACK_WIDTH))
         arrays = (packed.x, packed.y, packed.labels, packed.positions, packed.segments)
         return tuple(None if a is None else torch.from_numpy(a) for a in arrays)  # type: ignore[misc]
     return tuple(map(torch.from_numpy, rows.take(indices)))
