@@ -253,11 +253,15 @@ class CausalSelfAttention(nn.Module):
 
     def packed(self, x: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
         """Training's packed rows: x [R, W, C], hidden [R, 1, W, W] (True: a key the query must not see) -> [R, W, C].
-        No cache: the query, key and value are one [3, R, H, W, D] view of the qkv projection."""
-        q, k, v = self.qkv(x).unflatten(-1, (3, self.n_head, self.head_dim)).permute(2, 0, 3, 1, 4).unbind(0)
-        att = (q * (1.0 / math.sqrt(self.head_dim))) @ k.transpose(-2, -1)
-        att = self.attn_dropout(att.masked_fill(hidden, float("-inf")).softmax(dim=-1))
-        return self.resid_dropout(self.proj((att @ v).transpose(1, 2).flatten(2)))
+        No cache: the query, key and value are one [3, R, H, W, D] view of the qkv projection. Under autocast the
+        projections run in its low precision and the attention itself in float32 (faster on CPU, exact softmax)."""
+        qkv = self.qkv(x).unflatten(-1, (3, self.n_head, self.head_dim)).permute(2, 0, 3, 1, 4).float()
+        q, k, v = qkv.unbind(0)
+        with torch.autocast(x.device.type, enabled=False):
+            att = (q * (1.0 / math.sqrt(self.head_dim))) @ k.transpose(-2, -1)
+            att = self.attn_dropout(att.masked_fill(hidden, float("-inf")).softmax(dim=-1))
+            out = (att @ v).transpose(1, 2).flatten(2)
+        return self.resid_dropout(self.proj(out))
 
 
 class Block(nn.Module):
