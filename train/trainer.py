@@ -34,7 +34,7 @@ from makemore.train.progress import Progress, Reporter
 from torch import nn
 
 # The widest packed rows unless a word needs more: on names (block_size 16) 16 positions hold 7.6% padding,
-# 32 hold 6.0%, for attention twice as long; no faster (bench/transformer_step.py)
+# 32 hold 6.0%, for attention twice as long: about as fast (bench/transformer_step.py)
 PACK_WIDTH = 32
 # where torch has a fused AdamW (one kernel for every parameter); the transformer uses it (the other kinds keep
 # the for-each AdamW: the same rounding, so the same weights and names for a seed, as before)
@@ -85,7 +85,7 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
 def bf16_autocast(device: torch.device) -> contextlib.AbstractContextManager:
     """bfloat16 autocast (matrix multiplies in bfloat16, the rest in float32) where the device computes bfloat16
     natively: a CPU with AVX-512 BF16 or AMX, a CUDA GPU that supports it; elsewhere nothing."""
-    if device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported():
+    if device.type == "cpu" and torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported():
         return torch.autocast("cpu", dtype=torch.bfloat16)
     if device.type == "cuda" and torch.cuda.is_bf16_supported():
         return torch.autocast("cuda", dtype=torch.bfloat16)
@@ -213,7 +213,8 @@ def training_batch(model: nn.Module, rows: Rows, indices: np.ndarray) -> tuple[t
 
 
 def batch_loss(net: nn.Module, batch: tuple[torch.Tensor, ...], device: torch.device) -> torch.Tensor:
-    """The mean loss of a training batch (see training_batch) over its targets that are no padding."""
+    """The mean loss of a training batch (see training_batch) over its targets that are no padding; a packed
+    batch's forward under bf16_autocast (the loss in float32)."""
     if len(batch) == 5:
         x, y, label, positions, segments = (None if t is None else t.to(device) for t in batch)
         with bf16_autocast(device):
