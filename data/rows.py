@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 from makemore.data.dataset import Vocab
+from makemore.data.packing import PackedRows, packed_rows
 from makemore.data.tokens import Tokens, sequence_rows, tokenize, window_rows
 
 SUBSET_SEED = 0  # the words of every evaluation subset: fixed, whatever the training seed
@@ -50,6 +51,14 @@ class SequenceRows:
         words = self.tokens.by_length[np.asarray(rows, dtype=np.int64)]
         x, y = sequence_rows(self.tokens, words, self.ignore)
         return (x, y) if self.tokens.labels is None else (x, y, self.tokens.labels[words])
+
+    def take_packed(self, rows: np.ndarray, max_width: int) -> PackedRows:
+        """The given rows' words packed end to end (data/packing.py) into rows of `max_width` positions, or of
+        their longest word + 1 when that is wider: never more rows than `take` gives, at most as wide as
+        `max_width` or `take`'s rows."""
+        words = self.tokens.by_length[np.asarray(rows, dtype=np.int64)]
+        longest = int(self.tokens.lengths[words].max(initial=0))
+        return packed_rows(self.tokens, words, self.ignore, max(longest + 1, max_width))
 
     def rows_of_words(self, words: np.ndarray) -> np.ndarray:
         """The rows of the given words, in row order."""

@@ -127,9 +127,12 @@ def _transformer_params(v: int, m: TransformerConfig) -> int:
 
 
 def _transformer_activations(v: int, m: TransformerConfig) -> int:
-    """A row is a whole word of block_size tokens."""
+    """A row is block_size positions: a whole word (evaluation), or several (training's packed rows, at most one
+    row per word of the batch), whose block-diagonal mask (bool [block, block]) and int64 positions, segments and
+    labels it also holds (as floats, rounded up)."""
     e, layers, heads, block = m.n_embd, m.n_layer, m.n_head, m.block_size or 1
-    return block * (layers * (16 * e + 2 * heads * block) + e + 3 * v)
+    packing = -(-block * (block + 3 * 8) // 4)  # bytes of the mask and three int64 per position, in float32s
+    return block * (layers * (16 * e + 2 * heads * block) + e + 3 * v) + packing
 
 
 def _recurrent_params(kind: str) -> Callable[[int, RecurrentConfig], int]:

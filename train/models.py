@@ -251,6 +251,18 @@ class CausalSelfAttention(nn.Module):
         out = (att @ value).transpose(1, 2).flatten(2)
         return self.resid_dropout(self.proj(out)), key, value
 
+    def packed(self, x: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        """Training's packed rows: x [R, W, C], hidden [R, 1, W, W] (True: a key the query must not see) -> [R, W, C].
+        No cache: the query, key and value are one [3, R, H, W, D] view of the qkv projection. Under autocast the
+        projections run in its low precision and the attention itself in float32 (faster on CPU, exact softmax)."""
+        qkv = self.qkv(x).unflatten(-1, (3, self.n_head, self.head_dim)).permute(2, 0, 3, 1, 4).float()
+        q, k, v = qkv.unbind(0)
+        with torch.autocast(x.device.type, enabled=False):
+            att = (q * (1.0 / math.sqrt(self.head_dim))) @ k.transpose(-2, -1)
+            att = self.attn_dropout(att.masked_fill(hidden, float("-inf")).softmax(dim=-1))
+            out = (att @ v).transpose(1, 2).flatten(2)
+        return self.resid_dropout(self.proj(out))
+
 
 class Block(nn.Module):
     """Pre-norm transformer block: x + attention(LayerNorm(x)), then x + MLP(LayerNorm(x)) with a 4x GELU layer."""
@@ -270,6 +282,11 @@ class Block(nn.Module):
         out, key, value = self.attn(self.ln_1(x), mask, past_key, past_value)
         x = x + out
         return x + self.mlp(self.ln_2(x)), key, value
+
+    def packed(self, x: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        """The block over packed rows (see CausalSelfAttention.packed)."""
+        x = x + self.attn.packed(self.ln_1(x), hidden)
+        return x + self.mlp(self.ln_2(x))
 
 
 class SequenceModel(nn.Module):
@@ -341,9 +358,37 @@ class Transformer(SequenceModel):
         """Empty caches: float32 zeros [batch, n_head, 0, head_dim] per key and value (on `device`, default CPU)."""
         return [torch.zeros(batch, self.n_head, 0, self.head_dim, device=device) for _ in self.state_names()]
 
-    def forward(self, tokens: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
-        """tokens [B, T] (and label [B] for a conditional model) -> logits [B, T, V], from the empty cache."""
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        label: torch.Tensor | None = None,
+        positions: torch.Tensor | None = None,
+        segments: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """tokens [B, T] (and label [B] for a conditional model) -> logits [B, T, V], from the empty cache.
+
+        With `positions` and `segments` [R, W] (training's packed rows, data/packing.py): logits [R, W, V] of
+        several words per row, each seeing only its own earlier positions (label [R, W]: each position's).
+        """
+        if positions is not None and segments is not None:
+            return self.forward_packed(tokens, positions, segments, label)
         return self.step(tokens, *self.empty_state(tokens.shape[0], tokens.device), label=label)[0]
+
+    def forward_packed(
+        self, tokens: torch.Tensor, positions: torch.Tensor, segments: torch.Tensor, label: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Packed rows tokens, positions, segments [R, W] (and label [R, W]) -> logits [R, W, V]; training only
+        (export and sampling use `step`). A position sees the earlier positions of its own segment."""
+        if positions.shape[1] > self.block_size:
+            raise SequenceLengthError(f"packed rows of {positions.shape[1]} exceed block_size {self.block_size}")
+        x = self.token_embedding(tokens) + self.position_embedding(positions)
+        if (label := check_label(self, label)) is not None:
+            x = x + self.get_submodule("label_embedding")(label)
+        hidden = packed_mask(segments)
+        x = self.dropout(x)
+        for block in self.blocks:
+            x = block.packed(x, hidden)
+        return self.head(self.ln_f(x))
 
     def step(
         self, tokens: torch.Tensor, *state: torch.Tensor, label: torch.Tensor | None = None
@@ -366,6 +411,14 @@ class Transformer(SequenceModel):
             x, key, value = block(x, mask, state[2 * layer], state[2 * layer + 1])
             new_state += [key, value]
         return (self.head(self.ln_f(x)), *new_state)
+
+
+def packed_mask(segments: torch.Tensor) -> torch.Tensor:
+    """segments [R, W] -> hidden [R, 1, W, W], True where query i must not see key j: j after i, or j of another
+    segment (block-diagonal causal; a row's padding, one segment, sees itself, so no softmax row is empty)."""
+    width = segments.shape[1]
+    later = torch.ones(width, width, dtype=torch.bool, device=segments.device).triu(1)
+    return ((segments.unsqueeze(2) != segments.unsqueeze(1)) | later).unsqueeze(1)
 
 
 def _gpt_init(module: nn.Module) -> None:

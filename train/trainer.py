@@ -3,6 +3,7 @@ soon as the loss is no longer finite. Configs live in train/config.py, evaluatio
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from makemore.data import DatasetError, Split, Tokens, UserError, Vocab, vocab_problem
-from makemore.data.rows import Rows, subset
+from makemore.data.rows import Rows, SequenceRows, subset
 from makemore.data.tokens import bigram_counts, tokenize_split
 from makemore.train.averaging import WeightAverage
 from makemore.train.config import with_block_size
@@ -29,9 +30,16 @@ from makemore.train.evaluate import (
 )
 from makemore.train.kinds import build_model
 from makemore.train.memory import eval_rows
-from makemore.train.models import Bigram, cross_entropy
+from makemore.train.models import IGNORE, Bigram, cross_entropy
 from makemore.train.progress import Progress, Reporter
 from torch import nn
+
+# The widest packed rows unless a word needs more: on names (block_size 16) 16 positions hold 7.6% padding,
+# 32 hold 6.0%, for attention twice as long: about as fast (bench/transformer_step.py)
+PACK_WIDTH = 32
+# where torch has a fused AdamW (one kernel for every parameter); the transformer uses it (the other kinds keep
+# the for-each AdamW: the same rounding, so the same weights and names for a seed, as before)
+FUSED_DEVICES = ("cpu", "cuda")
 
 
 class TrainingDiverged(UserError):
@@ -71,7 +79,18 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
     ]
     beta2 = 0.999 if config.beta2 is None else config.beta2
-    return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, beta2))
+    fused = {"fused": True} if packs(model) and all(p.device.type in FUSED_DEVICES for p in params) else {}
+    return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, beta2), **fused)
+
+
+def bf16_autocast(device: torch.device) -> contextlib.AbstractContextManager:
+    """bfloat16 autocast (matrix multiplies in bfloat16, the rest in float32) where the device computes bfloat16
+    natively: a CPU with AVX-512 BF16 or AMX, a CUDA GPU that supports it; elsewhere nothing."""
+    if device.type == "cpu" and torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def train(
@@ -177,6 +196,34 @@ def batch_indices(rows: int, batch_size: int, buckets: int, generator: torch.Gen
         yield from in_buckets[torch.randperm(buckets, generator=generator)]
 
 
+def packs(model: nn.Module) -> bool:
+    """A model that trains on packed rows (several words per row, data/packing.py): the transformer."""
+    return callable(getattr(model, "forward_packed", None))
+
+
+def training_batch(model: nn.Module, rows: Rows, indices: np.ndarray) -> tuple[torch.Tensor, ...]:
+    """The tensors of one training step's rows: (x, y) or, labelled, (x, y, label); for a model that packs,
+    the words packed several to a row of block_size positions, at most PACK_WIDTH unless a word needs more (a
+    long block_size would make attention cost more per position than padding does): (x, y, label or None,
+    positions, segments)."""
+    if isinstance(rows, SequenceRows) and packs(model):
+        packed = rows.take_packed(indices, min(model.block_size, PACK_WIDTH))
+        arrays = (packed.x, packed.y, packed.labels, packed.positions, packed.segments)
+        return tuple(None if a is None else torch.from_numpy(a) for a in arrays)  # type: ignore[misc]
+    return tuple(map(torch.from_numpy, rows.take(indices)))
+
+
+def batch_loss(net: nn.Module, batch: tuple[torch.Tensor, ...], device: torch.device) -> torch.Tensor:
+    """The mean loss of a training batch (see training_batch) over its targets that are no padding; a packed
+    batch's forward under bf16_autocast (the loss in float32)."""
+    if len(batch) == 5:
+        x, y, label, positions, segments = (None if t is None else t.to(device) for t in batch)
+        with bf16_autocast(device):
+            logits = net(x, label, positions=positions, segments=segments)
+        return nn.functional.cross_entropy(logits.float().flatten(0, -2), y.flatten(), ignore_index=IGNORE)
+    return cross_entropy(net, *to_device(device, *batch))  # (x, y) or, labelled, (x, y, label)
+
+
 def _gradient_descent(
     model: nn.Module,
     config: TrainConfig,
@@ -210,8 +257,8 @@ def _gradient_descent(
         for step in range(steps):
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(config, step)
-            batch = tuple(map(torch.from_numpy, train_rows.take(next(batches).numpy()))) if batch_size else full_batch
-            loss = cross_entropy(net, *to_device(device, *batch))  # (x, y) or, labelled, (x, y, label)
+            batch = training_batch(model, train_rows, next(batches).numpy()) if batch_size else full_batch
+            loss = batch_loss(net, batch, device)
             loss_value = ranks.step_loss(loss)
             if not math.isfinite(loss_value):
                 raise diverged(step + 1, "loss", loss_value)
