@@ -14,6 +14,7 @@ label parts at all: the same parameters, names and losses as ever.
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 from makemore.data import UserError
@@ -387,7 +388,7 @@ class Transformer(SequenceModel):
         hidden = packed_mask(segments)
         x = self.dropout(x)
         for block in self.blocks:
-            x = block.packed(x, hidden)
+            x = cast(Block, block).packed(x, hidden)
         return self.head(self.ln_f(x))
 
     def step(

@@ -8,6 +8,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 import torch
@@ -207,7 +208,7 @@ def training_batch(model: nn.Module, rows: Rows, indices: np.ndarray) -> tuple[t
     long block_size would make attention cost more per position than padding does): (x, y, label or None,
     positions, segments)."""
     if isinstance(rows, SequenceRows) and packs(model):
-        packed = rows.take_packed(indices, min(model.block_size, PACK_WIDTH))
+        packed = rows.take_packed(indices, min(cast(int, model.block_size), PACK_WIDTH))
         arrays = (packed.x, packed.y, packed.labels, packed.positions, packed.segments)
         return tuple(None if a is None else torch.from_numpy(a) for a in arrays)  # type: ignore[misc]
     return tuple(map(torch.from_numpy, rows.take(indices)))
