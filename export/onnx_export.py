@@ -137,8 +137,10 @@ def to_step_onnx_bytes(model: torch.nn.Module, info: ModelInfo, opset: int) -> b
         grown = {t.shape.index(PAST): "past_and_steps"} if PAST in t.shape else {}
         axes[t.input] = {t.batch_axis: "batch", **past}
         axes[t.output] = {t.batch_axis: "batch", **grown}
-    graph = StepGraph(fused_attention(sequence_model(model)), info.labelled).eval()  # a fresh module trains: export
-    # would leave it so
+    fused = fused_attention(sequence_model(model))
+    graph = StepGraph(fused, info.labelled).eval()  # a fresh module trains: export would leave it so
+    # the contrib domain only where an op uses it (torch warns on stderr of a custom domain no node uses)
+    opsets = CUSTOM_OPSETS if fused is not model else None
     return trace_to_onnx(
         graph,
         (example_tokens, *labels, *example_state),
@@ -146,7 +148,7 @@ def to_step_onnx_bytes(model: torch.nn.Module, info: ModelInfo, opset: int) -> b
         [OUTPUT_NAME, *(t.output for t in tensors)],
         axes,
         opset,
-        CUSTOM_OPSETS,
+        opsets,
     )
 
 
