@@ -137,3 +137,15 @@ def test_a_seed_still_fixes_training() -> None:
     first, second = (train(kind, config, split_words(words, 42), vocab).model.state_dict() for _ in range(2))
     for name, tensor in first.items():
         assert torch.equal(tensor, second[name]), name
+
+
+@pytest.mark.slow
+def test_two_processes_train_a_recurrent_kind_on_packed_words(tmp_path) -> None:
+    """Under torchrun, DistributedDataParallel passes the lengths through: both ranks train the packed model."""
+    from test_distributed import torchrun
+
+    flags = ("--n-embd", 8, "--n-hidden", 16, "--steps", 60, "--batch-size", 16, "--samples", 0)
+    result = torchrun(tmp_path, RECURRENT[-1], *flags)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]
