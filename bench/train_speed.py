@@ -228,6 +228,8 @@ def report(args: argparse.Namespace) -> None:
             new.append(median_step(run_worker(sys.executable, ROOT, kind, args)))
             if other:
                 old.append(median_step(run_worker(other, args.against, kind, args)))
+            so_far = f"{new[-1] * 1000:.1f} ms" + (f" (against: {old[-1] * 1000:.1f} ms)" if other else "")
+            print(f"{kind}: {so_far}", file=sys.stderr, flush=True)
             loads.append(Path("/proc/loadavg").read_text().split()[0] if Path("/proc/loadavg").exists() else "?")
         rows.append((kind, statistics.median(new), statistics.median(old) if old else None, new, old))
     peak = statistics.median(peaks)
