@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -230,12 +231,12 @@ def report(args: argparse.Namespace) -> None:
                 old.append(median_step(run_worker(other, args.against, kind, args)))
             so_far = f"{new[-1] * 1000:.1f} ms" + (f" (against: {old[-1] * 1000:.1f} ms)" if other else "")
             print(f"{kind}: {so_far}", file=sys.stderr, flush=True)
-            loads.append(Path("/proc/loadavg").read_text().split()[0] if Path("/proc/loadavg").exists() else "?")
+            loads.append(os.getloadavg()[0])
         rows.append((kind, statistics.median(new), statistics.median(old) if old else None, new, old))
     peak = statistics.median(peaks)
     print(f"Machine: {machine()}, torch {torch.__version__} on {torch.get_num_threads()} threads.")
     print(f"Date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; load average {load_average()} at the end, ")
-    print(f"1-minute load during the measurements {min(loads)} to {max(loads)}. float32 GEMM peak (torch.mm, ")
+    print(f"1-minute load during the measurements {min(loads):.1f} to {max(loads):.1f}. float32 GEMM peak (torch.mm, ")
     print(f"{GEMM_SIZE}^2): {peak / 1e9:.1f} GFLOP/s. Medians of {args.repeats} measurements of {args.steps} steps.")
     print()
     headers = HEADERS + (["against: ms/step", "speed-up"] if other else [])
@@ -252,7 +253,8 @@ def report(args: argparse.Namespace) -> None:
         print()
         for kind, _, _, new, old in rows:
             pairs = ", ".join(f"{o * 1000:.1f}/{n * 1000:.1f}" for n, o in zip(new, old, strict=True))
-            print(f"- {kind}: against/this ms per step, pair by pair: {pairs}")
+            ratio = statistics.median(o / n for n, o in zip(new, old, strict=True))
+            print(f"- {kind}: against/this ms per step, pair by pair: {pairs}; median pair ratio {ratio:.2f}x")
 
 
 if __name__ == "__main__":
