@@ -235,9 +235,10 @@ def report(args: argparse.Namespace) -> None:
         rows.append((kind, statistics.median(new), statistics.median(old) if old else None, new, old))
     peak = statistics.median(peaks)
     print(f"Machine: {machine()}, torch {torch.__version__} on {torch.get_num_threads()} threads.")
-    print(f"Date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; load average {load_average()} at the end, ")
-    print(f"1-minute load during the measurements {min(loads):.1f} to {max(loads):.1f}. float32 GEMM peak (torch.mm, ")
-    print(f"{GEMM_SIZE}^2): {peak / 1e9:.1f} GFLOP/s. Medians of {args.repeats} measurements of {args.steps} steps.")
+    print(f"Date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; load average at the end {load_average()},")
+    print(f"1-minute load during the measurements {min(loads):.1f} to {max(loads):.1f}; float32 GEMM peak")
+    print(f"(torch.mm, {GEMM_SIZE}^2) {peak / 1e9:.1f} GFLOP/s; medians of {args.repeats} measurements of")
+    print(f"{args.steps} steps each.")
     print()
     headers = HEADERS + (["against: ms/step", "speed-up"] if other else [])
     table = []
