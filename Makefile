@@ -78,7 +78,7 @@ results: install
 	$(BIN)/python bench/results.py
 
 # The model shipped in the package (runtime/pretrained/names.onnx), which mm-gen, mm-serve and mm-web sample when
-# given no model file: the default transformer on the bundled names, seed 1337, float32 (0.85 MB; 9 to 15 minutes).
+# given no model file: the default transformer on the bundled names, seed 1337, float32 (0.86 MB; about 11 minutes on a busy 2-core machine).
 pretrained: install
 	mkdir -p build/pretrained
 	$(BIN)/mm-train transformer --seed 1337 --out build/pretrained/names.pt
