@@ -55,3 +55,10 @@ def open_site(browser, port: int, name: str, state: str = "ready", height: int =
     page.goto(f"http://127.0.0.1:{port}/{name}/")
     page.wait_for_selector(f"body[data-state='{state}']", timeout=60_000)
     return page, console
+
+
+def same_names(page: list[str], expected: list[str]) -> bool:
+    """The page's names are onnxruntime's, by the parity rule of two backends: the same count, and at most one name
+    differs (a draw that lands on a last-bit rounding flip changes that name only: every name has its own
+    uniforms). Seen: 1 of 200 gru names after the runtime's batch of rows changed (its GEMMs round differently)."""
+    return len(page) == len(expected) and sum(a != b for a, b in zip(page, expected, strict=True)) <= 1

@@ -8,7 +8,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import cast
+from typing import NamedTuple, cast
 
 import numpy as np
 import torch
@@ -202,27 +202,43 @@ def packs(model: nn.Module) -> bool:
     return callable(getattr(model, "forward_packed", None))
 
 
-def training_batch(model: nn.Module, rows: Rows, indices: np.ndarray) -> tuple[torch.Tensor, ...]:
-    """The tensors of one training step's rows: (x, y) or, labelled, (x, y, label); for a model that packs,
-    the words packed several to a row of block_size positions, at most PACK_WIDTH unless a word needs more (a
-    long block_size would make attention cost more per position than padding does): (x, y, label or None,
-    positions, segments)."""
-    if isinstance(rows, SequenceRows) and packs(model):
-        packed = rows.take_packed(indices, min(cast(int, model.block_size), PACK_WIDTH))
-        arrays = (packed.x, packed.y, packed.labels, packed.positions, packed.segments)
-        return tuple(None if a is None else torch.from_numpy(a) for a in arrays)  # type: ignore[misc]
-    return tuple(map(torch.from_numpy, rows.take(indices)))
+class PackedBatch(NamedTuple):
+    """A training step's words packed several to a row (data/packing.py), each [rows, width]: inputs, targets (IGNORE
+    on padding), each position's label (None: unlabelled), its position within its word and its word's index."""
 
+    x: torch.Tensor
+    y: torch.Tensor
+    label: torch.Tensor | None
+    positions: torch.Tensor
+    segments: torch.Tensor
 
-def batch_loss(net: nn.Module, batch: tuple[torch.Tensor, ...], device: torch.device) -> torch.Tensor:
-    """The mean loss of a training batch (see training_batch) over its targets that are no padding; a packed
-    batch's forward under bf16_autocast (the loss in float32)."""
-    if len(batch) == 5:
-        x, y, label, positions, segments = (None if t is None else t.to(device) for t in batch)
+    def loss(self, net: nn.Module, device: torch.device) -> torch.Tensor:
+        """The mean loss over the targets that are no padding; the forward under bf16_autocast, the loss in
+        float32."""
+        x, y, label, positions, segments = (None if t is None else t.to(device) for t in self)
         with bf16_autocast(device):
             logits = net(x, label, positions=positions, segments=segments)
         return nn.functional.cross_entropy(logits.float().flatten(0, -2), y.flatten(), ignore_index=IGNORE)
-    return cross_entropy(net, *to_device(device, *batch))  # (x, y) or, labelled, (x, y, label)
+
+
+def training_batch(model: nn.Module, rows: Rows, indices: np.ndarray) -> PackedBatch | tuple[torch.Tensor, ...]:
+    """The tensors of one training step's rows: (x, y) or, labelled, (x, y, label); for a model that packs,
+    a PackedBatch of rows of block_size positions, at most PACK_WIDTH unless a word needs more (a long block_size
+    would make attention cost more per position than padding does)."""
+    if isinstance(rows, SequenceRows) and packs(model):
+        packed = rows.take_packed(indices, min(cast(int, model.block_size), PACK_WIDTH))
+        label = None if packed.labels is None else torch.from_numpy(packed.labels)
+        arrays = (packed.x, packed.y, packed.positions, packed.segments)
+        x, y, positions, segments = map(torch.from_numpy, arrays)
+        return PackedBatch(x, y, label, positions, segments)
+    return tuple(map(torch.from_numpy, rows.take(indices)))
+
+
+def batch_loss(net: nn.Module, batch: PackedBatch | tuple[torch.Tensor, ...], device: torch.device) -> torch.Tensor:
+    """The mean loss of a training batch (see training_batch) over its targets that are no padding."""
+    if isinstance(batch, PackedBatch):
+        return batch.loss(net, device)
+    return cross_entropy(net, *to_device(device, *batch))  # (x, y) or, labelled, (x, y, label); see cross_entropy
 
 
 def _gradient_descent(
