@@ -17,15 +17,6 @@ if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
     os.environ.setdefault("OMP_NUM_THREADS", str(_share))
 
 
-def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
-    """`-n auto`: one worker more than the usable cores, so that a worker waiting on a server, a socket's timeout or
-    a rendezvous leaves its core to another (2 cores here: 3 workers made `make test` 0.91x as long as 2);
-    PYTEST_XDIST_AUTO_NUM_WORKERS still decides where it is set."""
-    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
-        return None
-    return len(os.sched_getaffinity(0)) + 1
-
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))  # the loopback server and load generator, the browser's flags: bench's tools
 
