@@ -215,8 +215,8 @@ class PackedBatch(NamedTuple):
     def loss(self, net: nn.Module, device: torch.device) -> torch.Tensor:
         """The mean loss over the targets that are no padding; the forward under bf16_autocast, the loss in
         float32."""
-        x, y, positions, segments = (t.to(device) for t in (self.x, self.y, self.positions, self.segments))
-        label = None if self.label is None else self.label.to(device)
+        x, y, positions, segments = to_device(device, self.x, self.y, self.positions, self.segments)
+        label = None if self.label is None else to_device(device, self.label)[0]
         with bf16_autocast(device):
             logits = net(x, label, positions=positions, segments=segments)
         return nn.functional.cross_entropy(logits.float().flatten(0, -2), y.flatten(), ignore_index=IGNORE)
