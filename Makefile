@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 MODEL_DIR ?= out
 
-.PHONY: demo test check typecheck lint docs bench results clean install serve browser web pretrained
+.PHONY: demo test pytest check typecheck lint docs bench results clean install serve browser web pretrained
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,12 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: install lint typecheck docs browser web
+# mypy (one core, about 10 s cold) runs beside pytest, in the cores pytest leaves idle while its tests wait.
+test: install lint docs browser web
+	$(MAKE) --no-print-directory -j2 --output-sync=target typecheck pytest
+
+# Every test, with the line coverage of the shipped packages (in the test processes and the CLIs they start).
+pytest: install
 	$(BIN)/python -m pytest -q -n auto --cov --cov-report=term
 
 # The edit loop: lint, the type checker and the tests not marked slow (no trained models, browsers or servers).

@@ -15,6 +15,7 @@ import os
 import signal
 import socket
 import sys
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import timedelta
@@ -128,17 +129,32 @@ def rendezvous_timeout(env: Mapping[str, str] | None = None) -> timedelta:
     return timedelta(seconds=int(text))
 
 
+def wait_for_master(address: str, port: int, timeout: timedelta) -> None:
+    """Return once rank 0's store accepts a connection at address:port; TimeoutError after `timeout`. (torch's
+    own client retries with growing pauses: a timeout of 2 s took about 10 s.)"""
+    deadline = time.monotonic() + timeout.total_seconds()
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            with socket.create_connection((address.strip("[]"), port), timeout=min(left, 1.0)):
+                return
+        except OSError:
+            time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+    raise TimeoutError(f"rank 0 did not listen within {timeout.total_seconds():g} s")
+
+
 def join_process_group(name: str, device: torch.device) -> None:
     """init_process_group after check_rendezvous; a rendezvous that fails (a port in use, a master that is not
     there, ranks that do not all come within the timeout) is one UserError, not torch's traceback."""
     check_rendezvous()
     timeout = rendezvous_timeout()
+    rank = os.environ.get("RANK", "0")
     try:
+        if rank != "0":
+            wait_for_master(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), timeout)
         dist.init_process_group(name, device_id=device if device.type == "cuda" else None, timeout=timeout)
-    except (dist.DistError, ValueError) as err:
+    except (dist.DistError, ValueError, TimeoutError) as err:
         where = f"{os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']}"
         message = f"the ranks could not meet at {where}: {first_line(err, 300)}"
-        rank = os.environ.get("RANK", "0")
         if rank != "0" and sys.__stderr__ is not None:  # rank 0, which speaks for the ranks, may never have come
             print(f"error: rank {rank}: {message}", file=sys.__stderr__, flush=True)
         raise UserError(message) from None
