@@ -48,6 +48,15 @@ class Enough(Exception):
     """Raised from the progress callback once the timed steps are done: the run stops there."""
 
 
+def release_config(make_config, kind: str):
+    """`kind`'s config as the last release defined it, so both sides time the same model: the `makemore` preset
+    where this checkout has one (the transformer's default before issue 22), else the kind's default."""
+    try:
+        return make_config(kind, "makemore")
+    except Exception:  # no such preset, or a release whose make_config takes none
+        return make_config(kind)
+
+
 def measure(kind: str, warmup: int, steps: int) -> dict:
     """One measurement of `kind` in this process, with whichever makemore this Python imports: per-step wall
     seconds of the timed steps (the real training loop), or the whole fit of a counted kind."""
@@ -66,7 +75,7 @@ def measure(kind: str, warmup: int, steps: int) -> dict:
 
     words = read_words(bundled_names_path())
     vocab, split = Vocab.from_words(words), split_words(words, SPLIT_SEED)
-    config = make_config(kind)
+    config = release_config(make_config, kind)
     total = config.get("steps", 0) if isinstance(config, dict) else (config.train.steps if config.train else 0)
     warmup = min(warmup, total // 2)
     stop = min(total, warmup + steps)

@@ -24,12 +24,27 @@ def test_the_average_follows_its_recurrence(decay, weights) -> None:
     with torch.no_grad():
         model.weight.fill_(weights[0])
     average, expected = WeightAverage(model, decay), weights[0]
-    for value in weights[1:]:
+    for updates, value in enumerate(weights[1:]):
         with torch.no_grad():
             model.weight.fill_(value)
         average.update(model)
-        expected = decay * expected + (1 - decay) * value
+        warmed = min(decay, (1 + updates) / (10 + updates))  # early updates move the average most
+        expected = warmed * expected + (1 - warmed) * value
     assert average.params[0].item() == pytest.approx(expected, rel=1e-5, abs=1e-4)
+
+
+def test_a_short_run_under_a_long_decay_learns() -> None:
+    """The transformer's default decay (0.9995) over 40 steps: the warmed decay follows the weights, where the
+    plain recurrence would keep 98% of the initial ones."""
+    model = nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        model.weight.fill_(0.0)
+    average = WeightAverage(model, 0.9995)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    for _ in range(40):
+        average.update(model)
+    assert average.params[0].item() > 0.7
 
 
 def test_applied_lends_the_average_and_gives_the_weights_back_even_on_error() -> None:

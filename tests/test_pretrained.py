@@ -22,15 +22,16 @@ def shipped():
     return OnnxSampler(path).info
 
 
-def test_the_shipped_model_is_the_default_transformer_of_the_bundled_names_under_1_mb(shipped) -> None:
-    from makemore.train.config import DEFAULTS
+def test_the_shipped_model_is_the_small_transformer_of_the_bundled_names_under_1_mb(shipped) -> None:
+    """`make pretrained`: the transformer's `small` preset, the best measured that fits 1 MB as float32."""
+    from makemore.train.config import make_config
 
     assert pretrained_path().stat().st_size < 1 << 20
     assert shipped.kind == "transformer"
     assert shipped.data_sha256 == hashlib.sha256(bundled_names_path().read_bytes()).hexdigest()
-    defaults = DEFAULTS["transformer"].flat()
-    assert {key: shipped.config[key] for key in defaults} == defaults  # seed 1337 included: rebuildable
-    assert shipped.config["steps_done"] == defaults["steps"]
+    small = make_config("transformer", "small").flat()
+    assert {key: shipped.config[key] for key in small} == small  # seed 1337 included: rebuildable
+    assert shipped.config["steps_done"] == small["steps"]
 
 
 def test_its_test_loss_through_mm_eval_is_the_one_it_records(shipped) -> None:

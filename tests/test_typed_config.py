@@ -150,7 +150,9 @@ def test_presets_are_typed_configs_of_their_values(kind, preset) -> None:
 def test_a_kind_without_presets_or_an_unknown_preset_is_one_error() -> None:
     with pytest.raises(ConfigError, match="unknown preset 'best' for gru: it has none"):
         make_config("gru", "best")
-    with pytest.raises(ConfigError, match="unknown preset 'fast' for transformer: choose one of default, best"):
+    with pytest.raises(
+        ConfigError, match="unknown preset 'fast' for transformer: choose one of default, best, small, makemore"
+    ):
         make_config("transformer", "fast")
 
 
