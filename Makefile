@@ -29,9 +29,10 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# mypy (one core, about 10 s cold) runs beside pytest, in the cores pytest leaves idle while its tests wait.
+# mypy (one core, about 10 s cold) runs beside pytest, in the gaps pytest leaves (its few lines may land among
+# pytest's dots); the run fails if either fails.
 test: install lint docs browser web
-	$(MAKE) --no-print-directory -j2 --output-sync=target typecheck pytest
+	$(MAKE) --no-print-directory -j2 typecheck pytest
 
 # Every test, with the line coverage of the shipped packages (in the test processes and the CLIs they start).
 pytest: install
@@ -84,7 +85,7 @@ results: install
 
 # The model shipped in the package (runtime/pretrained/names.onnx), which mm-gen, mm-serve and mm-web sample when
 # given no model file: the transformer's `small` preset (four blocks: the best measured that fits 1 MB as float32) on the
-# bundled names, seed 1337 (0.86 MB; about 9 minutes on a quiet 2-core machine).
+# bundled names, seed 1337 (0.86 MB; 9 to 11 minutes on a quiet 2-core machine).
 pretrained: install
 	mkdir -p build/pretrained
 	$(BIN)/mm-train transformer --preset small --seed 1337 --out build/pretrained/names.pt

@@ -1,4 +1,4 @@
-"""Training throughput of every kind at its default config on the bundled names, as a Markdown table.
+"""Training throughput of every kind at the last release's default config on the bundled names, as a Markdown table.
 
     python bench/train_speed.py [--steps 200] [--warmup 20] [--repeats 3] [--kinds rnn,gru] [--against PATH]
 
@@ -6,11 +6,12 @@ For each kind of the registry (train/kinds.py): milliseconds per training step, 
 per second, the matrix-multiply FLOPs of a step and their share of the float32 GEMM peak measured in the same run
 (torch.mm of two 2048 x 2048 matrices on torch's threads, which default to the usable cores).
 
-A measurement is one fresh process that runs the checkout's own `train()` (its real loop: batching, loss,
-backward, clipping, optimizer) from the kind's default config and times each step through the progress callback;
-the first `--warmup` steps and the steps that also measured the val loss are left out, and the run stops after
-the timed steps (no final evaluation). `--against PATH` measures another checkout (e.g. the last release) the same
-way, with PATH/.venv/bin/python, alternating with this one (A B A B ...), and prints the ratio of the medians.
+A measurement is one fresh process that runs the checkout's own `train()` (its real loop: batching, loss, backward,
+clipping, optimizer) from that config (the `makemore` preset for the transformer) and times each step through the
+progress callback; the first `--warmup` steps and the steps that also measured the val loss are left out, and the
+run stops after the timed steps (no final evaluation). `--against PATH` measures another checkout (e.g. the last
+release) the same way, with PATH/.venv/bin/python, alternating with this one (A B A B ...), and prints the ratio of
+the medians.
 
 FLOPs are counted from the config, on the useful tokens only (padding is not useful work): the multiply-adds of
 the matrix products per target token (embedding lookups, biases, activations, norms and the optimizer are left
@@ -51,9 +52,11 @@ class Enough(Exception):
 def release_config(make_config, kind: str):
     """`kind`'s config as the last release defined it, so both sides time the same model: the `makemore` preset
     where this checkout has one (the transformer's default before issue 22), else the kind's default."""
+    from makemore.data import UserError
+
     try:
         return make_config(kind, "makemore")
-    except Exception:  # no such preset, or a release whose make_config takes none
+    except (UserError, TypeError):  # no such preset (ConfigError), or a release whose make_config takes none
         return make_config(kind)
 
 
@@ -157,11 +160,12 @@ def useful_tokens(kind: str, lengths: list[int]) -> float:
 
 
 def forward_macs_per_token(kind: str, vocab_size: int, lengths: list[int]) -> float | None:
-    """Multiply-adds of the matrix products per useful target token, from the default config (module doc)."""
+    """Multiply-adds of the matrix products per useful target token, from the timed config (module doc)."""
+    from makemore.train.config import make_config
     from makemore.train.config_types import MLPConfig, RecurrentConfig, TransformerConfig, WaveNetConfig
-    from makemore.train.kinds import GATES, kind_spec, levels
+    from makemore.train.kinds import GATES, levels
 
-    m, v = kind_spec(kind).defaults.model, vocab_size
+    m, v = release_config(make_config, kind).model, vocab_size  # the config that is timed
     if isinstance(m, RecurrentConfig):
         widths = [m.n_embd] + [m.n_hidden] * (m.n_layer - 1)
         return sum(GATES[kind] * m.n_hidden * (width + m.n_hidden) for width in widths) + m.n_hidden * v

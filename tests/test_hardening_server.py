@@ -273,14 +273,16 @@ def server_end_closed(sock: socket.socket, seconds: float) -> bool:
     FIN wait for a client that does not read."""
     here = sock.getsockname()[1]
     there = sock.getpeername()[1]
-    deadline = time.monotonic() + seconds
+    deadline, seen_open = time.monotonic() + seconds, False
     while time.monotonic() < deadline:
         with open("/proc/net/tcp") as table:
             rows = [line.split() for line in table.readlines()[1:]]
         states = [
             row[3] for row in rows if int(row[1].split(":")[1], 16) == there and int(row[2].split(":")[1], 16) == here
         ]
-        if states != ["01"]:
+        if states == ["01"]:
+            seen_open = True
+        elif seen_open:  # the row was found open before: a table without it would not pass for closed
             return True
         time.sleep(0.1)
     return False

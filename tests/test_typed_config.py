@@ -308,3 +308,14 @@ def test_a_format_1_key_that_the_kind_does_not_take_is_ignored(model_files, tmp_
     torch.save(old, tmp_path / "old.pt")
     config = load_checkpoint(tmp_path / "old.pt")["config"]
     assert config.flat() == {k: v for k, v in old["config"].items() if k not in ("norm", "warmup", "note")}
+
+
+@pytest.mark.parametrize("kind", ["transformer", "mlp"])
+def test_a_format_1_config_without_ema_keeps_the_last_weights(kind) -> None:
+    """Format 1 predates `ema`: its runs kept the last weights, whatever the kind's default is today."""
+    from makemore.train.config import from_flat
+
+    flat = make_config(kind, "makemore" if kind == "transformer" else None).flat()
+    del flat["ema"]
+    assert from_flat(kind, flat).train.ema == 0.0
+    assert from_flat(kind, {**flat, "ema": 0.99}).train.ema == 0.99

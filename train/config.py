@@ -51,10 +51,17 @@ def make_config(kind: str, preset: str | None = None, /, **overrides: Any) -> Co
     return config
 
 
+# Settings added after checkpoint format 1, with what a run of that format did: its checkpoints lack them, and the
+# kind's default today may differ (the transformer averages its weights since issue 22).
+ABSENT_FROM_FORMAT_1: dict[str, Any] = {"ema": 0.0}
+
+
 def from_flat(kind: str, flat: dict[str, Any]) -> Config:
     """A flat config (checkpoint format 1's) as the typed one of `kind`: each key the kind takes set, the others
-    dropped (as resuming always did), the kind's defaults for what it lacks. No checks: see make_config."""
+    dropped (as resuming always did), ABSENT_FROM_FORMAT_1 and then the kind's defaults for what it lacks. No
+    checks: see make_config."""
     config = kind_spec(kind).defaults
+    config = config.replace(**{k: v for k, v in ABSENT_FROM_FORMAT_1.items() if k in config.settable()})
     return config.replace(**{k: v for k, v in flat.items() if k in config.settable() and v is not None})
 
 

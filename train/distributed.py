@@ -131,7 +131,8 @@ def rendezvous_timeout(env: Mapping[str, str] | None = None) -> timedelta:
 
 def wait_for_master(address: str, port: int, timeout: timedelta) -> None:
     """Return once rank 0's store accepts a connection at address:port; TimeoutError after `timeout`. (torch's
-    own client retries with growing pauses: a timeout of 2 s took about 10 s.)"""
+    own client retries with growing pauses: a timeout of 2 s took about 10 s.) The meeting that follows has the
+    whole timeout again: it is also the timeout of every collective of the run, which must not shrink."""
     deadline = time.monotonic() + timeout.total_seconds()
     while (left := deadline - time.monotonic()) > 0:
         try:

@@ -315,9 +315,9 @@ SPECS = (
     ),
     # Sequence kinds: whole words, block_size from the data (train/config.py, with_block_size); chosen run by run on the
     # results page ("mm-train transformer --preset best"). The default, six blocks at dropout 0.25 with the weights'
-    # moving average: 304,512 params, train 1.6934, val 1.8969, test 1.9209 (seed 1337). "small", four blocks, is the
-    # best that fits the pretrained model's 1 MB as float32 (its int8 is too far from torch); "makemore" is
-    # makemore.py's recipe, this kind's default before issue 22 (val 1.9169, test 1.9443).
+    # moving average: 304,512 params, train 1.6934, val 1.8969, test 1.9209 (seed 1337); 1.27 MB as float32, and its
+    # int8 is too far from torch for mm-export. "small", four blocks, is the best that fits the pretrained model's
+    # 1 MB as float32; "makemore" is makemore.py's recipe, this kind's default before issue 22 (val 1.9169).
     KindSpec(
         name="transformer",
         summary="decoder-only GPT as nanoGPT and makemore.py",
@@ -333,7 +333,16 @@ SPECS = (
         state=_transformer_state,
         check=_check_transformer,
         embedding_table="token_embedding.weight",
-        quick={"steps": 200, "n_layer": 2, "n_head": 4, "n_embd": 32, "batch_size": 64, "warmup": 20, "ema": 0.0},
+        quick={
+            "steps": 200,
+            "n_layer": 2,
+            "n_head": 4,
+            "n_embd": 32,
+            "batch_size": 64,
+            "warmup": 20,
+            "dropout": 0.1,
+            "ema": 0.0,
+        },
         presets=MappingProxyType(
             {
                 "default": {},
