@@ -129,3 +129,27 @@ def test_a_rank_whose_peers_never_come_stops_with_one_line(tmp_path, rank, timeo
         assert "rank 0 did not listen within 2 s" in result.stderr, result.stderr
     assert time.monotonic() - started < 60
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_a_rank_that_comes_before_rank_0_waits_and_they_train(tmp_path) -> None:
+    """Ranks launched by hand (torchrun's variables, no torchrun): rank 1 probes rank 0's store port until it
+    listens, then they meet, train, and rank 0 alone writes."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    base = {k: v for k, v in os.environ.items() if k not in TORCHRUN_VARIABLES} | {"OMP_NUM_THREADS": "1"}
+    base |= {"WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+    base["MAKEMORE_RENDEZVOUS_TIMEOUT"] = "60"
+
+    def start(rank: int) -> subprocess.Popen:
+        env = base | {"RANK": str(rank), "LOCAL_RANK": str(rank)}
+        command = [BIN / "mm-train", "bigram-nn", "--steps", 5, "--samples", 0, "--threads", 1]
+        command += ["--out", tmp_path / f"m{rank}.pt"]
+        return subprocess.Popen(list(map(str, command)), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    late = start(1)
+    time.sleep(1.0)
+    first = start(0)
+    outputs = [proc.communicate(timeout=120) for proc in (first, late)]
+    assert (first.returncode, late.returncode) == (0, 0), outputs
+    assert [p.name for p in tmp_path.iterdir()] == ["m0.pt"]
