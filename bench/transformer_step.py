@@ -26,7 +26,7 @@ def setup() -> tuple:
     """(model, its train rows, optimizer, batch size, seed, grad clip) of the last release's default transformer,
     in this checkout's API or the last release's (dict configs, everything in train/trainer.py)."""
     import torch
-    from makemore.data import UserError, Vocab, bundled_names_path, read_words, split_words
+    from makemore.data import Vocab, bundled_names_path, read_words, split_words
     from makemore.data.tokens import tokenize_split
     from makemore.train import trainer
 
@@ -47,11 +47,9 @@ def setup() -> tuple:
         model = build_model("transformer", vocab.size, config).train()
         optimizer = trainer.make_optimizer(model, config)
         return model, rows, optimizer, config["batch_size"], config["seed"], config["grad_clip"]
-    try:
-        config = make_config("transformer", "makemore")  # the last release's default
-    except UserError:  # a checkout with typed configs before the preset existed: its default is that one
-        config = make_config("transformer")
-    config = with_block_size("transformer", config, split)
+    from train_speed import release_config  # beside this file
+
+    config = with_block_size("transformer", release_config(make_config, "transformer"), split)
     rows = split_rows("transformer", split, config.block_size)["train"]
     torch.manual_seed(config.seed)
     model = build_model("transformer", vocab.size, config).train()
