@@ -1,5 +1,5 @@
-"""The recurrent kinds train on packed words: the same loss and gradients as the padded batch, only faster; and
-bench/train_speed.py counts their FLOPs as torch does."""
+"""The recurrent kinds train on packed words: the same loss and gradients as the padded batch, only faster; gru and
+lstm train their cell in bfloat16 where the CPU has it; and bench/train_speed.py counts their FLOPs as torch does."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from makemore.train.config import make_config, with_block_size
 from makemore.train.evaluate import split_rows
 from makemore.train.kinds import KINDS, build_model
 from makemore.train.models import (
+    BF16_RECURRENCE,
     IGNORE,
     Recurrent,
     cross_entropy,
@@ -21,7 +22,7 @@ from makemore.train.models import (
     packed_cross_entropy,
     packs_sequences,
 )
-from makemore.train.trainer import train
+from makemore.train.trainer import batch_loss, bf16_autocast, train
 from torch.utils.flop_counter import FlopCounterMode
 from train_speed import forward_macs_per_token
 
@@ -121,6 +122,23 @@ def test_a_names_batch_has_the_same_eval_loss_packed(kind: str) -> None:
 
 
 @pytest.mark.parametrize("kind", RECURRENT)
+def test_a_training_step_runs_the_cell_in_bfloat16_where_it_pays(kind: str) -> None:
+    """A training step's forward runs under bfloat16 autocast for the kinds of BF16_RECURRENCE (gru, lstm) where
+    the CPU computes bfloat16, else in float32; its loss is float32 either way, near the float32 loss."""
+    model = build_model(kind, VOCAB, make_config(kind, n_embd=8, n_hidden=16, dropout=0.0)).train()
+    x, y = padded_batch([5, 1, 9, 3, 9, 2], 7)
+    seen: list[bool] = []
+    model.rnn.register_forward_hook(lambda *_: seen.append(torch.is_autocast_enabled("cpu")))
+    loss = batch_loss(model, (x, y), torch.device("cpu"))
+    bf16_here = isinstance(bf16_autocast(torch.device("cpu")), torch.autocast)
+    assert seen == [BF16_RECURRENCE[kind] and bf16_here]
+    assert loss.dtype == torch.float32
+    float32 = packed_cross_entropy(model, x, y)  # outside autocast
+    assert loss.item() == pytest.approx(float32.item(), abs=0.02)
+    assert (loss.item() == float32.item()) == (not seen[0])
+
+
+@pytest.mark.parametrize("kind", RECURRENT)
 def test_the_bench_counts_the_matrix_products_as_torch_does(kind: str) -> None:
     """bench/train_speed.py's multiply-adds per token (from the config) are torch's FLOP count of a forward pass
     over packed words / 2 per token."""
@@ -135,11 +153,12 @@ def test_the_bench_counts_the_matrix_products_as_torch_does(kind: str) -> None:
 
 
 @pytest.mark.slow
-def test_a_seed_still_fixes_training() -> None:
+@pytest.mark.parametrize("kind", RECURRENT)
+def test_a_seed_still_fixes_training(kind: str) -> None:
     """Two runs of a recurrent kind with the same seed train the same weights (packing and the byte mask draw
-    from the seeded generator)."""
+    from the seeded generator; bfloat16 autocast is deterministic too)."""
     words = read_words(bundled_names_path())[:3000]
-    vocab, kind = Vocab.from_words(words), RECURRENT[0]
+    vocab = Vocab.from_words(words)
     config = make_config(kind, steps=30, n_embd=8, n_hidden=16, batch_size=32, warmup=3)
     first, second = (train(kind, config, split_words(words, 42), vocab).model.state_dict() for _ in range(2))
     for name, tensor in first.items():

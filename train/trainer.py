@@ -31,7 +31,7 @@ from makemore.train.evaluate import (
 )
 from makemore.train.kinds import build_model
 from makemore.train.memory import eval_rows
-from makemore.train.models import IGNORE, Bigram, cross_entropy
+from makemore.train.models import IGNORE, Bigram, cross_entropy, trains_in_bfloat16
 from makemore.train.progress import Progress, Reporter
 from torch import nn
 
@@ -239,7 +239,8 @@ def batch_loss(net: nn.Module, batch: PackedBatch | tuple[torch.Tensor, ...], de
     """The mean loss of a training batch (see training_batch) over its targets that are no padding."""
     if isinstance(batch, PackedBatch):
         return batch.loss(net, device)
-    return cross_entropy(net, *to_device(device, *batch))  # (x, y) or, labelled, (x, y, label); see cross_entropy
+    with bf16_autocast(device) if trains_in_bfloat16(net) else contextlib.nullcontext():  # the loss in float32
+        return cross_entropy(net, *to_device(device, *batch))  # (x, y) or, labelled, (x, y, label)
 
 
 def _gradient_descent(
