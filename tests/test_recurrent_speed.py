@@ -22,7 +22,7 @@ from makemore.train.models import (
     packed_cross_entropy,
     packs_sequences,
 )
-from makemore.train.trainer import batch_loss, bf16_autocast, train
+from makemore.train.trainer import batch_loss, bf16_autocast, make_optimizer, train
 from torch.utils.flop_counter import FlopCounterMode
 from train_speed import forward_macs_per_token
 
@@ -136,6 +136,16 @@ def test_a_training_step_runs_the_cell_in_bfloat16_where_it_pays(kind: str) -> N
     float32 = packed_cross_entropy(model, x, y)  # outside autocast
     assert loss.item() == pytest.approx(float32.item(), abs=0.02)
     assert (loss.item() == float32.item()) == (not seen[0])
+
+
+@pytest.mark.parametrize("kind", [*RECURRENT, "transformer", "mlp"])
+def test_the_kinds_that_train_in_bfloat16_take_the_fused_adamw(kind: str) -> None:
+    """torch's fused AdamW for the transformer (packed rows) and the cells of BF16_RECURRENCE; the others keep the
+    for-each AdamW, so their numbers do not change."""
+    config = make_config(kind, block_size=16) if kind == "transformer" else make_config(kind)
+    model = build_model(kind, VOCAB, config)
+    optimizer = make_optimizer(model, config.train)
+    assert bool(optimizer.defaults["fused"]) == (kind == "transformer" or BF16_RECURRENCE.get(kind, False))
 
 
 @pytest.mark.parametrize("kind", RECURRENT)
