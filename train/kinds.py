@@ -214,8 +214,8 @@ _ADAMW: _Optimizer = {"optimizer": "adamw", "weight_decay": 0.01, "seed": 1337}
 # The sequence kinds' schedule: warm-up, clipping, beta2 0.99, bucketed batches (one bucket: none).
 _SCHEDULED: _Schedule = {"buckets": 1, "grad_clip": 1.0, "beta2": 0.99}
 
-# rnn 91,099 params: val 1.9883, test 2.0084, 2 min 9 s; gru 255,963: val 1.9307, test 1.9545, 4 min 59 s;
-# lstm 338,395: val 1.9182, test 1.9377, 4 min 44 s (2-vCPU AMD EPYC, 2026-11-25).
+# rnn 91,099 params: val 1.9883, test 2.0084, 2 min 9 s (2-vCPU AMD EPYC, 2026-11-25); gru and lstm trained in
+# bfloat16 (2026-11-29, quiet): gru 255,963: val 1.9311, test 1.9497, 39 s; lstm 338,395: val 1.9136, test 1.9411, 36 s.
 _RECURRENT_MODEL = RecurrentConfig(n_embd=64, n_hidden=256, n_layer=1, dropout=0.2)
 _RECURRENT_TRAIN = TrainConfig(steps=6000, batch_size=64, lr=0.003, warmup=200, **_SCHEDULED, **_ADAMW)
 _RECURRENT_QUICK = {"steps": 200, "n_embd": 16, "n_hidden": 48, "batch_size": 64, "warmup": 20}
