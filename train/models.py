@@ -320,6 +320,8 @@ class Transformer(SequenceModel):
     by 1/sqrt(2 n_layer), zero biases.
     """
 
+    trains_in_bfloat16 = True  # a training step's forward under bfloat16 autocast where the device has it
+
     @classmethod
     def from_config(cls, kind: str, vocab_size: int, config: TransformerConfig, n_labels: int = 0) -> Transformer:
         if config.block_size is None:
@@ -568,8 +570,9 @@ def cross_entropy(
 
 
 def trains_in_bfloat16(model: nn.Module) -> bool:
-    """`model` (or the model a DistributedDataParallel wraps) trains its forward under bfloat16 autocast, where the
-    device computes bfloat16 (see BF16_RECURRENCE; the transformer's packed rows do so in trainer.PackedBatch)."""
+    """`model` (or the model a DistributedDataParallel wraps) trains its forward under bfloat16 autocast where the
+    device computes bfloat16 (trainer.batch_loss), with torch's fused AdamW: the transformer, and the recurrent
+    cells of BF16_RECURRENCE."""
     return getattr(getattr(model, "module", model), "trains_in_bfloat16", False)
 
 

@@ -81,7 +81,7 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
     ]
     beta2 = 0.999 if config.beta2 is None else config.beta2
     # torch's fused AdamW for the kinds that train in bfloat16 (their numbers changed with it); the others keep theirs
-    fusable = (packs(model) or trains_in_bfloat16(model)) and all(p.device.type in FUSED_DEVICES for p in params)
+    fusable = trains_in_bfloat16(model) and all(p.device.type in FUSED_DEVICES for p in params)
     fused = {"fused": True} if fusable else {}
     return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, beta2), **fused)
 
@@ -215,12 +215,10 @@ class PackedBatch(NamedTuple):
     segments: torch.Tensor
 
     def loss(self, net: nn.Module, device: torch.device) -> torch.Tensor:
-        """The mean loss over the targets that are no padding; the forward under bf16_autocast, the loss in
-        float32."""
+        """The mean loss over the targets that are no padding, in float32 (under autocast too)."""
         x, y, positions, segments = to_device(device, self.x, self.y, self.positions, self.segments)
         label = None if self.label is None else to_device(device, self.label)[0]
-        with bf16_autocast(device):
-            logits = net(x, label, positions=positions, segments=segments)
+        logits = net(x, label, positions=positions, segments=segments)
         return nn.functional.cross_entropy(logits.float().flatten(0, -2), y.flatten(), ignore_index=IGNORE)
 
 
@@ -238,10 +236,11 @@ def training_batch(model: nn.Module, rows: Rows, indices: np.ndarray) -> PackedB
 
 
 def batch_loss(net: nn.Module, batch: PackedBatch | tuple[torch.Tensor, ...], device: torch.device) -> torch.Tensor:
-    """The mean loss of a training batch (see training_batch) over its targets that are no padding."""
-    if isinstance(batch, PackedBatch):
-        return batch.loss(net, device)
-    with bf16_autocast(device) if trains_in_bfloat16(net) else contextlib.nullcontext():  # the loss in float32
+    """The mean loss of a training batch (see training_batch) over its targets that are no padding; the forward
+    under bf16_autocast for a model that trains in bfloat16, the loss in float32."""
+    with bf16_autocast(device) if trains_in_bfloat16(net) else contextlib.nullcontext():
+        if isinstance(batch, PackedBatch):
+            return batch.loss(net, device)
         return cross_entropy(net, *to_device(device, *batch))  # (x, y) or, labelled, (x, y, label)
 
 
