@@ -105,7 +105,7 @@ def test_the_single_process_ranks_change_nothing() -> None:
 @pytest.mark.skipif(NO_CUDA, reason="needs a CUDA GPU")
 @pytest.mark.parametrize(
     ("kind", "overrides"),
-    [("mlp", TINY), ("transformer", TINY_TRANSFORMER)],
+    [("mlp", TINY), ("transformer", TINY_TRANSFORMER), ("gru", TINY), ("lstm", TINY)],  # gru, lstm: float32 on CUDA
 )
 def test_cuda_trains_and_saves_a_checkpoint_that_loads_on_the_cpu(tmp_path, kind, overrides) -> None:
     from makemore.export.onnx_export import export_checkpoint

@@ -10,19 +10,20 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from makemore.data import Vocab, bundled_names_path, read_words, split_words
 from makemore.data.tokens import tokenize_split
+from makemore.train import trainer
 from makemore.train.config import make_config, with_block_size
 from makemore.train.evaluate import split_rows
 from makemore.train.kinds import KINDS, build_model
 from makemore.train.models import (
-    BF16_RECURRENCE,
     IGNORE,
     Recurrent,
     cross_entropy,
     pack,
     packed_cross_entropy,
     packs_sequences,
+    trains_in_bfloat16,
 )
-from makemore.train.trainer import batch_loss, bf16_autocast, make_optimizer, train
+from makemore.train.trainer import bf16_autocast, make_optimizer, train
 from torch.utils.flop_counter import FlopCounterMode
 from train_speed import forward_macs_per_token
 
@@ -121,17 +122,34 @@ def test_a_names_batch_has_the_same_eval_loss_packed(kind: str) -> None:
         assert packed_cross_entropy(model, x, y).item() == pytest.approx(cross_entropy(model, x, y).item(), abs=1e-5)
 
 
+BF16_KINDS = {"transformer", "gru", "lstm"}  # the kinds that train in bfloat16 on the CPU (pinned here)
+
+
+def test_gru_and_lstm_train_in_bfloat16_on_the_cpu_only() -> None:
+    """The cells whose step gains from bfloat16 (not the rnn), on the CPU only: on CUDA cuDNN would run them in
+    float16 without loss scaling."""
+    for kind in RECURRENT:
+        model = build_model(kind, VOCAB, make_config(kind, n_embd=8, n_hidden=16))
+        assert trains_in_bfloat16(model, torch.device("cpu")) == (kind in BF16_KINDS)
+        assert not trains_in_bfloat16(model, torch.device("cuda"))
+        assert not trains_in_bfloat16(model, torch.device("mps"))
+
+
+@pytest.mark.parametrize("force_bf16", [False, True])
 @pytest.mark.parametrize("kind", RECURRENT)
-def test_a_training_step_runs_the_cell_in_bfloat16_where_it_pays(kind: str) -> None:
-    """A training step's forward runs under bfloat16 autocast for the kinds of BF16_RECURRENCE (gru, lstm) where
-    the CPU computes bfloat16, else in float32; its loss is float32 either way, near the float32 loss."""
+def test_a_training_step_runs_the_cell_in_bfloat16_where_it_pays(kind: str, force_bf16: bool, monkeypatch) -> None:
+    """A training step's forward runs under bfloat16 autocast for gru and lstm where the CPU computes bfloat16
+    (force_bf16: as if it did, emulated where it does not), else in float32; its loss is float32 either way,
+    near the float32 loss."""
+    if force_bf16:
+        monkeypatch.setattr(trainer, "bf16_autocast", lambda device: torch.autocast("cpu", dtype=torch.bfloat16))
     model = build_model(kind, VOCAB, make_config(kind, n_embd=8, n_hidden=16, dropout=0.0)).train()
     x, y = padded_batch([5, 1, 9, 3, 9, 2], 7)
     seen: list[bool] = []
     model.rnn.register_forward_hook(lambda *_: seen.append(torch.is_autocast_enabled("cpu")))
-    loss = batch_loss(model, (x, y), torch.device("cpu"))
-    bf16_here = isinstance(bf16_autocast(torch.device("cpu")), torch.autocast)
-    assert seen == [BF16_RECURRENCE[kind] and bf16_here]
+    loss = trainer.batch_loss(model, (x, y), torch.device("cpu"))
+    bf16_here = force_bf16 or isinstance(bf16_autocast(torch.device("cpu")), torch.autocast)
+    assert seen == [kind in BF16_KINDS and bf16_here]
     assert loss.dtype == torch.float32
     float32 = packed_cross_entropy(model, x, y)  # outside autocast
     assert loss.item() == pytest.approx(float32.item(), abs=0.02)
@@ -140,12 +158,12 @@ def test_a_training_step_runs_the_cell_in_bfloat16_where_it_pays(kind: str) -> N
 
 @pytest.mark.parametrize("kind", [*RECURRENT, "transformer", "mlp"])
 def test_the_kinds_that_train_in_bfloat16_take_the_fused_adamw(kind: str) -> None:
-    """torch's fused AdamW for the transformer (packed rows) and the cells of BF16_RECURRENCE; the others keep the
-    for-each AdamW, so their numbers do not change."""
+    """torch's fused AdamW for the transformer, gru and lstm on the CPU; the others keep the for-each AdamW, so
+    their numbers do not change; and none on a device without a fused AdamW (meta, here)."""
     config = make_config(kind, block_size=16) if kind == "transformer" else make_config(kind)
     model = build_model(kind, VOCAB, config)
-    optimizer = make_optimizer(model, config.train)
-    assert bool(optimizer.defaults["fused"]) == (kind == "transformer" or BF16_RECURRENCE.get(kind, False))
+    assert bool(make_optimizer(model, config.train).defaults["fused"]) == (kind in BF16_KINDS)
+    assert not make_optimizer(model.to("meta"), config.train).defaults["fused"]
 
 
 @pytest.mark.parametrize("kind", RECURRENT)

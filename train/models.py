@@ -320,7 +320,7 @@ class Transformer(SequenceModel):
     by 1/sqrt(2 n_layer), zero biases.
     """
 
-    trains_in_bfloat16 = True  # a training step's forward under bfloat16 autocast where the device has it
+    bf16_devices = frozenset({"cpu", "cuda"})  # where a training step runs in bfloat16 (see trains_in_bfloat16)
 
     @classmethod
     def from_config(cls, kind: str, vocab_size: int, config: TransformerConfig, n_labels: int = 0) -> Transformer:
@@ -436,9 +436,10 @@ RECURRENT_CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 # Whether training runs the recurrence itself on packed words: torch's packed LSTM on the CPU steps the input
 # projection position by position and made a step 1.45x slower, so the LSTM runs padded and packs its outputs.
 PACKED_RECURRENCE = {"rnn": True, "gru": True, "lstm": False}
-# Whether a training step runs the cell under bfloat16 autocast where the device has it (trainer.bf16_autocast):
-# measured per step on 2 CPU threads, lstm 1.3x (oneDNN's bf16 LSTM), gru 1.2x, rnn none (so it keeps float32).
-BF16_RECURRENCE = {"rnn": False, "gru": True, "lstm": True}
+# Where a training step runs the cell in bfloat16 (see trains_in_bfloat16): measured per step on 2 CPU threads,
+# lstm 1.3x (oneDNN's bf16 LSTM), gru 1.2x, rnn none (so it keeps float32). Not on CUDA: cuDNN's RNN under autocast
+# computes in float16, whatever dtype was asked for, and this loop has no loss scaling.
+BF16_RECURRENCE: dict[str, frozenset[str]] = {"rnn": frozenset(), "gru": frozenset({"cpu"}), "lstm": frozenset({"cpu"})}
 
 
 class Recurrent(SequenceModel):
@@ -473,7 +474,7 @@ class Recurrent(SequenceModel):
         if cell not in RECURRENT_CELLS:
             raise ValueError(f"unknown recurrent cell {cell!r}: choose one of {', '.join(RECURRENT_CELLS)}")
         self.cell, self.n_layer, self.n_hidden = cell, n_layer, n_hidden
-        self.trains_in_bfloat16 = BF16_RECURRENCE[cell]
+        self.bf16_devices = BF16_RECURRENCE[cell]
         self.embedding = nn.Embedding(vocab_size, n_embd)
         inner_dropout = dropout if n_layer > 1 else 0.0  # torch applies it between layers only
         self.rnn = RECURRENT_CELLS[cell](n_embd, n_hidden, num_layers=n_layer, batch_first=True, dropout=inner_dropout)
@@ -569,11 +570,12 @@ def cross_entropy(
     return F.cross_entropy(logits.flatten(0, -2), y.flatten(), ignore_index=IGNORE)
 
 
-def trains_in_bfloat16(model: nn.Module) -> bool:
-    """`model` (or the model a DistributedDataParallel wraps) trains its forward under bfloat16 autocast where the
-    device computes bfloat16 (trainer.batch_loss), with torch's fused AdamW: the transformer, and the recurrent
-    cells of BF16_RECURRENCE."""
-    return getattr(getattr(model, "module", model), "trains_in_bfloat16", False)
+def trains_in_bfloat16(model: nn.Module, device: torch.device) -> bool:
+    """`model` (or the model a DistributedDataParallel wraps) trains on `device` with its forward under bfloat16
+    autocast where the device computes bfloat16 (trainer.batch_loss) and torch's fused AdamW: the transformer on
+    CPU and CUDA, the cells of BF16_RECURRENCE on the CPU. Other models and devices keep float32 and the for-each
+    AdamW."""
+    return device.type in getattr(getattr(model, "module", model), "bf16_devices", frozenset())
 
 
 def packs_sequences(model: nn.Module) -> bool:

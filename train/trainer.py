@@ -38,8 +38,8 @@ from torch import nn
 # The widest packed rows unless a word needs more: on names (block_size 16) 16 positions hold 7.6% padding,
 # 32 hold 6.0%, for attention twice as long: about as fast (bench/transformer_step.py)
 PACK_WIDTH = 32
-# where torch has a fused AdamW (one kernel for every parameter); the transformer uses it (the other kinds keep
-# the for-each AdamW: the same rounding, so the same weights and names for a seed, as before)
+# where torch has a fused AdamW (one kernel for every parameter); the kinds that train in bfloat16 use it (see
+# models.trains_in_bfloat16; the others keep the for-each AdamW: the same rounding, so the same weights for a seed)
 FUSED_DEVICES = ("cpu", "cuda")
 
 
@@ -81,7 +81,9 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
     ]
     beta2 = 0.999 if config.beta2 is None else config.beta2
     # torch's fused AdamW for the kinds that train in bfloat16 (their numbers changed with it); the others keep theirs
-    fusable = trains_in_bfloat16(model) and all(p.device.type in FUSED_DEVICES for p in params)
+    fusable = bool(params) and all(
+        p.device.type in FUSED_DEVICES and trains_in_bfloat16(model, p.device) for p in params
+    )
     fused = {"fused": True} if fusable else {}
     return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, beta2), **fused)
 
@@ -238,7 +240,7 @@ def training_batch(model: nn.Module, rows: Rows, indices: np.ndarray) -> PackedB
 def batch_loss(net: nn.Module, batch: PackedBatch | tuple[torch.Tensor, ...], device: torch.device) -> torch.Tensor:
     """The mean loss of a training batch (see training_batch) over its targets that are no padding; the forward
     under bf16_autocast for a model that trains in bfloat16, the loss in float32."""
-    with bf16_autocast(device) if trains_in_bfloat16(net) else contextlib.nullcontext():
+    with bf16_autocast(device) if trains_in_bfloat16(net, device) else contextlib.nullcontext():
         if isinstance(batch, PackedBatch):
             return batch.loss(net, device)
         return cross_entropy(net, *to_device(device, *batch))  # (x, y) or, labelled, (x, y, label)
