@@ -21,10 +21,11 @@ from makemore.contract import LOGITS as OUTPUT_NAME
 from makemore.contract.signature import StepFn, state_of
 from makemore.data import BOUNDARY, UserError, atomic_write, check_output_path, first_line
 from makemore.export.attention import CUSTOM_OPSETS, fused_attention
+from makemore.export.recurrent_cell import OneStepCell, recurrence_weights, with_one_step_cell
 from makemore.runtime.onnx_sampler import open_session, session_forward
 from makemore.runtime.sampling import StepForward
 from makemore.train.checkpoint import load_checkpoint, load_model, model_info
-from makemore.train.models import SequenceModel, sequence_model
+from makemore.train.models import Recurrent, SequenceModel, sequence_model
 
 DEFAULT_OPSET = 17
 OPSETS = range(7, 24)  # the TorchScript exporter's range in torch 2.x; outside it, torch dumps its IR graph on stderr
@@ -82,9 +83,10 @@ def trace_to_onnx(
     axes: dict,
     opset: int,
     custom_opsets: dict[str, int] | None = None,
+    fold: bool = True,
 ) -> bytes:
     """torch.onnx.export with the TorchScript exporter into memory: one protobuf, weights inside (`custom_opsets`:
-    the versions of the other domains the graph uses)."""
+    the versions of the other domains the graph uses; `fold`: torch's constant folding)."""
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notices
@@ -97,7 +99,7 @@ def trace_to_onnx(
             output_names=outputs,
             dynamic_axes=axes,
             opset_version=opset,
-            do_constant_folding=True,
+            do_constant_folding=fold,
             custom_opsets=custom_opsets,
         )
     return buffer.getvalue()
@@ -117,13 +119,14 @@ class StepGraph(torch.nn.Module):
         return self.model.step(tokens, *inputs)
 
 
-def to_step_onnx_bytes(model: torch.nn.Module, info: ModelInfo, opset: int) -> bytes:
+def to_step_onnx_bytes(model: torch.nn.Module, info: ModelInfo, opset: int, one_step_cell: bool = True) -> bytes:
     """Serialize a sequence model's `step`: tokens int64 [batch, steps] + state -> logits [batch, steps, V] + state.
 
     The same TorchScript exporter as the window models: the key/value cache and the recurrent state are
     plain inputs and outputs. A transformer's attention becomes onnxruntime's fused MultiHeadAttention
     (export/attention.py), which takes and returns the caches in the same layout. The example has 2 rows, 3 steps
-    and a past of 2, so no axis is specialised; batch, steps and past are dynamic axes.
+    and a past of 2, so no axis is specialised; batch, steps and past are dynamic axes. A recurrent model's
+    one-step calls run an explicit cell (export/recurrent_cell.py), unless `one_step_cell` is False.
     """
     tensors = state_of(info).tensors
     example_tokens = torch.randint(0, info.vocab.size, (2, 3), dtype=torch.int64)
@@ -141,15 +144,16 @@ def to_step_onnx_bytes(model: torch.nn.Module, info: ModelInfo, opset: int) -> b
     graph = StepGraph(fused, info.labelled).eval()  # a fresh module trains: export would leave it so
     # the contrib domain only where an op uses it (torch warns on stderr of a custom domain no node uses)
     opsets = CUSTOM_OPSETS if fused is not model else None
-    return trace_to_onnx(
-        graph,
-        (example_tokens, *labels, *example_state),
-        [TOKENS, *([LABEL] if info.labelled else []), *(t.input for t in tensors)],
-        [OUTPUT_NAME, *(t.output for t in tensors)],
-        axes,
-        opset,
-        opsets,
-    )
+    inputs = [TOKENS, *([LABEL] if info.labelled else []), *(t.input for t in tensors)]
+    outputs = [OUTPUT_NAME, *(t.output for t in tensors)]
+    raw = trace_to_onnx(graph, (example_tokens, *labels, *example_state), inputs, outputs, axes, opset, opsets)
+    if not (one_step_cell and isinstance(model, Recurrent)):
+        return raw
+    op = onnx.load_from_string(raw)  # then the one-step cell beside the op (export/recurrent_cell.py)
+    cell = OneStepCell(model, recurrence_weights(op.graph)).eval()
+    example = (example_tokens[:, :1], *labels, *example_state)
+    cell_raw = trace_to_onnx(cell, example, inputs, outputs, axes, opset, fold=False)
+    return with_one_step_cell(op, onnx.load_from_string(cell_raw)).SerializeToString()
 
 
 def export_checkpoint(
@@ -178,7 +182,8 @@ def export_checkpoint(
         if info.state is None:
             raw = to_onnx_bytes(model, info.vocab.size, info.block_size, opset, len(info.labels))
         else:
-            raw = to_step_onnx_bytes(model, info, opset)
+            # onnxruntime's quantizer does not enter an If's branches: an int8 file keeps the op alone
+            raw = to_step_onnx_bytes(model, info, opset, one_step_cell=quantize is None)
     except Exception as err:  # the exporter raises many types; report one line
         raise ExportError(f"torch.onnx.export failed at opset {opset}: {first_line(err)}") from None
     proto = onnx.load_from_string(raw)
