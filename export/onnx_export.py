@@ -21,7 +21,7 @@ from makemore.contract import LOGITS as OUTPUT_NAME
 from makemore.contract.signature import StepFn, state_of
 from makemore.data import BOUNDARY, UserError, atomic_write, check_output_path, first_line
 from makemore.export.attention import CUSTOM_OPSETS, fused_attention
-from makemore.export.recurrent_cell import OneStepCell, recurrence_weights, with_one_step_cell
+from makemore.export.recurrent_cell import NoCell, OneStepCell, recurrence_weights, with_one_step_cell
 from makemore.runtime.onnx_sampler import open_session, session_forward
 from makemore.runtime.sampling import StepForward
 from makemore.train.checkpoint import load_checkpoint, load_model, model_info
@@ -126,7 +126,8 @@ def to_step_onnx_bytes(model: torch.nn.Module, info: ModelInfo, opset: int, one_
     plain inputs and outputs. A transformer's attention becomes onnxruntime's fused MultiHeadAttention
     (export/attention.py), which takes and returns the caches in the same layout. The example has 2 rows, 3 steps
     and a past of 2, so no axis is specialised; batch, steps and past are dynamic axes. A recurrent model's
-    one-step calls run an explicit cell (export/recurrent_cell.py), unless `one_step_cell` is False.
+    one-step calls run an explicit cell (export/recurrent_cell.py), unless `one_step_cell` is False or the opset is
+    below 9.
     """
     tensors = state_of(info).tensors
     example_tokens = torch.randint(0, info.vocab.size, (2, 3), dtype=torch.int64)
@@ -150,7 +151,10 @@ def to_step_onnx_bytes(model: torch.nn.Module, info: ModelInfo, opset: int, one_
     if not (one_step_cell and isinstance(model, Recurrent)):
         return raw
     op = onnx.load_from_string(raw)  # then the one-step cell beside the op (export/recurrent_cell.py)
-    cell = OneStepCell(model, recurrence_weights(op.graph)).eval()
+    try:
+        cell = OneStepCell(model, recurrence_weights(op.graph)).eval()
+    except NoCell:  # below opset 9 torch computes the op's weights in the graph: the op alone, as before
+        return raw
     example = (example_tokens[:, :1], *labels, *example_state)
     cell_raw = trace_to_onnx(cell, example, inputs, outputs, axes, opset, fold=False)
     return with_one_step_cell(op, onnx.load_from_string(cell_raw)).SerializeToString()

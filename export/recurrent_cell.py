@@ -91,18 +91,28 @@ class OneStepCell(torch.nn.Module):
         return candidate + zr[:, :n] * (h - candidate)
 
 
+class NoCell(ValueError):
+    """The op's weights are not where the cell reads them (torch below opset 9 computes them in the graph)."""
+
+
 def recurrence_weights(graph: onnx.GraphProto) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """The W, R, B initializers of the graph's recurrence ops, one per layer in order (ValueError if any is missing,
-    or there are peepholes or a second direction)."""
+    """The W, R, B initializers of the graph's recurrence ops, one per layer in order, through the Identity nodes
+    torch puts on a weight equal to another (NoCell if one is not an initializer, or for peepholes or a second
+    direction)."""
     initializers = {i.name: i for i in graph.initializer}
+    identity = {n.output[0]: n.input[0] for n in graph.node if n.op_type == "Identity"}
     weights = []
     for node in (n for n in graph.node if n.op_type in RECURRENCE_OPS):
         names = list(node.input[1:4])
+        for i, name in enumerate(names):
+            while name not in initializers and name in identity:
+                name = identity[name]
+            names[i] = name
         if len(node.input) > 7 and node.input[7] or not all(name in initializers for name in names):
-            raise ValueError(f"unexpected {node.op_type} inputs {list(node.input)}")
+            raise NoCell(f"unexpected {node.op_type} inputs {list(node.input)}")
         w, r, b = (numpy_helper.to_array(initializers[name]) for name in names)
         if w.shape[0] != 1:
-            raise ValueError(f"a bidirectional {node.op_type}")
+            raise NoCell(f"a bidirectional {node.op_type}")
         weights.append((w, r, b))
     return weights
 
@@ -121,7 +131,7 @@ def with_one_step_cell(op_proto: onnx.ModelProto, cell_proto: onnx.ModelProto) -
             if other.dtype == array.dtype and other.shape == array.shape and np.array_equal(other, array):
                 shared[init.name] = name
                 break
-            if other.ndim == 2 and other.shape == array.shape[::-1] and np.array_equal(other.T, array):
+            if other.dtype == array.dtype and other.ndim == 2 and np.array_equal(other.T, array):
                 shared[init.name] = "cell/" + init.name
                 transposed.append(helper.make_node("Transpose", [name], [shared[init.name]]))
                 break

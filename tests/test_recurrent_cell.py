@@ -37,12 +37,25 @@ def random_model(cell: str, n_layer: int, n_labels: int, seed: int) -> Recurrent
     return model
 
 
-def sessions(model: Recurrent, n_labels: int):
-    """onnxruntime sessions of the export with the cell and of the op alone."""
+def info_of(model: Recurrent, n_labels: int) -> ModelInfo:
     config = RecurrentConfig(6, 8, model.n_layer, 0.0)
     labels = tuple(f"l{i}" for i in range(n_labels))
-    info = ModelInfo(model.cell, Vocab("abcdefghij"), 0, state=kind_spec(model.cell).state(config), labels=labels)
-    return [open_session(onnx_export.to_step_onnx_bytes(model, info, 17, cell)) for cell in (True, False)]
+    return ModelInfo(model.cell, Vocab("abcdefghij"), 0, state=kind_spec(model.cell).state(config), labels=labels)
+
+
+def exports(model: Recurrent, n_labels: int, opset: int = 17) -> list[onnx.ModelProto]:
+    """The export with the cell and of the op alone."""
+    info = info_of(model, n_labels)
+    return [onnx.load_from_string(onnx_export.to_step_onnx_bytes(model, info, opset, cell)) for cell in (True, False)]
+
+
+def sessions(model: Recurrent, n_labels: int):
+    """onnxruntime sessions of the export with the cell and of the op alone."""
+    return [open_session(proto.SerializeToString()) for proto in exports(model, n_labels)]
+
+
+def has_cell(proto: onnx.ModelProto) -> bool:
+    return "If" in {n.op_type for n in proto.graph.node}
 
 
 @settings(max_examples=12, deadline=None)
@@ -70,7 +83,39 @@ def test_the_cell_computes_the_ops_step(cell, n_layer, n_labels, rows, seed) -> 
             np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("kind", ["gru", "lstm"])
+@pytest.mark.parametrize("cell", CELLS)
+def test_weights_torch_stores_once_are_found_through_its_identity_nodes(cell) -> None:
+    """Equal weights (here every recurrent bias zero, in two layers) are one initializer behind Identity nodes in
+    torch's export: the cell still reads them, and computes the op's step."""
+    model = random_model(cell, 2, 3, 0)
+    with torch.no_grad():
+        for name, p in model.rnn.named_parameters():
+            if "bias" in name:
+                p.zero_()
+    with_cell, op_alone = exports(model, 3)
+    assert has_cell(with_cell) and "Identity" in {n.op_type for n in op_alone.graph.node}
+    feed = {TOKENS: np.array([[1], [4]]), LABEL: np.array([0, 2])}
+    feed |= {i.name: np.full((2, 2, 8), 0.3, np.float32) for i in op_alone.graph.input[2:]}
+    want_all, got_all = (open_session(p.SerializeToString()).run(None, feed) for p in (op_alone, with_cell))
+    assert len(want_all) == len(got_all) == 2 + (cell == "lstm")
+    for want, got in zip(want_all, got_all, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("opset", [7, 8, 9])
+def test_below_opset_9_the_file_is_the_op_alone(opset) -> None:
+    """torch computes the op's weights in the graph below opset 9: those files keep the op alone."""
+    with_cell, op_alone = exports(random_model("gru", 1, 0, 1), 0, opset)
+    assert has_cell(with_cell) == (opset >= 9) and not has_cell(op_alone)
+
+
+def test_mm_export_at_opset_8_writes_a_verified_file(model_files, tmp_path) -> None:
+    report = onnx_export.export_checkpoint(model_files["lstm"][0], tmp_path / "lstm.onnx", opset=8)
+    assert report.opset == 8 and not has_cell(onnx.load(str(report.path)))
+    assert len(set(OnnxSampler(report.path).sample(50, seed=0))) > 1
+
+
+@pytest.mark.parametrize("kind", CELLS)
 def test_the_file_has_both_branches_and_each_weight_once(model_files, kind) -> None:
     """The exported file: an If whose one-step branch has no recurrence op and whose other branch is the op, the
     step contract's inputs and outputs, and no weight matrix stored twice."""
