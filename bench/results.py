@@ -111,7 +111,7 @@ def kind_rows(kind: str, words: list[str], sizes: tuple[int, ...]) -> list[list[
 
         try:
             quantized = int8_model(pt)
-        except UserError as refused:  # mm-export's parity check (the six-block transformer's int8 fails it)
+        except UserError as refused:  # mm-export's parity check refused the file
             return [*rows, [f"{kind} int8", f"refused by mm-export: {refused}", *[""] * (len(rows[0]) - 2)]]
         rows.append(table_row(measure(f"{kind} int8", pt, quantized, words, sizes), base.val))
     return rows
