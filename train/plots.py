@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from makemore.contract import ModelInfo
@@ -100,18 +101,28 @@ def onnx_embedding_table(path: Path, vocab_size: int) -> np.ndarray:
     except Exception as err:  # onnx raises DecodeError and others for a bad file
         raise PlotError(f"{path} is not a readable ONNX model ({type(err).__name__})") from None
     initializers = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
-    for node in graph.node:
+    nodes = list(every_node(graph))
+    for node in nodes:
         table = initializers.get(node.input[0]) if node.op_type == "Gather" else None
         if table is None or table.ndim != 2 or table.shape[0] != vocab_size:
             continue
         if table.dtype.kind == "f":
             return table.astype(np.float64)
-        dequantize = [n for n in graph.node if n.op_type == "DequantizeLinear" and n.input[0] == node.output[0]]
+        dequantize = [n for n in nodes if n.op_type == "DequantizeLinear" and n.input[0] == node.output[0]]
         if dequantize and all(name in initializers for name in dequantize[0].input[1:]):
             scale, *zero = (initializers[name].astype(np.float64) for name in dequantize[0].input[1:])
             if scale.ndim == 0 and all(z.ndim == 0 for z in zero):  # per-tensor, as quantize_dynamic writes it
                 return (table.astype(np.float64) - (zero[0] if zero else 0.0)) * scale
     raise PlotError(f"{path} has no [{vocab_size}, n_embd] embedding table feeding a Gather")
+
+
+def every_node(graph: Any) -> Iterator[Any]:
+    """The nodes of an onnx graph and of its subgraphs (an If's branches: a recurrent model's one-step cell)."""
+    for node in graph.node:
+        yield node
+        for attribute in node.attribute:
+            for subgraph in [attribute.g] if attribute.HasField("g") else list(attribute.graphs):
+                yield from every_node(subgraph)
 
 
 def loss_history(info: ModelInfo, source: str) -> dict[str, list]:
