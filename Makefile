@@ -85,7 +85,7 @@ results: install
 
 # The model shipped in the package (runtime/pretrained/names.onnx), which mm-gen, mm-serve and mm-web sample when
 # given no model file: the transformer's `best` preset (eight blocks: the best test loss measured), exported as int8
-# to fit 1 MB (0.57 MB), trained on the bundled names with seed 1337 (about 16 minutes on a quiet 2-core machine).
+# to fit 1 MB (0.64 MB), trained on the bundled names with seed 1337 (about 16 minutes on a quiet 2-core machine).
 pretrained: install
 	mkdir -p build/pretrained
 	$(BIN)/mm-train transformer --preset best --seed 1337 --out build/pretrained/names.pt

@@ -13,8 +13,11 @@ from __future__ import annotations
 import copy
 import math
 
+import numpy as np
+import onnx
 import torch
 from makemore.train.models import CausalSelfAttention, SequenceModel, Transformer
+from onnx import helper, numpy_helper
 
 DOMAIN = "com.microsoft"
 CUSTOM_OPSETS = {DOMAIN: 1}
@@ -92,3 +95,52 @@ def fused_attention(model: SequenceModel) -> SequenceModel:
         if isinstance(attn, CausalSelfAttention):
             block.attn = FusedSelfAttention(attn)  # the same call, the same results
     return fused
+
+
+def grouped_query_attention(proto: onnx.ModelProto) -> onnx.ModelProto | None:
+    """`proto` for calls of one step: each MultiHeadAttention a GroupQueryAttention (as many key/value heads as
+    heads), which onnxruntime's CPU kernel runs 1.2x to 1.26x as fast when sampling, with the same names; None for a
+    graph without one. Only for one step: onnxruntime refuses a GroupQueryAttention call of several steps on several
+    rows with a past. Its lengths come from the first cache's shape: every row has `past` positions before this one.
+    """
+    if not any(node.op_type == "MultiHeadAttention" for node in proto.graph.node):
+        return None
+    one = onnx.ModelProto()
+    one.CopyFrom(proto)
+    graph = one.graph
+    cache = next(node.input[6] for node in graph.node if node.op_type == "MultiHeadAttention")
+
+    def constant(name: str, value: np.ndarray) -> onnx.NodeProto:
+        return helper.make_node("Constant", [], [name], value=numpy_helper.from_array(value))
+
+    lengths = [  # seqlens_k [B] int32: the positions before this one; total_sequence_length int32: past + 1
+        helper.make_node("Shape", [cache], ["gqa/shape"]),
+        constant("gqa/past_axis", np.array([2], dtype=np.int64)),
+        constant("gqa/batch_axis", np.array([0], dtype=np.int64)),
+        helper.make_node("Gather", ["gqa/shape", "gqa/past_axis"], ["gqa/past64"]),
+        helper.make_node("Gather", ["gqa/shape", "gqa/batch_axis"], ["gqa/batch"]),
+        helper.make_node("Cast", ["gqa/past64"], ["gqa/past"], to=onnx.TensorProto.INT32),
+        helper.make_node("Tile", ["gqa/past", "gqa/batch"], ["gqa/seqlens_k"]),
+        constant("gqa/one", np.array([1], dtype=np.int32)),
+        helper.make_node("Add", ["gqa/past", "gqa/one"], ["gqa/total1"]),
+        helper.make_node("Squeeze", ["gqa/total1"], ["gqa/total"]),
+    ]
+    nodes = []
+    for node in graph.node:
+        if node.op_type == "MultiHeadAttention":
+            heads = next(a.i for a in node.attribute if a.name == "num_heads")
+            q, k, v, past_key, past_value = (node.input[i] for i in (0, 1, 2, 6, 7))
+            inputs = [q, k, v, past_key, past_value, "gqa/seqlens_k", "gqa/total"]
+            node = helper.make_node(  # noqa: PLW2901 (the node replaced)
+                "GroupQueryAttention",
+                inputs,
+                list(node.output),
+                node.name,
+                domain=DOMAIN,
+                num_heads=heads,
+                kv_num_heads=heads,
+            )
+        nodes.append(node)
+    del graph.node[:]
+    graph.node.extend(lengths + nodes)
+    return one

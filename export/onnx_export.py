@@ -20,8 +20,9 @@ from makemore.contract import LABEL, PAST, TOKENS, ModelInfo, empty_state
 from makemore.contract import LOGITS as OUTPUT_NAME
 from makemore.contract.signature import StepFn, state_of
 from makemore.data import BOUNDARY, UserError, atomic_write, check_output_path, first_line
-from makemore.export.attention import CUSTOM_OPSETS, fused_attention
-from makemore.export.recurrent_cell import NoCell, OneStepCell, recurrence_weights, with_one_step_cell
+from makemore.export.attention import CUSTOM_OPSETS, fused_attention, grouped_query_attention
+from makemore.export.one_step import with_one_step_branch
+from makemore.export.recurrent_cell import NoCell, OneStepCell, recurrence_weights
 from makemore.runtime.onnx_sampler import open_session, session_forward
 from makemore.runtime.sampling import StepForward
 from makemore.train.checkpoint import load_checkpoint, load_model, model_info
@@ -119,15 +120,14 @@ class StepGraph(torch.nn.Module):
         return self.model.step(tokens, *inputs)
 
 
-def to_step_onnx_bytes(model: torch.nn.Module, info: ModelInfo, opset: int, one_step_cell: bool = True) -> bytes:
+def to_step_onnx_bytes(model: torch.nn.Module, info: ModelInfo, opset: int, one_step: bool = True) -> bytes:
     """Serialize a sequence model's `step`: tokens int64 [batch, steps] + state -> logits [batch, steps, V] + state.
 
     The same TorchScript exporter as the window models: the key/value cache and the recurrent state are
     plain inputs and outputs. A transformer's attention becomes onnxruntime's fused MultiHeadAttention
     (export/attention.py), which takes and returns the caches in the same layout. The example has 2 rows, 3 steps
-    and a past of 2, so no axis is specialised; batch, steps and past are dynamic axes. A recurrent model's
-    one-step calls run an explicit cell (export/recurrent_cell.py), unless `one_step_cell` is False or the opset is
-    below 9.
+    and a past of 2, so no axis is specialised; batch, steps and past are dynamic axes. Unless `one_step` is False,
+    one-step calls run a faster graph beside it (one_step_graph).
     """
     tensors = state_of(info).tensors
     example_tokens = torch.randint(0, info.vocab.size, (2, 3), dtype=torch.int64)
@@ -148,16 +148,32 @@ def to_step_onnx_bytes(model: torch.nn.Module, info: ModelInfo, opset: int, one_
     inputs = [TOKENS, *([LABEL] if info.labelled else []), *(t.input for t in tensors)]
     outputs = [OUTPUT_NAME, *(t.output for t in tensors)]
     raw = trace_to_onnx(graph, (example_tokens, *labels, *example_state), inputs, outputs, axes, opset, opsets)
-    if not (one_step_cell and isinstance(model, Recurrent)):
+    if not one_step:
         return raw
-    op = onnx.load_from_string(raw)  # then the one-step cell beside the op (export/recurrent_cell.py)
+    op = onnx.load_from_string(raw)
+    one = one_step_graph(op, model, (example_tokens[:, :1], *labels, *example_state), inputs, outputs, axes, opset)
+    return raw if one is None else with_one_step_branch(op, one).SerializeToString()
+
+
+def one_step_graph(
+    op: onnx.ModelProto,
+    model: torch.nn.Module,
+    example: tuple,
+    inputs: list[str],
+    outputs: list[str],
+    axes: dict,
+    opset: int,
+) -> onnx.ModelProto | None:
+    """The graph that runs a one-step call of `op` faster (export/one_step.py): a recurrent model's explicit cell,
+    traced from the op's weights (export/recurrent_cell.py), or a transformer's graph with GroupQueryAttention; None
+    when there is none (the cell below opset 9, where torch computes the op's weights in the graph)."""
+    if not isinstance(model, Recurrent):
+        return grouped_query_attention(op)
     try:
         cell = OneStepCell(model, recurrence_weights(op.graph)).eval()
-    except NoCell:  # below opset 9 torch computes the op's weights in the graph: the op alone, as before
-        return raw
-    example = (example_tokens[:, :1], *labels, *example_state)
-    cell_raw = trace_to_onnx(cell, example, inputs, outputs, axes, opset, fold=False)
-    return with_one_step_cell(op, onnx.load_from_string(cell_raw)).SerializeToString()
+    except NoCell:
+        return None
+    return onnx.load_from_string(trace_to_onnx(cell, example, inputs, outputs, axes, opset, fold=False))
 
 
 def export_checkpoint(
@@ -186,8 +202,8 @@ def export_checkpoint(
         if info.state is None:
             raw = to_onnx_bytes(model, info.vocab.size, info.block_size, opset, len(info.labels))
         else:
-            # onnxruntime's quantizer does not enter an If's branches: an int8 file keeps the op alone
-            raw = to_step_onnx_bytes(model, info, opset, one_step_cell=quantize is None)
+            # onnxruntime's quantizer does not enter an If's branches: it quantizes the graph of any steps
+            raw = to_step_onnx_bytes(model, info, opset, one_step=quantize is None)
     except Exception as err:  # the exporter raises many types; report one line
         raise ExportError(f"torch.onnx.export failed at opset {opset}: {first_line(err)}") from None
     proto = onnx.load_from_string(raw)
@@ -261,6 +277,8 @@ def quantize_int8(proto: onnx.ModelProto, info: ModelInfo) -> bytes:
         except Exception as err:  # the quantizer raises many types; report one line
             raise ExportError(f"int8 quantization failed: {first_line(err)}") from None
         quantized = onnx.load(str(dst))
+    if (one := grouped_query_attention(quantized)) is not None:  # a transformer's one-step graph, of int8 weights
+        quantized = with_one_step_branch(quantized, one)
     quantized.producer_name = proto.producer_name
     quantized.doc_string = proto.doc_string + " (int8 dynamic quantization)"
     stamp_and_check(quantized, info, "quantized model")

@@ -6,10 +6,10 @@ explicit cell does less: the first layer's input projection of every token is a 
 embedding times the input weights, plus the biases: a Gather instead of a GEMM), then one GEMM of the hidden state
 and the gates. A gru's call of 512 rows took 1.8 ms with the op and 1.2 ms with the cell, one thread.
 
-The file keeps one graph and its contract: an If on the number of steps runs the cell when it is 1 and the op
-(torch's export, as before) otherwise. The cell is traced from the op's own weights (ONNX gate order), without
-constant folding, so the file stores each weight once; the table and the weights' views are folded by onnxruntime
-when it loads the file. The export is verified both ways (whole words and one token at a time) as before.
+The file keeps one graph and its contract: an If on the number of steps (export/one_step.py) runs the cell when it
+is 1 and the op (torch's export, as before) otherwise. The cell is traced from the op's own weights (ONNX gate
+order), without constant folding, so the file stores each weight once; the table and the weights' views are folded
+by onnxruntime when it loads the file. The export is verified both ways (whole words and one token at a time).
 """
 
 from __future__ import annotations
@@ -18,9 +18,8 @@ import numpy as np
 import onnx
 import torch
 import torch.nn.functional as F
-from makemore.contract import TOKENS
 from makemore.train.models import Recurrent
-from onnx import helper, numpy_helper
+from onnx import numpy_helper
 
 RECURRENCE_OPS = ("RNN", "GRU", "LSTM")
 
@@ -115,64 +114,3 @@ def recurrence_weights(graph: onnx.GraphProto) -> list[tuple[np.ndarray, np.ndar
             raise NoCell(f"a bidirectional {node.op_type}")
         weights.append((w, r, b))
     return weights
-
-
-def with_one_step_cell(op_proto: onnx.ModelProto, cell_proto: onnx.ModelProto) -> onnx.ModelProto:
-    """One model: If tokens has one step, the cell's graph, else the op's; same inputs, outputs and opsets as the
-    op's. A cell's initializer equal to one of the op's (or to its transpose: the head's weight) is that one, so each
-    weight is stored once (onnxruntime folds the transposes when it loads the file)."""
-    op, cell = op_proto.graph, cell_proto.graph
-    outer = {i.name for i in op.input} | {i.name for i in op.initializer}
-    ops_arrays = {i.name: numpy_helper.to_array(i) for i in op.initializer}
-    shared, transposed = {}, []  # the cell's initializers that are one of the op's, or its transpose
-    for init in cell.initializer:
-        array = numpy_helper.to_array(init)
-        for name, other in ops_arrays.items():
-            if other.dtype == array.dtype and other.shape == array.shape and np.array_equal(other, array):
-                shared[init.name] = name
-                break
-            if other.dtype == array.dtype and other.ndim == 2 and np.array_equal(other.T, array):
-                shared[init.name] = "cell/" + init.name
-                transposed.append(helper.make_node("Transpose", [name], [shared[init.name]]))
-                break
-    extra = [i for i in cell.initializer if i.name not in shared]
-    then_branch = branch(cell, "cell/", {i.name for i in cell.input}, shared, "one step: the cell")
-    else_branch = branch(op, "op/", outer, {}, "any steps: the op")
-    for init in extra:
-        init.name = "cell/" + init.name
-    steps = transposed + [  # ops of every opset the exporter writes (7 and up)
-        helper.make_node("Shape", [TOKENS], ["if/shape"]),
-        helper.make_node("Constant", [], ["if/axis"], value=numpy_helper.from_array(np.array(1, dtype=np.int64))),
-        helper.make_node("Gather", ["if/shape", "if/axis"], ["if/steps"]),
-        helper.make_node("Constant", [], ["if/one"], value=numpy_helper.from_array(np.array(1, dtype=np.int64))),
-        helper.make_node("Equal", ["if/steps", "if/one"], ["if/cond"]),
-    ]
-    node = helper.make_node(
-        "If", ["if/cond"], [o.name for o in op.output], then_branch=then_branch, else_branch=else_branch
-    )
-    graph = helper.make_graph(steps + [node], op.name, list(op.input), list(op.output), list(op.initializer) + extra)
-    model = helper.make_model(graph, opset_imports=list(op_proto.opset_import))
-    model.ir_version = op_proto.ir_version
-    return model
-
-
-def branch(graph: onnx.GraphProto, prefix: str, outer: set[str], renamed: dict[str, str], name: str) -> onnx.GraphProto:
-    """`graph`'s nodes as an If branch: its inputs and `renamed` initializers read from the outer graph, its other
-    values prefixed (an If's branch may not redefine an outer name); its outputs by position."""
-
-    def name_of(value: str) -> str:
-        if not value or value in outer:
-            return value
-        return renamed.get(value, prefix + value)
-
-    inputs = {i.name for i in graph.input}
-    nodes = []
-    for node in graph.node:
-        copy = onnx.NodeProto()
-        copy.CopyFrom(node)
-        copy.name = prefix + node.name
-        copy.input[:] = [name_of(v) if v not in inputs else v for v in node.input]
-        copy.output[:] = [name_of(v) for v in node.output]
-        nodes.append(copy)
-    outputs = [helper.make_value_info(name_of(o.name), o.type) for o in graph.output]
-    return helper.make_graph(nodes, name, [], outputs)

@@ -92,19 +92,51 @@ def test_onnxruntime_runs_the_fused_op_as_torch_computes_it(n_head, head_dim) ->
 
 
 def test_the_transformer_file_attends_with_one_fused_node_per_layer(model_files) -> None:
-    """The exported transformer: one MultiHeadAttention per layer, no Concat of a cache (the op grows them), and the
-    step contract's inputs and outputs as before."""
+    """The exported transformer: an If on the number of steps (export/one_step.py) whose graph of any steps has one
+    MultiHeadAttention per layer and no Concat of a cache (the op grows them), whose one-step graph has one
+    GroupQueryAttention per layer instead, and the step contract's inputs and outputs as before."""
     model = onnx.load(str(model_files["transformer"][1]))
-    ops = [node.op_type for node in model.graph.node]
+    (if_node,) = [node for node in model.graph.node if node.op_type == "If"]
+    branches = {a.name: a.g for a in if_node.attribute}
     sampler = OnnxSampler(model_files["transformer"][1])
     layers = len(sampler.info.state.tensors) // 2
-    assert ops.count("MultiHeadAttention") == layers >= 1
-    cache_outputs = {t.output for t in sampler.info.state.tensors}
-    made_by = {out: node.op_type for node in model.graph.node for out in node.output}
-    assert {made_by[name] for name in cache_outputs} == {"MultiHeadAttention"}
+    for name, op in (("else_branch", "MultiHeadAttention"), ("then_branch", "GroupQueryAttention")):
+        graph = branches[name]
+        ops = [node.op_type for node in graph.node]
+        assert ops.count(op) == layers >= 1 and "Concat" not in ops
+        made_by = {out: node.op_type for node in graph.node for out in node.output}
+        assert {made_by[out.name] for out in graph.output[1:]} == {op}  # the grown caches
+    assert list(if_node.output) == [o.name for o in model.graph.output]
     inputs = [i.name for i in model.graph.input]
     assert inputs == [TOKENS, *(t.input for t in sampler.info.state.tensors)]
     assert all(PAST in t.shape for t in sampler.info.state.tensors)
+
+
+def test_an_int8_transformer_has_the_one_step_graph_of_its_int8_weights(model_files, tmp_path) -> None:
+    """int8 quantizes the graph of any steps, then its one-step copy with GroupQueryAttention goes beside it."""
+    report = onnx_export.export_checkpoint(model_files["transformer"][0], tmp_path / "t.onnx", quantize="int8")
+    (if_node,) = [node for node in onnx.load(str(report.path)).graph.node if node.op_type == "If"]
+    for branch in if_node.attribute:
+        ops = {node.op_type for node in branch.g.node}
+        assert "MatMulInteger" in ops or "DynamicQuantizeMatMul" in ops
+        assert ("GroupQueryAttention" if branch.name == "then_branch" else "MultiHeadAttention") in ops
+
+
+@pytest.mark.parametrize("quantize", [None, "int8"])
+def test_the_one_step_graph_gives_the_names_of_the_other(model_files, tmp_path, quantize) -> None:
+    """The transformer's file with and without its one-step graph: the same names for a seed (at most 1 of 1,000
+    differs, by a rounding flip), with a prefix and options too."""
+    alone = tmp_path / "alone.onnx"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(onnx_export, "grouped_query_attention", lambda proto: None)
+        onnx_export.export_checkpoint(model_files["transformer"][0], alone, quantize=quantize)
+    both = onnx_export.export_checkpoint(model_files["transformer"][0], tmp_path / "both.onnx", quantize=quantize)
+    assert "If" not in {n.op_type for n in onnx.load(str(alone)).graph.node}
+    for options in [{"seed": 0}, {"seed": 5, "prefix": "ka"}, {"seed": 6, "temperature": 1.5, "top_k": 10}]:
+        old = OnnxSampler(alone).sample(1000, **options)
+        new = OnnxSampler(both.path).sample(1000, **options)
+        assert len(set(new)) > 1
+        assert sum(a != b for a, b in zip(old, new, strict=True)) <= 1
 
 
 def test_other_kinds_are_exported_as_they_were(model_files) -> None:
