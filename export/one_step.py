@@ -15,10 +15,10 @@ from onnx import helper, numpy_helper
 
 
 def with_one_step_branch(op_proto: onnx.ModelProto, one_proto: onnx.ModelProto) -> onnx.ModelProto:
-    """One model: If tokens has one step, `one_proto`'s graph, else `op_proto`'s; the same inputs, outputs, opsets and
-    model fields (metadata included) as `op_proto`. An initializer of `one_proto` equal to one of `op_proto`'s (or to
-    its transpose: a recurrent cell's head) is that one, so each weight is stored once (onnxruntime folds the
-    transposes when it loads the file)."""
+    """One model: If tokens has one step (on at least one row), `one_proto`'s graph, else `op_proto`'s; the same
+    inputs, outputs, opsets and model fields (metadata included) as `op_proto`. An initializer of `one_proto` equal
+    to one of `op_proto`'s (or to its transpose: a recurrent cell's head) is that one, so each weight is stored once
+    (onnxruntime folds the transposes when it loads the file)."""
     op, one = op_proto.graph, one_proto.graph
     outer = {i.name for i in op.input} | {i.name for i in op.initializer}
     ops_arrays = {i.name: numpy_helper.to_array(i) for i in op.initializer}
@@ -40,12 +40,18 @@ def with_one_step_branch(op_proto: onnx.ModelProto, one_proto: onnx.ModelProto) 
     else_branch = branch(op, "op/", outer, {}, "any steps")
     for init in extra:
         init.name = "one/" + init.name
-    steps = transposed + [  # ops of every opset the exporter writes (7 and up)
+    steps = transposed + [  # one step on some rows (0 rows: the general graph); ops of every opset from 7
         helper.make_node("Shape", [TOKENS], ["if/shape"]),
-        helper.make_node("Constant", [], ["if/axis"], value=numpy_helper.from_array(np.array(1, dtype=np.int64))),
-        helper.make_node("Gather", ["if/shape", "if/axis"], ["if/steps"]),
-        helper.make_node("Constant", [], ["if/one"], value=numpy_helper.from_array(np.array(1, dtype=np.int64))),
-        helper.make_node("Equal", ["if/steps", "if/one"], ["if/cond"]),
+        constant("if/rows_axis", 0),
+        constant("if/steps_axis", 1),
+        constant("if/zero", 0),
+        constant("if/one", 1),
+        helper.make_node("Gather", ["if/shape", "if/rows_axis"], ["if/rows"]),
+        helper.make_node("Gather", ["if/shape", "if/steps_axis"], ["if/steps"]),
+        helper.make_node("Equal", ["if/steps", "if/one"], ["if/one_step"]),
+        helper.make_node("Equal", ["if/rows", "if/zero"], ["if/no_rows"]),
+        helper.make_node("Not", ["if/no_rows"], ["if/some_rows"]),
+        helper.make_node("And", ["if/one_step", "if/some_rows"], ["if/cond"]),
     ]
     node = helper.make_node(
         "If", ["if/cond"], [o.name for o in op.output], then_branch=then_branch, else_branch=else_branch
@@ -55,6 +61,11 @@ def with_one_step_branch(op_proto: onnx.ModelProto, one_proto: onnx.ModelProto) 
     model.CopyFrom(op_proto)  # its fields: IR version, opsets, producer, doc string, metadata
     model.graph.CopyFrom(graph)
     return model
+
+
+def constant(name: str, value: int) -> onnx.NodeProto:
+    """A Constant node: the int64 scalar `value`."""
+    return helper.make_node("Constant", [], [name], value=numpy_helper.from_array(np.array(value, dtype=np.int64)))
 
 
 def branch(graph: onnx.GraphProto, prefix: str, outer: set[str], renamed: dict[str, str], name: str) -> onnx.GraphProto:

@@ -194,3 +194,43 @@ def test_sessions_keep_the_arena_and_no_memory_pattern() -> None:
     """The speed setting and the fragmentation guard together (runtime.onnx_sampler.session_options)."""
     options = session_options()
     assert options.enable_cpu_mem_arena and not options.enable_mem_pattern
+
+
+def transformer_info(n_embd: int, n_head: int):
+    """A small transformer with random weights, and its ModelInfo, as an export sees them."""
+    from makemore.contract import ModelInfo
+    from makemore.data import Vocab
+    from makemore.train.config import DEFAULTS
+    from makemore.train.kinds import build_model, state_spec
+
+    config = DEFAULTS["transformer"].replace(n_layer=2, n_embd=n_embd, n_head=n_head, block_size=8)
+    torch.manual_seed(0)
+    model = build_model("transformer", 11, config).eval()
+    info = ModelInfo("transformer", Vocab("abcdefghij"), 8, state=state_spec("transformer", config))
+    return model, info
+
+
+@pytest.mark.parametrize(("n_embd", "n_head", "grouped"), [(16, 2, True), (12, 4, False), (48, 4, False)])
+def test_heads_not_a_multiple_of_8_wide_keep_multi_head_attention_alone(n_embd, n_head, grouped) -> None:
+    """onnxruntime's GroupQueryAttention refuses heads not a multiple of 8 wide: such a transformer exports with
+    MultiHeadAttention alone, and runs."""
+    model, info = transformer_info(n_embd, n_head)
+    proto = onnx.load_from_string(onnx_export.to_step_onnx_bytes(model, info, 17))
+    assert ("If" in {node.op_type for node in proto.graph.node}) == grouped
+    step = onnx_export.session_step(open_session(proto.SerializeToString()), info)
+    from makemore.contract import empty_state
+
+    logits, _ = step(np.ones((3, 1), dtype=np.int64), empty_state(info, 3))
+    assert logits.shape == (3, 1, 11) and np.isfinite(logits).all()
+
+
+@pytest.mark.parametrize("steps", [1, 2])
+def test_a_call_on_no_rows_gives_no_logits(steps) -> None:
+    """The If takes the general graph for 0 rows (GroupQueryAttention stops the process on an empty batch)."""
+    from makemore.contract import empty_state
+
+    model, info = transformer_info(16, 2)
+    proto = onnx.load_from_string(onnx_export.to_step_onnx_bytes(model, info, 17))
+    step = onnx_export.session_step(open_session(proto.SerializeToString()), info)
+    logits, state = step(np.zeros((0, steps), dtype=np.int64), empty_state(info, 0))
+    assert logits.shape == (0, steps, 11) and all(len(s) == 0 for s in state)
