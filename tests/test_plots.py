@@ -105,10 +105,11 @@ def test_every_kind_with_an_embedding_table_has_one_named():
         assert build_model(kind, 27, config).state_dict()[name].shape == (27, config.model.n_embd)
 
 
-def test_int8_onnx_embedding_table_is_dequantized(model_files, tmp_path):
+@pytest.mark.parametrize("kind", ["mlp", "gru"])  # a recurrent model's int8 table is transposed, then dequantized
+def test_int8_onnx_embedding_table_is_dequantized(model_files, tmp_path, kind):
     from makemore.export.onnx_export import export_checkpoint
 
-    pt, _ = model_files["mlp"]
+    pt, _ = model_files[kind]
     export_checkpoint(pt, tmp_path / "int8.onnx", quantize="int8")
     from_pt, _ = plots.read_embeddings(pt)
     from_int8, _ = plots.read_embeddings(tmp_path / "int8.onnx")

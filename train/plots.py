@@ -108,12 +108,27 @@ def onnx_embedding_table(path: Path, vocab_size: int) -> np.ndarray:
             continue
         if table.dtype.kind == "f":
             return table.astype(np.float64)
-        dequantize = [n for n in nodes if n.op_type == "DequantizeLinear" and n.input[0] == node.output[0]]
+        dequantize = dequantizers(nodes, node.output[0])
         if dequantize and all(name in initializers for name in dequantize[0].input[1:]):
             scale, *zero = (initializers[name].astype(np.float64) for name in dequantize[0].input[1:])
             if scale.ndim == 0 and all(z.ndim == 0 for z in zero):  # per-tensor, as quantize_dynamic writes it
                 return (table.astype(np.float64) - (zero[0] if zero else 0.0)) * scale
     raise PlotError(f"{path} has no [{vocab_size}, n_embd] embedding table feeding a Gather")
+
+
+LAYOUT_OPS = ("Transpose", "Identity", "Reshape", "Squeeze", "Unsqueeze")  # move values, never change them
+
+
+def dequantizers(nodes: list[Any], value: str) -> list[Any]:
+    """The DequantizeLinear nodes that read `value`, or read it through ops that only move values (a recurrent
+    model's int8 embedding is transposed to the time-major layout before it is dequantized)."""
+    found, frontier = [], [value]
+    while frontier:
+        readers = [n for n in nodes if frontier[-1] in n.input[:1]]
+        frontier.pop()
+        found += [n for n in readers if n.op_type == "DequantizeLinear"]
+        frontier += [n.output[0] for n in readers if n.op_type in LAYOUT_OPS]
+    return found
 
 
 def every_node(graph: Any) -> Iterator[Any]:
