@@ -277,7 +277,7 @@ def quantize_int8(proto: onnx.ModelProto, info: ModelInfo) -> bytes:
         except Exception as err:  # the quantizer raises many types; report one line
             raise ExportError(f"int8 quantization failed: {first_line(err)}") from None
         quantized = onnx.load(str(dst))
-    # its scales are initializers that are no graph inputs, which IR version 3 (opsets 7 and 8) requires
+    # IR version 3 (opsets 7 and 8) wants every initializer among the graph's inputs; the quantizer's scales are not
     quantized.ir_version = max(quantized.ir_version, 4)
     if (one := grouped_query_attention(quantized)) is not None:  # a transformer's one-step graph, of int8 weights
         quantized = with_one_step_branch(quantized, one)

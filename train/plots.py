@@ -124,8 +124,8 @@ def dequantizers(nodes: list[Any], value: str) -> list[Any]:
     model's int8 embedding is transposed to the time-major layout before it is dequantized)."""
     found, frontier = [], [value]
     while frontier:
-        readers = [n for n in nodes if frontier[-1] in n.input[:1]]
-        frontier.pop()
+        read = frontier.pop()
+        readers = [n for n in nodes if n.input and n.input[0] == read]
         found += [n for n in readers if n.op_type == "DequantizeLinear"]
         frontier += [n.output[0] for n in readers if n.op_type in LAYOUT_OPS]
     return found
