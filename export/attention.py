@@ -16,8 +16,9 @@ import math
 import numpy as np
 import onnx
 import torch
+from makemore.export.one_step import constant
 from makemore.train.models import CausalSelfAttention, SequenceModel, Transformer
-from onnx import helper, numpy_helper
+from onnx import helper
 
 DOMAIN = "com.microsoft"
 CUSTOM_OPSETS = {DOMAIN: 1}
@@ -111,11 +112,7 @@ def grouped_query_attention(proto: onnx.ModelProto) -> onnx.ModelProto | None:
     one = onnx.ModelProto()
     one.CopyFrom(proto)
     graph = one.graph
-    cache = next(node.input[6] for node in graph.node if node.op_type == "MultiHeadAttention")
-
-    def constant(name: str, value: np.ndarray) -> onnx.NodeProto:
-        return helper.make_node("Constant", [], [name], value=numpy_helper.from_array(value))
-
+    cache = attention[0].input[6]
     lengths = [  # seqlens_k [B] int32: the positions before this one; total_sequence_length int32: past + 1
         helper.make_node("Shape", [cache], ["gqa/shape"]),
         constant("gqa/past_axis", np.array([2], dtype=np.int64)),

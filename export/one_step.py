@@ -63,9 +63,10 @@ def with_one_step_branch(op_proto: onnx.ModelProto, one_proto: onnx.ModelProto) 
     return model
 
 
-def constant(name: str, value: int) -> onnx.NodeProto:
-    """A Constant node: the int64 scalar `value`."""
-    return helper.make_node("Constant", [], [name], value=numpy_helper.from_array(np.array(value, dtype=np.int64)))
+def constant(name: str, value: int | np.ndarray) -> onnx.NodeProto:
+    """A Constant node `name`: `value` (an int: an int64 scalar)."""
+    array = np.array(value, dtype=np.int64) if isinstance(value, int) else value
+    return helper.make_node("Constant", [], [name], value=numpy_helper.from_array(array))
 
 
 def branch(graph: onnx.GraphProto, prefix: str, outer: set[str], renamed: dict[str, str], name: str) -> onnx.GraphProto:
