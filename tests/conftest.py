@@ -143,7 +143,7 @@ SLOW_TESTS = {
     "test_hardening_server::test_healthz_answers_when_stalled_connections_reach_the_file_limit",
     "test_hardening_runtime::test_many_workers_do_not_multiply_memory",
     "test_export::test_export_cli_refuses_bad_checkpoints",
-    "test_pretrained::test_mm_gen_without_a_model_samples_it_with_torch_unimportable",
+    "test_pretrained::test_mm_gen_without_a_model_samples_it_from_the_wheel_with_torch_unimportable",
 }
 
 

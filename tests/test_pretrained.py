@@ -5,9 +5,12 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+import sys
+import zipfile
 
 import pytest
-from clirun import BIN, run
+from clirun import run
+from conftest import ROOT
 from makemore.data import bundled_names_path
 from makemore.runtime.pretrained import pretrained_path
 
@@ -42,13 +45,31 @@ def test_its_test_loss_through_mm_eval_is_the_one_it_records(shipped) -> None:
     assert measured < 2.0  # far below a bigram's 2.45: a trained model, not a placeholder
 
 
-def test_mm_gen_without_a_model_samples_it_with_torch_unimportable(tmp_path) -> None:
-    """The README's first command after `pip install .`: no model argument, in an install without torch (here a
-    `torch` module that cannot be imported stands first on the path)."""
+def test_mm_gen_without_a_model_samples_it_from_the_wheel_with_torch_unimportable(tmp_path) -> None:
+    """The README's first command after `pip install .`: the wheel pip builds from this checkout holds the model,
+    and mm-gen with no model argument samples it from the wheel's own files (unpacked: what an install puts in
+    site-packages), in an install without torch (here a `torch` module that cannot be imported stands first)."""
+    wheels, site = tmp_path / "wheels", tmp_path / "site"
+    build = [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-q", "-w", wheels]
+    subprocess.run(build, check=True, capture_output=True, timeout=120)
+    (wheel,) = wheels.glob("makemore_onnx-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        archive.extractall(site)
+    shipped = site / "makemore" / "runtime" / "pretrained" / "names.onnx"
+    assert shipped.read_bytes() == pretrained_path().read_bytes()
     (tmp_path / "torch.py").write_text("raise ImportError('torch is not installed')\n", encoding="utf-8")
-    env = {**os.environ, "PYTHONPATH": str(tmp_path), "ORT_DISABLE_TELEMETRY": "1"}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, [tmp_path, site])), "ORT_DISABLE_TELEMETRY": "1"}
+    from_wheel = (  # the console script's entry point (pyproject.toml), imported from the unpacked wheel
+        "import sys, makemore.runtime.cli as cli; "
+        f"assert cli.__file__.startswith({str(site)!r}), cli.__file__; sys.exit(cli.gen_main())"
+    )
     result = subprocess.run(
-        [str(BIN / "mm-gen"), "--n", "20", "--seed", "1"], capture_output=True, text=True, env=env, timeout=120
+        [sys.executable, "-c", from_wheel, "--n", "20", "--seed", "1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     names = result.stdout.split()
