@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import io
-import logging
-import tempfile
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +17,7 @@ from makemore.contract import LOGITS as OUTPUT_NAME
 from makemore.contract.signature import StepFn, state_of
 from makemore.data import BOUNDARY, UserError, atomic_write, check_output_path, first_line
 from makemore.export.attention import CUSTOM_OPSETS, fused_attention, grouped_query_attention
+from makemore.export.int8 import int8_weights
 from makemore.export.one_step import with_one_step_branch
 from makemore.export.recurrent_cell import NoCell, OneStepCell, recurrence_weights
 from makemore.runtime.onnx_sampler import open_session, session_forward
@@ -186,8 +183,8 @@ def export_checkpoint(
 ) -> ExportReport:
     """Export, add metadata, check, compare with torch on random contexts, then write atomically.
 
-    quantize="int8": the verified float32 graph is then quantized (dynamic int8) and checked against
-    torch within INT8_MAX_MEAN_KL; the metadata's config records "quantize": "int8".
+    quantize="int8": the verified float32 graph's weights are then stored as int8 (export/int8.py) and the file
+    checked against torch within INT8_MAX_MEAN_KL; the metadata's config records "quantize": "int8".
     """
     out_path = Path(out_path)
     if quantize is not None and quantize not in QUANTIZE_CHOICES:
@@ -202,8 +199,7 @@ def export_checkpoint(
         if info.state is None:
             raw = to_onnx_bytes(model, info.vocab.size, info.block_size, opset, len(info.labels))
         else:
-            # onnxruntime's quantizer does not enter an If's branches: it quantizes the graph of any steps
-            raw = to_step_onnx_bytes(model, info, opset, one_step=quantize is None)
+            raw = to_step_onnx_bytes(model, info, opset)
     except Exception as err:  # the exporter raises many types; report one line
         raise ExportError(f"torch.onnx.export failed at opset {opset}: {first_line(err)}") from None
     proto = onnx.load_from_string(raw)
@@ -236,53 +232,11 @@ def stamp_and_check(proto: onnx.ModelProto, info: ModelInfo, what: str) -> None:
         raise ExportError(f"{what} fails onnx.checker: {first_line(err)}") from None
 
 
-@contextlib.contextmanager
-def quiet_quantizer() -> Iterator[None]:
-    """Silence what onnxruntime.quantization says besides raising: its logging (hints and warnings through
-    the root logger), Python warnings (numpy's among them), prints on stdout and onnxruntime's own log.
-    Its failures still arrive, as exceptions.
-    """
-    import onnxruntime
-
-    onnxruntime.set_default_logger_severity(3)  # errors only, as our sessions (runtime.onnx_sampler) log
-    logging.disable(logging.ERROR)
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), np.errstate(all="ignore"):
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        logging.disable(logging.NOTSET)
-
-
 def quantize_int8(proto: onnx.ModelProto, info: ModelInfo) -> bytes:
-    """Dynamic int8 quantization (onnxruntime.quantization.quantize_dynamic) of a float32 export.
-
-    Weights of MatMul (Gemm becomes MatMul) and Gather become int8, a matrix's weights with a scale per output
-    column (per_channel): with one scale per matrix the six-block transformer's mean KL to torch was 0.0100, over
-    the check's bound, and 0.0015 with one per column (its file 4% larger). Activations are quantized to uint8 on
-    the fly at each call. Weights use 7 bits (reduce_range):
-    on x86 CPUs without VNNI (AVX2 only) onnxruntime's u8 x s8 kernel saturates 8-bit products, which
-    measured here cost the quick test mlp 0.005 nats of val loss and changed 62% of seeded names; with
-    7 bits, 0.0003 and the same names as float32 mostly. The result keeps our metadata and is one
-    self-contained file.
-    """
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    with tempfile.TemporaryDirectory() as folder:
-        src, dst = Path(folder) / "float32.onnx", Path(folder) / "int8.onnx"
-        src.write_bytes(proto.SerializeToString())
-        try:
-            with quiet_quantizer():
-                quantize_dynamic(src, dst, weight_type=QuantType.QInt8, reduce_range=True, per_channel=True)
-        except Exception as err:  # the quantizer raises many types; report one line
-            raise ExportError(f"int8 quantization failed: {first_line(err)}") from None
-        quantized = onnx.load(str(dst))
-    # IR version 3 (opsets 7 and 8) wants every initializer among the graph's inputs; the quantizer's scales are not
-    quantized.ir_version = max(quantized.ir_version, 4)
-    if (one := grouped_query_attention(quantized)) is not None:  # a transformer's one-step graph, of int8 weights
-        quantized = with_one_step_branch(quantized, one)
-    quantized.producer_name = proto.producer_name
-    quantized.doc_string = proto.doc_string + " (int8 dynamic quantization)"
+    """A verified float32 export with its weight matrices stored as int8 (export/int8.py), stamped with `info`'s
+    metadata (its config records "quantize": "int8") and checked."""
+    quantized = int8_weights(proto)
+    quantized.doc_string = proto.doc_string + " (int8 weights, a scale per output column)"
     stamp_and_check(quantized, info, "quantized model")
     return quantized.SerializeToString()
 

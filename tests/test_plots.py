@@ -105,12 +105,30 @@ def test_every_kind_with_an_embedding_table_has_one_named():
         assert build_model(kind, 27, config).state_dict()[name].shape == (27, config.model.n_embd)
 
 
-@pytest.mark.parametrize("kind", ["mlp", "gru"])  # a recurrent model's int8 table is transposed, then dequantized
+@pytest.mark.parametrize("kind", ["mlp", "gru"])
 def test_int8_onnx_embedding_table_is_dequantized(model_files, tmp_path, kind):
     from makemore.export.onnx_export import export_checkpoint
 
     pt, _ = model_files[kind]
     export_checkpoint(pt, tmp_path / "int8.onnx", quantize="int8")
+    from_pt, _ = plots.read_embeddings(pt)
+    from_int8, _ = plots.read_embeddings(tmp_path / "int8.onnx")
+    step = np.abs(from_pt).max(axis=1, keepdims=True) / 127  # one int8 step of each token's scale
+    assert (np.abs(from_int8 - from_pt) <= step / 2 + 1e-7).all()
+    assert not np.array_equal(from_int8, from_pt)
+
+
+@pytest.mark.parametrize("kind", ["mlp", "gru"])  # a recurrent model's int8 table was transposed, then dequantized
+def test_an_int8_file_of_onnxruntimes_dynamic_quantization_still_plots(model_files, tmp_path, kind):
+    """int8 files of 0.2.0 (onnxruntime's quantize_dynamic: an int8 table gathered, then dequantized)."""
+    from makemore.export import onnx_export
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    pt, _ = model_files[kind]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(onnx_export, "Recurrent", type(None))  # a recurrent model's op alone, as 0.2.0 wrote it
+        onnx_export.export_checkpoint(pt, tmp_path / "float.onnx")
+    quantize_dynamic(tmp_path / "float.onnx", tmp_path / "int8.onnx", weight_type=QuantType.QInt8, reduce_range=True)
     from_pt, _ = plots.read_embeddings(pt)
     from_int8, _ = plots.read_embeddings(tmp_path / "int8.onnx")
     step = np.abs(from_pt).max() / 127  # one int8 step of a symmetric per-tensor scale

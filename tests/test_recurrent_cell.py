@@ -2,7 +2,7 @@
 
 The file keeps its contract (inputs, outputs, metadata) and stores each weight once; the cell computes the op's
 numbers, so the names of a seed stay those of the op alone (test_parity's rule between two graphs: at most 1 of
-1,000 names differs, by a rounding flip); an int8 file keeps the op alone (the quantizer does not enter an If).
+1,000 names differs, by a rounding flip); so does an int8 file's, whose two graphs read the same int8 weights.
 """
 
 from __future__ import annotations
@@ -153,8 +153,17 @@ def test_the_names_of_a_seed_are_the_ops(model_files, kind, tmp_path) -> None:
         assert sum(a != b for a, b in zip(old, new, strict=True)) <= 1
 
 
-def test_an_int8_file_keeps_the_op(model_files, tmp_path) -> None:
-    """onnxruntime's quantizer does not enter an If's branches, so an int8 recurrent file is the op's graph."""
-    onnx_export.export_checkpoint(model_files["lstm"][0], tmp_path / "lstm.onnx", quantize="int8")
-    ops = {n.op_type for n in onnx.load(str(tmp_path / "lstm.onnx")).graph.node}
-    assert "If" not in ops and "DynamicQuantizeLSTM" in ops
+def test_an_int8_file_has_the_cell_of_its_int8_weights(model_files, tmp_path) -> None:
+    """int8 stores each weight once, as int8 (export/int8.py), for both graphs: the int8 file with its cell gives
+    the names of the int8 op alone, for a seed, with a prefix and options too."""
+    with_cell = onnx_export.export_checkpoint(model_files["lstm"][0], tmp_path / "cell.onnx", quantize="int8").path
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(onnx_export, "Recurrent", type(None))  # no recurrent model: the op alone
+        alone = onnx_export.export_checkpoint(model_files["lstm"][0], tmp_path / "op.onnx", quantize="int8").path
+    graphs = {path: onnx.load(str(path)).graph for path in (with_cell, alone)}
+    assert "If" in {n.op_type for n in graphs[with_cell].node} and "If" not in {n.op_type for n in graphs[alone].node}
+    assert all(any(i.data_type == onnx.TensorProto.INT8 for i in graph.initializer) for graph in graphs.values())
+    for options in [{"seed": 0}, {"seed": 5, "prefix": "ka"}, {"seed": 6, "temperature": 1.5, "top_k": 10}]:
+        old, new = OnnxSampler(alone).sample(1000, **options), OnnxSampler(with_cell).sample(1000, **options)
+        assert len(set(new)) > 1
+        assert sum(a != b for a, b in zip(old, new, strict=True)) <= 1

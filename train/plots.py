@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 from makemore.contract import ModelInfo
+from makemore.contract.graph import every_node
 from makemore.data import BOUNDARY, UserError, Vocab, atomic_write, check_output_path, make_examples
 from makemore.train.kinds import KINDS
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -92,7 +93,7 @@ def read_embeddings(path: str | Path) -> tuple[np.ndarray, ModelInfo]:
 
 
 def onnx_embedding_table(path: Path, vocab_size: int) -> np.ndarray:
-    """The [V, d] initializer that the first Gather reads (torch's `embedding.weight`), dequantized if int8."""
+    """The [V, d] table that the first Gather reads (torch's `embedding.weight`), dequantized if int8."""
     import onnx
     from onnx import numpy_helper
 
@@ -102,18 +103,36 @@ def onnx_embedding_table(path: Path, vocab_size: int) -> np.ndarray:
         raise PlotError(f"{path} is not a readable ONNX model ({type(err).__name__})") from None
     initializers = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
     nodes = list(every_node(graph))
+    made_by = {name: node for node in nodes for name in node.output}
     for node in nodes:
-        table = initializers.get(node.input[0]) if node.op_type == "Gather" else None
+        table = constant(node.input[0], initializers, made_by) if node.op_type == "Gather" else None
         if table is None or table.ndim != 2 or table.shape[0] != vocab_size:
             continue
         if table.dtype.kind == "f":
             return table.astype(np.float64)
-        dequantize = dequantizers(nodes, node.output[0])
+        dequantize = dequantizers(nodes, node.output[0])  # a file of onnxruntime's dynamic quantization (before 0.2)
         if dequantize and all(name in initializers for name in dequantize[0].input[1:]):
             scale, *zero = (initializers[name].astype(np.float64) for name in dequantize[0].input[1:])
-            if scale.ndim == 0 and all(z.ndim == 0 for z in zero):  # per-tensor, as quantize_dynamic writes it
+            if scale.ndim == 0 and all(z.ndim == 0 for z in zero):  # per-tensor, as quantize_dynamic wrote it
                 return (table.astype(np.float64) - (zero[0] if zero else 0.0)) * scale
     raise PlotError(f"{path} has no [{vocab_size}, n_embd] embedding table feeding a Gather")
+
+
+def constant(name: str, initializers: dict[str, np.ndarray], made_by: dict[str, Any]) -> np.ndarray | None:
+    """The value of `name` when it is an initializer or an int8 weight's dequantization (export/int8.py:
+    Cast(int8) * scale, in float64), else None."""
+    if name in initializers:
+        return initializers[name]
+    node = made_by.get(name)
+    if node is None or node.op_type not in ("Cast", "Mul"):
+        return None
+    values = [constant(read, initializers, made_by) for read in node.input]
+    if any(value is None for value in values):
+        return None
+    if node.op_type == "Cast":
+        return values[0].astype(np.float64)
+    product: np.ndarray = values[0].astype(np.float64) * values[1].astype(np.float64)
+    return product
 
 
 LAYOUT_OPS = ("Transpose", "Identity", "Reshape", "Squeeze", "Unsqueeze")  # move values, never change them
@@ -129,15 +148,6 @@ def dequantizers(nodes: list[Any], value: str) -> list[Any]:
         found += [n for n in readers if n.op_type == "DequantizeLinear"]
         frontier += [n.output[0] for n in readers if n.op_type in LAYOUT_OPS]
     return found
-
-
-def every_node(graph: Any) -> Iterator[Any]:
-    """The nodes of an onnx graph and of its subgraphs (an If's branches: a recurrent model's one-step cell)."""
-    for node in graph.node:
-        yield node
-        for attribute in node.attribute:
-            for subgraph in [attribute.g] if attribute.HasField("g") else list(attribute.graphs):
-                yield from every_node(subgraph)
 
 
 def loss_history(info: ModelInfo, source: str) -> dict[str, list]:

@@ -1,0 +1,104 @@
+"""int8 files: a float32 export whose weight matrices are stored as int8, one float32 scale per output column
+(per row for an embedding table and a recurrent op's gates), and dequantized by the graph itself.
+
+Each quantized initializer `W` becomes `W.int8` (int8) and `W.scale` (float32), and two nodes at the head of the
+graph compute `W = Cast(W.int8, float) * W.scale`: every node that read `W` (in the graph or in an If's branches)
+reads the same values it did, rounded to 255 levels. The nodes are constants, which onnxruntime folds when it
+loads the file, so an int8 file samples at float32 speed with float32 arithmetic: a row's logits depend on that
+row alone, as a float32 file's do (onnxruntime's dynamic quantization scaled each call's activations by the
+largest of the whole batch, so a name depended on the names sampled beside it). Symmetric (no zero point) with
+127 levels each side; Cast and Mul exist at every opset mm-export writes, and in onnxruntime-web.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from makemore.contract.graph import every_node
+from onnx import TensorProto, helper, numpy_helper
+
+LEVELS = 127  # int8 weights in [-127, 127]: symmetric, so 0 stays exactly 0
+MIN_SIZE = 64  # smaller matrices stay float32: their scales would cost what the int8 saves
+
+# (op, input index) -> the axes a scale runs along: one scale per index of these axes of the weight
+PER_COLUMN, PER_ROW, PER_GATE_ROW = (-1,), (0,), (0, 1)
+WEIGHT_ROLES: dict[tuple[str, int], tuple[int, ...]] = {
+    ("MatMul", 1): PER_COLUMN,  # B [in, out]: one scale per output
+    ("Gather", 0): PER_ROW,  # an embedding table [rows, width]: one scale per token
+    ("Gemm", 0): PER_ROW,  # A [rows, in] of a constant Gemm (a recurrent cell's folded table)
+    ("Gemm", 1): PER_COLUMN,  # B [in, out], or [out, in] with transB (see weight_axes)
+    **{(op, index): PER_GATE_ROW for op in ("RNN", "GRU", "LSTM") for index in (1, 2)},  # W, R [dirs, gates, in]
+}
+MOVES = {"Transpose", "Identity", "Reshape", "Squeeze", "Unsqueeze", "Slice", "Split"}  # ops that only move values
+
+
+def weight_axes(node: onnx.NodeProto, index: int) -> tuple[int, ...] | None:
+    """The axes of the scales of input `index` of `node` when it is a weight (WEIGHT_ROLES), else None."""
+    axes = WEIGHT_ROLES.get((node.op_type, index))
+    transposed = any(a.name == "transB" and a.i for a in node.attribute)
+    return PER_ROW if axes == PER_COLUMN and node.op_type == "Gemm" and transposed else axes
+
+
+def scale_axes(proto: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
+    """The float32 initializers of at least 2 dimensions and MIN_SIZE values that only weight roles and moves
+    read, each with the axes of its scales: of the roles that read it, the one with the most scales (a recurrent
+    op's weights, which its one-step cell also slices with a Gather; every reader sees the same rounded values)."""
+    uses: dict[str, list[tuple[onnx.NodeProto, int]]] = {}
+    for node in every_node(proto.graph):
+        for index, name in enumerate(node.input):
+            uses.setdefault(name, []).append((node, index))
+    axes = {}
+    for init in proto.graph.initializer:
+        if init.data_type != TensorProto.FLOAT or len(init.dims) < 2 or np.prod(init.dims) < MIN_SIZE:
+            continue
+        roles = [
+            (weight_axes(node, index), node.op_type in MOVES and index == 0) for node, index in uses.get(init.name, [])
+        ]
+        weights = [weight for weight, _ in roles if weight is not None]
+        if weights and all(weight is not None or moved for weight, moved in roles):
+            axes[init.name] = max(weights, key=lambda kept: np.prod([list(init.dims)[axis] for axis in kept]))
+    return axes
+
+
+def quantize(weights: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """(int8 values, float32 scales broadcastable to `weights`): a scale per index of `axes`, the largest |w| of
+    its slice over LEVELS (1 for an all-zero slice)."""
+    keep = {axis % weights.ndim for axis in axes}
+    reduce = tuple(axis for axis in range(weights.ndim) if axis not in keep)
+    largest = np.abs(weights).max(axis=reduce, keepdims=True)
+    scale = np.where(largest > 0, largest / LEVELS, 1.0).astype(np.float32)
+    values = np.clip(np.rint(weights / scale), -LEVELS, LEVELS).astype(np.int8)
+    return values, scale
+
+
+def int8_weights(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of the float32 model `proto` with its weight matrices stored as int8 (see the module's docstring).
+    Non-finite weights stay float32 (the export refuses them before this)."""
+    quantized = onnx.ModelProto()
+    quantized.CopyFrom(proto)
+    axes = scale_axes(quantized)
+    kept, head = [], []
+    for init in quantized.graph.initializer:
+        weights = numpy_helper.to_array(init)
+        if init.name not in axes or not np.isfinite(weights).all():
+            kept.append(init)
+            continue
+        values, scale = quantize(weights, axes[init.name])
+        stored, scaled = f"{init.name}.int8", f"{init.name}.scale"
+        kept += [numpy_helper.from_array(values, stored), numpy_helper.from_array(scale, scaled)]
+        head += [
+            helper.make_node("Cast", [stored], [f"{init.name}.float"], to=TensorProto.FLOAT),
+            helper.make_node("Mul", [f"{init.name}.float", scaled], [init.name]),
+        ]
+    graph = quantized.graph
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    inputs = [value for value in graph.input if value.name not in axes]  # IR 3 lists initializers as inputs too
+    del graph.input[:]
+    graph.input.extend(inputs)
+    nodes = head + list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    # IR version 3 (opsets 7 and 8) wants every initializer among the graph's inputs; the int8 ones are not
+    quantized.ir_version = max(quantized.ir_version, 4)
+    return quantized
