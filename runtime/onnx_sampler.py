@@ -52,7 +52,8 @@ def open_session(model: str | Path | bytes, source: str = "model") -> ort.Infere
         path = Path(model)
         source = str(path)
         if not path.is_file():
-            raise ModelFileError(f"model file not found: {path}")
+            what = "a directory, not a file" if path.is_dir() else "not a regular file" if path.exists() else None
+            raise ModelFileError(f"model file not found: {path}" if what is None else f"model path is {what}: {path}")
         model = str(path)
         if not is_text(model):  # a name with undecodable bytes: onnxruntime takes only
             try:  # UTF-8 paths, so such a file is read here and given as bytes

@@ -246,6 +246,18 @@ def test_gen_refuses_bad_model_files(mlp_onnx, tmp_path, case) -> None:
     assert sorted(tmp_path.iterdir()) == before
 
 
+@pytest.mark.parametrize(
+    ("where", "said"),
+    [("folder", "model path is a directory, not a file"), ("/dev/null", "model path is not a regular file")],
+)
+def test_a_model_path_that_is_no_file_says_what_it_is(tmp_path, where, said) -> None:
+    path = tmp_path if where == "folder" else Path(where)
+    for args in (("mm-gen", path, "--n", 3), ("mm-eval", path)):
+        result = run(*args)
+        assert_usage_error(result)
+        assert f"{said}: {path}" in result.stderr
+
+
 @pytest.mark.parametrize("case", ["missing", "no-metadata"])
 def test_eval_refuses_bad_model_files(mlp_onnx, tmp_path, case) -> None:
     assert_usage_error(run("mm-eval", _bad_model(case, mlp_onnx, tmp_path)))
