@@ -66,7 +66,8 @@ def quantize(weights: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarray, np
     keep = {axis % weights.ndim for axis in axes}
     reduce = tuple(axis for axis in range(weights.ndim) if axis not in keep)
     largest = np.abs(weights).max(axis=reduce, keepdims=True)
-    scale = np.where(largest > 0, largest / LEVELS, 1.0).astype(np.float32)
+    tiny = np.finfo(np.float32).smallest_subnormal  # a scale of subnormal weights must not round to 0
+    scale = np.where(largest > 0, np.maximum(largest.astype(np.float64) / LEVELS, tiny), 1.0).astype(np.float32)
     values = np.clip(np.rint(weights / scale), -LEVELS, LEVELS).astype(np.int8)
     return values, scale
 
@@ -77,7 +78,7 @@ def int8_weights(proto: onnx.ModelProto) -> onnx.ModelProto:
     quantized = onnx.ModelProto()
     quantized.CopyFrom(proto)
     axes = scale_axes(quantized)
-    kept, head = [], []
+    kept, head, stored_int8 = [], [], set()
     for init in quantized.graph.initializer:
         weights = numpy_helper.to_array(init)
         if init.name not in axes or not np.isfinite(weights).all():
@@ -85,6 +86,7 @@ def int8_weights(proto: onnx.ModelProto) -> onnx.ModelProto:
             continue
         values, scale = quantize(weights, axes[init.name])
         stored, scaled = f"{init.name}.int8", f"{init.name}.scale"
+        stored_int8.add(init.name)
         kept += [numpy_helper.from_array(values, stored), numpy_helper.from_array(scale, scaled)]
         head += [
             helper.make_node("Cast", [stored], [f"{init.name}.float"], to=TensorProto.FLOAT),
@@ -93,7 +95,7 @@ def int8_weights(proto: onnx.ModelProto) -> onnx.ModelProto:
     graph = quantized.graph
     del graph.initializer[:]
     graph.initializer.extend(kept)
-    inputs = [value for value in graph.input if value.name not in axes]  # IR 3 lists initializers as inputs too
+    inputs = [value for value in graph.input if value.name not in stored_int8]  # IR 3 lists initializers as inputs too
     del graph.input[:]
     graph.input.extend(inputs)
     nodes = head + list(graph.node)

@@ -9,8 +9,11 @@ import onnx
 import pytest
 from clirun import assert_usage_error, run
 from conftest import KINDS
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from makemore.data import make_examples, read_words, split_words
-from makemore.export.int8 import scale_axes
+from makemore.export.int8 import PER_COLUMN, PER_GATE_ROW, PER_ROW, quantize, scale_axes
 from makemore.export.onnx_export import ExportError, export_checkpoint, mean_kl
 from makemore.runtime import sampling
 from makemore.runtime.onnx_sampler import OnnxSampler
@@ -115,3 +118,28 @@ def test_int8_exports_at_the_oldest_opsets(model_files, tmp_path, kind, opset) -
     proto = onnx.load(str(report.path))
     assert report.opset == opset and proto.ir_version >= 4
     assert len(set(OnnxSampler(report.path).sample(100, seed=0))) > 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    weights=hnp.arrays(
+        np.float32,
+        hnp.array_shapes(min_dims=2, max_dims=3, max_side=6),
+        elements=st.floats(allow_nan=False, allow_infinity=False, width=32),
+    ),
+    per=st.sampled_from([PER_COLUMN, PER_ROW, PER_GATE_ROW]),
+)
+@example(weights=np.array([[1e-45, 0.0], [3e-44, -1e-45]], dtype=np.float32), per=PER_COLUMN)  # subnormal columns
+@example(weights=np.array([[3.4e38, 1.0], [-3.4e38, 0.0]], dtype=np.float32), per=PER_ROW)
+def test_int8_weights_are_within_half_a_step_of_their_scale_for_any_finite_matrix(weights, per) -> None:
+    """Any finite weights, subnormal to float32's max: int8 values in [-127, 127], a positive finite scale per
+    index of the kept axes, and each weight within half a step of its int8 value times its scale (0 stays 0)."""
+    per = tuple(axis for axis in per if axis < weights.ndim)
+    values, scale = quantize(weights, per)
+    assert values.dtype == np.int8 and np.abs(values.astype(np.int16)).max(initial=0) <= 127
+    assert scale.dtype == np.float32 and np.isfinite(scale).all() and (scale > 0).all()
+    kept = {axis % weights.ndim for axis in per}
+    assert all(scale.shape[axis] == (weights.shape[axis] if axis in kept else 1) for axis in range(weights.ndim))
+    back = values.astype(np.float64) * scale.astype(np.float64)
+    assert (np.abs(back - weights) <= scale.astype(np.float64) * 0.5000001).all()
+    assert (back[weights == 0] == 0).all()
