@@ -13,6 +13,7 @@ from typing import Any
 
 from makemore.data.dataset import SEED_MAX
 
+FLOAT32_MAX = 3.4028234663852886e38  # the largest float32 (numpy.finfo(numpy.float32).max)
 MAX_LEN_LIMIT = 100_000  # characters in one name: beyond it, a request or a file is a mistake
 MAX_LABELS = 10_000  # distinct labels a file (so a model) may hold
 MAX_LABEL_LEN = 64  # characters of one label
@@ -138,8 +139,9 @@ TRAINING: dict[str, Bound] = {
     "warmup": Bound(int, 0, 10_000_000),
     "steps_done": Bound(int, 0, 2**63 - 1),
     "n_labels": Bound(int, 1, MAX_LABELS),
-    "lr": Bound(float, 0.0, None, low_open=True, words="a positive number"),
-    "weight_decay": Bound(float, 0.0, None, words="a number >= 0"),
+    # the optimizers compute in float32: a larger rate or decay is not a number they can hold
+    "lr": Bound(float, 0.0, FLOAT32_MAX, low_open=True, words="a positive number up to 3.4e38"),
+    "weight_decay": Bound(float, 0.0, FLOAT32_MAX, words="a number from 0 to 3.4e38"),
     "dropout": Bound(float, 0.0, 1.0, high_open=True, words="in [0, 1)"),
     # add-k: k > 0 keeps every log-probability finite, k <= 1e12 keeps the sums finite
     "smoothing": Bound(float, 1e-12, 1e12, words="a number from 1e-12 to 1e12 (k > 0)"),

@@ -231,3 +231,18 @@ class _Step(torch.nn.Module):
 
     def forward(self, tokens: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return self.model.step(tokens, *state)
+
+
+@pytest.mark.parametrize("p", [0.0, 0.001, 0.1, 0.5, 0.998, 0.998047, 0.999, 1 - 1e-12])
+def test_byte_dropout_keeps_a_share_of_whole_256ths_for_any_rate_below_1(p) -> None:
+    """p rounds to whole 256ths of dropped values, at most 255 (a rate that rounds to 256/256 divided by 0); the
+    kept values are scaled so the mean is kept, and nothing is dropped in eval mode."""
+    from makemore.train.models import ByteDropout
+
+    dropout, x = ByteDropout(p), torch.ones(256, 1024)
+    torch.manual_seed(0)
+    y = dropout.train()(x)
+    dropped = min(round(p * 256), 255)
+    assert torch.isfinite(y).all() and set(y.unique().tolist()) <= {0.0, float(torch.tensor(256 / (256 - dropped)))}
+    assert abs((y == 0).float().mean().item() - dropped / 256) < 0.01
+    assert torch.equal(dropout.eval()(x), x)

@@ -65,6 +65,13 @@ def test_resume_continues_training(tmp_path) -> None:
     assert_usage_error(mismatch)
     assert not (tmp_path / "other.pt").exists()
 
+    done = torch.load(first, weights_only=True)  # a checkpoint at the most steps one records: no step more fits
+    done["config"]["steps_done"] = 2**63 - 1
+    torch.save(done, tmp_path / "done.pt")
+    full = run("mm-train", "bigram-nn", "--resume", tmp_path / "done.pt", "--steps", 1, "--out", tmp_path / "more.pt")
+    assert_usage_error(full)
+    assert "would pass the most one records" in full.stderr and not (tmp_path / "more.pt").exists()
+
 
 BAD_INPUTS = {
     "missing-file": ("mlp", "--data", "missing.txt"),

@@ -136,6 +136,8 @@ def test_values_in_their_ranges_are_kept(kind, level, **values) -> None:
         ("mlp", {"lr": math.inf}, "--lr"),
         ("mlp", {"weight_decay": math.inf}, "--weight-decay"),
         ("mlp", {"weight_decay": math.nan}, "--weight-decay"),
+        ("mlp", {"lr": 1e39}, "--lr"),  # past float32: the optimizers' own numbers overflowed (a traceback)
+        ("mlp", {"weight_decay": 1e39}, "--weight-decay"),
         ("wavenet", {"dropout": math.nan}, "--dropout"),
         ("bigram", {"smoothing": 0.0}, "--smoothing"),
         ("bigram", {"smoothing": 5e-324}, "--smoothing"),
@@ -188,6 +190,18 @@ def test_memory_error_names_the_flag_that_costs_most(key, value, limit) -> None:
     memory.check_memory("mlp", DEFAULTS["mlp"], 27, sizes, defaults, limit=limit)  # the defaults fit
     with pytest.raises(memory.MemoryLimitError, match=f"^{re.escape(flag(key))} .* choose a smaller {flag(key)}$"):
         memory.check_memory("mlp", config, 27, sizes, defaults, limit=limit)
+
+
+def test_memory_counts_the_rows_drawn_for_buckets() -> None:
+    """--buckets draws buckets x batch_size rows at once and sorts them: counted, and a memory error can blame it."""
+    sizes = memory.split_sizes(names_split())
+    config = make_config("rnn", n_embd=1, n_hidden=1, batch_size=2**20)
+    plain = memory.needed("rnn", config, 27, sizes)
+    bucketed = memory.needed("rnn", config.replace(buckets=1024), 27, sizes)
+    assert bucketed - plain >= 1024 * 2**20 * 8 * 3  # the draw, the sort's values and its order, int64 each
+    defaults = {**DEFAULTS["rnn"].flat(), "block_size": 16, "batch_size": 2**20}
+    with pytest.raises(memory.MemoryLimitError, match="choose a smaller --buckets$"):
+        memory.check_memory("rnn", config.replace(buckets=1024), 27, sizes, defaults, limit=bucketed // 2)
 
 
 def test_memory_error_blames_the_data_when_no_flag_is_raised() -> None:
@@ -306,6 +320,8 @@ BAD_NUMBERS = [
     (("mlp", "--threads", 10**6), "--threads"),
     (("mlp", "--lr", "nan"), "--lr"),
     (("mlp", "--weight-decay", "inf"), "--weight-decay"),
+    (("mlp", "--lr", "1e39"), "--lr"),
+    (("bigram-nn", "--weight-decay", "1e39"), "--weight-decay"),
     (("wavenet", "--dropout", "nan"), "--dropout"),
     (("bigram", "--smoothing", 0), "--smoothing"),
     (("bigram", "--smoothing=-inf"), "--smoothing"),

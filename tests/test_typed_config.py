@@ -147,6 +147,15 @@ def test_presets_are_typed_configs_of_their_values(kind, preset) -> None:
     assert config.train.steps == values.get("steps", DEFAULTS[kind].train.steps)
 
 
+@pytest.mark.parametrize(("kind", "preset"), PRESETS)
+def test_a_flag_beside_a_preset_wins_over_its_value(kind, preset) -> None:
+    """As docs/models.md says: `--preset NAME --steps 7` trains the preset's model for 7 steps."""
+    config = make_config(kind, preset, steps=7, seed=11)
+    assert config.train.steps == 7 and config.train.seed == 11
+    others = {key: value for key, value in KINDS[kind].presets[preset].items() if key not in ("steps", "seed")}
+    assert {key: config.flat()[key] for key in others} == others
+
+
 def test_a_kind_without_presets_or_an_unknown_preset_is_one_error() -> None:
     with pytest.raises(ConfigError, match="unknown preset 'best' for gru: it has none"):
         make_config("gru", "best")

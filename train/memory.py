@@ -34,7 +34,9 @@ EVAL_WORDS = 512  # sequence rows (whole words) evaluated at a time, at most
 SEQUENCE_EVAL_FLOATS = 2**28  # activations of one sequence evaluation chunk at most (1 GiB of float32)
 PAIR_ROWS = 1 << 19  # window rows whose distinct (context, target) pairs are found at once (evaluate.evaluate_rows)
 PAIR_INDICES = 8  # int64s per such row besides its context: target, keys, sort order, masks
-SIZE_FLAGS = ("block_size", "n_embd", "n_hidden", "batch_size")  # the flags a memory error may blame
+DRAW_INDICES = 5  # int64s per row drawn for --buckets: the draw, the sort's values and order, its scratch (measured)
+SIZE_FLAGS = ("block_size", "n_embd", "n_hidden", "n_layer", "n_head", "batch_size", "buckets")  # what a memory
+# error may blame
 CGROUP_LIMITS = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
 
 
@@ -118,6 +120,8 @@ def estimate(
         rows = (train and train.batch_size) or split_sizes.get("train", 0)  # no batch size: full batch
     floats = activation_floats(kind, vocab_size, config)
     batch = rows * (2 * floats * FLOAT + 2 * (block + 1) * INDEX)
+    if train and (train.buckets or 1) > 1:  # trainer.batch_indices draws buckets x batch_size rows at once and sorts them
+        batch += train.buckets * rows * DRAW_INDICES * INDEX
     if spec.counted:  # counted COUNT_ROWS examples at a time: their indices, no activations
         batch = min(largest, COUNT_ROWS) * 4 * (block + 1) * INDEX
     activations = batch + min(largest, eval_rows(kind, vocab_size, config)) * (floats * FLOAT + 2 * (block + 1) * INDEX)

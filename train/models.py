@@ -210,12 +210,13 @@ class ByteDropout(nn.Dropout):
     """Dropout whose mask costs one random byte per element instead of one float: about 3x faster on CPU,
     where torch's Bernoulli sampling was a quarter of a transformer's training step.
 
-    p is rounded to a multiple of 1/256 (0.1 drops 26/256 = 10.2%); the kept values are scaled by 1/(1 - p).
-    An identity in eval mode, so nothing of it reaches an export.
+    p is rounded to a multiple of 1/256 (0.1 drops 26/256 = 10.2%; below 1/512 nothing is dropped; from 255/256 on,
+    255/256 are); the kept values are scaled by 1/(1 - p). An identity in eval mode, so nothing of it reaches an
+    export.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        dropped = round(self.p * 256)
+        dropped = min(round(self.p * 256), 255)  # 256 of 256 would drop every value (and divide by 0)
         if not self.training or dropped == 0:
             return x
         words = torch.randint(-(2**63), 2**63 - 1, ((x.numel() + 7) // 8,), dtype=torch.int64, device=x.device)

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from makemore.contract import MAX_LEN_LIMIT
 from makemore.data import bundled_names_path, check_output_path
+from makemore.data.bounds import TRAINING
 from makemore.data.corpus import read_corpus, read_labelled_corpus, split_corpus
 from makemore.data.dataset import DEFAULT_FRACTIONS
 from makemore.data.labels import label_counts
@@ -122,6 +123,7 @@ def run_training(request: TrainRequest) -> bool:
     check_output_path(request.out, (data_path,))  # --resume X --out X continues X in place: allowed
     resumed = load_checkpoint(request.resume) if request.resume else None  # every field checked, weights included
     config = resolve_config(request, resumed)
+    check_steps_done(resumed, config)
     reporter = ConsoleReporter(console, request.kind)
     setup_started = time.perf_counter()
     with reporter.phase("reading and tokenising the data"):
@@ -172,6 +174,16 @@ def run_training(request: TrainRequest) -> bool:
         save_checkpoint(checkpoint, request.out, (data_path,))
         _report(checkpoint, result, request, console)
     return not result.interrupted
+
+
+def check_steps_done(resumed: dict | None, config: Config) -> None:
+    """A resumed run's steps must fit the steps a checkpoint may record (its steps_done and this run's)."""
+    done = (resumed["config"].steps_done or 0) if resumed else 0
+    steps, most = config.train.steps if config.train else 0, int(TRAINING["steps_done"].high or 0)
+    if done + steps > most:
+        raise CheckpointError(
+            f"--resume checkpoint has done {done:,} steps: {steps:,} more would pass the most one records ({most:,})"
+        )
 
 
 def check_resumed_labels(resumed: dict | None, label_names: tuple[str, ...]) -> None:
