@@ -175,7 +175,7 @@ def test_values_not_given_keep_the_defaults_of_each_kind() -> None:
     ("kind", "values", "message"),
     [
         ("mlp", {"n_hidden": 0}, "--n-hidden must be a positive integer up to 1,048,576, got 0"),
-        ("mlp", {"lr": -1.0}, "--lr must be a positive number, got -1.0"),
+        ("mlp", {"lr": -1.0}, "--lr must be a positive number up to 3.4e38, got -1.0"),
         ("wavenet", {"block_size": 6}, "--block-size of a wavenet must be a power of two (2, 4, 8, ...), got 6"),
         ("transformer", {"n_embd": 30}, "--n-embd (30) must be divisible by --n-head (4)"),
         ("mlp", {"optimizer": "rmsprop"}, "--optimizer must be sgd, adam or adamw, got 'rmsprop'"),
@@ -294,7 +294,7 @@ def test_a_format_1_checkpoint_plots(old_checkpoint, tmp_path) -> None:
     ("change", "message"),
     [
         (lambda c: c["config"].pop("n_hidden"), "config lacks n_hidden, which a mlp model needs"),
-        (lambda c: c["config"].update(lr=0.0), "config: --lr must be a positive number, got 0.0"),
+        (lambda c: c["config"].update(lr=0.0), "config: --lr must be a positive number up to 3.4e38, got 0.0"),
         (lambda c: c["config"].update(n_embd="16"), "config: --n-embd must be a positive integer"),
         (lambda c: c.update(format_version=3), "format version 3; this reads 1 and 2"),
     ],

@@ -120,8 +120,9 @@ def estimate(
         rows = (train and train.batch_size) or split_sizes.get("train", 0)  # no batch size: full batch
     floats = activation_floats(kind, vocab_size, config)
     batch = rows * (2 * floats * FLOAT + 2 * (block + 1) * INDEX)
-    if train and (train.buckets or 1) > 1:  # trainer.batch_indices draws buckets x batch_size rows and sorts them
-        batch += (train.buckets or 1) * rows * DRAW_INDICES * INDEX
+    buckets = (config.train and config.train.buckets) or 1
+    if buckets > 1:  # trainer.batch_indices draws buckets x batch_size rows at once and sorts them
+        batch += buckets * rows * DRAW_INDICES * INDEX
     if spec.counted:  # counted COUNT_ROWS examples at a time: their indices, no activations
         batch = min(largest, COUNT_ROWS) * 4 * (block + 1) * INDEX
     activations = batch + min(largest, eval_rows(kind, vocab_size, config)) * (floats * FLOAT + 2 * (block + 1) * INDEX)
