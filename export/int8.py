@@ -29,7 +29,7 @@ WEIGHT_ROLES: dict[tuple[str, int], tuple[int, ...]] = {
     ("Gemm", 1): PER_COLUMN,  # B [in, out], or [out, in] with transB (see weight_axes)
     **{(op, index): PER_GATE_ROW for op in ("RNN", "GRU", "LSTM") for index in (1, 2)},  # W, R [dirs, gates, in]
 }
-MOVES = {"Transpose", "Identity", "Reshape", "Squeeze", "Unsqueeze", "Slice", "Split"}  # ops that only move values
+MOVES = {"Transpose", "Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Slice", "Split"}  # only move values
 
 
 def weight_axes(node: onnx.NodeProto, index: int) -> tuple[int, ...] | None:
@@ -51,13 +51,30 @@ def scale_axes(proto: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
     for init in proto.graph.initializer:
         if init.data_type != TensorProto.FLOAT or len(init.dims) < 2 or np.prod(init.dims) < MIN_SIZE:
             continue
-        roles = [
-            (weight_axes(node, index), node.op_type in MOVES and index == 0) for node, index in uses.get(init.name, [])
-        ]
-        weights = [weight for weight, _ in roles if weight is not None]
-        if weights and all(weight is not None or moved for weight, moved in roles):
+        reads = uses.get(init.name, [])
+        if not reads or not all(weight_axes(node, index) is not None or moved(node, index) for node, index in reads):
+            continue
+        weights = [weight for node, index in reads if (weight := weight_axes(node, index)) is not None]
+        if weights:
             axes[init.name] = max(weights, key=lambda kept: np.prod([list(init.dims)[axis] for axis in kept]))
+        elif all(reaches_weight(out, uses) for node, _ in reads for out in node.output):  # moved, then a weight (a
+            axes[init.name] = tuple(range(len(init.dims) - 1))  # labelled bigram's flattened table): a scale per row
     return axes
+
+
+def moved(node: onnx.NodeProto, index: int) -> bool:
+    """Whether input `index` of `node` is only moved (MOVES: its values reach the output unchanged)."""
+    return node.op_type in MOVES and index == 0
+
+
+def reaches_weight(name: str, uses: dict[str, list[tuple[onnx.NodeProto, int]]]) -> bool:
+    """Whether the value `name` is read, through moves only, as a weight and by nothing else."""
+    readers = uses.get(name, [])
+    return bool(readers) and all(
+        weight_axes(node, index) is not None
+        or (moved(node, index) and all(reaches_weight(out, uses) for out in node.output))
+        for node, index in readers
+    )
 
 
 def quantize(weights: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:

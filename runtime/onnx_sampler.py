@@ -12,6 +12,7 @@ from makemore.contract import (
     CONTEXT,
     LABEL,
     LOGITS,
+    PAST,
     TOKENS,
     IOSpec,
     ModelFileError,
@@ -19,7 +20,13 @@ from makemore.contract import (
     ModelOutputError,
     check_signature,
 )
-from makemore.contract.signature import check_step_outputs, probe_step_logits, probe_window_logits
+from makemore.contract.signature import (
+    check_step_outputs,
+    empty_state,
+    probe_step_logits,
+    probe_window_logits,
+    state_of,
+)
 from makemore.data import first_line, is_text
 from makemore.runtime.parallel import check_workers, usable_cores
 from makemore.runtime.sampling import Sampler, StepForward, WindowForward
@@ -96,6 +103,8 @@ def session_forward(
         tokens: np.ndarray, state: list[np.ndarray], label: np.ndarray | None = None
     ) -> tuple[np.ndarray, list[np.ndarray]]:
         tokens = np.ascontiguousarray(tokens, dtype=np.int64)
+        if has_no_rows(tokens, state, info):
+            return no_rows(tokens, state, info)  # onnxruntime's GRU and LSTM ops abort the process on 0 rows
         feed = {TOKENS: tokens, **label_feed(info, label), **dict(zip(inputs, state, strict=True))}
         logits, *new_state = run_session(session, outputs, feed)
         if checked:
@@ -103,6 +112,22 @@ def session_forward(
         return logits, new_state
 
     return StepForward(step, info)
+
+
+def has_no_rows(tokens: np.ndarray, state: list[np.ndarray], info: ModelInfo) -> bool:
+    """Whether a step call carries 0 rows: tokens [0, steps] and every state tensor of its shape with 0 rows."""
+    tensors = state_of(info).tensors
+    if tokens.ndim != 2 or len(tokens) or len(state) != len(tensors):
+        return False
+    return all(s.ndim == len(t.shape) and s.shape[t.batch_axis] == 0 for s, t in zip(state, tensors, strict=True))
+
+
+def no_rows(tokens: np.ndarray, state: list[np.ndarray], info: ModelInfo) -> tuple[np.ndarray, list[np.ndarray]]:
+    """What a call on 0 rows returns, without running the model: logits [0, steps, V] and the empty state, each
+    cache grown by the steps."""
+    tensors = state_of(info).tensors
+    past = next((s.shape[t.shape.index(PAST)] for s, t in zip(state, tensors, strict=True) if t.is_cache), 0)
+    return np.zeros((0, tokens.shape[1], info.vocab.size), np.float32), empty_state(info, 0, past + tokens.shape[1])
 
 
 def label_feed(info: ModelInfo, label: np.ndarray | None) -> dict[str, np.ndarray]:

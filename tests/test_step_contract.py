@@ -50,6 +50,22 @@ def test_file_declares_the_step_contract_and_its_state(model_files, kind) -> Non
 
 
 @pytest.mark.parametrize("kind", STEP_KINDS)
+def test_a_call_on_0_rows_gives_empty_outputs_shaped_as_torchs(samplers, kind) -> None:
+    """0 rows (one step, several, after a past): empty logits and state of the shapes torch gives, never a crash
+    (onnxruntime's GRU and LSTM ops abort the process on a batch of 0)."""
+    torch_sampler, onnx_sampler = samplers[kind]
+    assert onnx_sampler.decoder().start([], 0).shape == (0, onnx_sampler.vocab.size)
+    torch_state, onnx_state = empty_state(onnx_sampler.info, 0), empty_state(onnx_sampler.info, 0)
+    for steps in (3, 1):
+        tokens = np.zeros((0, steps), dtype=np.int64)
+        want, torch_state = torch_sampler.forward.step_fn(tokens, torch_state)
+        got, onnx_state = onnx_sampler.forward.step_fn(tokens, onnx_state)
+        assert got.shape == want.shape == (0, steps, onnx_sampler.vocab.size) and got.dtype == np.float32
+        assert [s.shape for s in onnx_state] == [s.shape for s in torch_state]
+        assert all(s.dtype == np.float32 for s in onnx_state)
+
+
+@pytest.mark.parametrize("kind", STEP_KINDS)
 @pytest.mark.parametrize("rows", [1, 7, 300])
 def test_logits_parity_whole_and_one_token_at_a_time(samplers, kind, rows) -> None:
     torch_sampler, onnx_sampler = samplers[kind]

@@ -126,13 +126,11 @@ def constant(name: str, initializers: dict[str, np.ndarray], made_by: dict[str, 
     node = made_by.get(name)
     if node is None or node.op_type not in ("Cast", "Mul"):
         return None
-    values = [constant(read, initializers, made_by) for read in node.input]
-    if any(value is None for value in values):
+    read = [constant(name, initializers, made_by) for name in node.input]
+    values = [value.astype(np.float64) for value in read if value is not None]
+    if len(values) != len(read):
         return None
-    if node.op_type == "Cast":
-        return values[0].astype(np.float64)
-    product: np.ndarray = values[0].astype(np.float64) * values[1].astype(np.float64)
-    return product
+    return values[0] if node.op_type == "Cast" else values[0] * values[1]
 
 
 LAYOUT_OPS = ("Transpose", "Identity", "Reshape", "Squeeze", "Unsqueeze")  # move values, never change them
