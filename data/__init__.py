@@ -25,7 +25,7 @@ from makemore.data.errors import DatasetError, UserError, first_line
 from makemore.data.reader import MAX_LINE_BYTES, MAX_VOCAB, is_line_break, is_name_char, is_text, vocab_problem
 
 if TYPE_CHECKING:
-    from makemore.data.files import OutputError, atomic_write, check_output_path, file_sha256
+    from makemore.data.files import OutputError, atomic_write, check_output_path, file_sha256, input_file_problem
     from makemore.data.tokens import Tokens, token_dtype, tokenize
 
 LAZY = {
@@ -33,6 +33,7 @@ LAZY = {
     "atomic_write": "files",
     "check_output_path": "files",
     "file_sha256": "files",
+    "input_file_problem": "files",
     "Tokens": "tokens",
     "token_dtype": "tokens",
     "tokenize": "tokens",
@@ -40,6 +41,7 @@ LAZY = {
 
 __all__ = [
     "atomic_write",
+    "input_file_problem",
     "BOUNDARY",
     "SEED_MAX",
     "check_seed",

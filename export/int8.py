@@ -30,6 +30,7 @@ WEIGHT_ROLES: dict[tuple[str, int], tuple[int, ...]] = {
     **{(op, index): PER_GATE_ROW for op in ("RNN", "GRU", "LSTM") for index in (1, 2)},  # W, R [dirs, gates, in]
 }
 MOVES = {"Transpose", "Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Slice", "Split"}  # only move values
+SHAPE_READERS = {"Shape", "Size"}  # read a tensor's shape, never its values
 
 
 def weight_axes(node: onnx.NodeProto, index: int) -> tuple[int, ...] | None:
@@ -46,7 +47,8 @@ def scale_axes(proto: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
     uses: dict[str, list[tuple[onnx.NodeProto, int]]] = {}
     for node in every_node(proto.graph):
         for index, name in enumerate(node.input):
-            uses.setdefault(name, []).append((node, index))
+            if node.op_type not in SHAPE_READERS:
+                uses.setdefault(name, []).append((node, index))
     axes = {}
     for init in proto.graph.initializer:
         if init.data_type != TensorProto.FLOAT or len(init.dims) < 2 or np.prod(init.dims) < MIN_SIZE:
@@ -78,14 +80,20 @@ def reaches_weight(name: str, uses: dict[str, list[tuple[onnx.NodeProto, int]]])
 
 
 def quantize(weights: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """(int8 values, float32 scales broadcastable to `weights`): a scale per index of `axes`, the largest |w| of
-    its slice over LEVELS (1 for an all-zero slice)."""
+    """(int8 values, float32 scales broadcastable to `weights`): a scale per index of `axes`, the float32 nearest
+    above the largest |w| of its slice over LEVELS (1 for an all-zero slice), so that no value is clipped, even
+    among subnormals; one float32 step below where LEVELS x scale would overflow float32 (a weight within one part
+    in 10^5 of float32's largest; the clip then costs at most LEVELS float32 steps of the scale)."""
     keep = {axis % weights.ndim for axis in axes}
     reduce = tuple(axis for axis in range(weights.ndim) if axis not in keep)
-    largest = np.abs(weights).max(axis=reduce, keepdims=True)
-    tiny = np.finfo(np.float32).smallest_subnormal  # a scale of subnormal weights must not round to 0
-    scale = np.where(largest > 0, np.maximum(largest.astype(np.float64) / LEVELS, tiny), 1.0).astype(np.float32)
-    values = np.clip(np.rint(weights / scale), -LEVELS, LEVELS).astype(np.int8)
+    largest = np.abs(weights.astype(np.float64)).max(axis=reduce, keepdims=True)
+    scale = np.where(largest > 0, largest / LEVELS, 1.0).astype(np.float32)
+    scale = np.where(scale.astype(np.float64) * LEVELS < largest, np.nextafter(scale, np.float32(np.inf)), scale)
+    with np.errstate(over="ignore"):
+        overflows = np.isinf(np.float32(LEVELS) * scale)
+    scale = np.where(overflows, np.nextafter(scale, np.float32(0)), scale)
+    ratios = weights.astype(np.float64) / scale.astype(np.float64)
+    values = np.clip(np.rint(ratios), -LEVELS, LEVELS).astype(np.int8)
     return values, scale
 
 

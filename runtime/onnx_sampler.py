@@ -27,7 +27,7 @@ from makemore.contract.signature import (
     probe_window_logits,
     state_of,
 )
-from makemore.data import first_line, is_text
+from makemore.data import first_line, input_file_problem, is_text
 from makemore.runtime.parallel import check_workers, usable_cores
 from makemore.runtime.sampling import Sampler, StepForward, WindowForward
 
@@ -58,9 +58,8 @@ def open_session(model: str | Path | bytes, source: str = "model") -> ort.Infere
     if not isinstance(model, bytes):
         path = Path(model)
         source = str(path)
-        if not path.is_file():
-            what = "a directory, not a file" if path.is_dir() else "not a regular file" if path.exists() else None
-            raise ModelFileError(f"model file not found: {path}" if what is None else f"model path is {what}: {path}")
+        if (problem := input_file_problem(path)) is not None:
+            raise ModelFileError(problem)
         model = str(path)
         if not is_text(model):  # a name with undecodable bytes: onnxruntime takes only
             try:  # UTF-8 paths, so such a file is read here and given as bytes
@@ -103,9 +102,9 @@ def session_forward(
         tokens: np.ndarray, state: list[np.ndarray], label: np.ndarray | None = None
     ) -> tuple[np.ndarray, list[np.ndarray]]:
         tokens = np.ascontiguousarray(tokens, dtype=np.int64)
+        feed = {TOKENS: tokens, **label_feed(info, label), **dict(zip(inputs, state, strict=True))}
         if has_no_rows(tokens, state, info):
             return no_rows(tokens, state, info)  # onnxruntime's GRU and LSTM ops abort the process on 0 rows
-        feed = {TOKENS: tokens, **label_feed(info, label), **dict(zip(inputs, state, strict=True))}
         logits, *new_state = run_session(session, outputs, feed)
         if checked:
             check_step_outputs(tokens, state, logits, new_state, info)

@@ -252,10 +252,11 @@ def test_gen_refuses_bad_model_files(mlp_onnx, tmp_path, case) -> None:
 )
 def test_a_model_path_that_is_no_file_says_what_it_is(tmp_path, where, said) -> None:
     path = tmp_path if where == "folder" else Path(where)
-    for args in (("mm-gen", path, "--n", 3), ("mm-eval", path)):
+    out = tmp_path / "e.png"
+    for args in (("mm-gen", path, "--n", 3), ("mm-eval", path), ("mm-plot", "embeddings", path, "--out", out)):
         result = run(*args)
         assert_usage_error(result)
-        assert f"{said}: {path}" in result.stderr
+        assert f"{said}: {path}" in result.stderr and not out.exists()
 
 
 @pytest.mark.parametrize("case", ["missing", "no-metadata"])

@@ -63,6 +63,10 @@ def test_a_call_on_0_rows_gives_empty_outputs_shaped_as_torchs(samplers, kind) -
         assert got.shape == want.shape == (0, steps, onnx_sampler.vocab.size) and got.dtype == np.float32
         assert [s.shape for s in onnx_state] == [s.shape for s in torch_state]
         assert all(s.dtype == np.float32 for s in onnx_state)
+    for rows in (0, 1):  # the checks of a call still apply: a label given to an unlabelled model
+        tokens, label = np.zeros((rows, 1), dtype=np.int64), np.zeros(rows, dtype=np.int64)
+        with pytest.raises(ValueError, match="label"):
+            onnx_sampler.forward.step_fn(tokens, empty_state(onnx_sampler.info, rows), label)
 
 
 @pytest.mark.parametrize("kind", STEP_KINDS)

@@ -296,11 +296,22 @@ def test_bigram_log_probabilities_are_finite_over_the_smoothing_range(small_spli
     assert all(math.isfinite(value) for value in result.metrics.values())
 
 
-def test_diverged_run_writes_nothing_and_keeps_the_old_model(tmp_path) -> None:
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ("mlp", "--lr", "1e6"),
+        ("mlp", "--lr", "3.4e38"),  # Adam's first step, 10 x lr, overflowed float32 in the optimizer: a traceback
+        ("bigram-nn", "--lr", "1e38"),
+        ("mlp", "--optimizer", "sgd", "--lr", "1e37", "--weight-decay", "3e38"),
+    ],
+    ids=" ".join,
+)
+def test_diverged_run_writes_nothing_and_keeps_the_old_model(tmp_path, flags) -> None:
     (tmp_path / "model.pt").write_bytes(b"the previous model")
-    result = run("mm-train", "mlp", "--lr", "1e6", "--steps", 40, "--n-hidden", 16, "--samples", 0, cwd=tmp_path)
+    result = run("mm-train", *flags, "--steps", 40, "--n-hidden", 16, "--samples", 0, cwd=tmp_path)
     assert_usage_error(result)
-    assert re.match(f"error: {DIVERGED}$", result.stderr)
+    overflowed = r"training diverged at step \d+ \(the optimizer's step past float32's range\): try a smaller --lr"
+    assert re.match(f"error: ({DIVERGED}|{overflowed})$", result.stderr)
     assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]
     assert (tmp_path / "model.pt").read_bytes() == b"the previous model"
 

@@ -17,7 +17,15 @@ from typing import Any
 import numpy as np
 from makemore.contract import ModelInfo
 from makemore.contract.graph import every_node
-from makemore.data import BOUNDARY, UserError, Vocab, atomic_write, check_output_path, make_examples
+from makemore.data import (
+    BOUNDARY,
+    UserError,
+    Vocab,
+    atomic_write,
+    check_output_path,
+    input_file_problem,
+    make_examples,
+)
 from makemore.train.kinds import KINDS
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -44,8 +52,8 @@ def labels(vocab: Vocab) -> list[str]:
 
 def model_format(path: Path) -> str:
     """'pt' or 'onnx' from the file name; a missing file or another suffix is a PlotError."""
-    if not path.is_file():
-        raise PlotError(f"model file not found: {path}")
+    if (problem := input_file_problem(path)) is not None:
+        raise PlotError(problem)
     if path.suffix not in (".pt", ".onnx"):
         raise PlotError(f"{path}: expected a checkpoint (.pt) or an ONNX model (.onnx)")
     return path.suffix[1:]

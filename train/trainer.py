@@ -170,6 +170,17 @@ def train(
     return TrainResult(model.cpu(), metrics, steps_done, interrupted, history)
 
 
+def optimizer_step(optimizer: torch.optim.Optimizer, step: int) -> None:
+    """One optimizer step; a step whose numbers overflow float32 (Adam's first step is 10 x --lr) is a divergence,
+    one line, as a loss that is not finite."""
+    try:
+        optimizer.step()
+    except RuntimeError as err:
+        if "overflow" not in str(err):
+            raise
+        raise diverged(step, "the optimizer's step", "past float32's range") from None
+
+
 def diverged(step: int, what: str, value: object, hint: str = "a smaller --lr") -> TrainingDiverged:
     """The one-line error for a loss (or weights) no longer finite."""
     return TrainingDiverged(f"training diverged at step {step} ({what} {value}): try {hint}")
@@ -288,7 +299,7 @@ def _gradient_descent(
             loss.backward()
             if config.grad_clip:
                 nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
+            optimizer_step(optimizer, step + 1)
             if average is not None:
                 average.update(model)
             if step % log_every == 0:
