@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+# ops whose first input's values reach their output unchanged, only moved (reshaped, transposed, sliced)
+MOVES = frozenset({"Transpose", "Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Slice", "Split"})
+
 
 def every_node(graph: Any) -> Iterator[Any]:
     """The nodes of an onnx GraphProto and of its subgraphs (an If's branches), depth first."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-from makemore.contract.graph import every_node
+from makemore.contract.graph import MOVES, every_node
 from onnx import TensorProto, helper, numpy_helper
 
 LEVELS = 127  # int8 weights in [-127, 127]: symmetric, so 0 stays exactly 0
@@ -29,7 +29,6 @@ WEIGHT_ROLES: dict[tuple[str, int], tuple[int, ...]] = {
     ("Gemm", 1): PER_COLUMN,  # B [in, out], or [out, in] with transB (see weight_axes)
     **{(op, index): PER_GATE_ROW for op in ("RNN", "GRU", "LSTM") for index in (1, 2)},  # W, R [dirs, gates, in]
 }
-MOVES = {"Transpose", "Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Slice", "Split"}  # only move values
 SHAPE_READERS = {"Shape", "Size"}  # read a tensor's shape, never its values
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 from makemore.contract import ModelInfo
-from makemore.contract.graph import every_node
+from makemore.contract.graph import MOVES, every_node
 from makemore.data import (
     BOUNDARY,
     UserError,
@@ -141,9 +141,6 @@ def constant(name: str, initializers: dict[str, np.ndarray], made_by: dict[str, 
     return values[0] if node.op_type == "Cast" else values[0] * values[1]
 
 
-LAYOUT_OPS = ("Transpose", "Identity", "Reshape", "Squeeze", "Unsqueeze")  # move values, never change them
-
-
 def dequantizers(nodes: list[Any], value: str) -> list[Any]:
     """The DequantizeLinear nodes that read `value`, or read it through ops that only move values (a recurrent
     model's int8 embedding is transposed to the time-major layout before it is dequantized)."""
@@ -152,7 +149,7 @@ def dequantizers(nodes: list[Any], value: str) -> list[Any]:
         read = frontier.pop()
         readers = [n for n in nodes if n.input and n.input[0] == read]
         found += [n for n in readers if n.op_type == "DequantizeLinear"]
-        frontier += [n.output[0] for n in readers if n.op_type in LAYOUT_OPS]
+        frontier += [n.output[0] for n in readers if n.op_type in MOVES]
     return found
 
 
