@@ -118,7 +118,7 @@ def onnx_embedding_table(path: Path, vocab_size: int) -> np.ndarray:
             continue
         if table.dtype.kind == "f":
             return table.astype(np.float64)
-        dequantize = dequantizers(nodes, node.output[0])  # a file of onnxruntime's dynamic quantization (before 0.2)
+        dequantize = dequantizers(nodes, node.output[0])  # onnxruntime's dynamic quantization (0.2.0's int8)
         if dequantize and all(name in initializers for name in dequantize[0].input[1:]):
             scale, *zero = (initializers[name].astype(np.float64) for name in dequantize[0].input[1:])
             if scale.ndim == 0 and all(z.ndim == 0 for z in zero):  # per-tensor, as quantize_dynamic wrote it
@@ -134,7 +134,7 @@ def constant(name: str, initializers: dict[str, np.ndarray], made_by: dict[str, 
     node = made_by.get(name)
     if node is None or node.op_type not in ("Cast", "Mul"):
         return None
-    read = [constant(name, initializers, made_by) for name in node.input]
+    read = [constant(value_name, initializers, made_by) for value_name in node.input]
     values = [value.astype(np.float64) for value in read if value is not None]
     if len(values) != len(read):
         return None

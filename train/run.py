@@ -123,7 +123,7 @@ def run_training(request: TrainRequest) -> bool:
     check_output_path(request.out, (data_path,))  # --resume X --out X continues X in place: allowed
     resumed = load_checkpoint(request.resume) if request.resume else None  # every field checked, weights included
     config = resolve_config(request, resumed)
-    check_steps_done(resumed, config)
+    steps_before = check_steps_done(resumed, config)
     reporter = ConsoleReporter(console, request.kind)
     setup_started = time.perf_counter()
     with reporter.phase("reading and tokenising the data"):
@@ -166,7 +166,6 @@ def run_training(request: TrainRequest) -> bool:
         )
         if not ranks.is_main:
             return not result.interrupted
-        steps_before = (resumed["config"].steps_done or 0) if resumed else 0
         config = config.replace(steps_done=steps_before + result.steps_done)
         metrics = dict(result.metrics, setup_seconds=setup_seconds, history=result.history)
         labels = (label_names, tuple(label_counts(split["train"], len(label_names)))) if label_names else None
@@ -176,14 +175,16 @@ def run_training(request: TrainRequest) -> bool:
     return not result.interrupted
 
 
-def check_steps_done(resumed: dict | None, config: Config) -> None:
-    """A resumed run's steps must fit the steps a checkpoint may record (its steps_done and this run's)."""
+def check_steps_done(resumed: dict | None, config: Config) -> int:
+    """The steps a resumed checkpoint has done (0 for a new run); CheckpointError when this run's steps would take
+    them past the most a checkpoint records."""
     done = (resumed["config"].steps_done or 0) if resumed else 0
     steps, most = config.train.steps if config.train else 0, int(TRAINING["steps_done"].high or 0)
     if done + steps > most:
         raise CheckpointError(
             f"--resume checkpoint has done {done:,} steps: {steps:,} more would pass the most one records ({most:,})"
         )
+    return done
 
 
 def check_resumed_labels(resumed: dict | None, label_names: tuple[str, ...]) -> None:
