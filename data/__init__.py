@@ -22,10 +22,18 @@ from makemore.data.dataset import (
     split_words,
 )
 from makemore.data.errors import DatasetError, UserError, first_line
-from makemore.data.reader import MAX_LINE_BYTES, MAX_VOCAB, is_line_break, is_name_char, is_text, vocab_problem
+from makemore.data.reader import (
+    MAX_LINE_BYTES,
+    MAX_VOCAB,
+    input_file_problem,
+    is_line_break,
+    is_name_char,
+    is_text,
+    vocab_problem,
+)
 
 if TYPE_CHECKING:
-    from makemore.data.files import OutputError, atomic_write, check_output_path, file_sha256, input_file_problem
+    from makemore.data.files import OutputError, atomic_write, check_output_path, file_sha256
     from makemore.data.tokens import Tokens, token_dtype, tokenize
 
 LAZY = {
@@ -33,7 +41,6 @@ LAZY = {
     "atomic_write": "files",
     "check_output_path": "files",
     "file_sha256": "files",
-    "input_file_problem": "files",
     "Tokens": "tokens",
     "token_dtype": "tokens",
     "tokenize": "tokens",

@@ -48,16 +48,6 @@ def check_output_path(path: str | Path, inputs: Iterable[str | Path] = ()) -> Pa
 NAME_IN_TEMP = 120  # bytes of an output's name kept in its temporary's (a name may take 255 bytes; so may no more)
 
 
-def input_file_problem(path: Path, what: str = "model") -> str | None:
-    """Why `path` cannot be read as the `what` file, in one line (missing, a directory, a device, ...), or None
-    when it is a regular file."""
-    if path.is_file():
-        return None
-    if path.is_dir():
-        return f"{what} path is a directory, not a file: {path}"
-    return f"{what} path is not a regular file: {path}" if path.exists() else f"{what} file not found: {path}"
-
-
 def temp_stem(name: str) -> str:
     """`name` as its temporary files carry it: itself, or a hash of it when it is too long to leave room for the
     rest (`.NAME.PID.XXXXXXXX.tmp` must fit a file name's 255 bytes too)."""

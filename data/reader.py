@@ -121,6 +121,16 @@ def not_utf8(path: Path, byte: int, line: int | None = None) -> DatasetError:
     return DatasetError(f"data file is not UTF-8 text: {path} ({where})")
 
 
+def input_file_problem(path: Path, what: str = "model") -> str | None:
+    """Why `path` cannot be read as the `what` file, in one line (missing, a directory, a device, ...), or None
+    when it is a regular file."""
+    if path.is_file():
+        return None
+    if path.is_dir():
+        return f"{what} path is a directory, not a file: {path}"
+    return f"{what} path is not a regular file: {path}" if path.exists() else f"{what} file not found: {path}"
+
+
 def is_regular_file(path: Path) -> bool:
     """Whether the data path is a regular file (it may be read twice) rather than a pipe or a FIFO (read once);
     a missing path, a folder, a socket or a device is a DatasetError."""
