@@ -1,6 +1,7 @@
 """mm-gen and mm-eval: sample and score a makemore ONNX model, torch-free."""
 
 import json
+import re
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -103,7 +104,6 @@ def gen_command(
         ),
     ] = None,
 ) -> None:
-    from makemore.data import read_lines
     from makemore.runtime.chunks import parse_shard, shard_range
     from makemore.runtime.onnx_sampler import OnnxSampler
 
@@ -144,7 +144,7 @@ def gen_command(
     else:
         from makemore.runtime.novelty import novel_name_chunks
 
-        chunks = novel_name_chunks(sampler, n, set(read_lines(novel_vs)), options)
+        chunks = novel_name_chunks(sampler, n, set(read_names_file(novel_vs, "--novel-vs")), options)
     write_names(out, counter.passing(chunks) if counter else chunks, form)
     if counter is not None:
         from makemore.runtime.novelty import format_novelty
@@ -173,14 +173,23 @@ def check_beam_flags(beam: int | None, novel_vs: Path | None, shard: str | None,
 def read_exclude(path: Path) -> list[str]:
     """The names of an --exclude file (data.reader's reader: one a line, stripped, blank lines dropped), refused
     past MAX_EXCLUDE names or MAX_EXCLUDE_CHARS characters (as an option: naming the flag)."""
-    from makemore.data import read_lines
-
-    names = read_lines(path)
+    names = read_names_file(path, "--exclude")
     if len(names) > MAX_EXCLUDE:
         raise UserError(f"--exclude holds more than {MAX_EXCLUDE:,} names ({len(names):,}): {path}")
     if sum(map(len, names)) > MAX_EXCLUDE_CHARS:
         raise UserError(f"--exclude holds more than {MAX_EXCLUDE_CHARS:,} characters: {path}")
     return names
+
+
+def read_names_file(path: Path, flag: str) -> list[str]:
+    """The names of a file given to `flag` (data.reader's reader: one a line, stripped, blank lines dropped); its
+    one-line errors name the flag where the reader's name the data ("--exclude path is a directory, ...")."""
+    from makemore.data import DatasetError, read_lines
+
+    try:
+        return read_lines(path)
+    except DatasetError as err:
+        raise UserError(re.sub(r"\bdata (file|path)\b", f"{flag} \\1", str(err), count=1)) from None
 
 
 def write_scored(out: TextIO, found: list[tuple[str, float]], form: str = "") -> None:

@@ -259,6 +259,26 @@ def test_a_model_path_that_is_no_file_says_what_it_is(tmp_path, where, said) -> 
         assert f"{said}: {path}" in result.stderr and not out.exists()
 
 
+@pytest.mark.parametrize("flag", ["--exclude", "--novel-vs"])
+@pytest.mark.parametrize(
+    ("where", "said"),
+    [
+        ("folder", "path is a directory, not a file"),
+        ("/dev/null", "path is a device, not a file"),
+        ("missing", "file not found"),
+        ("latin-1", "file is not UTF-8 text"),
+    ],
+)
+def test_a_names_file_that_cannot_be_read_is_one_line_naming_its_flag(mlp_onnx, tmp_path, flag, where, said) -> None:
+    path = {"folder": tmp_path, "/dev/null": Path("/dev/null"), "missing": tmp_path / "none.txt"}.get(where)
+    if path is None:
+        path = tmp_path / "latin-1.txt"
+        path.write_bytes("zoë\n".encode("latin-1"))
+    result = run("mm-gen", mlp_onnx, flag, path, "--n", 3)
+    assert_usage_error(result)
+    assert f"error: {flag} {said}: {path}" in result.stderr and not result.stdout
+
+
 @pytest.mark.parametrize("case", ["missing", "no-metadata"])
 def test_eval_refuses_bad_model_files(mlp_onnx, tmp_path, case) -> None:
     assert_usage_error(run("mm-eval", _bad_model(case, mlp_onnx, tmp_path)))
