@@ -206,3 +206,22 @@ def test_what_training_writes_at_a_huge_lr_exports(tmp_path, names_path, kind, l
     assert run_training(TrainRequest(kind=kind, data=data, out=pt, samples=0, quiet=True, overrides=overrides))
     report = export_checkpoint(pt, tmp_path / "model.onnx")
     assert report.path.exists()
+
+
+@pytest.mark.parametrize(
+    ("where", "said"),
+    [
+        ("folder", "checkpoint path is a directory, not a file"),
+        ("/dev/null", "checkpoint path is not a regular file"),
+        ("missing", "checkpoint file not found"),
+    ],
+)
+def test_a_checkpoint_path_that_is_no_file_says_what_it_is(tmp_path, where, said) -> None:
+    """mm-export's input and mm-train's --resume: one line saying what the path is, and nothing written."""
+    path = {"folder": tmp_path, "/dev/null": Path("/dev/null"), "missing": tmp_path / "none.pt"}[where]
+    out = tmp_path / "out"
+    for args in (("mm-export", path, f"{out}.onnx"), ("mm-train", "bigram-nn", "--resume", path, "--out", f"{out}.pt")):
+        result = run(*args)
+        assert_usage_error(result)
+        assert f"error: {said}: {path}" in result.stderr
+    assert not list(tmp_path.glob("out*"))

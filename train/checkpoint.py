@@ -26,7 +26,7 @@ from typing import NamedTuple
 import torch
 from makemore.contract import CHECKPOINT_FORMAT_VERSION, STEP, WINDOW, ModelFileError, ModelInfo
 from makemore.contract.metadata import MAX_BLOCK_SIZE, check_int, is_finite_number, is_int
-from makemore.data import UserError, Vocab, first_line
+from makemore.data import UserError, Vocab, first_line, input_file_problem
 from makemore.data.files import atomic_write
 from makemore.train.config import ARCHITECTURE_KEYS, DEFAULTS, check_architecture, from_flat
 from makemore.train.config_types import Config, config_from_dict, fields_of, known
@@ -83,8 +83,8 @@ def load_checkpoint(path: str | Path) -> dict:
 
     The checkpoint comes back with its config typed (a Config), whichever format version the file has."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
+    if (problem := input_file_problem(path, "checkpoint")) is not None:
+        raise CheckpointError(problem)
     try:
         with warnings.catch_warnings():  # e.g. torch's pickle-protocol notice on a foreign file: errors are one line
             warnings.simplefilter("ignore")
