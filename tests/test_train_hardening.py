@@ -4,6 +4,7 @@ divergence stopped, resume kept consistent, extreme data bounded after training;
 
 from __future__ import annotations
 
+import inspect
 import math
 import re
 import subprocess
@@ -20,6 +21,7 @@ from makemore.data import SEED_MAX, UserError, Vocab, bundled_names_path, read_w
 from makemore.data.corpus import read_corpus, split_corpus
 from makemore.train import memory
 from makemore.train.cli import main as train_main
+from makemore.train.cli import train_command
 from makemore.train.config import (
     DEFAULTS,
     INT_LIMITS,
@@ -30,7 +32,7 @@ from makemore.train.config import (
     size_defaults,
     with_block_size,
 )
-from makemore.train.kinds import MODEL_KINDS, ConfigError, build_model
+from makemore.train.kinds import KINDS, MODEL_KINDS, ConfigError, build_model
 from makemore.train.run import SAMPLE_MAX_LEN, TrainRequest, resolve_config, run_training
 from makemore.train.trainer import TrainingDiverged, check_finite, train
 
@@ -299,16 +301,16 @@ def test_bigram_log_probabilities_are_finite_over_the_smoothing_range(small_spli
 @pytest.mark.parametrize(
     "flags",
     [
-        ("mlp", "--lr", "1e6"),
-        ("mlp", "--lr", "3.4e38"),  # Adam's first step, 10 x lr, overflowed float32 in the optimizer: a traceback
+        ("mlp", "--n-hidden", "16", "--lr", "1e6"),
+        ("mlp", "--n-hidden", "16", "--lr", "3.4e38"),  # Adam's first step, 10 x lr, overflowed float32: a traceback
         ("bigram-nn", "--lr", "1e38"),
-        ("mlp", "--optimizer", "sgd", "--lr", "1e37", "--weight-decay", "3e38"),
+        ("mlp", "--n-hidden", "16", "--optimizer", "sgd", "--lr", "1e37", "--weight-decay", "3e38"),
     ],
     ids=" ".join,
 )
 def test_diverged_run_writes_nothing_and_keeps_the_old_model(tmp_path, flags) -> None:
     (tmp_path / "model.pt").write_bytes(b"the previous model")
-    result = run("mm-train", *flags, "--steps", 40, "--n-hidden", 16, "--samples", 0, cwd=tmp_path)
+    result = run("mm-train", *flags, "--steps", 40, "--samples", 0, cwd=tmp_path)
     assert_usage_error(result)
     overflowed = r"training diverged at step \d+ \(the optimizer's step past float32's range\): try a smaller --lr"
     assert re.match(f"error: ({DIVERGED}|{overflowed})$", result.stderr)
@@ -347,11 +349,11 @@ def test_bad_numbers_are_one_line_and_write_nothing(tmp_path, monkeypatch, args,
     """mm-train's entry point in this process (a subprocess per case costs a second of imports; the console
     script itself is run as a subprocess by the tests of its exit status)."""
     (tmp_path / "model.pt").write_bytes(b"the previous model")
-    steps = () if "--steps" in args else ("--steps", 5)
+    steps = () if "--steps" in args or "steps" not in KINDS[args[0]].flags else ("--steps", 5)
     monkeypatch.chdir(tmp_path)
     outcome = run_main(train_main, *args, *steps)
     assert is_usage_error(outcome), outcome
-    assert named in outcome.stderr
+    assert outcome.stderr.startswith(f"error: {named}")  # the flag at fault, not another
     assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]
     assert (tmp_path / "model.pt").read_bytes() == b"the previous model"
 
@@ -373,7 +375,7 @@ def _resumed(kind: str, split_seed: int = 42, **overrides) -> dict:
         ("mlp", {"n_hidden": 301}, "--n-hidden"),
         ("wavenet", {"norm": "layer"}, "--norm"),
         ("wavenet", {"block_size": 16}, "--block-size"),
-        ("bigram-nn", {"block_size": 2}, "--block-size"),
+        ("transformer", {"n_head": 2}, "--n-head"),
     ],
 )
 def test_resume_refuses_a_change_of_model_or_split(kind, overrides, named) -> None:
@@ -381,6 +383,38 @@ def test_resume_refuses_a_change_of_model_or_split(kind, overrides, named) -> No
     request = TrainRequest(kind=kind, split_seed=split_seed, overrides=overrides)
     with pytest.raises(ConfigError, match=f"^{re.escape(named)} cannot change when resuming"):
         resolve_config(request, _resumed(kind))
+
+
+# A valid value of every flag of mm-train that sets a config key (whichever kind takes it).
+FLAG_VALUES = {
+    "seed": 1, "block_size": 4, "n_embd": 16, "n_hidden": 32, "n_layer": 2, "n_head": 2, "dropout": 0.1,
+    "norm": "layer", "steps": 5, "batch_size": 8, "buckets": 2, "lr": 0.01, "optimizer": "adam",
+    "weight_decay": 0.0, "smoothing": 0.5, "ema": 0.9,
+}  # fmt: skip
+
+
+def test_the_flag_table_is_every_config_flag_of_mm_train() -> None:
+    settable = set().union(*(KINDS[kind].defaults.settable() for kind in MODEL_KINDS))
+    assert set(inspect.signature(train_command).parameters) & settable == set(FLAG_VALUES) | {"split_seed"}
+
+
+@pytest.mark.parametrize("kind", MODEL_KINDS)
+@pytest.mark.parametrize("key", FLAG_VALUES)
+def test_a_flag_the_kind_does_not_take_is_refused_new_or_resumed(kind, key) -> None:
+    request = TrainRequest(kind=kind, overrides={key: FLAG_VALUES[key]})
+    if key in KINDS[kind].flags:
+        assert resolve_config(request, None).flat()[key] == FLAG_VALUES[key]
+        return
+    for resumed in (None, _resumed(kind)):
+        with pytest.raises(ConfigError, match=f"^{re.escape(flag(key))} does not apply to {kind}"):
+            resolve_config(request, resumed)
+
+
+def test_a_flag_the_kind_does_not_take_is_one_line_and_writes_nothing(tmp_path) -> None:
+    result = run("mm-train", "mlp", "--n-layer", 8, "--out", tmp_path / "model.pt")
+    assert_usage_error(result)
+    assert "--n-layer does not apply to mlp (it takes --seed, --block-size, --n-embd" in result.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_resume_keeps_what_matches_and_takes_training_flags() -> None:

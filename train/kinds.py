@@ -60,6 +60,7 @@ class KindSpec:
     `counted`: fitted by counting pairs, not by gradient descent (its memory is the counts, not a batch's).
     `quick`: overrides of `defaults` that train it in seconds, for the tests.
     `presets`: named overrides of `defaults` (`mm-train KIND --preset NAME`), each with what it reached here.
+    `fixed`: config keys the model fixes whatever their value (a bigram's context is one character): no flag sets them.
     """
 
     name: str
@@ -75,6 +76,12 @@ class KindSpec:
     counted: bool = False
     quick: Mapping[str, Any] = field(default_factory=dict)
     presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    fixed: tuple[str, ...] = ()
+
+    @property
+    def flags(self) -> frozenset[str]:
+        """The config keys that `mm-train`'s flags may set for this kind."""
+        return self.defaults.settable() - set(self.fixed)
 
     @property
     def contract(self) -> str:
@@ -246,6 +253,7 @@ SPECS = (
         activations=_bigram_activations,
         embedding_table=None,
         counted=True,
+        fixed=("block_size",),
     ),
     KindSpec(
         name="bigram-nn",
@@ -261,6 +269,7 @@ SPECS = (
         activations=_bigram_activations,
         embedding_table=None,  # its [V, V] table holds logits, not embeddings
         quick={"steps": 60},
+        fixed=("block_size",),
     ),
     KindSpec(
         name="mlp",

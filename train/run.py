@@ -38,7 +38,7 @@ from makemore.train.config import (
 from makemore.train.config_types import known
 from makemore.train.device import resolve_device
 from makemore.train.distributed import session
-from makemore.train.kinds import SEQUENCE_KINDS, ConfigError
+from makemore.train.kinds import SEQUENCE_KINDS, ConfigError, kind_spec
 from makemore.train.launch import launch_from_env
 from makemore.train.memory import check_memory, split_sizes
 from makemore.train.progress import ConsoleReporter
@@ -85,6 +85,7 @@ def resolve_config(request: TrainRequest, resumed: dict | None) -> Config:
 
     When resuming, a flag that would change the model (architecture, preset) or the split is an error.
     """
+    check_applicable(request.kind, request.overrides)
     if resumed is None:
         split_seed = DEFAULT_SPLIT_SEED if request.split_seed is None else request.split_seed
         return make_config(request.kind, request.preset, **request.overrides, split_seed=split_seed)
@@ -105,6 +106,16 @@ def resolve_config(request: TrainRequest, resumed: dict | None) -> Config:
     block_size = config.pop("block_size", None)  # from the data: maybe beyond --block-size's range (the schema's bound)
     typed = make_config(request.kind, **config)
     return typed if block_size is None else typed.replace(block_size=block_size)
+
+
+def check_applicable(kind: str, overrides: dict) -> None:
+    """A flag given for a setting that `kind` does not have is an error (ConfigError), on a new run as on a resume:
+    `mm-train mlp --n-layer 8` would otherwise train the default mlp as if asked for nothing."""
+    takes = kind_spec(kind).flags
+    given = [key for key, value in overrides.items() if value is not None and key not in takes]
+    if given:
+        its = ", ".join(flag(key) for key in overrides if key in takes)
+        raise ConfigError(f"{flag(given[0])} does not apply to {kind}" + (f" (it takes {its})" if its else ""))
 
 
 def run_training(request: TrainRequest) -> bool:
