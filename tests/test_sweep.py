@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 from pathlib import Path
 
 import pytest
+import torch
 from clirun import assert_usage_error, run
 from makemore.data import UserError, read_words
 from makemore.train.sweep import SweepRow, format_table, grid, iter_sweep, parse_ints
@@ -69,7 +71,12 @@ def mm_sweep(*args) -> subprocess.CompletedProcess:
 
 def test_mm_sweep_prints_table_and_json(small_data):
     args = ["--steps", 50, "--batch-size", 32, "--block-size", 2, "--n-embd", "4,8", "--n-hidden", 16]
-    proc = mm_sweep(*args, "--data", small_data)
+    before = torch.get_num_threads()
+    try:
+        proc = mm_sweep(*args, "--data", small_data, "--threads", 1)
+        assert torch.get_num_threads() == 1  # run in this process: its torch trained on one thread
+    finally:
+        torch.set_num_threads(before)
     assert proc.returncode == 0, proc.stderr
     table = [line for line in proc.stdout.splitlines() if line.startswith("| 2 |")]
     assert len(table) == 2 and sum("**" in line for line in table) == 1
@@ -89,6 +96,8 @@ def test_mm_sweep_prints_table_and_json(small_data):
         (["--n-hidden", "300,2000000"], "--n-hidden must be a positive integer up to 1,048,576"),
         (["--lr", "nan"], "--lr must be a positive number"),
         (["--batch-size", "1000000000"], "--batch-size must be a positive integer"),
+        (["--threads", "0"], "--threads must be from 1 to"),
+        ([f"--threads={os.cpu_count() + 1}"], "--threads must be from 1 to"),
     ],
 )
 def test_mm_sweep_bad_options_fail_in_one_line(args, message):

@@ -6,6 +6,8 @@ DeviceError (one line, exit status 2). Under torchrun each rank takes the GPU of
 
 from __future__ import annotations
 
+import os
+
 import torch
 from makemore.data import UserError
 
@@ -14,6 +16,16 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 
 class DeviceError(UserError):
     """A device that this machine (or this torch build) does not have; the message is one line."""
+
+
+def check_threads(threads: object) -> None:
+    """`--threads`: None (torch's own choice, every core) or 1 to this machine's cores; UserError naming the flag."""
+    cores = os.cpu_count() or 1
+    if threads is None or (isinstance(threads, int) and not isinstance(threads, bool) and 1 <= threads <= cores):
+        return
+    from makemore.train.config import shown
+
+    raise UserError(f"--threads must be from 1 to {cores} (this machine's cores), got {shown(threads)}")
 
 
 def mps_available() -> bool:

@@ -6,7 +6,6 @@ bad flag stops them all alike; then they train one model together, and rank 0 al
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +35,7 @@ from makemore.train.config import (
     with_block_size,
 )
 from makemore.train.config_types import known
-from makemore.train.device import resolve_device
+from makemore.train.device import check_threads, resolve_device
 from makemore.train.distributed import session
 from makemore.train.kinds import SEQUENCE_KINDS, ConfigError, kind_spec
 from makemore.train.launch import launch_from_env
@@ -71,9 +70,7 @@ SAMPLE_MAX_LEN = 64  # characters of each printed name, whatever the longest tra
 
 def check_request(request: TrainRequest) -> None:
     """The numbers that are no hyperparameters (threads, samples, split seed), before any work."""
-    cores = os.cpu_count() or 1
-    if request.threads is not None and not (isinstance(request.threads, int) and 1 <= request.threads <= cores):
-        raise ConfigError(f"--threads must be from 1 to {cores} (this machine's cores), got {shown(request.threads)}")
+    check_threads(request.threads)
     if not (isinstance(request.samples, int) and 0 <= request.samples <= SAMPLES_MAX):
         raise ConfigError(f"--samples must be from 0 to {SAMPLES_MAX:,}, got {shown(request.samples)}")
     if request.split_seed is not None:

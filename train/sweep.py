@@ -148,10 +148,21 @@ def sweep_command(
     device: Annotated[
         str, typer.Option(help="Where to train: auto (cuda, then mps, then cpu), cpu, cuda or mps.")
     ] = "auto",
+    threads: Annotated[
+        int | None,
+        typer.Option(help="torch threads, at most the cores [default: all]; use 1 when other jobs share the CPU."),
+    ] = None,
 ) -> None:
+    from makemore.train.device import check_threads
+
+    check_threads(threads)
     sizes = parse_ints(block_size, "--block-size"), parse_ints(n_embd, "--n-embd"), parse_ints(n_hidden, "--n-hidden")
     total = check_grid(*sizes)
     configs = grid(*sizes)
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
 
     rows: list[SweepRow] = []
     interrupted = False
