@@ -150,7 +150,7 @@ def with_block_size(kind: str, config: Config, split: dict[str, Tokens]) -> Conf
         return config.replace(block_size=longest + 1)
     if config.block_size < longest + 1:
         raise ConfigError(
-            f"block-size {config.block_size} of this {kind} is too short for the data's longest word"
-            f" ({longest} characters): it needs at least {longest + 1}"
+            f"the block size of this {kind} ({config.block_size}: --block-size, or a resumed checkpoint's) is too short"
+            f" for the data's longest word ({longest} characters): it needs at least {longest + 1}"
         )
     return config
