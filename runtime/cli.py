@@ -144,7 +144,7 @@ def gen_command(
     else:
         from makemore.runtime.novelty import novel_name_chunks
 
-        chunks = novel_name_chunks(sampler, n, set(read_names_file(novel_vs, "--novel-vs")), options)
+        chunks = novel_name_chunks(sampler, n, set(read_names_file(novel_vs, "--novel-vs")), options, mass)
     write_names(out, counter.passing(chunks) if counter else chunks, form)
     if counter is not None:
         from makemore.runtime.novelty import format_novelty

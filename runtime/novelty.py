@@ -10,7 +10,7 @@ from makemore.data import Split, split_words
 from makemore.data.dataset import DEFAULT_FRACTIONS
 from makemore.runtime.chunks import request_seed
 from makemore.runtime.options import SamplingError, SamplingOptions
-from makemore.runtime.sampling import Sampler
+from makemore.runtime.sampling import KeptMass, Sampler
 
 MAX_NOVEL_ROUNDS = 100  # rounds of n samples before novel_names gives up
 
@@ -85,7 +85,11 @@ def format_novelty(stats: Novelty) -> str:
 
 
 def novel_name_chunks(
-    sampler: Sampler, n: int, known: set[str] | frozenset[str], options: SamplingOptions
+    sampler: Sampler,
+    n: int,
+    known: set[str] | frozenset[str],
+    options: SamplingOptions,
+    mass: KeptMass | None = None,
 ) -> Iterator[list[str]]:
     """n sampled names not in `known`, streamed chunk by chunk: rounds of n names of the request's stream (round
     r is names r * n ... (r + 1) * n - 1 of the same seed, so the first round is `sample(n)`), the known ones
@@ -94,15 +98,16 @@ def novel_name_chunks(
     Memory is a few chunks plus `known`. After MAX_NOVEL_ROUNDS rounds without n new names, the rest are drawn by
     masked decoding with `known` as an exclude set (runtime.constraints: exact, but each step renormalised), where
     the set fits the exclude bounds; otherwise it gives up. The options are checked before the first chunk is asked
-    for.
+    for. `mass` (mm-gen --stats) gathers the rounds' estimate of what the request's constraints keep.
     """
     options = SamplingOptions.of(options, seed=request_seed(options.seed))  # every round from the same stream
-    first_round = sampler.sample_chunks(n, options)  # asked for now: it checks the options
+    first_round = sampler.sample_chunks(n, options, mass=mass)  # asked for now: it checks the options
 
     def chunks() -> Iterator[list[str]]:
         found = 0
         for round_index in range(MAX_NOVEL_ROUNDS):
-            round_chunks = first_round if round_index == 0 else sampler.sample_chunks(n, options, start=round_index * n)
+            later = round_index * n
+            round_chunks = first_round if not later else sampler.sample_chunks(n, options, start=later, mass=mass)
             for chunk in round_chunks:
                 new = [name for name in chunk if name not in known][: n - found]
                 found += len(new)

@@ -230,6 +230,11 @@ def test_cli_constraints_and_their_errors(model_files, tmp_path) -> None:
     assert len(names) == 200 and all(n.startswith("ka") and n.endswith("a") and len(n) >= 4 for n in names)
     assert not {"kara", "kayla"} & set(names)
     assert "constraints keep ~" in result.stderr
+    unknown = tmp_path / "known.txt"
+    unknown.write_text("zzzzzz\n", encoding="utf-8")  # --novel-vs of no name it makes: its first round is the request
+    novel = run("mm-gen", onnx_path, *args, "--exclude", exclude, "--stats", "--novel-vs", unknown)
+    assert novel.returncode == 0 and novel.stdout == result.stdout, novel.stderr
+    assert novel.stderr.splitlines()[-1] == result.stderr.splitlines()[-1]  # the same estimate of what they keep
     for bad in (["--match", "a("], ["--ends-with", "zzz", "--max-len", "2"], ["--contains", "\u00e9"]):
         assert_usage_error(run("mm-gen", onnx_path, *bad))
     too_many = tmp_path / "many.txt"
