@@ -22,6 +22,20 @@ def fail(message: str, status: int = USAGE_ERROR) -> NoReturn:
     raise SystemExit(status)
 
 
+_warnings: list[str] = []  # the running command's, printed when it ends well (run_cli)
+
+
+def warn(message: str) -> None:
+    """A `warning: message` line on stderr once the command has done its work: a command that fails prints its one
+    `error:` line alone."""
+    _warnings.append(message)
+
+
+def _print_warnings() -> None:
+    while _warnings and sys.stderr is not None:
+        print(f"warning: {_warnings.pop(0)}", file=sys.stderr)
+
+
 def stdout() -> TextIO:
     """sys.stdout, or a UserError when the process was started with stdout closed (`>&-`)."""
     if sys.stdout is None:
@@ -68,16 +82,19 @@ def run_cli(app: Callable[..., object]) -> None:
     """Run a typer app: usage errors, UserError, Ctrl-C and a failing stdout become one line on stderr, never
     a traceback. A reader that goes away (`mm-gen | head`) ends the command quietly (click's rule: status 1).
     Characters that stdout's encoding cannot hold are printed as backslash escapes (escape_unencodable). The
-    imports' objects are frozen first (freeze_imports).
+    imports' objects are frozen first (freeze_imports). Warnings (`warn`) are printed at the end, and only when the
+    command succeeds.
     """
     import typer
 
     freeze_imports()
     escape_unencodable()
+    _warnings.clear()  # a process running several commands (the tests) starts each without the last one's
     try:
         status = app(standalone_mode=False)  # click's errors come to us instead of its multi-line usage text
         if sys.stdout is not None:
             sys.stdout.flush()
+        _print_warnings()
         if isinstance(status, int) and status:
             raise SystemExit(status)
     except typer.Abort:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, TextIO
 import typer
 from makemore.data import UserError
 from makemore.data.bounds import MAX_EXCLUDE, MAX_EXCLUDE_CHARS, MAX_REGEX
-from makemore.data.cli import run_cli, stdout
+from makemore.data.cli import run_cli, stdout, warn
 from makemore.data.reader import DATA_HELP
 from makemore.runtime.options import SamplingOptions
 from makemore.runtime.parallel import check_workers, usable_cores
@@ -215,7 +215,7 @@ def model_words(sampler: Sampler, data: Path | None) -> list[str]:
     data = data or bundled_names_path()
     words, sha256 = read_words_sha256(data)  # read once (a pipe or FIFO has no second read), hashed as read
     if sampler.info.data_sha256 and sha256 != sampler.info.data_sha256:
-        print(f"warning: {data} is not the data this model was trained on (sha256 differs)", file=sys.stderr)
+        warn(f"{data} is not the data this model was trained on (sha256 differs)")
     return words
 
 
@@ -227,7 +227,7 @@ def labelled_data(sampler: Sampler, data: Path | None) -> "LabelledWords":
         raise UserError("this model is conditional: give --data, its file of label<TAB>item lines")
     labelled = read_labelled(data)
     if sampler.info.data_sha256 and labelled.sha256 != sampler.info.data_sha256:
-        print(f"warning: {data} is not the data this model was trained on (sha256 differs)", file=sys.stderr)
+        warn(f"{data} is not the data this model was trained on (sha256 differs)")
     return labelled
 
 

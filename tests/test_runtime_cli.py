@@ -125,6 +125,23 @@ def test_eval_cli_warns_about_other_data(mlp_onnx, tmp_path) -> None:
     assert 1.0 < float(result.stdout) < 3.3
 
 
+@pytest.mark.parametrize(
+    ("command", "error"),
+    [
+        (("mm-eval", "--split", "train"), "vocabulary"),  # a character the model does not know
+        (("mm-gen", "--stats", "--match", "q+", "--ends-with", "a"), "no name satisfies"),  # checked with the model
+    ],
+    ids=["mm-eval", "mm-gen"],
+)
+def test_a_warning_never_comes_before_an_error_line(mlp_onnx, tmp_path, command, error) -> None:
+    """Data the model was not trained on (a warning), then an error: the one error line alone."""
+    data = tmp_path / "other.txt"
+    data.write_text("emma\nolivia\nzo\u00eb\n", encoding="utf-8")
+    result = run(command[0], mlp_onnx, *command[1:], "--data", data)
+    assert_usage_error(result)
+    assert error in result.stderr
+
+
 def test_gen_cli_prints_the_sampler_names(mlp_onnx, sampler) -> None:
     result = run("mm-gen", mlp_onnx, "--n", 20, "--seed", 5, "--temperature", 0.8)
     assert result.returncode == 0, result.stderr
