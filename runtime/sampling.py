@@ -181,7 +181,7 @@ def next_token_weights(
     z -= z.max(axis=0)
     weights = np.exp(z, out=z)
     if top_p is not None and top_p < 1:
-        probs = weights / weights.sum(axis=0)
+        probs = weights / np.cumsum(weights, axis=0)[-1]  # added row by row for any B (a sum of one column is pairwise)
         order = np.argsort(-probs, axis=0, kind="stable")
         sorted_probs = np.take_along_axis(probs, order, axis=0)
         mass_before = np.cumsum(sorted_probs, axis=0) - sorted_probs

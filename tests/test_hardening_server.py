@@ -84,6 +84,21 @@ def test_an_unknown_field_with_a_surrogate_is_named_escaped(client):
     assert payload["field"] == "na\\ud800me" and "na\\ud800me" in payload["error"]
 
 
+def test_a_model_file_name_with_undecodable_bytes_is_escaped_in_every_answer(model_files):
+    """mm-serve shows the model's file name; an undecodable byte of it (a lone surrogate in Python) is escaped."""
+    app = create_app(OnnxSampler(model_files["mlp"][1]), name="bad\udcffname.onnx")
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        answers = [
+            test_client.get("/v1/model"),
+            post(test_client, "/v1/generate", b'{"n": 2}'),
+            post(test_client, "/v1/score", b'{"names": ["emma"]}'),
+        ]
+    for answer in answers:
+        assert answer.status_code == 200, answer.content[:300]
+        payload = json.loads(answer.content.decode("utf-8"))  # strict UTF-8
+        assert payload.get("model", payload)["name"] == "bad\\udcffname.onnx"  # /v1/model: the summary itself
+
+
 # --- any body, any bytes: 200 or 4xx, never 5xx --------------------------------------------------------
 
 CHARS = st.one_of(st.characters(), st.sampled_from([*SURROGATES[:2], "\x00", "\u2028", "\U0001f600"]))

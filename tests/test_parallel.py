@@ -304,3 +304,32 @@ def test_serve_refuses_bad_workers(mlp_onnx, tmp_path):
     result = run("mm-serve", mlp_onnx, "--workers", "0", cwd=tmp_path, timeout=60)
     assert_usage_error(result)
     assert "--workers" in result.stderr
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rows=st.lists(
+        st.lists(st.floats(-20, 20, width=32), min_size=27, max_size=27), min_size=1, max_size=5
+    ),  # logits of a 27-character vocabulary, 1 to 5 rows
+    cut=st.integers(1, 26),
+    temperature=st.sampled_from([1.0, 0.8, 1.5]),
+)
+def test_a_rows_top_p_weights_do_not_depend_on_the_rows_beside_it(rows, cut, temperature) -> None:
+    """top_p cut exactly where a row's nucleus ends (its sorted probabilities' running sum, as the sampler adds
+    them): the row's weights are the same alone and in any batch, so a name does not depend on its batch (the
+    page adds the same way)."""
+    from makemore.runtime.sampling import next_token_weights
+
+    logits = np.array(rows, dtype=np.float32)
+    for b in range(len(logits)):
+        z = logits[b].astype(np.float64) / temperature  # a top_p near a cut of row b (the exact value does not matter)
+        probs = np.sort(np.exp(z - z.max()) / np.exp(z - z.max()).sum())[::-1]
+        exact = np.float32(np.cumsum(probs.astype(np.float32))[cut - 1])
+        for top_p in (exact, np.nextafter(exact, np.float32(0)), np.nextafter(exact, np.float32(1))):
+            if not 0 < top_p < 1:
+                continue
+            options = {"temperature": temperature, "top_p": float(top_p)}
+            together = next_token_weights(logits, **options)
+            for row in range(len(logits)):
+                alone = next_token_weights(logits[row : row + 1], **options)
+                np.testing.assert_array_equal(together[:, row], alone[:, 0])

@@ -12,8 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from inprocess import is_usage_error, run_main
 from makemore.contract import ModelFileError
+from makemore.contract.metadata import summary_json
 from makemore.runtime.cli import gen_main
 from makemore.runtime.onnx_sampler import OnnxSampler
+from makemore.runtime.serve.app import model_metadata
 
 PROPERTY_SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 ANY_TEXT = st.text(st.characters(codec="utf-8"), max_size=12)
@@ -114,6 +116,10 @@ VALUE_MUTATIONS = st.one_of(
             '{"val_loss": Infinity}',
             '{"history": [1]}',
             '{"history": {"val_loss": ["x"]}}',
+            '{"optimizer": "adam\\ud800"}',  # lone surrogates (JSON escapes): text that never encodes again
+            '{"\\udfff": 1}',
+            '{"history": {"x": [1], "\\ud800": [2]}}',
+            '{"n": [{"a": "\\udc80"}]}',
             '{"block_size": 8}',
             '{"quantize": "int4"}',
             "2",
@@ -158,10 +164,37 @@ def test_metadata_mutations_load_cleanly_or_refuse_in_one_line(mlp_proto, tmp_pa
         outcome = run_main(gen_main, path, "--n", 5, "--seed", 0)
         assert is_usage_error(outcome), outcome
         return
+    json.dumps(summary_json(model_metadata(sampler.info, "model.onnx")), ensure_ascii=False).encode("utf-8")
     names = sampler.sample(5, seed=0)
     assert len(names) == 5 and all(name and set(name) <= set(sampler.vocab.chars) for name in names)
     outcome = run_main(gen_main, path, "--n", 5, "--seed", 0)
     assert outcome.status == 0 and outcome.stdout.splitlines() == names, outcome
+
+
+@pytest.mark.parametrize("key", ["config", "metrics"])
+@pytest.mark.parametrize("where", ["a value", "a key", "a nested value"])
+def test_a_lone_surrogate_in_metadata_json_is_refused_in_one_line(mlp_proto, tmp_path, key, where) -> None:
+    """A JSON escape can put a lone surrogate in any string of the metadata; a file holding one is refused (it
+    could be printed nowhere: mm-serve's /v1/model answered 500)."""
+    proto = onnx.ModelProto()
+    proto.CopyFrom(mlp_proto)
+    props = {p.key: p.value for p in proto.metadata_props}
+    value = json.loads(props["makemore." + key])
+    bad = "x\ud800"
+    if where == "a value":
+        value["extra"] = bad
+    elif where == "a key":
+        value[bad] = 1
+    else:
+        value["extra"] = {"list": [1, {"deep": bad}]}
+    props["makemore." + key] = json.dumps(value)  # ensure_ascii: the surrogate as a \ud800 escape
+    del proto.metadata_props[:]
+    onnx.helper.set_model_props(proto, props)
+    path = tmp_path / "model.onnx"
+    path.write_bytes(proto.SerializeToString())
+    with pytest.raises(ModelFileError, match=f"{key} holds a lone surrogate"):
+        OnnxSampler(path)
+    assert is_usage_error(run_main(gen_main, path, "--n", 5))
 
 
 # --- mm-web ---------------------------------------------------------------------------------------

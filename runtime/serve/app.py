@@ -30,6 +30,7 @@ from makemore.runtime.serve.validation import (
     Field,
     RequestError,
     check_body,
+    encodable,
     error_json,
     parse_json,
 )
@@ -197,6 +198,7 @@ def create_app(
     admitted `limits.in_flight` at a time (see flow.Admission)."""
     limits = limits or Limits()
     known = frozenset(known)
+    name = encodable(name)  # a file name's undecodable bytes (lone surrogates) as escapes: every answer encodes
     summary = model_summary(sampler.info, name)
     metadata = model_metadata(sampler.info, name)
     page = page_html() if web is None else page_html().replace('<nav id="where" hidden>', '<nav id="where">')
