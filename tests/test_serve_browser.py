@@ -37,3 +37,27 @@ def test_page_generates_the_requested_names(browser, model_files, tmp_path):
         page.close()
     assert len(names) == COUNT and all(name.startswith("a") for name in names)
     assert shot.stat().st_size > 1000
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("seed", [2**64 - 1, 2**53 + 1, 7])
+def test_page_sends_any_seed_exactly(browser, model_files, seed):
+    """A seed past 2**53 (a JavaScript number would round it) gives mm-gen's names for that seed."""
+    from makemore.runtime.onnx_sampler import OnnxSampler
+
+    with running_server(model_files["mlp"][1]) as port:
+        page = browser.new_page()
+        page.goto(f"http://127.0.0.1:{port}/")
+        page.wait_for_selector("#model:has-text('mlp')")
+        page.fill("#count", "5")
+        page.fill("#temperature", "1")
+        page.fill("#seed", str(seed))
+        page.click("#generate")
+        page.wait_for_selector("#status:has-text('5 names')", timeout=20_000)
+        names = page.locator("#names li").all_inner_texts()
+        page.fill("#seed", "12x")
+        page.click("#generate")
+        page.wait_for_selector("#status.error")
+        assert "seed" in page.inner_text("#status")
+        page.close()
+    assert names == OnnxSampler(model_files["mlp"][1]).sample(5, seed=seed)
