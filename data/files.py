@@ -27,8 +27,8 @@ def check_output_path(path: str | Path, inputs: Iterable[str | Path] = ()) -> Pa
     """
     path = Path(path)
     real = Path(os.path.realpath(path))
-    if not real.parent.is_dir():
-        raise OutputError(f"output folder does not exist: {path.parent}")
+    if not real.parent.is_dir():  # the folder the write lands in: a dangling link's target's, not the link's own
+        raise OutputError(f"output folder does not exist: {path.parent if real == path.absolute() else real.parent}")
     try:
         mode = os.stat(real).st_mode
     except FileNotFoundError:

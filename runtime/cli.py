@@ -264,20 +264,18 @@ def write_names(out: TextIO, chunks: Iterable[list[str]], form: str = "") -> Non
     `form`: "" one name per line, "json" one JSON list, "jsonl" one JSON string per line (JSON Lines, which
     concatenate: the shards of a run, printed in order, are that run's output byte for byte).
     """
-    first = True
-    if form == "json":
-        out.write("[")
+    opened = False  # a JSON list's "[" goes out with its first chunk: a request failing before it prints nothing
     for chunk in chunks:
         if form == "json":
             for name in chunk:
-                out.write(("" if first else ", ") + json.dumps(name))
-                first = False
+                out.write(("[" if not opened else ", ") + json.dumps(name))
+                opened = True
         elif chunk:
             lines = map(json.dumps, chunk) if form == "jsonl" else chunk
             out.write("\n".join(lines) + "\n")
         out.flush()
     if form == "json":
-        out.write("]\n")
+        out.write(("" if opened else "[") + "]\n")
     out.flush()
 
 

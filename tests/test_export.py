@@ -68,6 +68,9 @@ def test_export_signature_and_dynamic_batch(model_files, kind) -> None:
 def test_export_api_refuses_missing_folder(model_files, tmp_path) -> None:
     with pytest.raises(OutputError, match="output folder does not exist"):
         export_checkpoint(model_files["bigram"][0], tmp_path / "nowhere" / "model.onnx")
+    (tmp_path / "link.onnx").symlink_to(tmp_path / "missing" / "x.onnx")  # a dangling link: its target's folder
+    with pytest.raises(OutputError, match=f"output folder does not exist: {tmp_path / 'missing'}$"):
+        export_checkpoint(model_files["bigram"][0], tmp_path / "link.onnx")
 
 
 def test_export_cli_writes_the_file(model_files, tmp_path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from clirun import BIN, assert_usage_error, run
-from makemore.data import OutputError, atomic_write, check_output_path
+from makemore.data import OutputError, UserError, atomic_write, check_output_path
 
 BAD_OUTPUTS = ["folder", "fifo", "link-to-device", "link-to-folder", "missing-folder"]
 
@@ -130,3 +130,25 @@ def test_a_reader_that_leaves_early_is_quiet(model_files) -> None:
     gen.stdout.close()
     _, stderr = gen.communicate(timeout=60)
     assert gen.returncode != 0 and stderr == b""
+
+
+@pytest.mark.parametrize("form", ["", "json", "jsonl"])
+def test_a_request_failing_before_its_first_name_prints_nothing(form) -> None:
+    """A model that fails mid-request (non-finite logits at a later position): no lone "[" of a JSON list."""
+    import io
+
+    from makemore.runtime.cli import write_names
+
+    def failing(empty_chunks: int):
+        yield from [[] for _ in range(empty_chunks)]
+        raise UserError("the model gave non-finite logits")
+
+    for empty_chunks in (0, 2):
+        out = io.StringIO()
+        with pytest.raises(UserError):
+            write_names(out, failing(empty_chunks), form)
+        assert out.getvalue() == ""
+    for chunks, expected in (([], "[]\n"), ([[], ["ann"], ["bo", "cy"]], '["ann", "bo", "cy"]\n')):
+        out = io.StringIO()
+        write_names(out, iter(chunks), "json")
+        assert out.getvalue() == expected
