@@ -267,3 +267,39 @@ def test_mm_plot_names_the_extra_of_a_missing_package(model_files, tmp_path, mis
     assert_usage_error(proc)
     assert f"reading {model.name} needs {missing}: pip install 'makemore-onnx[train]'" in proc.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("shape", ["a chain of casts", "a doubling graph", "a broadcast scale"])
+def test_a_hostile_graph_before_the_table_is_one_line_at_once(model_files, tmp_path, shape):
+    """mm-plot reads a table computed by a graph only in int8's exact pattern: a chain of 3,000 Casts (a
+    RecursionError), a graph whose evaluation doubles at each of 40 levels, or a scale that would broadcast the
+    table to 27 x 10**6 floats are each one error line, at once."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load(str(model_files["mlp"][1]))
+    (table,) = [init for init in model.graph.initializer if init.name == "embedding.weight"]
+    table.name = "E0"
+    if shape == "a chain of casts":
+        nodes = [helper.make_node("Cast", [f"E{k}"], [f"E{k + 1}"], to=TensorProto.FLOAT) for k in range(2999)]
+        nodes.append(helper.make_node("Cast", ["E2999"], ["embedding.weight"], to=TensorProto.FLOAT))
+    elif shape == "a doubling graph":
+        model.graph.initializer.append(numpy_helper.from_array(np.array(1.0, np.float32), "s0"))
+        nodes = [helper.make_node("Mul", [f"s{k}", f"s{k}"], [f"s{k + 1}"]) for k in range(40)]
+        nodes.append(helper.make_node("Mul", ["E0", "s40"], ["embedding.weight"]))
+    else:
+        quantized = numpy_helper.from_array(np.ones(numpy_helper.to_array(table).shape[:1] + (1,), np.int8), "q")
+        scale = numpy_helper.from_array(np.ones((1, 10**6), np.float32), "scale")
+        model.graph.initializer.extend([quantized, scale])
+        nodes = [
+            helper.make_node("Cast", ["q"], ["q.float"], to=TensorProto.FLOAT),
+            helper.make_node("Mul", ["q.float", "scale"], ["embedding.weight"]),  # int8's pattern, too wide a scale
+        ]
+    rest = list(model.graph.node)
+    del model.graph.node[:]
+    model.graph.node.extend(nodes + rest)
+    path = tmp_path / "hostile.onnx"
+    onnx.save(model, str(path))
+    result = run("mm-plot", "embeddings", path, "--out", tmp_path / "e.png", timeout=30)
+    assert_usage_error(result)
+    assert not (tmp_path / "e.png").exists()

@@ -127,18 +127,29 @@ def onnx_embedding_table(path: Path, vocab_size: int) -> np.ndarray:
 
 
 def constant(name: str, initializers: dict[str, np.ndarray], made_by: dict[str, Any]) -> np.ndarray | None:
-    """The value of `name` when it is an initializer or an int8 weight's dequantization (export/int8.py:
-    Cast(int8) * scale, in float64), else None."""
+    """The value of `name` when it is an initializer or an int8 weight's dequantization (export/int8.py's exact
+    pattern: Mul(Cast(int8 initializer), scale initializer), in float64, the scale broadcast to the weight's shape),
+    else None. No other graph is evaluated: a file is untrusted, and its graph could ask for any work."""
     if name in initializers:
         return initializers[name]
     node = made_by.get(name)
-    if node is None or node.op_type not in ("Cast", "Mul"):
+    if node is None or node.op_type != "Mul" or len(node.input) != 2:
         return None
-    read = [constant(value_name, initializers, made_by) for value_name in node.input]
-    values = [value.astype(np.float64) for value in read if value is not None]
-    if len(values) != len(read):
+    cast, scale = made_by.get(node.input[0]), initializers.get(node.input[1])
+    if cast is None or cast.op_type != "Cast" or len(cast.input) != 1 or scale is None:
         return None
-    return values[0] if node.op_type == "Cast" else values[0] * values[1]
+    stored = initializers.get(cast.input[0])
+    if stored is None or stored.dtype != np.int8 or not broadcasts_to(scale.shape, stored.shape):
+        return None
+    return stored.astype(np.float64) * scale.astype(np.float64)
+
+
+def broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
+    """Whether an array of `shape` broadcast against one of `target` keeps `target`'s shape."""
+    try:
+        return np.broadcast_shapes(shape, target) == target
+    except ValueError:
+        return False
 
 
 def dequantizers(nodes: list[Any], value: str) -> list[Any]:
