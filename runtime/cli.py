@@ -142,9 +142,10 @@ def gen_command(
     if novel_vs is None:
         chunks = sampler.sample_chunks(stop - start, options, start=start, mass=mass)
     else:
-        from makemore.runtime.novelty import novel_name_chunks
+        from makemore.runtime.novelty import known_names, novel_name_chunks
 
-        chunks = novel_name_chunks(sampler, n, set(read_names_file(novel_vs, "--novel-vs")), options, mass)
+        known = known_names(read_names_file(novel_vs, "--novel-vs"), sampler.info)
+        chunks = novel_name_chunks(sampler, n, known, options, mass)
     write_names(out, counter.passing(chunks) if counter else chunks, form)
     if counter is not None:
         from makemore.runtime.novelty import format_novelty

@@ -84,6 +84,15 @@ def format_novelty(stats: Novelty) -> str:
     return "\n".join(lines)
 
 
+def known_names(lines: Iterable[str], info: ModelInfo) -> frozenset[str]:
+    """The names that a file of known names (--novel-vs, mm-serve --data) stands for: its lines, or for a conditional
+    model, whose training file is label<TAB>item lines, each such line's item (a line without a TAB is a name: a
+    conditional model's names never hold one)."""
+    if not info.labelled:
+        return frozenset(lines)
+    return frozenset(line.split("\t", 1)[-1] for line in lines)
+
+
 def novel_name_chunks(
     sampler: Sampler,
     n: int,
@@ -95,9 +104,10 @@ def novel_name_chunks(
     r is names r * n ... (r + 1) * n - 1 of the same seed, so the first round is `sample(n)`), the known ones
     dropped: the model's own distribution over the names it makes that are new.
 
-    Memory is a few chunks plus `known`. After MAX_NOVEL_ROUNDS rounds without n new names, the rest are drawn by
-    masked decoding with `known` as an exclude set (runtime.constraints: exact, but each step renormalised), where
-    the set fits the exclude bounds; otherwise it gives up. The options are checked before the first chunk is asked
+    Memory is a few chunks plus `known`. After MAX_NOVEL_ROUNDS rounds without n new names (or sooner, once the
+    rounds so far say that the rest cannot find them: `rounds_cannot_finish`), the rest are drawn by masked
+    decoding with `known` as an exclude set (runtime.constraints: exact, but each step renormalised), where the
+    set fits the exclude bounds; otherwise it gives up. The options are checked before the first chunk is asked
     for. `mass` (mm-gen --stats) gathers the rounds' estimate of what the request's constraints keep.
     """
     options = SamplingOptions.of(options, seed=request_seed(options.seed))  # every round from the same stream
@@ -117,9 +127,22 @@ def novel_name_chunks(
                     if close is not None:
                         close()
                     return
+            if rounds_cannot_finish(n, found, rounds=round_index + 1):
+                break
         yield from masked_rest(sampler, n - found, known, options, start=MAX_NOVEL_ROUNDS * n, found=found)
 
     return chunks()
+
+
+def rounds_cannot_finish(n: int, found: int, rounds: int) -> bool:
+    """Whether the rounds left could not find the n - found new names that `rounds` rounds of n draws did not: even
+    at an optimistic rate of new names ((found + 3) per draw so far: for none found, the rule of three's upper
+    bound), they would need over 4x the draws that the rounds left may make. A greedy request (every round the same
+    known names) then stops after one round of a large n instead of MAX_NOVEL_ROUNDS; a rate that the rounds can
+    meet (1% of new names for 100 rounds) never stops them, nor does anything before 1,000 draws (a small request
+    runs its rounds as it always did)."""
+    draws, left = rounds * n, (MAX_NOVEL_ROUNDS - rounds) * n
+    return draws >= 1000 and (n - found) * draws > 4 * left * (found + 3)
 
 
 def masked_rest(

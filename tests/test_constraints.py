@@ -278,6 +278,27 @@ def test_classes_read_as_re_reads_them_on_non_ascii_vocabularies() -> None:
     assert all(re.fullmatch(r"\w+a", name) for name in names)
 
 
+def test_novel_rounds_that_cannot_finish_stop_early(samplers, monkeypatch) -> None:
+    """A greedy request makes the same known name in every round: one round of 2,000 draws, not 100, then masked
+    decoding; a rate of new names that the rounds can meet (1% for 100 rounds) never stops them early."""
+    from makemore.runtime import novelty
+
+    sampler = samplers["mlp"][1]
+    options = SamplingOptions(seed=5, temperature=0)
+    known = set(sampler.sample(5, options))
+    assert len(known) == 1  # greedy: one name
+    calls = []
+    real = sampler.sample_chunks
+    monkeypatch.setattr(sampler, "sample_chunks", lambda *a, **k: calls.append(k.get("start", 0)) or real(*a, **k))
+    names = novelty.novel_names(sampler, 2000, known, options)
+    assert len(names) == 2000 and not set(names) & known
+    assert calls == [0, novelty.MAX_NOVEL_ROUNDS * 2000]  # the first round, then the masked rest
+    for n in (1, 7, 100, 2000, 100_000):
+        for rounds in range(1, novelty.MAX_NOVEL_ROUNDS):
+            found = min(n - 1, round(0.01 * rounds * n))
+            assert not novelty.rounds_cannot_finish(n, found, rounds), (n, found, rounds)
+
+
 def test_novel_names_come_by_rounds_then_masked_decoding_backs_them(samplers, monkeypatch) -> None:
     """--novel-vs and the server's `novel`: rounds of the model's own names with the known ones dropped; where the
     rounds run out, the rest are drawn with the known names as an exclude set; past the exclude bounds, one error."""

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from clirun import run
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from labelled import LABELS, LabelledModels, write_labelled
@@ -488,3 +489,27 @@ def test_mm_serve_web_switches_to_the_page_with_labels(browser, labelled) -> Non
         assert same_names(names, sampler.sample(80, seed=9, label="other", ends_with="e"))
         page.close()
     assert console.errors == []
+
+
+def test_novel_drops_a_conditional_models_training_items(labelled, labelled_path, tmp_path) -> None:
+    """--novel-vs and the server's `novel` read a conditional model's training file (label<TAB>item lines) as its
+    items: no name returned is one of them, and a file of plain names works as well."""
+    from makemore.data import read_lines
+    from makemore.runtime.onnx_sampler import OnnxSampler
+    from makemore.runtime.serve.app import create_app
+    from starlette.testclient import TestClient
+
+    items = {line.split("\t")[1] for line in read_lines(labelled_path)}
+    sampler = OnnxSampler(labelled["mlp"])
+    plain = sampler.sample(3000, seed=1)
+    assert set(plain) & items  # the model makes training items: "novel" has work to do
+    result = run("mm-gen", labelled["mlp"], "--n", 3000, "--seed", 1, "--novel-vs", labelled_path)
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.split()) == 3000 and not set(result.stdout.split()) & items
+    names_only = tmp_path / "items.txt"
+    names_only.write_text("".join(f"{item}\n" for item in sorted(items)), encoding="utf-8")
+    same = run("mm-gen", labelled["mlp"], "--n", 3000, "--seed", 1, "--novel-vs", names_only)
+    assert same.stdout == result.stdout
+    with TestClient(create_app(sampler, frozenset(read_lines(labelled_path)))) as client:
+        answer = client.post("/v1/generate", json={"n": 3000, "seed": 1, "novel": True})
+    assert answer.status_code == 200 and answer.json()["names"] == result.stdout.split()

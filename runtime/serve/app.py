@@ -17,7 +17,7 @@ from makemore.contract import ModelInfo, ModelOutputError
 from makemore.contract.metadata import summary_json
 from makemore.data import UserError
 from makemore.data.bounds import BEAM
-from makemore.runtime.novelty import novel_names
+from makemore.runtime.novelty import known_names, novel_names
 from makemore.runtime.options import BOUNDS, SamplingOptions, check_option, label_index
 from makemore.runtime.sampling import Sampler
 from makemore.runtime.serve.flow import Admission
@@ -197,7 +197,7 @@ def create_app(
     site files, served under /web/ (the page's switch to "in this browser"), or None. Requests with a body are
     admitted `limits.in_flight` at a time (see flow.Admission)."""
     limits = limits or Limits()
-    known = frozenset(known)
+    known = known_names(known, sampler.info)  # a conditional model's training lines stand for their items
     name = encodable(name)  # a file name's undecodable bytes (lone surrogates) as escapes: every answer encodes
     summary = model_summary(sampler.info, name)
     metadata = model_metadata(sampler.info, name)
