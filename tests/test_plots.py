@@ -161,6 +161,29 @@ def test_mm_plot_writes_each_picture(model_files, tmp_path):
         assert_picture(tmp_path / name)
 
 
+def test_any_character_of_the_data_or_a_file_name_is_drawn_as_it_is(model_files, tmp_path):
+    """A `$` pair (mathtext to matplotlib) in the data or a file name, and a file name's undecodable byte: each
+    picture is drawn, never a traceback."""
+    import os
+    import shutil
+
+    pt, onnx_path = model_files["mlp"]
+    odd = os.fsdecode(b"n\xff$x$")  # a lone surrogate in Python, and a pair of dollars
+    data = tmp_path / f"{odd}.txt"
+    data.write_text("a$b\ncd\n$$\nef\n", encoding="utf-8")
+    shutil.copy(pt, tmp_path / f"{odd}.pt")
+    shutil.copy(onnx_path, tmp_path / f"{odd}.onnx")
+    for args in (
+        ["bigram-counts", "--data", data],
+        ["loss", tmp_path / f"{odd}.pt"],
+        ["embeddings", tmp_path / f"{odd}.onnx"],
+    ):
+        out = tmp_path / f"{args[0]}.png"
+        proc = run("mm-plot", *args, "--out", out)
+        assert proc.returncode == 0, proc.stderr
+        assert_picture(out)
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

@@ -7,13 +7,16 @@ package for the embedding initializer); a model.pt needs torch, imported only th
 
 from __future__ import annotations
 
+import functools
 import importlib
+import inspect
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import matplotlib
 import numpy as np
 from makemore.contract import ModelInfo
 from makemore.contract.graph import MOVES, every_node
@@ -252,6 +255,23 @@ def quiet_glyphs() -> Iterator[None]:
         yield
 
 
+def literal_text(draw: Callable[..., Figure]) -> Callable[..., Figure]:
+    """`draw` with every text it makes literal (a `$` of the data or of a file name is no mathtext, which failed on
+    `$$`) and its title's lone surrogates (a file name's undecodable bytes) as backslash escapes."""
+
+    signature = inspect.signature(draw)
+
+    @functools.wraps(draw)
+    def drawn(*args: Any, **kwargs: Any) -> Figure:
+        bound = signature.bind(*args, **kwargs)
+        bound.arguments["title"] = bound.arguments["title"].encode("utf-8", "backslashreplace").decode("utf-8")
+        with matplotlib.rc_context({"text.parse_math": False}):
+            return draw(*bound.args, **bound.kwargs)
+
+    return drawn
+
+
+@literal_text
 def draw_bigram_counts(counts: np.ndarray, names: list[str], title: str) -> Figure:
     """The lecture's picture: a k x k grid; up to LABELLED_CHARS characters each cell shows its two characters
     and its count, beyond that the colour alone does (thousands of text labels take minutes to draw).
@@ -278,6 +298,7 @@ def draw_bigram_counts(counts: np.ndarray, names: list[str], title: str) -> Figu
     return fig
 
 
+@literal_text
 def draw_embeddings(points: np.ndarray, vocab: Vocab, title: str, axes_label: str) -> Figure:
     """Each character's embedding as a dot: vowels, consonants and the boundary token in three colours.
 
@@ -302,6 +323,7 @@ def draw_embeddings(points: np.ndarray, vocab: Vocab, title: str, axes_label: st
     return fig
 
 
+@literal_text
 def draw_loss(history: dict[str, list], title: str) -> Figure:
     """Train loss per logged step (raw, faint, and smoothed) and val loss at its evaluation points."""
     fig = Figure(figsize=(8, 5))
