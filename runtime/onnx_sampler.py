@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -98,19 +99,45 @@ def session_forward(
     inputs = [t.input for t in info.state.tensors]
     outputs = [LOGITS, *(t.output for t in info.state.tensors)]
 
+    def run(
+        tokens: np.ndarray, state: list[np.ndarray], label: np.ndarray | None
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        feed = {TOKENS: tokens, **label_feed(info, label), **dict(zip(inputs, state, strict=True))}
+        logits, *new_state = run_session(session, outputs, feed)
+        return logits, new_state
+
     def step(
         tokens: np.ndarray, state: list[np.ndarray], label: np.ndarray | None = None
     ) -> tuple[np.ndarray, list[np.ndarray]]:
         tokens = np.ascontiguousarray(tokens, dtype=np.int64)
-        feed = {TOKENS: tokens, **label_feed(info, label), **dict(zip(inputs, state, strict=True))}
         if has_no_rows(tokens, state, info):
             return no_rows(tokens, state, info)  # onnxruntime's GRU and LSTM ops abort the process on 0 rows
-        logits, *new_state = run_session(session, outputs, feed)
+        logits, new_state = one_row_as_two(run, tokens, state, label, info)
         if checked:
             check_step_outputs(tokens, state, logits, new_state, info)
         return logits, new_state
 
     return StepForward(step, info)
+
+
+def one_row_as_two(
+    run: Callable[..., tuple[np.ndarray, list[np.ndarray]]],
+    tokens: np.ndarray,
+    state: list[np.ndarray],
+    label: np.ndarray | None,
+    info: ModelInfo,
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """`run(tokens, state, label)`, but a call of one row runs as the row twice, cut back: onnxruntime's RNN op (and
+    every recurrent op below opset 9) computes a batch of one row by another kernel than a batch of several, whose
+    logits differ in the last bits, so a row's name or score would depend on whether it ran alone."""
+    tensors = state_of(info).tensors
+    one_row = tokens.ndim == 2 and len(tokens) == 1 and len(state) == len(tensors)
+    if not one_row or any(s.ndim != len(t.shape) for s, t in zip(state, tensors, strict=True)):
+        return run(tokens, state, label)  # (a malformed call: the model's run or the output checks report it)
+    twice = [np.repeat(s, 2, axis=t.batch_axis) for s, t in zip(state, tensors, strict=True)]
+    logits, new_state = run(np.repeat(tokens, 2, axis=0), twice, None if label is None else np.repeat(label, 2))
+    first = [np.take(s, [0], axis=t.batch_axis) for s, t in zip(new_state, tensors, strict=True)]
+    return logits[:1], first
 
 
 def has_no_rows(tokens: np.ndarray, state: list[np.ndarray], info: ModelInfo) -> bool:

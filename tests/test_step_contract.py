@@ -180,3 +180,29 @@ def test_plot_embeddings_of_a_step_model(model_files, tmp_path) -> None:
     result = run("mm-plot", "embeddings", model_files["transformer"][1], "-o", tmp_path / "e.png")
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "e.png").read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize(
+    ("kind", "opset"), [*((kind, None) for kind in (*KINDS, *STEP_KINDS)), *((kind, 7) for kind in ("rnn", "gru"))]
+)
+def test_a_rows_logits_and_score_do_not_depend_on_its_batch(model_files, tmp_path, kind, opset) -> None:
+    """Bit for bit: a name's score alone and beside others, and a step call's row alone and in a batch. onnxruntime's
+    RNN op (and every recurrent op below opset 9) computes one row by another kernel than several."""
+    from makemore.export.onnx_export import export_checkpoint
+    from makemore.runtime.onnx_sampler import OnnxSampler
+
+    path = model_files[kind][1]
+    if opset is not None:
+        path = tmp_path / f"{kind}-{opset}.onnx"
+        export_checkpoint(model_files[kind][0], path, opset=opset)
+    sampler = OnnxSampler(path)
+    words = sampler.sample(40, seed=3)
+    assert sampler.score(words)[:10] == [sampler.score([word])[0] for word in words[:10]]
+    if sampler.info.state is None:
+        return
+    forward = sampler.forward
+    tokens = np.random.default_rng(0).integers(1, sampler.info.vocab.size, (6, 5))
+    logits, state = forward.step_fn(tokens, empty_state(sampler.info, 6))
+    for row in range(6):
+        alone, _ = forward.step_fn(tokens[row : row + 1], empty_state(sampler.info, 1))
+        np.testing.assert_array_equal(alone[0], logits[row])
