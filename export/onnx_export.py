@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import os
+import sys
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,7 +90,7 @@ def trace_to_onnx(
     """torch.onnx.export with the TorchScript exporter into memory: one protobuf, weights inside (`custom_opsets`:
     the versions of the other domains the graph uses; `fold`: torch's constant folding)."""
     buffer = io.BytesIO()
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), stdout_silenced():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notices
         torch.onnx.export(
             module,
@@ -101,6 +105,27 @@ def trace_to_onnx(
             custom_opsets=custom_opsets,
         )
     return buffer.getvalue()
+
+
+@contextmanager
+def stdout_silenced() -> Iterator[None]:
+    """File descriptor 1 at /dev/null while the body runs: torch's C++ prints its whole IR graph there when an op
+    has no export at the opset asked for (134 lines before mm-export's one error line)."""
+    if sys.stdout is not None:
+        sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no file descriptor 1 (a process started with stdout closed): nothing to silence
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
 
 
 class StepGraph(torch.nn.Module):

@@ -135,6 +135,16 @@ def test_export_cli_refuses_bad_options(model_files, tmp_path, case) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["folder"] and not list((tmp_path / "folder").iterdir())
 
 
+@pytest.mark.parametrize("opset", [7, 8])
+def test_an_opset_torch_cannot_export_the_kind_at_is_one_line(model_files, tmp_path, opset) -> None:
+    """torch's C++ prints its IR graph on file descriptor 1 when an op has no export at the opset (the transformer's
+    arange below 9): a subprocess, so that what reaches the descriptor is seen."""
+    out = tmp_path / "model.onnx"
+    result = run("mm-export", model_files["transformer"][0], out, "--opset", opset, env=dict(os.environ))
+    assert_usage_error(result)
+    assert "opset" in result.stderr and not out.exists()
+
+
 def _with_weight(model_files, folder: Path, kind: str, tensor: str, value: float) -> Path:
     """A copy of the kind's checkpoint with `value` in the first element of `tensor`."""
     checkpoint = torch.load(model_files[kind][0], weights_only=True)
