@@ -26,6 +26,7 @@ from makemore.runtime.parallel import check_workers, ordered_map, usable_cores
 from makemore.runtime.scoring import (
     LogitsFn,
     WordNll,
+    as_words,
     mean_nll,
     mixture_scores,
     nll_totals,
@@ -464,15 +465,16 @@ class Sampler:
 
     def nll(self, words: list[str], label: str | None = None) -> float:
         """Mean NLL per predicted character over `words` (the training loss; a conditional model's under `label`)."""
-        return mean_nll(self.word_nll(label), words)
+        return mean_nll(self.word_nll(label), as_words(words))
 
     def nll_totals(self, words: list[str], label: str | None = None) -> tuple[float, int]:
         """Summed NLL and predicted characters over `words` (a conditional model's under `label`)."""
-        return nll_totals(self.word_nll(label), words)
+        return nll_totals(self.word_nll(label), as_words(words))
 
     def score(self, names: list[str], label: str | None = None) -> list[float]:
         """Each name's mean NLL per predicted character: lower is more name-like. A conditional model scores under
         `label`, or without one under the mixture of its labels (their training frequencies as weights)."""
+        names = as_words(names)
         if self.info.labelled and label is None:
             return mixture_scores(lambda index: functools.partial(self.forward.word_nll, label=index), self.info, names)
         return score_names(self.word_nll(label), self.info, names)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -124,9 +124,25 @@ def nll_totals(word_nll: WordNll, words: list[str]) -> tuple[float, int]:
 
 
 def mean_nll(word_nll: WordNll, words: list[str]) -> float:
-    """Mean NLL per predicted character (each word's letters and its end) over `words`."""
+    """Mean NLL per predicted character (each word's letters and its end) over `words` (DatasetError for none)."""
+    if not words:
+        raise DatasetError("no words to compute a loss on")
     total, count = nll_totals(word_nll, words)
     return total / count
+
+
+def as_words(words: Iterable[str]) -> list[str]:
+    """Names or words passed to the API as one list (an iterator is read once, here); DatasetError for a string
+    (its characters would be scored one by one), an item that is not a string, or an empty word."""
+    if isinstance(words, (str, bytes)):
+        raise DatasetError("give a list of names, not one string")
+    listed = list(words)
+    for word in listed:
+        if not isinstance(word, str):
+            raise DatasetError(f"names must be strings, got {type(word).__name__}")
+        if not word:
+            raise DatasetError("cannot score an empty name")
+    return listed
 
 
 def check_names(info: ModelInfo, names: list[str]) -> None:

@@ -341,3 +341,25 @@ def test_torch_free_check_is_cheap() -> None:
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+@pytest.mark.parametrize("backend", ["onnx", "torch"])
+def test_the_scoring_api_takes_any_iterable_of_names_and_refuses_what_is_not_one(model_files, backend) -> None:
+    """score/nll/nll_totals read an iterator once (it was used up by the checks, so nothing was scored), refuse one
+    string (scored letter by letter), an item that is not a string, an empty name, and a loss of no words (it was
+    a ZeroDivisionError)."""
+    from makemore.train.sampler import TorchSampler
+
+    pt, onnx_path = model_files["mlp"]
+    sampler = OnnxSampler(onnx_path) if backend == "onnx" else TorchSampler(pt)
+    names = ["emma", "ava", "olivia"]
+    assert sampler.score(iter(names)) == sampler.score(names) and len(sampler.score(names)) == 3
+    assert sampler.nll(iter(names)) == sampler.nll(names)
+    assert sampler.nll_totals(n for n in names) == sampler.nll_totals(names)
+    for bad, message in (("emma", "not one string"), (["emma", 3], "must be strings"), (["emma", ""], "empty name")):
+        for call in (sampler.score, sampler.nll, sampler.nll_totals):
+            with pytest.raises(DatasetError, match=message):
+                call(bad)
+    with pytest.raises(DatasetError, match="no words"):
+        sampler.nll([])
+    assert sampler.score([]) == []
