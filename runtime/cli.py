@@ -26,8 +26,8 @@ eval_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, ric
 
 SAMPLES_SEED = 0  # mm-eval --samples is reproducible
 LABEL_HELP = (
-    "A conditional model's label: every name is sampled (or scored) under it. Without it each name's label is"
-    " drawn from the training frequencies, reproducibly from --seed (scoring: the mixture of the labels)."
+    "A conditional model's label: every name is sampled under it (--beam needs one). Without it each name's label"
+    " is drawn from the training frequencies, reproducibly from --seed."
 )
 
 
@@ -108,6 +108,8 @@ def gen_command(
     from makemore.runtime.onnx_sampler import OnnxSampler
 
     check_beam_flags(beam, novel_vs, shard, stats)
+    if data is not None and not stats:
+        raise UserError("--data is read by --stats alone: add --stats, or leave --data out")
     options = SamplingOptions(
         temperature=temperature,
         top_k=top_k,

@@ -95,5 +95,13 @@ def test_load_refuses_missing_and_garbage(tmp_path) -> None:
         load_checkpoint(tmp_path / "missing.pt")
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"this is not a checkpoint")
-    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+    with pytest.raises(CheckpointError, match=r"is not a checkpoint \(a model.pt of mm-train\)$"):
         load_checkpoint(garbage)
+    onnx_file = tmp_path / "model.onnx"
+    onnx_file.write_bytes(b"\x08\x08\x12\x07pytorch")  # an ONNX protobuf's first bytes (ir_version 8)
+    with pytest.raises(CheckpointError, match="is not a checkpoint .*: it is an ONNX model"):
+        load_checkpoint(onnx_file)
+    damaged = tmp_path / "damaged.pt"
+    damaged.write_bytes(b"PK\x03\x04 but not a zip archive")
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        load_checkpoint(damaged)

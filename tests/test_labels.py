@@ -377,10 +377,19 @@ def test_resume_keeps_the_labels(tmp_path) -> None:
     resumed = run("mm-train", "bigram-nn", "--data", data, "--labelled", "--resume", first, "--out", second, *common)
     assert resumed.returncode == 0, resumed.stderr
     assert torch.load(second, weights_only=True)["labels"]["names"] == ["f", "m"]
-    for args in (("--data", other, "--labelled"), ("--data", plain)):
+    for args, message in (
+        (("--data", other, "--labelled"), "with other labels"),
+        (("--data", plain), "a conditional model: give --labelled"),
+    ):
         result = run("mm-train", "bigram-nn", *args, "--resume", first, "--out", tmp_path / "c.pt", *common)
         assert_usage_error(result)
-        assert "labels" in result.stderr and not (tmp_path / "c.pt").exists()
+        assert message in result.stderr and not (tmp_path / "c.pt").exists()
+    unlabelled = tmp_path / "plain.pt"
+    assert run("mm-train", "bigram-nn", "--data", plain, "--out", unlabelled, *common).returncode == 0
+    args = ("--data", data, "--labelled", "--resume", unlabelled, "--out", second)
+    result = run("mm-train", "bigram-nn", *args, *common)
+    assert_usage_error(result)
+    assert "trained on unlabelled data: leave --labelled out" in result.stderr
 
 
 def more_labels(props: dict) -> None:

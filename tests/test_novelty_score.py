@@ -130,3 +130,8 @@ def test_gen_stats_warns_on_other_data(model_files, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "is not the data this model was trained on" in proc.stderr
     assert "samples      5" in proc.stderr
+
+
+def test_gen_data_without_stats_is_refused(model_files, names_path):
+    """--data is read by --stats alone: without it, the flag would be ignored."""
+    assert_usage_error(run("mm-gen", model_files["mlp"][1], "--n", 2, "--data", names_path))

@@ -85,6 +85,13 @@ def load_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     if (problem := input_file_problem(path, "checkpoint")) is not None:
         raise CheckpointError(problem)
+    with open(path, "rb") as file:
+        head = file.read(4)
+    if not head.startswith((b"PK\x03\x04", b"\x80")):  # torch.save's zip archive, or its legacy pickle
+        onnx_model = head[:1] == b"\x08" or path.suffix.lower() == ".onnx"  # an ONNX protobuf starts with ir_version
+        raise CheckpointError(
+            f"{path} is not a checkpoint (a model.pt of mm-train)" + (": it is an ONNX model" if onnx_model else "")
+        )
     try:
         with warnings.catch_warnings():  # e.g. torch's pickle-protocol notice on a foreign file: errors are one line
             warnings.simplefilter("ignore")

@@ -200,9 +200,12 @@ def check_resumed_labels(resumed: dict | None, label_names: tuple[str, ...]) -> 
     if resumed is None:
         return
     had = tuple(resumed.get("labels", {}).get("names", ()))
+    if had and not label_names:
+        raise CheckpointError("--resume checkpoint is a conditional model: give --labelled and its label<TAB>item data")
+    if label_names and not had:
+        raise CheckpointError("--resume checkpoint was trained on unlabelled data: leave --labelled out")
     if had != label_names:
-        what = "labelled data (--labelled)" if had else "unlabelled data"
-        raise CheckpointError(f"--resume checkpoint was trained on {what} with other labels")
+        raise CheckpointError("--resume checkpoint was trained on labelled data with other labels")
 
 
 def _report(checkpoint: dict, result: TrainResult, request: TrainRequest, console: Console) -> None:
