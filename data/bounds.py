@@ -25,6 +25,7 @@ MAX_EXCLUDE = 100_000  # names an `exclude` set may hold ...
 MAX_EXCLUDE_CHARS = 1 << 20  # ... and characters in all (the trie holds about this many states)
 AUTOMATON_CELLS = 1 << 22  # a request's constraint automaton: states x vocabulary, and states x (max_len + 1)
 AUTOMATON_WORK = 1 << 28  # ... and states x vocabulary x (max_len + 1), the work of its table of live states
+MIXTURE_WORK = 1 << 24  # a conditional model's score without a label: labels x the names' predicted characters
 
 
 @dataclass(frozen=True)

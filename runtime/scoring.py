@@ -9,7 +9,9 @@ import numpy as np
 from makemore.contract import ModelInfo, StepFn, empty_state
 from makemore.contract.signature import check_finite_logits, state_of
 from makemore.data import DatasetError, make_examples
+from makemore.data.bounds import MIXTURE_WORK
 from makemore.data.dataset import encode_words
+from makemore.runtime.options import SamplingError
 
 CHUNK = 8192  # examples (predicted characters) per forward call and per group of words: 8,192 scores as fast
 # as 65,536 and keeps the peak of scoring 10,000 names of 100 characters at 106 MB instead of 204
@@ -166,6 +168,13 @@ def mixture_scores(word_nll_of: Callable[[int], WordNll], info: ModelInfo, names
     their training frequencies, -log sum_l p(l) p(name | l), per predicted character (one pass per label)."""
     check_names(info, names)
     counts = np.asarray(info.label_counts, dtype=np.float64)
+    labels, characters = int(np.count_nonzero(counts)), sum(len(name) + 1 for name in names)
+    if labels * characters > MIXTURE_WORK:  # one pass per label: the work grows with the file's labels
+        raise SamplingError(
+            f"scoring {characters:,} characters under the mixture of {labels:,} labels is more work than one"
+            f" request may ask for ({MIXTURE_WORK:,} label x character steps): give a label, or fewer names",
+            "label",
+        )
     log_p = np.full(len(names), -np.inf)
     for label in np.flatnonzero(counts):
         sums = np.array([nll.sum() for nll in word_nll_of(int(label))(names)], dtype=np.float64)

@@ -205,6 +205,29 @@ def test_torch_and_onnxruntime_give_the_same_scores(labelled_models, kind) -> No
 
 
 @pytest.mark.slow
+def test_a_mixture_score_is_bounded_by_labels_times_characters(labelled_models, monkeypatch) -> None:
+    """Without a label, a conditional model scores under each label in turn: past MIXTURE_WORK label x character
+    steps the request is one error naming `label` (the server's 422), before any pass; with a label it runs."""
+    from makemore.runtime import scoring
+    from makemore.runtime.options import SamplingError
+    from makemore.runtime.serve.app import create_app
+    from starlette.testclient import TestClient
+
+    sampler = OnnxSampler(labelled_models["mlp"][1])
+    names = ["anna", "bob", "emma"]  # 3 labels x 14 predicted characters: 42 steps
+    monkeypatch.setattr(scoring, "MIXTURE_WORK", 42)
+    assert len(sampler.score(names)) == 3
+    monkeypatch.setattr(scoring, "MIXTURE_WORK", 41)
+    with pytest.raises(SamplingError, match="mixture of 3 labels is more work") as refused:
+        sampler.score(names)
+    assert refused.value.field == "label"
+    assert len(sampler.score(names, "a-end")) == 3
+    with TestClient(create_app(sampler)) as client:
+        answer = client.post("/v1/score", json={"names": names})
+    assert answer.status_code == 422 and answer.json()["field"] == "label"
+
+
+@pytest.mark.slow
 def test_a_label_shifts_the_names_its_way(labelled_models) -> None:
     """Names sampled under a-end end in a far more often than under n-end (the label is learned)."""
     sampler = OnnxSampler(labelled_models["mlp"][1])
