@@ -28,7 +28,8 @@ from makemore.contract.signature import (
     probe_window_logits,
     state_of,
 )
-from makemore.data import first_line, input_file_problem, is_text
+from makemore.contract.wire import check_graph
+from makemore.data import first_line, input_file_problem
 from makemore.runtime.parallel import check_workers, usable_cores
 from makemore.runtime.sampling import Sampler, StepForward, WindowForward
 
@@ -61,12 +62,11 @@ def open_session(model: str | Path | bytes, source: str = "model") -> ort.Infere
         source = str(path)
         if (problem := input_file_problem(path)) is not None:
             raise ModelFileError(problem)
-        model = str(path)
-        if not is_text(model):  # a name with undecodable bytes: onnxruntime takes only
-            try:  # UTF-8 paths, so such a file is read here and given as bytes
-                model = path.read_bytes()
-            except OSError as err:
-                raise ModelFileError(f"cannot read model file {source}: {err.strerror}") from None
+        try:  # read here, checked, and given to onnxruntime as bytes: the file it loads is the one checked
+            model = path.read_bytes()
+        except OSError as err:
+            raise ModelFileError(f"cannot read model file {source}: {err.strerror}") from None
+    check_graph(model, source)  # no loop, no function of its own, no constant size past its bound
     try:
         session = ort.InferenceSession(model, sess_options=session_options(), providers=["CPUExecutionProvider"])
     except Exception as err:  # onnxruntime raises several untyped errors for a bad file

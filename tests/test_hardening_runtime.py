@@ -363,3 +363,146 @@ def test_the_scoring_api_takes_any_iterable_of_names_and_refuses_what_is_not_one
     with pytest.raises(DatasetError, match="no words"):
         sampler.nll([])
     assert sampler.score([]) == []
+
+
+# --- a graph's own demands, checked from its bytes before a session is made (contract/wire.py) --------------------
+
+
+@pytest.fixture(scope="module")
+def mlp_onnx(model_files) -> Path:
+    return model_files["mlp"][1]
+
+
+def _with_side_branch(mlp_onnx: Path, folder: Path, name: str, nodes, initializers) -> Path:
+    """The mlp file with a side branch added to its logits (times 0): the names stay, the graph's demands do not."""
+    model = onnx.load(str(mlp_onnx))
+    for node in model.graph.node:
+        node.output[:] = ["logits.raw" if out == "logits" else out for out in node.output]
+    model.graph.initializer.extend(numpy_helper.from_array(value, key) for key, value in initializers.items())
+    model.graph.node.extend([*nodes, helper.make_node("Add", ["logits.raw", "side"], ["logits"])])
+    path = folder / f"{name}.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+def _loop_body():
+    scalar = [helper.make_tensor_value_info(n, t, []) for n, t in (("i", TensorProto.INT64), ("c", TensorProto.BOOL))]
+    value = helper.make_tensor_value_info("v", TensorProto.FLOAT, [])
+    outs = [
+        helper.make_tensor_value_info("c2", TensorProto.BOOL, []),
+        helper.make_tensor_value_info("v2", TensorProto.FLOAT, []),
+    ]
+    nodes = [helper.make_node("Identity", ["c"], ["c2"]), helper.make_node("Identity", ["v"], ["v2"])]
+    return helper.make_graph(nodes, "body", [*scalar, value], outs)
+
+
+ONE = np.array([1.0], np.float32)
+HOSTILE_GRAPHS = {
+    "a loop of 10**12 steps": (
+        [helper.make_node("Loop", ["trips", "yes", "zero"], ["side"], body=_loop_body())],
+        {"trips": np.array(10**12, np.int64), "yes": np.array(True), "zero": np.array(0.0, np.float32)},
+        "runs a Loop",
+    ),
+    "ConstantOfShape of 2**28": (
+        [
+            helper.make_node("ConstantOfShape", ["shape"], ["big"], value=numpy_helper.from_array(ONE)),
+            helper.make_node("ReduceSum", ["big"], ["sum"], keepdims=0),
+            helper.make_node("Mul", ["sum", "zero"], ["side"]),
+        ],
+        {"shape": np.array([1 << 14, 1 << 14], np.int64), "zero": np.array(0.0, np.float32)},
+        "asks a ConstantOfShape for more than",
+    ),
+    "Expand to 2**28 from a Constant node": (
+        [
+            helper.make_node("Constant", [], ["shape"], value=numpy_helper.from_array(np.array([1 << 28], np.int64))),
+            helper.make_node("Expand", ["zero", "shape"], ["big"]),
+            helper.make_node("ReduceSum", ["big"], ["side"], keepdims=0),
+        ],
+        {"zero": np.array([0.0], np.float32)},
+        "asks a Expand for more than",
+    ),
+    "Range of 2**30": (
+        [
+            helper.make_node("Range", ["start", "limit", "delta"], ["big"]),
+            helper.make_node("ReduceSum", ["big"], ["sum"], keepdims=0),
+            helper.make_node("Mul", ["sum", "zero"], ["side"]),
+        ],
+        {
+            "start": np.array(0.0, np.float32),
+            "limit": np.array(2.0**30, np.float32),
+            "delta": np.array(1.0, np.float32),
+            "zero": np.array(0.0, np.float32),
+        },
+        "asks a Range for more than",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", [case for case, (_, _, message) in HOSTILE_GRAPHS.items() if message])
+def test_a_graph_that_asks_for_unbounded_work_is_refused_before_it_runs(mlp_onnx, tmp_path, case) -> None:
+    nodes, initializers, message = HOSTILE_GRAPHS[case]
+    path = _with_side_branch(mlp_onnx, tmp_path, "hostile", nodes, initializers)
+    with pytest.raises(ModelFileError, match=message):
+        OnnxSampler(path)
+    result = run("mm-gen", path, "--n", 1, timeout=30)
+    assert_usage_error(result)
+
+
+def test_a_bounded_side_branch_still_loads_and_gives_the_same_names(mlp_onnx, tmp_path) -> None:
+    """The check refuses what a graph asks, not how it is built: a small constant size loads (and the names are
+    the file's own)."""
+    nodes = [
+        helper.make_node("ConstantOfShape", ["shape"], ["small"], value=numpy_helper.from_array(ONE)),
+        helper.make_node("ReduceSum", ["small"], ["sum"], keepdims=0),
+        helper.make_node("Mul", ["sum", "zero"], ["side"]),
+    ]
+    initializers = {"shape": np.array([1 << 12, 1 << 12], np.int64), "zero": np.array(0.0, np.float32)}
+    path = _with_side_branch(mlp_onnx, tmp_path, "small", nodes, initializers)
+    assert OnnxSampler(path).sample(50, seed=3) == OnnxSampler(mlp_onnx).sample(50, seed=3)
+
+
+def test_functions_of_its_own_and_broken_bytes_are_one_line(mlp_onnx, tmp_path) -> None:
+    model = onnx.load(str(mlp_onnx))
+    function = onnx.helper.make_function(
+        "local", "Twice", ["x"], ["y"], [helper.make_node("Add", ["x", "x"], ["y"])], [helper.make_opsetid("", 17)]
+    )
+    model.functions.append(function)
+    model.opset_import.append(helper.make_opsetid("local", 1))
+    with_function = tmp_path / "function.onnx"
+    onnx.save(model, str(with_function))
+    with pytest.raises(ModelFileError, match="functions of its own"):
+        OnnxSampler(with_function)
+    data = mlp_onnx.read_bytes()
+    for cut in (1, 7, len(data) // 2, len(data) - 3):
+        broken = tmp_path / f"cut{cut}.onnx"
+        broken.write_bytes(data[:cut])
+        assert_usage_error(run("mm-gen", broken, "--n", 1))
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_the_graph_check_reads_any_bytes_in_one_line_or_passes(mlp_onnx_bytes, data) -> None:
+    """contract/wire.py reads the protobuf itself: any bytes (a valid file's with bytes changed or cut, or noise)
+    pass or raise its one-line GraphError, never another exception."""
+    from makemore.contract.wire import GraphError, check_graph
+
+    original = mlp_onnx_bytes
+    kind = data.draw(st.sampled_from(["noise", "changed", "cut"]))
+    if kind == "noise":
+        raw = data.draw(st.binary(max_size=300))
+    else:
+        raw = bytearray(original)
+        if kind == "cut":
+            raw = raw[: data.draw(st.integers(0, len(raw)))]
+        for _ in range(data.draw(st.integers(1, 8))) if kind == "changed" else ():
+            raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
+        raw = bytes(raw)
+    try:
+        check_graph(raw, "model.onnx")
+    except GraphError as err:
+        assert "\n" not in str(err) and str(err).startswith("model.onnx")
+
+
+@pytest.fixture(scope="module")
+def mlp_onnx_bytes(model_files) -> bytes:
+    return model_files["mlp"][1].read_bytes()
