@@ -168,6 +168,9 @@ def next_token_weights(
     masked = None if allowed is None else ~np.ascontiguousarray(allowed.T)
     if masked is not None:
         z[masked] = -np.inf
+    # top-k and top-p rank the characters by their logits: a huge temperature rounds every scaled gap to 0 (a tie
+    # of all), which must not make them keep characters in vocabulary order
+    ranked = z.copy() if temperature != 1.0 and (top_k is not None or top_p is not None) else z
     if temperature != 1.0:  # scale the gaps to the max in float64: a tiny temperature gives 0 and -inf, never NaN
         with np.errstate(over="ignore"):  # a gap over a subnormal temperature is -inf by design: no warning
             gaps = (z - z.max(axis=0)).astype(np.float64) / temperature
@@ -175,15 +178,18 @@ def next_token_weights(
         if masked is not None:
             z[masked] = -np.inf
     if forbid_boundary:
-        z[BOUNDARY] = -np.inf
+        z[BOUNDARY] = ranked[BOUNDARY] = -np.inf
     if top_k is not None and top_k < z.shape[0]:
-        kth = np.partition(z, -top_k, axis=0)[-top_k]
-        z[z < kth] = -np.inf
+        kth = np.partition(ranked, -top_k, axis=0)[-top_k]
+        dropped = ranked < kth
+        z[dropped] = ranked[dropped] = -np.inf
+    order = None
+    if top_p is not None and top_p < 1:  # likeliest first (by logit; ties by index), before z becomes the weights
+        order = np.argsort(-ranked, axis=0, kind="stable")
     z -= z.max(axis=0)
     weights = np.exp(z, out=z)
-    if top_p is not None and top_p < 1:
+    if order is not None:
         probs = weights / np.cumsum(weights, axis=0)[-1]  # added row by row for any B (a sum of one column is pairwise)
-        order = np.argsort(-probs, axis=0, kind="stable")
         sorted_probs = np.take_along_axis(probs, order, axis=0)
         mass_before = np.cumsum(sorted_probs, axis=0) - sorted_probs
         drop_sorted = mass_before >= np.float32(top_p)  # in float32, a tiny top_p may round to 0 ...

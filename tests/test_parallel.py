@@ -333,3 +333,18 @@ def test_a_rows_top_p_weights_do_not_depend_on_the_rows_beside_it(rows, cut, tem
             for row in range(len(logits)):
                 alone = next_token_weights(logits[row : row + 1], **options)
                 np.testing.assert_array_equal(together[:, row], alone[:, 0])
+
+
+@pytest.mark.parametrize("temperature", [1.0, 1e10, 1e50, 1e300])
+def test_top_k_and_top_p_keep_the_likeliest_characters_at_any_temperature(temperature) -> None:
+    """A huge temperature rounds every scaled gap to 0 (all characters tie); top-k and top-p still keep the
+    likeliest characters by their logits, not the first of the vocabulary."""
+    from makemore.runtime.sampling import next_token_weights
+
+    logits = np.random.default_rng(1).standard_normal((50, 27)).astype(np.float32)
+    likeliest = np.argsort(-logits, axis=1, kind="stable")
+    top_k = next_token_weights(logits, temperature=temperature, top_k=2).T > 0
+    assert (top_k.sum(axis=1) == 2).all()
+    assert (np.take_along_axis(top_k, likeliest[:, :2], axis=1)).all()
+    top_p = next_token_weights(logits, temperature=temperature, top_p=1e-6).T > 0  # the likeliest alone
+    assert (top_p.sum(axis=1) == 1).all() and np.take_along_axis(top_p, likeliest[:, :1], axis=1).all()

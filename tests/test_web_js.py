@@ -63,6 +63,9 @@ OPTIONS = [
     {"temperature": 1e-300},
     {"temperature": 1e300},
     {"forbid_boundary": True, "top_k": 2},
+    {"temperature": 1e50, "top_k": 2},  # every scaled gap rounds to 0: the ranks are the logits'
+    {"temperature": 1e10, "top_p": 0.05},
+    {"temperature": 1e45, "top_p": 0.5, "top_k": 4, "forbid_boundary": True},
 ]
 
 

@@ -24,11 +24,12 @@ function rowMax(z) {
 }
 
 /** Cut the weights of row `w` (Float32Array, max 1) outside the smallest set of likeliest characters of mass topP. */
-function keepNucleus(w, topP) {
+function keepNucleus(w, topP, ranked) {
   let total = 0;
   for (const value of w) total = Math.fround(total + value);
   const probs = w.map((value) => value / total); // a Float32Array: each quotient rounded to float32
-  const order = Array.from(probs.keys()).sort((a, b) => probs[b] - probs[a] || a - b); // stable, likeliest first
+  // likeliest first by logit (`ranked`: -Infinity for the dropped), ties by index (a stable sort)
+  const order = Array.from(probs.keys()).sort((a, b) => ranked[b] - ranked[a] || a - b);
   const bound = Math.fround(topP);
   let mass = 0;
   order.forEach((ix, rank) => {
@@ -52,25 +53,27 @@ export function nextTokenWeights(logits, rows, V, options = {}) {
   if (temperature === 0) [temperature, topK] = [1, 1];
   const weights = new Float32Array(rows * V);
   const sorted = new Float32Array(V);
+  const ranked = new Float32Array(V); // each row's logits: what top-k and top-p rank by (next_token_weights)
   for (let r = 0; r < rows; r++) {
     const z = weights.subarray(r * V, (r + 1) * V);
     z.set(logits.subarray(r * V, (r + 1) * V));
     mask(z, allowed, r, V);
+    ranked.set(z);
     if (temperature !== 1) {
       const max = rowMax(z); // the gaps to the max, scaled in float64: a tiny temperature gives 0 and -inf
       for (let i = 0; i < V; i++) z[i] = Math.max(Math.fround(z[i] - max) / temperature, -FLOAT32_MAX);
       mask(z, allowed, r, V);
     }
-    if (forbidBoundary) z[BOUNDARY] = -Infinity;
+    if (forbidBoundary) z[BOUNDARY] = ranked[BOUNDARY] = -Infinity;
     if (topK !== null && topK < V) {
-      sorted.set(z);
+      sorted.set(ranked);
       sorted.sort();
       const kth = sorted[V - topK];
-      for (let i = 0; i < V; i++) if (z[i] < kth) z[i] = -Infinity;
+      for (let i = 0; i < V; i++) if (ranked[i] < kth) z[i] = ranked[i] = -Infinity;
     }
     const max = rowMax(z);
     for (let i = 0; i < V; i++) z[i] = Math.exp(Math.fround(z[i] - max));
-    if (topP !== null && topP < 1) keepNucleus(z, topP);
+    if (topP !== null && topP < 1) keepNucleus(z, topP, ranked);
   }
   return weights;
 }
