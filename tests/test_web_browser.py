@@ -24,6 +24,7 @@ SITES = {  # site name -> (kind, quantize)
     "transformer": ("transformer", None),
     "transformer-int8": ("transformer", "int8"),
     "gru": ("gru", None),
+    "rnn": ("rnn", None),  # a step call of one row runs as two (onnxruntime's RNN op), here as in Python
 }
 REQUESTS = [  # the page's fields -> SamplingOptions
     ({"seed": "0"}, {"seed": 0}),

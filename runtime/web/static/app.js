@@ -1,7 +1,7 @@
 // The page: the model file run by onnxruntime-web (WebAssembly, one thread) in this browser, no server behind it.
 
 import { parseOptions } from "./options.js";
-import { StepDecoder, WindowDecoder, emptyState, sampleNames } from "./sampler.js";
+import { StepDecoder, WindowDecoder, compress, emptyState, sampleNames, twice } from "./sampler.js";
 
 const $ = (id) => document.getElementById(id);
 const FIELDS = ["count", "temperature", "top_k", "top_p", "prefix", "seed", "label", "min_len", "max_len", "ends_with", "contains", "exclude"];
@@ -39,6 +39,16 @@ async function windowLogits(context, rows, label = null) {
 
 async function stepLogits(tokens, rows, steps, state, label = null) {
   const tensors = site.state.tensors;
+  if (rows === 1) {
+    // one row runs as two and is cut back (runtime/onnx_sampler.py: one_row_as_two): onnxruntime's RNN op, and every
+    // recurrent op below opset 9, compute one row by another kernel than several
+    const axes = tensors.map((t) => t.shape.indexOf("batch"));
+    const doubled = state.map((s, i) => twice(s.data, s.dims, axes[i]));
+    const labels = label && twice(label, [1], 0).data;
+    const both = await stepLogits(twice(tokens, [1, steps], 0).data, 2, steps, doubled, labels);
+    const first = both.state.map((s, i) => compress(s.data, s.dims, axes[i], [true, false]));
+    return { logits: both.logits.subarray(0, both.logits.length / 2), state: first };
+  }
   const feeds = { [site.inputs[0]]: new ort.Tensor("int64", tokens, [rows, steps]), ...labelFeed(label, rows) };
   state.forEach((s, i) => (feeds[tensors[i].input] = new ort.Tensor("float32", s.data, s.dims)));
   const out = await run(feeds);

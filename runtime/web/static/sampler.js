@@ -115,6 +115,21 @@ export function compress(data, dims, axis, running) {
   return { data: out, dims: newDims };
 }
 
+/** A tensor of one row along axis `axis`, that row twice (a step call of one row runs as two: one_row_as_two). */
+export function twice(data, dims, axis) {
+  const outer = dims.slice(0, axis).reduce((a, b) => a * b, 1);
+  const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1) * dims[axis];
+  const out = new data.constructor(outer * inner * 2);
+  for (let o = 0; o < outer; o++) {
+    const slice = data.subarray(o * inner, (o + 1) * inner);
+    out.set(slice, 2 * o * inner);
+    out.set(slice, (2 * o + 1) * inner);
+  }
+  const newDims = dims.slice();
+  newDims[axis] = 2 * dims[axis];
+  return { data: out, dims: newDims };
+}
+
 function tile(ids, rows) {
   const out = new BigInt64Array(rows * ids.length);
   for (let r = 0; r < rows; r++) ids.forEach((id, i) => (out[r * ids.length + i] = BigInt(id)));
