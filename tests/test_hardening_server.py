@@ -79,6 +79,21 @@ def test_lone_surrogates_anywhere_are_422_with_an_encodable_body(client, bad, pa
     assert "\\u" in payload["error"]  # the offending text, escaped
 
 
+@pytest.mark.parametrize(
+    ("path", "raw", "field"),
+    [
+        ("/v1/generate", b'{"n": 0, "n": 1}', "n"),
+        ("/v1/generate", b'{"n": 2, "seed": 1, "seed": 2}', "seed"),
+        ("/v1/score", b'{"names": ["emma"], "names": ["ava"]}', "names"),
+        ("/v1/generate", b'{"n": 1, "x": {"a": 1, "a": 2}}', "a"),
+    ],
+)
+def test_a_field_given_twice_is_422_naming_it(client, path, raw, field):
+    """Which of two values was meant is not known (json.loads keeps the last): refused, not guessed."""
+    payload = assert_json_refusal(post(client, path, raw), (422,))
+    assert payload["field"] == field and "given twice" in payload["error"]
+
+
 def test_an_unknown_field_with_a_surrogate_is_named_escaped(client):
     payload = assert_json_refusal(post(client, "/v1/score", b'{"na\\ud800me": 1}'), (422,))
     assert payload["field"] == "na\\ud800me" and "na\\ud800me" in payload["error"]

@@ -14,7 +14,8 @@ from makemore.data.cli import fail, require_extra, run_cli
 from makemore.runtime.pretrained import MODEL_HELP, model_or_pretrained
 
 MIN_TIMEOUT, MAX_TIMEOUT = 0.01, 86_400.0  # seconds, --timeout's bounds
-HEAD_LIMIT = 16 * 1024  # bytes of a request's head (h11's default, said here): beyond, 400 and the connection closed
+HEAD_LIMIT = 16 * 1024  # bytes h11 buffers for an incomplete head (its default, said here): beyond, 400 and the
+# connection closed. A longer head that arrives whole is parsed (so memory stays bounded either way)
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
 

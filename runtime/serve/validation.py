@@ -52,13 +52,32 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
 
+class DuplicateKey(Exception):
+    """A JSON object that names a key twice (`{"n": 0, "n": 1}`): which value was meant is not known."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for key, item in pairs:
+        if key in value:
+            raise DuplicateKey(key)
+        value[key] = item
+    return value
+
+
 def parse_json(body: bytes) -> Any:
     """Decode a body as strict JSON (no NaN or Infinity); an empty body is {}. Text holding a lone surrogate
     (a \\uD800-\\uDFFF escape without its pair: no character) is a 422 naming the field."""
     if not body.strip():
         return {}
     try:
-        value = json.loads(body, parse_constant=_reject_constant)
+        value = json.loads(body, parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
+    except DuplicateKey as err:
+        raise RequestError(422, f"the field {err.key!r:.60} is given twice", err.key) from None
     except (ValueError, RecursionError) as err:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise RequestError(400, f"the body is not valid JSON: {first_line(err, 160)}") from None
     if b"\\u" in body:  # raw surrogates are not UTF-8: only an escape can make one
