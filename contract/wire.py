@@ -37,7 +37,7 @@ def check_graph(data: bytes, source: str) -> None:
     """GraphError (naming `source`) when the model's graphs hold a loop, a function of their own, or an
     allocating op with a constant size past MAX_CONSTANT_ELEMENTS, or bytes that are not the protobuf they should
     be."""
-    graphs = read_model(memoryview(data), source)
+    graphs = read_model(bytes(data), source)
     for domain, op, inputs in graphs.nodes:
         if domain not in ("", "ai.onnx"):
             continue
@@ -66,7 +66,7 @@ def bounded(op: str, inputs: list[str], constants: dict[str, list[float]]) -> bo
 # ---- the protobuf wire format: ModelProto -> GraphProto -> NodeProto -> AttributeProto -> GraphProto ...
 
 
-def read_model(data: memoryview, source: str) -> Graphs:
+def read_model(data: bytes, source: str) -> Graphs:
     graphs = Graphs()
     for number, start, end in fields(data, 0, len(data), source):
         if number == 25:  # ModelProto.functions
@@ -76,7 +76,7 @@ def read_model(data: memoryview, source: str) -> Graphs:
     return graphs
 
 
-def read_graph(data: memoryview, start: int, end: int, graphs: Graphs, depth: int, source: str) -> None:
+def read_graph(data: bytes, start: int, end: int, graphs: Graphs, depth: int, source: str) -> None:
     if depth > MAX_DEPTH:
         raise GraphError(f"{source}: its graphs nest more than {MAX_DEPTH} deep")
     for number, a, b in fields(data, start, end, source):
@@ -88,30 +88,31 @@ def read_graph(data: memoryview, start: int, end: int, graphs: Graphs, depth: in
                 graphs.constants[name] = values
 
 
-def read_node(data: memoryview, start: int, end: int, graphs: Graphs, depth: int, source: str) -> None:
+def read_node(data: bytes, start: int, end: int, graphs: Graphs, depth: int, source: str) -> None:
     if len(graphs.nodes) >= MAX_NODES:
         raise GraphError(f"{source}: its graphs hold more than {MAX_NODES:,} nodes")
-    domain, op, inputs, outputs = "", "", [], []
+    domain, op = "", ""
+    inputs: list[tuple[int, int]] = []  # byte ranges: decoded only for the nodes the check reads
+    outputs: list[tuple[int, int]] = []
     value: list[float] | None = None
     for number, a, b in fields(data, start, end, source):
         if number == 1:
-            inputs.append(text(data, a, b, source))
+            inputs.append((a, b))
         elif number == 2:
-            outputs.append(text(data, a, b, source))
+            outputs.append((a, b))
         elif number == 4:
             op = text(data, a, b, source)
         elif number == 7:
             domain = text(data, a, b, source)
         elif number == 5:  # NodeProto.attribute
             value = read_attribute(data, a, b, graphs, depth, source) or value
-    graphs.nodes.append((domain, op, inputs))
+    read = op in SIZED or op in LOOPS
+    graphs.nodes.append((domain, op, [text(data, a, b, source) for a, b in inputs] if read else []))
     if op == "Constant" and value is not None and outputs:
-        graphs.constants[outputs[0]] = value
+        graphs.constants[text(data, *outputs[0], source)] = value
 
 
-def read_attribute(
-    data: memoryview, start: int, end: int, graphs: Graphs, depth: int, source: str
-) -> list[float] | None:
+def read_attribute(data: bytes, start: int, end: int, graphs: Graphs, depth: int, source: str) -> list[float] | None:
     """Read an attribute's subgraphs into `graphs`; its tensor's (or ints') values, if integers."""
     value: list[float] | None = None
     ints: list[float] = []
@@ -129,7 +130,7 @@ def read_attribute(
 FORMATS = {1: "f", 6: "i", 7: "q", 11: "d"}
 
 
-def read_tensor(data: memoryview, start: int, end: int, source: str) -> tuple[str, list[float] | None]:
+def read_tensor(data: bytes, start: int, end: int, source: str) -> tuple[str, list[float] | None]:
     """A TensorProto's name and, for a number tensor (float, double, int32, int64) of at most 64 values, its
     values (None otherwise)."""
     name, data_type, raw = "", 0, b""
@@ -140,7 +141,7 @@ def read_tensor(data: memoryview, start: int, end: int, source: str) -> tuple[st
         elif number == 2 and b < 0:
             data_type = a
         elif number in (4, 9, 10):  # float_data, raw_data, double_data: little-endian bytes (packed or one)
-            raw = raw + bytes(data[a:b]) if b >= 0 and len(raw) + b - a <= 512 else raw
+            raw = raw + data[a:b] if b >= 0 and len(raw) + b - a <= 512 else raw
         elif number in (5, 7) and len(packed) <= 64 and b - a <= 640:  # int32_data, int64_data (packed or not)
             packed.extend(varints(data, a, b, source) if b >= 0 else [a])
     if data_type not in FORMATS:
@@ -157,14 +158,14 @@ def signed(value: float) -> float:
     return value - (1 << 64) if value >= 1 << 63 else value
 
 
-def text(data: memoryview, start: int, end: int, source: str) -> str:
+def text(data: bytes, start: int, end: int, source: str) -> str:
     try:
-        return bytes(data[start:end]).decode("utf-8")
+        return data[start:end].decode("utf-8")
     except UnicodeDecodeError:
         raise GraphError(f"{source} is not a valid ONNX model (a name that is not UTF-8)") from None
 
 
-def varints(data: memoryview, start: int, end: int, source: str) -> list[float]:
+def varints(data: bytes, start: int, end: int, source: str) -> list[float]:
     values = []
     position = start
     while position < end:
@@ -173,7 +174,7 @@ def varints(data: memoryview, start: int, end: int, source: str) -> list[float]:
     return values
 
 
-def varint(data: memoryview, position: int, end: int, source: str) -> tuple[int, int]:
+def varint(data: bytes, position: int, end: int, source: str) -> tuple[int, int]:
     value, shift = 0, 0
     while True:
         if position >= end or shift > 63:
@@ -186,18 +187,26 @@ def varint(data: memoryview, position: int, end: int, source: str) -> tuple[int,
         shift += 7
 
 
-def fields(data: memoryview, start: int, end: int, source: str) -> Iterator[tuple[int, int, int]]:
+def fields(data: bytes, start: int, end: int, source: str) -> Iterator[tuple[int, int, int]]:
     """(field number, a, b) of each field of a message in data[start:end]: a length-delimited or fixed-width
     field's bytes as data[a:b]; a varint's value as a, with b = -1."""
     position = start
     while position < end:
-        key, position = varint(data, position, end, source)
+        key = data[position]  # one byte (fields 1 to 15) but for the rarer longer keys
+        if key < 0x80:
+            position += 1
+        else:
+            key, position = varint(data, position, end, source)
         number, wire = key >> 3, key & 7
         if wire == 0:
             value, position = varint(data, position, end, source)
             yield number, value, -1
         elif wire == 2:
-            length, position = varint(data, position, end, source)
+            length = data[position] if position < end else 0x80
+            if length < 0x80:
+                position += 1
+            else:
+                length, position = varint(data, position, end, source)
             if position + length > end:
                 raise GraphError(f"{source} is not a valid ONNX model (a field runs past its message)")
             yield number, position, position + length
