@@ -438,6 +438,28 @@ HOSTILE_GRAPHS = {
 }
 
 
+HOSTILE_GRAPHS["a shape of 65 values (more than the check reads)"] = (
+    [
+        helper.make_node("ConstantOfShape", ["shape"], ["big"], value=numpy_helper.from_array(ONE)),
+        helper.make_node("ReduceSum", ["big"], ["sum"], keepdims=0),
+        helper.make_node("Mul", ["sum", "zero"], ["side"]),
+    ],
+    {"shape": np.array([1] * 64 + [1 << 28], np.int64), "zero": np.array(0.0, np.float32)},
+    "asks a ConstantOfShape for more than",
+)
+HOSTILE_GRAPHS["Range to a Constant's value_int"] = (
+    [
+        helper.make_node("Constant", [], ["limit"], value_int=1 << 30),
+        helper.make_node("Range", ["start", "limit", "delta"], ["big"]),
+        helper.make_node("ReduceSum", ["big"], ["sum"], keepdims=0),
+        helper.make_node("Cast", ["sum"], ["float"], to=TensorProto.FLOAT),
+        helper.make_node("Mul", ["float", "zero"], ["side"]),
+    ],
+    {"start": np.array(0, np.int64), "delta": np.array(1, np.int64), "zero": np.array(0.0, np.float32)},
+    "asks a Range for more than",
+)
+
+
 @pytest.mark.parametrize("case", [case for case, (_, _, message) in HOSTILE_GRAPHS.items() if message])
 def test_a_graph_that_asks_for_unbounded_work_is_refused_before_it_runs(mlp_onnx, tmp_path, case) -> None:
     nodes, initializers, message = HOSTILE_GRAPHS[case]
@@ -506,3 +528,66 @@ def test_the_graph_check_reads_any_bytes_in_one_line_or_passes(mlp_onnx_bytes, d
 @pytest.fixture(scope="module")
 def mlp_onnx_bytes(model_files) -> bytes:
     return model_files["mlp"][1].read_bytes()
+
+
+def _pb(number: int, payload: bytes) -> bytes:
+    """One length-delimited protobuf field: its key, its length and `payload`."""
+
+    def varint(value: int) -> bytes:
+        out = bytearray()
+        while True:
+            out.append((value & 0x7F) | (0x80 if value >> 7 else 0))
+            value >>= 7
+            if not value:
+                return bytes(out)
+
+    return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+
+def _cos_of(shape_name: str) -> list:
+    return [
+        helper.make_node("ConstantOfShape", [shape_name], ["big"], value=numpy_helper.from_array(ONE)),
+        helper.make_node("ReduceSum", ["big"], ["sum"], keepdims=0),
+        helper.make_node("Mul", ["sum", "zero"], ["side"]),
+    ]
+
+
+def test_protobuf_spellings_do_not_hide_a_constant_size(mlp_onnx, tmp_path) -> None:
+    """The check reads the protobuf as onnxruntime does: a second `graph` field is merged into the first (its
+    initializer is the graph's), the last `raw_data` of a tensor counts, and a subgraph's Constant is its own (an
+    outer initializer of the same name does not stand for it)."""
+    zero = {"zero": np.array(0.0, np.float32)}
+    base = _with_side_branch(mlp_onnx, tmp_path, "base", _cos_of("s"), zero).read_bytes()
+    big = numpy_helper.from_array(np.array([1 << 14, 1 << 14], np.int64), "s").SerializeToString()
+    merged = base + _pb(7, _pb(5, _pb(9, np.array([0, 0], np.int64).tobytes()) + big))  # raw [0, 0], then the size
+    branch = helper.make_graph(
+        [helper.make_node("Constant", [], ["s"], value=numpy_helper.from_array(np.array([1 << 14, 1 << 14], np.int64))),
+         *_cos_of("s")[:2]],
+        "then", [], [helper.make_tensor_value_info("sum", TensorProto.FLOAT, [])],
+    )  # fmt: skip
+    other = helper.make_graph(
+        [helper.make_node("Constant", [], ["sum"], value=numpy_helper.from_array(np.array(0.0, np.float32)))],
+        "else", [], [helper.make_tensor_value_info("sum", TensorProto.FLOAT, [])],
+    )  # fmt: skip
+    shadowed = _with_side_branch(
+        mlp_onnx,
+        tmp_path,
+        "shadowed",
+        [helper.make_node("If", ["yes"], ["sum"], then_branch=branch, else_branch=other), _cos_of("s")[2]],
+        {"yes": np.array(True), "s": np.array([1], np.int64), **zero},
+    ).read_bytes()
+    for name, data in (("merged", merged), ("shadowed", shadowed)):
+        path = tmp_path / f"{name}.onnx"
+        path.write_bytes(data)
+        with pytest.raises(ModelFileError, match="asks a ConstantOfShape for more than"):
+            OnnxSampler(path)
+
+
+def test_weights_in_another_file_are_refused(mlp_onnx, tmp_path) -> None:
+    """onnxruntime would read them from a path the file names (relative to the working folder); makemore files
+    hold their weights."""
+    model = onnx.load(str(mlp_onnx))
+    onnx.save(model, str(tmp_path / "split.onnx"), save_as_external_data=True, location="weights.bin", size_threshold=0)
+    with pytest.raises(ModelFileError, match="weights are in another file"):
+        OnnxSampler(tmp_path / "split.onnx")
+    assert_usage_error(run("mm-gen", tmp_path / "split.onnx", "--n", 1))
