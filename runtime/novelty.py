@@ -114,9 +114,9 @@ def novel_name_chunks(
     first_round = sampler.sample_chunks(n, options, mass=mass)  # asked for now: it checks the options
 
     def chunks() -> Iterator[list[str]]:
-        found = 0
+        found, rounds = 0, 0
         for round_index in range(MAX_NOVEL_ROUNDS):
-            later = round_index * n
+            rounds, later = round_index + 1, round_index * n
             round_chunks = first_round if not later else sampler.sample_chunks(n, options, start=later, mass=mass)
             for chunk in round_chunks:
                 new = [name for name in chunk if name not in known][: n - found]
@@ -127,9 +127,11 @@ def novel_name_chunks(
                     if close is not None:
                         close()
                     return
-            if rounds_cannot_finish(n, found, rounds=round_index + 1):
+            if rounds_cannot_finish(n, found, rounds):
                 break
-        yield from masked_rest(sampler, n - found, known, options, start=MAX_NOVEL_ROUNDS * n, found=found)
+        yield from masked_rest(
+            sampler, n - found, known, options, start=MAX_NOVEL_ROUNDS * n, found=found, rounds=rounds
+        )
 
     return chunks()
 
@@ -146,7 +148,13 @@ def rounds_cannot_finish(n: int, found: int, rounds: int) -> bool:
 
 
 def masked_rest(
-    sampler: Sampler, n: int, known: set[str] | frozenset[str], options: SamplingOptions, start: int, found: int
+    sampler: Sampler,
+    n: int,
+    known: set[str] | frozenset[str],
+    options: SamplingOptions,
+    start: int,
+    found: int,
+    rounds: int = MAX_NOVEL_ROUNDS,
 ) -> Iterator[list[str]]:
     """The n names novel_name_chunks' rounds did not find, by masked decoding with `known` excluded (names the
     vocabulary cannot make are never drawn and left out); SamplingError when `known` passes the exclude bounds."""
@@ -154,7 +162,9 @@ def masked_rest(
 
     chars = set(sampler.info.vocab.chars)
     union = set(options.exclude) | {name for name in known if chars.issuperset(name)}
-    gave_up = SamplingError(f"found only {found} novel names in {MAX_NOVEL_ROUNDS} rounds of {found + n} samples")
+    gave_up = SamplingError(
+        f"found only {found} novel names in {rounds} round{'s' if rounds != 1 else ''} of {found + n} samples"
+    )
     try:
         exact = SamplingOptions.of(options, exclude=tuple(union))  # the exclude set's bounds checked here
     except SamplingError:

@@ -293,6 +293,12 @@ def test_novel_rounds_that_cannot_finish_stop_early(samplers, monkeypatch) -> No
     names = novelty.novel_names(sampler, 2000, known, options)
     assert len(names) == 2000 and not set(names) & known
     assert calls == [0, novelty.MAX_NOVEL_ROUNDS * 2000]  # the first round, then the masked rest
+    from makemore.data.bounds import Bound
+    from makemore.runtime import options as options_module
+
+    monkeypatch.setitem(options_module.BOUNDS, "exclude", Bound(tuple, 0, 0))  # no masked rest: it gives up
+    with pytest.raises(SamplingError, match="found only 0 novel names in 1 round of 2000 samples"):
+        novelty.novel_names(sampler, 2000, known, options)
     for n in (1, 7, 100, 2000, 100_000):
         for rounds in range(1, novelty.MAX_NOVEL_ROUNDS):
             found = min(n - 1, round(0.01 * rounds * n))

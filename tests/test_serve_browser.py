@@ -40,8 +40,8 @@ def test_page_generates_the_requested_names(browser, model_files, tmp_path):
 
 
 @pytest.mark.browser
-@pytest.mark.parametrize("seed", [2**64 - 1, 2**53 + 1, 7])
-def test_page_sends_any_seed_exactly(browser, model_files, seed):
+@pytest.mark.parametrize(("seed", "typed"), [(2**64 - 1, None), (2**53 + 1, None), (7, "007")])
+def test_page_sends_any_seed_exactly(browser, model_files, seed, typed):
     """A seed past 2**53 (a JavaScript number would round it) gives mm-gen's names for that seed."""
     from makemore.runtime.onnx_sampler import OnnxSampler
 
@@ -51,7 +51,7 @@ def test_page_sends_any_seed_exactly(browser, model_files, seed):
         page.wait_for_selector("#model:has-text('mlp')")
         page.fill("#count", "5")
         page.fill("#temperature", "1")
-        page.fill("#seed", str(seed))
+        page.fill("#seed", typed or str(seed))
         page.click("#generate")
         page.wait_for_selector("#status:has-text('5 names')", timeout=20_000)
         names = page.locator("#names li").all_inner_texts()
