@@ -9,8 +9,9 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
-from makemore.data import MAX_VOCAB, SEED_MAX, UserError, Vocab, is_text, vocab_problem
+from makemore.data import MAX_VOCAB, SEED_MAX, UserError, Vocab, vocab_problem
 from makemore.data.bounds import MAX_LABELS, MAX_LEN_LIMIT
+from makemore.data.reader import lone_surrogate
 
 CHECKPOINT_FORMAT_VERSION = 2  # model.pt (2: a nested, typed config; train/checkpoint.py reads 1 too)
 ONNX_FORMAT_VERSION = 1  # model.onnx (its metadata_props)
@@ -96,24 +97,9 @@ def parse_json_object(text: str, name: str, source: str) -> dict[str, Any]:
         raise ModelFileError(f"{source}: {name} is not valid JSON") from None
     if not isinstance(value, dict):
         raise ModelFileError(f"{source}: {name} must be a JSON object, got {type(value).__name__}")
-    if "\\u" in text and has_lone_surrogate(value):  # only an escape (\ud800) makes one; it never encodes again
+    if "\\u" in text and lone_surrogate(value) is not None:  # only an escape (\ud800) makes one; it never encodes again
         raise ModelFileError(f"{source}: {name} holds a lone surrogate (not a character)")
     return value
-
-
-def has_lone_surrogate(value: Any) -> bool:
-    """Whether a decoded JSON value holds, in any key or string, a lone surrogate (text UTF-8 cannot encode)."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str) and not is_text(item):
-            return True
-        if isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
 
 
 def check_config(config: dict[str, Any], block_size: int, source: str) -> None:

@@ -81,7 +81,7 @@ def bounded(op: str, inputs: list[str], constants: Scope) -> bool:
 
 
 def read_model(data: bytes, source: str) -> Graphs:
-    graphs, scope = Graphs(), ChainMap()  # type: ignore[var-annotated]
+    graphs, scope = Graphs(), Scope()
     for number, start, end in fields(data, 0, len(data), source):
         if number == 25:  # ModelProto.functions
             raise GraphError(f"{source}: it defines functions of its own, which no makemore model does")

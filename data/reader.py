@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 from makemore.data.errors import DatasetError
@@ -73,6 +73,37 @@ def __getattr__(name: str) -> np.ndarray:
     if name == "NOT_NAME":
         return not_name_table()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@dataclass(frozen=True)
+class LoneSurrogate:
+    """Where a decoded JSON value holds a lone surrogate: the top-level field (`key`, or `key[i]` for an item of a
+    list under it; None for the value itself), the text, and whether that text is a key."""
+
+    field: str | None
+    text: str
+    in_key: bool
+
+
+def lone_surrogate(value: Any) -> LoneSurrogate | None:
+    """The first lone surrogate (text UTF-8 cannot encode: what a JSON escape like \\ud800 makes) in any key or
+    string of a decoded JSON value, or None."""
+    stack: list[tuple[Any, str | None]] = [(value, None)]
+    while stack:
+        item, field = stack.pop()
+        if isinstance(item, str) and not is_text(item):
+            return LoneSurrogate(field, item, in_key=False)
+        if isinstance(item, list):
+            stack.extend(
+                (each, field if field is None or "[" in field else f"{field}[{i}]") for i, each in enumerate(item)
+            )
+        elif isinstance(item, dict):
+            for key, each in item.items():
+                name = key if field is None else field
+                if not is_text(key):
+                    return LoneSurrogate(name, key, in_key=True)
+                stack.append((each, name))
+    return None
 
 
 def is_text(text: str) -> bool:

@@ -6,7 +6,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from makemore.data import first_line, is_text
+from makemore.data import first_line
+from makemore.data.reader import lone_surrogate
 
 INTEGER, NUMBER, STRING, BOOLEAN, STRINGS = "an integer", "a number", "a string", "true or false", "a list of strings"
 
@@ -87,22 +88,14 @@ def parse_json(body: bytes) -> Any:
 
 def refuse_surrogates(value: Any) -> None:
     """422 naming the field (`key`, or `key[i]` for an item of a list) whose text holds a lone surrogate."""
-    stack: list[tuple[Any, str | None]] = [(value, None)]
-    while stack:
-        item, field = stack.pop()
-        if isinstance(item, str) and not is_text(item):
-            where = f"{field} holds" if field is not None else "the body holds"
-            raise RequestError(422, f"{where} a lone surrogate {item!r:.60}: not a character", field)
-        if isinstance(item, list):
-            stack.extend(
-                (each, field if field is None or "[" in field else f"{field}[{i}]") for i, each in enumerate(item)
-            )
-        elif isinstance(item, dict):
-            for key, each in item.items():
-                name = key if field is None else field
-                if not is_text(key):
-                    raise RequestError(422, f"the field name {key!r:.60} holds a lone surrogate: not a character", name)
-                stack.append((each, name))
+    found = lone_surrogate(value)
+    if found is None:
+        return
+    if found.in_key:
+        message = f"the field name {found.text!r:.60} holds a lone surrogate: not a character"
+        raise RequestError(422, message, found.field)
+    where = f"{found.field} holds" if found.field is not None else "the body holds"
+    raise RequestError(422, f"{where} a lone surrogate {found.text!r:.60}: not a character", found.field)
 
 
 def has_kind(value: Any, kind: str) -> bool:
