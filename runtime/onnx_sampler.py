@@ -110,8 +110,8 @@ def session_forward(
         tokens: np.ndarray, state: list[np.ndarray], label: np.ndarray | None = None
     ) -> tuple[np.ndarray, list[np.ndarray]]:
         tokens = np.ascontiguousarray(tokens, dtype=np.int64)
-        label_feed(info, label)  # a label given to an unlabelled model (or none to a conditional one): refused first
         if has_no_rows(tokens, state, info):
+            label_feed(info, label)  # checked as a call with rows checks it (a label given to an unlabelled model)
             return no_rows(tokens, state, info)  # onnxruntime's GRU and LSTM ops abort the process on 0 rows
         logits, new_state = one_row_as_two(run, tokens, state, label, info)
         if checked:
