@@ -21,6 +21,7 @@ from makemore.contract import (
     ModelOutputError,
     check_signature,
 )
+from makemore.contract.constants import check_graph
 from makemore.contract.signature import (
     check_step_outputs,
     empty_state,
@@ -28,8 +29,8 @@ from makemore.contract.signature import (
     probe_window_logits,
     state_of,
 )
-from makemore.contract.wire import check_graph
 from makemore.data import first_line, input_file_problem
+from makemore.runtime.folding import folded
 from makemore.runtime.parallel import check_workers, usable_cores
 from makemore.runtime.sampling import Sampler, StepForward, WindowForward
 
@@ -43,6 +44,9 @@ def session_options() -> ort.SessionOptions:
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     options.log_severity_level = 4  # fatal only: onnxruntime never prints its own error lines (we report errors)
+    # no folding at load: it computed whatever a file asked (runtime/folding.py computes a file's constants once,
+    # within the graph check's bounds)
+    options.add_session_config_entry("optimization.disable_specified_optimizers", "ConstantFolding")
     options.enable_cpu_mem_arena = True  # the arena reuses its buffers from call to call: without it every call
     # malloc'ed and freed its outputs and activations (MBs for a step model's rows), which cost a gru 1.4x its CPU
     # time per name (an mlp: the same within noise); the arena holds the largest call's buffers, which the
@@ -66,7 +70,8 @@ def open_session(model: str | Path | bytes, source: str = "model") -> ort.Infere
             model = path.read_bytes()
         except OSError as err:
             raise ModelFileError(f"cannot read model file {source}: {err.strerror}") from None
-    check_graph(model, source)  # no loop, no function of its own, no constant size past its bound
+    plan = check_graph(model, source)  # no loop, no function of its own, what it computes from constants bounded
+    model = folded(model, plan, source)  # ... and computed once, here
     try:
         session = ort.InferenceSession(model, sess_options=session_options(), providers=["CPUExecutionProvider"])
     except Exception as err:  # onnxruntime raises several untyped errors for a bad file

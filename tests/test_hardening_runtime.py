@@ -419,7 +419,7 @@ HOSTILE_GRAPHS = {
             helper.make_node("ReduceSum", ["big"], ["side"], keepdims=0),
         ],
         {"zero": np.array([0.0], np.float32)},
-        "asks a Expand for more than",
+        "asks an Expand for more than",
     ),
     "Range of 2**30": (
         [
@@ -445,7 +445,7 @@ HOSTILE_GRAPHS["a shape of 65 values (more than the check reads)"] = (
         helper.make_node("Mul", ["sum", "zero"], ["side"]),
     ],
     {"shape": np.array([1] * 64 + [1 << 28], np.int64), "zero": np.array(0.0, np.float32)},
-    "asks a ConstantOfShape for more than",
+    "computes a ConstantOfShape from constants whose shape is not read",
 )
 HOSTILE_GRAPHS["Range to a Constant's value_int"] = (
     [
@@ -458,6 +458,72 @@ HOSTILE_GRAPHS["Range to a Constant's value_int"] = (
     {"start": np.array(0, np.int64), "delta": np.array(1, np.int64), "zero": np.array(0.0, np.float32)},
     "asks a Range for more than",
 )
+
+
+N14 = 1 << 14
+ZERO = {"zero": np.array(0.0, np.float32)}
+
+
+def _reduced(name: str) -> list:
+    return [
+        helper.make_node("ReduceSum", [name], ["sum"], keepdims=0),
+        helper.make_node("Mul", ["sum", "zero"], ["side"]),
+    ]
+
+
+# what onnxruntime's folding computed as it loaded a file (before folding was the runtime's, within bounds)
+HOSTILE_GRAPHS["the broadcast of two constants (2**28 values)"] = (
+    [helper.make_node("Add", ["a", "b"], ["big"]), *_reduced("big")],
+    {"a": np.zeros((N14, 1), np.float32), "b": np.zeros((1, N14), np.float32), **ZERO},
+    "asks an Add for more than",
+)
+HOSTILE_GRAPHS["ConstantOfShape of a product of constants"] = (
+    [
+        helper.make_node("Mul", ["k", "k"], ["shape"]),
+        helper.make_node("ConstantOfShape", ["shape"], ["big"], value=numpy_helper.from_array(ONE)),
+        *_reduced("big"),
+    ],
+    {"k": np.array([N14, N14], np.int64), **ZERO},
+    "asks a ConstantOfShape for more than",
+)
+HOSTILE_GRAPHS["a chain of Tiles"] = (
+    [helper.make_node("Tile", [f"t{i}", "r"], [f"t{i + 1}"]) for i in range(4)] + _reduced("t4"),
+    {"t0": np.zeros(16, np.float32), "r": np.array([128], np.int64), **ZERO},
+    "asks a Tile for more than",
+)
+HOSTILE_GRAPHS["a chain of Concats (12 GB before)"] = (
+    [helper.make_node("Concat", [f"c{i}", f"c{i}"], [f"c{i + 1}"], axis=0) for i in range(24)] + _reduced("c24"),
+    {"c0": np.zeros(64, np.float32), **ZERO},
+    "computes more from its constants than a file of its size may",
+)
+HOSTILE_GRAPHS["a chain of products of constant matrices"] = (
+    [helper.make_node("MatMul", [f"p{i}", "p0"], [f"p{i + 1}"]) for i in range(40)] + _reduced("p40"),
+    {"p0": np.zeros((1024, 1024), np.float32), **ZERO},
+    "computes more from its constants than a file of its size may",
+)
+HOSTILE_GRAPHS["a size from an op the check does not compute ahead"] = (
+    [
+        helper.make_node("Max", ["k", "k"], ["shape"]),
+        helper.make_node("ConstantOfShape", ["shape"], ["big"], value=numpy_helper.from_array(ONE)),
+        *_reduced("big"),
+    ],
+    {"k": np.array([N14, N14], np.int64), **ZERO},
+    r"computes a Max from constants \(an op the runtime does not compute ahead\)",
+)
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["in order", "nodes listed backwards"])
+def test_what_a_graph_computes_from_constants_is_bounded_in_any_node_order(mlp_onnx, tmp_path, reverse) -> None:
+    """onnxruntime sorts a graph's nodes: the check follows what each node reads, not the order they are listed."""
+    nodes, initializers, message = HOSTILE_GRAPHS["ConstantOfShape of a product of constants"]
+    model = onnx.load(str(_with_side_branch(mlp_onnx, tmp_path, "ordered", nodes, initializers)))
+    if reverse:
+        nodes = list(reversed(model.graph.node))
+        del model.graph.node[:]
+        model.graph.node.extend(nodes)
+    onnx.save(model, str(tmp_path / "hostile.onnx"))
+    with pytest.raises(ModelFileError, match=message):
+        OnnxSampler(tmp_path / "hostile.onnx")
 
 
 @pytest.mark.parametrize("case", [case for case, (_, _, message) in HOSTILE_GRAPHS.items() if message])
@@ -506,7 +572,8 @@ def test_functions_of_its_own_and_broken_bytes_are_one_line(mlp_onnx, tmp_path) 
 def test_the_graph_check_reads_any_bytes_in_one_line_or_passes(mlp_onnx_bytes, data) -> None:
     """contract/wire.py reads the protobuf itself: any bytes (a valid file's with bytes changed or cut, or noise)
     pass or raise its one-line GraphError, never another exception."""
-    from makemore.contract.wire import GraphError, check_graph
+    from makemore.contract.constants import check_graph
+    from makemore.contract.wire import GraphError
 
     original = mlp_onnx_bytes
     kind = data.draw(st.sampled_from(["noise", "changed", "cut"]))
@@ -532,16 +599,9 @@ def mlp_onnx_bytes(model_files) -> bytes:
 
 def _pb(number: int, payload: bytes) -> bytes:
     """One length-delimited protobuf field: its key, its length and `payload`."""
+    from makemore.contract.wire import message_field
 
-    def varint(value: int) -> bytes:
-        out = bytearray()
-        while True:
-            out.append((value & 0x7F) | (0x80 if value >> 7 else 0))
-            value >>= 7
-            if not value:
-                return bytes(out)
-
-    return varint(number << 3 | 2) + varint(len(payload)) + payload
+    return message_field(number, payload)
 
 
 def _cos_of(shape_name: str) -> list:

@@ -1,0 +1,255 @@
+"""What an ONNX file's graph may ask of onnxruntime, checked from its bytes before a session is made (no onnx
+package: the runtime has none).
+
+- No loop (`Loop`, `Scan`: a trip count of 10**12 ran for ever), no functions of its own (which could hold
+  anything), no weights in another file (onnxruntime would read a path the file names).
+- Every value the graph computes from constants alone (int8 weights made float, a recurrent cell's weights cut
+  and multiplied) has its shape found op by op (`contract/shapes.py`) before anything is computed, and together
+  they may take at most FOLD_VALUES plus two values a byte of the file. The runtime computes them once
+  (`runtime/folding.py`) and loads the file with onnxruntime's own folding off, which had computed whatever a
+  file asked as it loaded (`ConstantOfShape` of a product of constants, the broadcast of two constants: 2 GB).
+- An op that allocates what it is told (`ConstantOfShape`, `Expand`, `Tile`, `Range`) is given at most
+  MAX_CONSTANT_ELEMENTS by a constant size.
+
+Not bounded here: sizes a graph computes from the batch at every call (K values a row).
+"""
+
+from __future__ import annotations
+
+from collections import ChainMap
+from dataclasses import dataclass, field
+
+import numpy as np
+from makemore.contract.shapes import Unfoldable, infer
+from makemore.contract.wire import (
+    Graph,
+    GraphError,
+    Model,
+    Node,
+    Tensor,
+    message_field,
+    read_model,
+    renamed,
+    varint_field,
+)
+
+LOOPS = frozenset({"Loop", "Scan", "SequenceMap"})  # ops that run a subgraph as many times as a value says
+SIZED = {"ConstantOfShape": (0,), "Expand": (1,), "Tile": (1,), "Range": (0, 1, 2)}  # op -> its size inputs
+MAX_CONSTANT_ELEMENTS = 1 << 24  # what a constant size may ask one op for (64 MB of float32)
+FOLD_VALUES = 1 << 24  # the values computed from constants, beyond two a byte of the file (an int8 weight is one)
+FOLD_WORK = 1 << 30  # multiply-adds and values written, computing them
+
+
+@dataclass
+class Value:
+    """A constant the graph can see: its tensor and where it comes from (an initializer, a Constant node, or the
+    output `index` of fold `fold`)."""
+
+    tensor: Tensor
+    node: Node | None = None
+    fold: int = -1
+    index: int = 0
+
+
+# the names a graph sees: its constants, and None for a name computed at every call (which hides an outer one)
+Scope = ChainMap[str, Value | None]
+
+
+@dataclass
+class Fold:
+    node: Node
+    inputs: list[Value | None]  # None: an optional input left out ("")
+    outputs: list[Tensor]
+    used: list[bool] = field(default_factory=list)  # whether each output is read by a node that stays
+
+
+@dataclass
+class Plan:
+    """The file's graphs, and what they compute from constants alone, in an order that computes inputs first."""
+
+    model: Model
+    folds: list[Fold]
+
+    def side_model(self, data: bytes, source: str) -> tuple[bytes, list[str]]:
+        """A model of the folded nodes alone (each name its own: f<fold>.<output>, c<n> for a constant) whose
+        outputs are the folded values that stay in use, and those outputs' names."""
+        nodes: list[bytes] = []
+        initializers: list[bytes] = []
+        names: dict[int, str] = {}
+
+        def name(value: Value | None) -> str:
+            if value is None:
+                return ""
+            if value.fold >= 0:
+                return f"f{value.fold}.{value.index}"
+            key = id(value.node or value.tensor)
+            if key not in names:
+                names[key] = f"c{len(names)}"
+                if value.node is not None:
+                    nodes.append(message_field(1, renamed(data, value.node.span, {2: [names[key]], 3: []}, source)))
+                else:
+                    assert value.tensor.span is not None
+                    initializers.append(message_field(5, renamed(data, value.tensor.span, {8: [names[key]]}, source)))
+            return names[key]
+
+        outputs = []
+        for number, fold in enumerate(self.folds):
+            inputs = [name(value) for value in fold.inputs]
+            results = [f"f{number}.{index}" for index in range(len(fold.outputs))]
+            nodes.append(message_field(1, renamed(data, fold.node.span, {1: inputs, 2: results, 3: []}, source)))
+            outputs += [result for result, used in zip(results, fold.used, strict=False) if used]
+        graph = b"".join(nodes + initializers) + b"".join(
+            message_field(12, message_field(1, o.encode())) for o in outputs
+        )
+        header = b"".join(message_field(8, data[a:b]) for a, b in self.model.header)
+        return varint_field(1, self.model.ir_version) + header + message_field(7, graph), outputs
+
+
+def check_graph(data: bytes, source: str) -> Plan:
+    """The plan of what the file computes from constants, or GraphError (naming `source`) when its graphs hold a
+    loop, a function of their own, weights in another file, a value computed from constants that cannot be
+    bounded or passes the bounds, an allocating op with a constant size past MAX_CONSTANT_ELEMENTS, or bytes that
+    are not the protobuf they should be."""
+    model = read_model(bytes(data), source)
+    plan = Plan(model, [])
+    budget = Budget(FOLD_VALUES + 2 * len(data), FOLD_WORK)
+    visit(model.graph, Scope(), plan, budget, source)
+    read = names_read(model.graph, {id(fold.node) for fold in plan.folds})
+    for fold in plan.folds:
+        fold.used = [out in read for out in fold.node.outputs]
+    return plan
+
+
+@dataclass
+class Budget:
+    values: int
+    work: int
+
+
+def visit(graph: Graph, outer: Scope, plan: Plan, budget: Budget, source: str) -> None:
+    """Fold what `graph` computes from constants (in dependency order, whatever the order of its nodes), check its
+    other nodes, then visit its subgraphs with its constants in scope."""
+    scope = outer.new_child()
+    for name, tensor in graph.initializers.items():
+        scope[name] = Value(tensor)
+    for name in graph.inputs:
+        scope[name] = None  # fed by the caller: an initializer of that name is only its default
+    made = {out: node for node in graph.nodes for out in node.outputs if out}
+    for name in made:
+        scope[name] = None  # computed here (a constant once folded), hiding an outer name
+    waiting: dict[int, int] = {}  # node -> inputs made here and not folded yet
+    readers: dict[str, list[Node]] = {}
+    ready: list[Node] = []
+    for node in graph.nodes:
+        if node.domain == "" and node.op in LOOPS:
+            raise GraphError(f"{source}: its graph runs {a(node.op)}, which no makemore model does")
+        inputs = {name for name in node.inputs if name}
+        if node.graphs or not (inputs or node.op == "Constant"):
+            continue  # an If (run by onnxruntime), or an op that makes a value from nothing: not folded
+        outside = [name for name in inputs if name not in made]
+        if any(scope.get(name) is None for name in outside):
+            continue  # reads a value computed at every call
+        waiting[id(node)] = len(inputs) - len(outside)
+        for name in inputs - set(outside):
+            readers.setdefault(name, []).append(node)
+        if waiting[id(node)] == 0:
+            ready.append(node)
+    folded: set[int] = set()
+    while ready:
+        node = ready.pop()
+        values = fold(node, scope, plan, budget, source)
+        folded.add(id(node))
+        for out, value in zip(node.outputs, values, strict=False):
+            if out:
+                scope[out] = value
+                for reader in readers.get(out, []):
+                    waiting[id(reader)] -= 1
+                    if waiting[id(reader)] == 0:
+                        ready.append(reader)
+    for node in graph.nodes:
+        if id(node) not in folded and node.op in SIZED and node.domain == "":
+            check_size(node, scope, source)
+        for subgraph in node.graphs:
+            visit(subgraph, scope, plan, budget, source)
+
+
+def fold(node: Node, scope: Scope, plan: Plan, budget: Budget, source: str) -> list[Value]:
+    """The values `node` computes from constants: a Constant's own, or the shapes (and few values) of a node the
+    runtime will compute once, which must fit the budget."""
+    if node.op == "Constant" and node.domain == "":
+        values = [v for k, v in node.attributes.items() if k.startswith("value") or k == "sparse_value"]
+        tensor = constant_tensor(node)
+        return [Value(tensor, node=node)] if len(node.outputs) == 1 and len(values) == 1 else [Value(Tensor(0, None))]
+    inputs = [scope.get(name) if name else None for name in node.inputs]
+    try:
+        outputs, work = infer(node, [value.tensor if value else None for value in inputs], plan.model.opsets)
+    except Unfoldable as err:
+        raise GraphError(f"{source}: its graph computes {a(node.op)} from constants {err}") from None
+    if any((t.size or 0) > MAX_CONSTANT_ELEMENTS for t in outputs):
+        raise GraphError(f"{source}: its graph asks {a(node.op)} for more than {MAX_CONSTANT_ELEMENTS:,} values")
+    count = sum(t.size or 0 for t in outputs)
+    budget.values -= count
+    budget.work -= work + count
+    if budget.values < 0 or budget.work < 0:
+        raise GraphError(f"{source}: its graph computes more from its constants than a file of its size may")
+    plan.folds.append(Fold(node, inputs, outputs))
+    number = len(plan.folds) - 1
+    return [Value(tensor, fold=number, index=index) for index, tensor in enumerate(outputs)]
+
+
+def constant_tensor(node: Node) -> Tensor:
+    """A Constant node's value (value, value_int(s), value_float(s)); a shape of None for any other."""
+    if len(node.attributes) != 1:
+        return Tensor(0, None)
+    ((key, value),) = node.attributes.items()
+    if key == "value" and isinstance(value, Tensor):
+        return value
+    if key in ("value_int", "value_ints", "value_float", "value_floats") and isinstance(value, list):
+        dtype = np.int64 if "int" in key else np.float32
+        array = np.array(value[0] if key in ("value_int", "value_float") else value, dtype)
+        return Tensor(7 if dtype is np.int64 else 1, array.shape, array)
+    return Tensor(0, None)
+
+
+def check_size(node: Node, scope: Scope, source: str) -> None:
+    """An allocating op at every call: its constant size inputs ask for at most MAX_CONSTANT_ELEMENTS (a size
+    input computed by the graph is the batch's, not bounded here)."""
+    sizes = [
+        scope.get(node.inputs[index]) if index < len(node.inputs) and node.inputs[index] else None
+        for index in SIZED[node.op]
+    ]
+    if any(value is not None and value.tensor.values is None for value in sizes):
+        raise GraphError(f"{source}: its graph asks {a(node.op)} for more than {MAX_CONSTANT_ELEMENTS:,} values")
+    arrays = [
+        value.tensor.values.astype(np.float64).ravel() if value and value.tensor.values is not None else None
+        for value in sizes
+    ]
+    if node.op == "Range":
+        start, limit, delta = arrays
+        if start is None or limit is None or delta is None or not (start.size and limit.size and delta.size):
+            return  # computed, or left to onnxruntime (which refuses a range of no value)
+        if delta[0] == 0:
+            return
+        count = (limit[0] - start[0]) / delta[0]
+    elif arrays[0] is None:
+        return
+    else:
+        count = float(np.prod(np.maximum(arrays[0], 0.0))) if arrays[0].size else 1.0
+    if count > MAX_CONSTANT_ELEMENTS:
+        raise GraphError(f"{source}: its graph asks {a(node.op)} for more than {MAX_CONSTANT_ELEMENTS:,} values")
+
+
+def a(op: str) -> str:
+    """An op's name with its article ("an Add", "a Tile")."""
+    return f"{'an' if op[:1] in 'AEIOU' else 'a'} {op}"
+
+
+def names_read(graph: Graph, folded: set[int]) -> set[str]:
+    """The names read by the nodes that are not folded, in `graph` and its subgraphs, and their outputs."""
+    names = set(graph.outputs)
+    for node in graph.nodes:
+        if id(node) not in folded:
+            names.update(node.inputs)
+        for subgraph in node.graphs:
+            names |= names_read(subgraph, folded)
+    return names

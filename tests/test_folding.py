@@ -1,0 +1,177 @@
+"""What a file computes from constants is found ahead (contract/shapes.py), computed once by the runtime
+(runtime/folding.py), and gives what onnxruntime's own folding at load gave: the same shapes, values and names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from makemore.contract.constants import check_graph
+from makemore.contract.wire import GraphError
+from makemore.runtime import onnx_sampler
+from makemore.runtime.folding import folded
+from makemore.runtime.onnx_sampler import OnnxSampler
+from onnx import TensorProto, helper, numpy_helper
+
+ALL_KINDS = ("bigram", "bigram-nn", "mlp", "wavenet", "transformer", "rnn", "gru", "lstm")
+
+
+def own_folding_session(model, source: str = "model") -> ort.InferenceSession:
+    """A session as the runtime made them before: onnxruntime folding the file's constants as it loads it."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    options.log_severity_level = 4
+    options.enable_mem_pattern = False
+    data = model if isinstance(model, bytes) else Path(model).read_bytes()
+    return ort.InferenceSession(data, sess_options=options, providers=["CPUExecutionProvider"])
+
+
+@pytest.fixture(scope="module")
+def int8_models(model_files, tmp_path_factory) -> dict[str, Path]:
+    from makemore.export.onnx_export import export_checkpoint
+
+    folder = tmp_path_factory.mktemp("int8-folding")
+    kinds = ("mlp", "transformer", "gru", "lstm")
+    return {
+        kind: export_checkpoint(model_files[kind][0], folder / f"{kind}.onnx", quantize="int8").path for kind in kinds
+    }
+
+
+INT8_KINDS = ("mlp", "transformer", "gru", "lstm")  # a window kind, attention, and two recurrent cells
+
+
+@pytest.mark.parametrize(
+    ("kind", "precision"), [(kind, "float") for kind in ALL_KINDS] + [(kind, "int8") for kind in INT8_KINDS]
+)
+def test_the_runtimes_folding_gives_onnxruntimes_names_and_scores_bit_for_bit(
+    model_files, int8_models, kind, precision, monkeypatch
+) -> None:
+    path = model_files[kind][1] if precision == "float" else int8_models[kind]
+    ours = OnnxSampler(path, workers=1)
+    monkeypatch.setattr(onnx_sampler, "open_session", own_folding_session)
+    theirs = OnnxSampler(path, workers=1)
+    names = theirs.sample(300, seed=3)
+    assert ours.sample(300, seed=3) == names
+    assert ours.nll_totals(names[:60]) == theirs.nll_totals(names[:60])
+    plan = check_graph(path.read_bytes(), str(path))
+    if precision == "int8" or kind in ("rnn", "gru", "lstm"):
+        assert plan.folds, "the int8 weights and the cells' weights are computed from constants"
+
+
+# ---- any chain of the ops the check computes ahead: its shapes are onnxruntime's, its values too
+
+
+def _chain(draw) -> tuple[list, dict, str]:
+    """A few nodes from one small constant, each op drawn with its parameters (some of them invalid)."""
+    rank = draw(st.integers(1, 3))
+    shape = tuple(draw(st.lists(st.integers(1, 4), min_size=rank, max_size=rank)))
+    inits = {"x0": np.arange(int(np.prod(shape)), dtype=np.float32).reshape(shape)}
+    nodes, shapes = [], {"x0": shape}
+    current = "x0"
+    for step in range(draw(st.integers(1, 4))):
+        out, dims = f"x{step + 1}", shapes[current]
+        op = draw(st.sampled_from(["Unsqueeze", "Transpose", "Slice", "Gather", "Concat", "Reshape", "Tile", "Expand",
+                                   "Flatten", "Squeeze", "Add", "Cast", "Shape", "ReduceSum", "MatMul"]))  # fmt: skip
+        k = f"k{step}"
+        if not dims and op not in ("Add", "Cast", "Shape", "Reshape", "Expand", "MatMul"):
+            op = "Unsqueeze"  # a scalar (a ReduceSum's of every axis)
+        if op == "Unsqueeze":
+            inits[k] = np.array(draw(st.lists(st.integers(-3, 3), min_size=1, max_size=2)), np.int64)
+            nodes.append(helper.make_node(op, [current, k], [out]))
+        elif op == "Transpose":
+            perm = draw(st.permutations(range(len(dims))))
+            nodes.append(helper.make_node(op, [current], [out], perm=list(perm)))
+        elif op == "Slice":
+            count = draw(st.integers(1, len(dims)))
+            for suffix, values in (
+                ("s", st.integers(-6, 6)), ("e", st.integers(-6, 6)), ("a", st.integers(-len(dims), len(dims) - 1)),
+                ("p", st.sampled_from([-2, -1, 1, 2, 3])),
+            ):  # fmt: skip
+                inits[k + suffix] = np.array(draw(st.lists(values, min_size=count, max_size=count)), np.int64)
+            nodes.append(helper.make_node(op, [current, k + "s", k + "e", k + "a", k + "p"], [out]))
+        elif op == "Gather":
+            inits[k] = np.array(draw(st.lists(st.integers(-4, 4), min_size=0, max_size=3)), np.int64)
+            nodes.append(helper.make_node(op, [current, k], [out], axis=draw(st.integers(-len(dims), len(dims) - 1))))
+        elif op == "Concat":
+            nodes.append(
+                helper.make_node(op, [current, current], [out], axis=draw(st.integers(-len(dims), len(dims) - 1)))
+            )
+        elif op == "Reshape":
+            inits[k] = np.array(draw(st.sampled_from([[-1], [1, -1], [-1, 2], [0, -1], list(dims)[::-1]])), np.int64)
+            nodes.append(helper.make_node(op, [current, k], [out]))
+        elif op == "Tile":
+            inits[k] = np.array(draw(st.lists(st.integers(0, 3), min_size=len(dims), max_size=len(dims))), np.int64)
+            nodes.append(helper.make_node(op, [current, k], [out]))
+        elif op == "Expand":
+            inits[k] = np.array(draw(st.lists(st.integers(1, 3), min_size=1, max_size=3)), np.int64)
+            nodes.append(helper.make_node(op, [current, k], [out]))
+        elif op == "Flatten":
+            nodes.append(helper.make_node(op, [current], [out], axis=draw(st.integers(-len(dims), len(dims)))))
+        elif op == "Squeeze":
+            nodes.append(helper.make_node(op, [current], [out]))
+        elif op in ("Add", "MatMul"):
+            other = tuple(draw(st.lists(st.integers(1, 4), min_size=1, max_size=3)))
+            inits[k] = np.ones(other, np.float32)
+            nodes.append(helper.make_node(op, [current, k], [out]))
+        elif op == "Cast":
+            nodes.append(helper.make_node(op, [current], [out], to=TensorProto.FLOAT))
+        elif op == "Shape":
+            nodes += [helper.make_node(op, [current], [k]), helper.make_node("Cast", [k], [out], to=TensorProto.FLOAT)]
+        elif op == "ReduceSum":
+            inits[k] = np.array(draw(st.lists(st.integers(-3, 2), min_size=0, max_size=2, unique=True)), np.int64)
+            nodes.append(helper.make_node(op, [current, k], [out], keepdims=draw(st.integers(0, 1))))
+        current = out
+        shapes[out] = _shape(nodes, inits, out)
+        if shapes[out] is None:
+            break  # an op onnxruntime refuses here: the file ends with it
+    return nodes, inits, current
+
+
+def _model(nodes: list, inits: dict, last: str) -> bytes:
+    graph = helper.make_graph(
+        [*nodes, helper.make_node("Identity", [last], ["y"])],
+        "chain",
+        [],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=[numpy_helper.from_array(value, key) for key, value in inits.items()],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8).SerializeToString()
+
+
+def _shape(nodes: list, inits: dict, last: str) -> tuple[int, ...] | None:
+    """The shape onnxruntime computes for `last`, or None when it refuses the file."""
+    try:
+        return tuple(own_folding_session(_model(nodes, inits, last)).run(["y"], {})[0].shape)
+    except Exception:
+        return None
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_any_chain_of_constant_ops_folds_to_what_onnxruntime_computes(data) -> None:
+    """For every file of such a chain that onnxruntime loads: the check's shapes are the ones onnxruntime
+    computes (never fewer values: the bound holds), and the folded file gives the same values. A file onnxruntime
+    refuses is refused in one line."""
+    nodes, inits, last = _chain(data.draw)
+    model = _model(nodes, inits, last)
+    try:
+        expected = own_folding_session(model).run(["y"], {})[0]
+    except Exception:
+        expected = None
+    try:
+        plan = check_graph(model, "chain.onnx")
+        data_folded = folded(model, plan, "chain.onnx")
+    except GraphError as err:
+        assert "\n" not in str(err) and "was due" not in str(err)  # a shape found ahead that was not onnxruntime's
+        assert expected is None or "from constants" in str(err), str(err)
+        return
+    assert expected is not None, "a file onnxruntime refuses was folded"
+    options = ort.SessionOptions()
+    options.add_session_config_entry("optimization.disable_specified_optimizers", "ConstantFolding")
+    got = ort.InferenceSession(data_folded, options, providers=["CPUExecutionProvider"]).run(["y"], {})[0]
+    assert got.shape == expected.shape and np.array_equal(got, expected)
