@@ -70,17 +70,25 @@ class Plan:
     model: Model
     folds: list[Fold]
 
-    def side_model(self, data: bytes, source: str) -> tuple[bytes, list[str]]:
-        """A model of the folded nodes alone (each name its own: f<fold>.<output>, c<n> for a constant) whose
-        outputs are the folded values that stay in use, and those outputs' names."""
+    def side_model(self, data: bytes, numbers: list[int], fed: set[int], source: str) -> tuple[bytes, list[str]]:
+        """A model of the folds `numbers` alone (each name its own: f<fold>.<output>, c<n> for a constant) whose
+        inputs are the outputs of the folds `fed` (their values given), and the names of its outputs (every output
+        of those folds)."""
         nodes: list[bytes] = []
         initializers: list[bytes] = []
+        inputs: list[bytes] = []
         names: dict[int, str] = {}
 
         def name(value: Value | None) -> str:
             if value is None:
                 return ""
             if value.fold >= 0:
+                if value.fold in fed and id(value) not in names:
+                    names[id(value)] = f"f{value.fold}.{value.index}"
+                    tensor_type = message_field(1, varint_field(1, value.tensor.dtype))  # TypeProto.tensor_type
+                    inputs.append(
+                        message_field(11, message_field(1, names[id(value)].encode()) + message_field(2, tensor_type))
+                    )
                 return f"f{value.fold}.{value.index}"
             key = id(value.node or value.tensor)
             if key not in names:
@@ -93,14 +101,14 @@ class Plan:
             return names[key]
 
         outputs = []
-        for number, fold in enumerate(self.folds):
-            inputs = [name(value) for value in fold.inputs]
+        for number in numbers:
+            fold = self.folds[number]
             results = [f"f{number}.{index}" for index in range(len(fold.outputs))]
-            nodes.append(message_field(1, renamed(data, fold.node.span, {1: inputs, 2: results, 3: []}, source)))
-            outputs += [result for result, used in zip(results, fold.used, strict=False) if used]
-        graph = b"".join(nodes + initializers) + b"".join(
-            message_field(12, message_field(1, o.encode())) for o in outputs
-        )
+            renames = {1: [name(value) for value in fold.inputs], 2: results, 3: []}
+            nodes.append(message_field(1, renamed(data, fold.node.span, renames, source)))
+            outputs += results
+        graph = b"".join(nodes + initializers + inputs)
+        graph += b"".join(message_field(12, message_field(1, output.encode())) for output in outputs)
         header = b"".join(message_field(8, data[a:b]) for a, b in self.model.header)
         return varint_field(1, self.model.ir_version) + header + message_field(7, graph), outputs
 

@@ -4,6 +4,7 @@ that needs values that were not read, is Unfoldable: the graph check refuses it 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -14,21 +15,24 @@ class Unfoldable(Exception):
     """Why a node's output cannot be known ahead (the end of "computes a <op> from constants ...")."""
 
 
-Rule = Callable[[Node, list[Tensor | None], int], tuple[list[Tensor], int]]
+Rule = Callable[[Node, list[Tensor | None], int, int], tuple[list[Tensor], int]]  # node, inputs, opset, limit
 
 
-def infer(node: Node, inputs: list[Tensor | None], opsets: dict[str, int]) -> tuple[list[Tensor], int]:
-    """The output tensors of `node` (shapes always, values when few) and the multiply-adds it takes."""
+def infer(
+    node: Node, inputs: list[Tensor | None], opsets: dict[str, int], limit: int = MAX_VALUES
+) -> tuple[list[Tensor], int]:
+    """The output tensors of `node` (shapes always; values, computed by numpy, when its inputs' are known and at
+    most `limit` of them) and the multiply-adds it takes."""
     rule = RULES.get(node.op) if node.domain == "" else None
     if rule is None:
         raise Unfoldable("(an op the runtime does not compute ahead)")
     if any(t is not None and t.shape is None for t in inputs):
         raise Unfoldable("whose shape is not read")
-    outputs, work = rule(node, inputs, opsets.get("", 0))
+    outputs, work = rule(node, inputs, opsets.get("", 0), limit)
     if len([name for name in node.outputs if name]) > len(outputs):
         raise Unfoldable("with more outputs than it has")
     for tensor in outputs:
-        if tensor.values is not None and tensor.values.size > MAX_VALUES:
+        if tensor.values is not None and tensor.values.size > limit:
             tensor.values = None
     return outputs, work
 
@@ -97,7 +101,7 @@ def out(dtype: int, shape: tuple[int, ...], values: np.ndarray | None = None) ->
 
 
 def size(shape: tuple[int, ...]) -> int:
-    return int(np.prod(shape, dtype=object))
+    return math.prod(shape)
 
 
 def known(*tensors: Tensor | None) -> bool:
@@ -107,13 +111,13 @@ def known(*tensors: Tensor | None) -> bool:
 # ---- the rules
 
 
-def same(node: Node, inputs: list[Tensor | None], opset: int) -> tuple[list[Tensor], int]:
+def same(node: Node, inputs: list[Tensor | None], opset: int, limit: int) -> tuple[list[Tensor], int]:
     """Identity and elementwise ops of one input: the same shape (Identity keeps the values)."""
     x = first(inputs)
     return [out(x.dtype, shape_of(x), x.values if node.op == "Identity" else None)], 0
 
 
-def cast(node: Node, inputs: list[Tensor | None], opset: int) -> tuple[list[Tensor], int]:
+def cast(node: Node, inputs: list[Tensor | None], opset: int, limit: int) -> tuple[list[Tensor], int]:
     x = first(inputs)
     to = one_int(node, "to", 0)
     values = None
@@ -138,7 +142,7 @@ ARITHMETIC: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
 COMPARISONS = frozenset({"Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor"})
 
 
-def elementwise(node: Node, inputs: list[Tensor | None], opset: int) -> tuple[list[Tensor], int]:
+def elementwise(node: Node, inputs: list[Tensor | None], opset: int, limit: int) -> tuple[list[Tensor], int]:
     """Broadcasting ops: the broadcast shape; the values of Add, Sub, Mul, Div and Mod of few numbers."""
     tensors = [first(inputs, index) for index in range(len(inputs))]
     try:
@@ -147,7 +151,7 @@ def elementwise(node: Node, inputs: list[Tensor | None], opset: int) -> tuple[li
         raise Unfoldable("of shapes that do not broadcast") from None
     dtype = 9 if node.op in COMPARISONS else tensors[-1 if node.op == "Where" else 0].dtype
     values = None
-    if len(tensors) == 2 and known(*tensors) and size(shape) <= MAX_VALUES:
+    if len(tensors) == 2 and known(*tensors) and size(shape) <= limit:
         a, b = (t.values for t in tensors)
         assert a is not None and b is not None
         integer = a.dtype.kind in "iu" and b.dtype.kind in "iu"
@@ -165,7 +169,7 @@ def elementwise(node: Node, inputs: list[Tensor | None], opset: int) -> tuple[li
     return [out(dtype, shape, values)], 0
 
 
-def unsqueeze(node: Node, inputs: list[Tensor | None], opset: int) -> tuple[list[Tensor], int]:
+def unsqueeze(node: Node, inputs: list[Tensor | None], opset: int, limit: int) -> tuple[list[Tensor], int]:
     x = first(inputs)
     axes = int_list(values_of(inputs, 1, "axes")) if len(inputs) > 1 else ints(node, "axes")
     if axes is None:
@@ -180,7 +184,7 @@ def unsqueeze(node: Node, inputs: list[Tensor | None], opset: int) -> tuple[list
     return [out(x.dtype, tuple(shape), x.values)], 0
 
 
-def squeeze(node: Node, inputs: list[Tensor | None], opset: int) -> tuple[list[Tensor], int]:
+def squeeze(node: Node, inputs: list[Tensor | None], opset: int, limit: int) -> tuple[list[Tensor], int]:
     x = first(inputs)
     shape = shape_of(x)
     axes = int_list(values_of(inputs, 1, "axes")) if len(inputs) > 1 else ints(node, "axes")
@@ -191,7 +195,7 @@ def squeeze(node: Node, inputs: list[Tensor | None], opset: int) -> tuple[list[T
     return [out(x.dtype, kept, x.values)], 0
 
 
-def concat(node: Node, inputs: list[Tensor | None], opset: int) -> tuple[list[Tensor], int]:
+def concat(node: Node, inputs: list[Tensor | None], opset: int, limit: int) -> tuple[list[Tensor], int]:
     tensors = [first(inputs, index) for index in range(len(inputs))]
     shapes = [shape_of(t) for t in tensors]
     rank = len(shapes[0])
@@ -200,12 +204,12 @@ def concat(node: Node, inputs: list[Tensor | None], opset: int) -> tuple[list[Te
         raise Unfoldable("of shapes that do not join")
     shape = (*shapes[0][:axis], sum(s[axis] for s in shapes), *shapes[0][axis + 1 :])
     values = None
-    if known(*tensors) and size(shape) <= MAX_VALUES:
+    if known(*tensors) and size(shape) <= limit:
         values = np.concatenate([t.values for t in tensors if t.values is not None], axis=axis)
     return [out(tensors[0].dtype, shape, values)], 0
 
 
-def gather(node: Node, inputs: list[Tensor | None], opset: int) -> tuple[list[Tensor], int]:
+def gather(node: Node, inputs: list[Tensor | None], opset: int, limit: int) -> tuple[list[Tensor], int]:
     data, indices = first(inputs), first(inputs, 1)
     shape = shape_of(data)
     axis = axis_in(one_int(node, "axis", 0), len(shape))
@@ -215,12 +219,12 @@ def gather(node: Node, inputs: list[Tensor | None], opset: int) -> tuple[list[Te
         index = indices.values.astype(np.int64)
         if np.any((index < -shape[axis]) | (index >= shape[axis])):
             raise Unfoldable("at an index out of range")
-        if data.values is not None and size(result) <= MAX_VALUES:
+        if data.values is not None and size(result) <= limit:
             values = np.take(data.values, index, axis=axis)
     return [out(data.dtype, result, values)], 0
 
 
-def slice_(node: Node, inputs: list[Tensor | None], opset: int) -> tuple[list[Tensor], int]:
+def slice_(node: Node, inputs: list[Tensor | None], opset: int, limit: int) -> tuple[list[Tensor], int]:
     x = first(inputs)
     shape = list(shape_of(x))
     if len(inputs) > 1:
@@ -255,7 +259,7 @@ def slice_(node: Node, inputs: list[Tensor | None], opset: int) -> tuple[list[Te
     return [out(x.dtype, tuple(shape), values)], 0
 
 
-def transpose(node: Node, inputs: list[Tensor | None], opset: int) -> tuple[list[Tensor], int]:
+def transpose(node: Node, inputs: list[Tensor | None], opset: int, limit: int) -> tuple[list[Tensor], int]:
     x = first(inputs)
     shape = shape_of(x)
     perm = ints(node, "perm") or list(reversed(range(len(shape))))
@@ -265,7 +269,7 @@ def transpose(node: Node, inputs: list[Tensor | None], opset: int) -> tuple[list
     return [out(x.dtype, tuple(shape[p] for p in perm), values)], 0
 
 
-def flatten(node: Node, inputs: list[Tensor | None], opset: int) -> tuple[list[Tensor], int]:
+def flatten(node: Node, inputs: list[Tensor | None], opset: int, limit: int) -> tuple[list[Tensor], int]:
     x = first(inputs)
     shape = shape_of(x)
     axis = one_int(node, "axis", 1)
@@ -276,7 +280,7 @@ def flatten(node: Node, inputs: list[Tensor | None], opset: int) -> tuple[list[T
     return [out(x.dtype, result, None if x.values is None else x.values.reshape(result))], 0
 
 
-def reshape(node: Node, inputs: list[Tensor | None], opset: int) -> tuple[list[Tensor], int]:
+def reshape(node: Node, inputs: list[Tensor | None], opset: int, limit: int) -> tuple[list[Tensor], int]:
     x = first(inputs)
     target = int_list(values_of(inputs, 1, "shape")) if len(inputs) > 1 else ints(node, "shape")
     if target is None:
@@ -296,7 +300,7 @@ def reshape(node: Node, inputs: list[Tensor | None], opset: int) -> tuple[list[T
     return [out(x.dtype, tuple(dims), x.values)], 0
 
 
-def shape_op(node: Node, inputs: list[Tensor | None], opset: int) -> tuple[list[Tensor], int]:
+def shape_op(node: Node, inputs: list[Tensor | None], opset: int, limit: int) -> tuple[list[Tensor], int]:
     shape = shape_of(first(inputs))
     rank = len(shape)
     start, end = one_int(node, "start", 0), one_int(node, "end", rank)
@@ -305,7 +309,7 @@ def shape_op(node: Node, inputs: list[Tensor | None], opset: int) -> tuple[list[
     return [out(7, dims.shape, dims)], 0
 
 
-def matmul(node: Node, inputs: list[Tensor | None], opset: int) -> tuple[list[Tensor], int]:
+def matmul(node: Node, inputs: list[Tensor | None], opset: int, limit: int) -> tuple[list[Tensor], int]:
     a, b = first(inputs), first(inputs, 1)
     sa, sb = shape_of(a), shape_of(b)
     if not sa or not sb:
@@ -321,7 +325,7 @@ def matmul(node: Node, inputs: list[Tensor | None], opset: int) -> tuple[list[Te
     return [out(a.dtype, shape)], size(shape) * ea[-1]
 
 
-def gemm(node: Node, inputs: list[Tensor | None], opset: int) -> tuple[list[Tensor], int]:
+def gemm(node: Node, inputs: list[Tensor | None], opset: int, limit: int) -> tuple[list[Tensor], int]:
     a, b = first(inputs), first(inputs, 1)
     sa, sb = shape_of(a), shape_of(b)
     if len(sa) != 2 or len(sb) != 2:
@@ -339,7 +343,7 @@ def gemm(node: Node, inputs: list[Tensor | None], opset: int) -> tuple[list[Tens
     return [out(a.dtype, (m, n))], m * n * k
 
 
-def constant_of_shape(node: Node, inputs: list[Tensor | None], opset: int) -> tuple[list[Tensor], int]:
+def constant_of_shape(node: Node, inputs: list[Tensor | None], opset: int, limit: int) -> tuple[list[Tensor], int]:
     dims = int_list(values_of(inputs, 0, "shape", required=True))
     assert dims is not None
     value = node.attributes.get("value")
@@ -347,7 +351,7 @@ def constant_of_shape(node: Node, inputs: list[Tensor | None], opset: int) -> tu
     return [out(dtype, tuple(dims))], 0
 
 
-def expand(node: Node, inputs: list[Tensor | None], opset: int) -> tuple[list[Tensor], int]:
+def expand(node: Node, inputs: list[Tensor | None], opset: int, limit: int) -> tuple[list[Tensor], int]:
     x = first(inputs)
     dims = int_list(values_of(inputs, 1, "shape", required=True))
     assert dims is not None
@@ -358,7 +362,7 @@ def expand(node: Node, inputs: list[Tensor | None], opset: int) -> tuple[list[Te
     return [out(x.dtype, shape)], 0
 
 
-def tile(node: Node, inputs: list[Tensor | None], opset: int) -> tuple[list[Tensor], int]:
+def tile(node: Node, inputs: list[Tensor | None], opset: int, limit: int) -> tuple[list[Tensor], int]:
     x = first(inputs)
     repeats = int_list(values_of(inputs, 1, "repeats", required=True))
     shape = shape_of(x)
@@ -367,19 +371,19 @@ def tile(node: Node, inputs: list[Tensor | None], opset: int) -> tuple[list[Tens
     return [out(x.dtype, tuple(d * r for d, r in zip(shape, repeats, strict=False)))], 0
 
 
-def range_(node: Node, inputs: list[Tensor | None], opset: int) -> tuple[list[Tensor], int]:
-    start, limit, delta = (values_of(inputs, index, "bounds") for index in range(3))
-    if start is None or limit is None or delta is None or start.size != 1 or limit.size != 1 or delta.size != 1:
+def range_(node: Node, inputs: list[Tensor | None], opset: int, limit: int) -> tuple[list[Tensor], int]:
+    start, end, delta = (values_of(inputs, index, "bounds") for index in range(3))
+    if start is None or end is None or delta is None or start.size != 1 or end.size != 1 or delta.size != 1:
         raise Unfoldable("without its bounds")
     if float(delta.ravel()[0]) == 0:
         raise Unfoldable("of step 0")
-    count = np.ceil((float(limit.ravel()[0]) - float(start.ravel()[0])) / float(delta.ravel()[0]))
+    count = np.ceil((float(end.ravel()[0]) - float(start.ravel()[0])) / float(delta.ravel()[0]))
     if not np.isfinite(count):
         raise Unfoldable("of no length")
     return [out(first(inputs).dtype, (max(int(count), 0),))], 0
 
 
-def reduce(node: Node, inputs: list[Tensor | None], opset: int) -> tuple[list[Tensor], int]:
+def reduce(node: Node, inputs: list[Tensor | None], opset: int, limit: int) -> tuple[list[Tensor], int]:
     x = first(inputs)
     shape = shape_of(x)
     axes = int_list(values_of(inputs, 1, "axes")) if len(inputs) > 1 else ints(node, "axes")
@@ -391,7 +395,7 @@ def reduce(node: Node, inputs: list[Tensor | None], opset: int) -> tuple[list[Te
     return [out(x.dtype, result)], size(shape)
 
 
-def quantize(node: Node, inputs: list[Tensor | None], opset: int) -> tuple[list[Tensor], int]:
+def quantize(node: Node, inputs: list[Tensor | None], opset: int, limit: int) -> tuple[list[Tensor], int]:
     x = first(inputs)
     dtype = 1 if node.op == "DequantizeLinear" else (inputs[2].dtype if len(inputs) > 2 and inputs[2] else 2)
     return [out(dtype, shape_of(x))], 0

@@ -5,6 +5,7 @@ names its own), with the byte spans a rewrite needs (`splice`). What the graph m
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -41,7 +42,7 @@ class Tensor:
 
     @property
     def size(self) -> int | None:
-        return None if self.shape is None else int(np.prod(self.shape, dtype=object))
+        return None if self.shape is None else math.prod(self.shape)
 
 
 # an attribute: its ints or floats, a tensor, or None (a string, a graph, or what was not read)
@@ -165,6 +166,7 @@ def read_attribute(
             read_graph(data, a, b, node.graphs[-1], model, depth + 1, source)
         elif number == 5:  # .t: a second one would be merged into the first: not read
             tensor = read_tensor(data, a, b, source)[1] if 5 not in by_field else Tensor(0, None)
+            tensor.span = (a, b) if 5 not in by_field else None
             by_field[5] = []
         elif number in (3, 8):  # .i, .ints (packed or not)
             by_field.setdefault(number, []).extend(signed(v) for v in (varints(data, a, b, source) if b >= 0 else [a]))
@@ -226,6 +228,39 @@ def read_tensor(data: bytes, start: int, end: int, source: str) -> tuple[str, Te
     if values.size == count:  # a tensor whose data is not its size is left to onnxruntime, which refuses it
         tensor.values = values.reshape(shape)
     return name, tensor
+
+
+def tensor_array(data: bytes, span: tuple[int, int], source: str) -> np.ndarray | None:
+    """All the values of the TensorProto data[span] (raw or in its typed field), or None for a type numpy does
+    not hold as ONNX does (strings, complex, the 8-bit floats) or data that is not its dims' size."""
+    data_type, raw = 0, None
+    dims: list[int] = []
+    typed: list[np.ndarray] = []
+    for number, a, b, _ in fields(data, span[0], span[1], source):
+        if number == 1:
+            dims.extend(signed(v) for v in (varints(data, a, b, source, limit=None) if b >= 0 else [a]))
+        elif number == 2 and b < 0:
+            data_type = a
+        elif number == 9:
+            raw = data[a:b]
+        elif number in (4, 10) and b >= 0:  # packed, or one fixed-width value
+            typed.append(np.frombuffer(data[a:b], "<f4" if number == 4 else "<f8"))
+        elif number in (5, 7):
+            typed.append(np.array([signed(v) for v in (varints(data, a, b, source, limit=None) if b >= 0 else [a])]))
+    if data_type not in DTYPES:
+        return None
+    dtype = np.dtype(DTYPES[data_type])
+    if raw is not None:
+        values = np.frombuffer(raw, dtype) if len(raw) % dtype.itemsize == 0 else np.zeros(0, dtype)
+    elif typed and data_type in (2, 3, 4, 5, 6, 9):  # int32_data: the low bits of each
+        values = (np.concatenate(typed).astype(np.int64) & 0xFFFFFFFF).astype(np.uint32).view(np.int32).astype(dtype)
+    elif typed and data_type == 10:  # float16 in int32_data: its bits
+        values = np.concatenate(typed).astype(np.uint16).view(np.float16)
+    elif typed:
+        values = np.concatenate(typed).astype(dtype)
+    else:
+        values = np.zeros(0, dtype)
+    return values.reshape(dims) if values.size == math.prod(dims) else None
 
 
 def signed(value: int) -> int:

@@ -1,41 +1,127 @@
 """A file's values computed from constants alone (int8 weights made float, a recurrent cell's weights cut and
-multiplied), computed once by onnxruntime before the file's session is made, and put in the file as constants:
-onnxruntime's own folding at load stays off, since it computed whatever a file asked (contract/constants.py)."""
+multiplied), computed once before the file's session is made and put in the file as constants: onnxruntime's own
+folding at load stays off, since it computed whatever a file asked (contract/constants.py bounds them ahead).
+
+Each value is computed as onnxruntime's folding computed it, bit for bit: by numpy where numpy's result is exact
+(moving values, integer arithmetic, elementwise float arithmetic, casts from integers), and by onnxruntime itself,
+in a session of those nodes alone, for the rest (products of matrices, other casts, any other op)."""
 
 from __future__ import annotations
 
 import numpy as np
 import onnxruntime as ort
-from makemore.contract.constants import Plan
-from makemore.contract.wire import GraphError, constant_node_bytes, message_field, splice
+from makemore.contract.constants import Plan, Value
+from makemore.contract.shapes import infer
+from makemore.contract.wire import GraphError, Tensor, constant_node_bytes, message_field, splice, tensor_array
+
+MOVES = frozenset({"Identity", "Unsqueeze", "Squeeze", "Reshape", "Flatten", "Transpose", "Slice", "Gather", "Concat"})
+ARITHMETIC = frozenset({"Add", "Sub", "Mul", "Div"})  # one IEEE operation a value: numpy's bits are onnxruntime's
 
 
 def folded(data: bytes, plan: Plan, source: str) -> bytes:
     """`data` with each folded node replaced by Constant nodes of the outputs that stay in use (none: removed)."""
     if not plan.folds:
         return data
-    side, names = plan.side_model(data, source)
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 4
-    try:
-        session = ort.InferenceSession(side, sess_options=options, providers=["CPUExecutionProvider"])
-        arrays = dict(zip(names, session.run(names, {}), strict=False)) if names else {}
-    except Exception as err:  # onnxruntime raises several untyped errors for a bad graph
-        raise GraphError(f"{source} is not a valid ONNX model ({str(err).splitlines()[0][:160]})") from None
+    arrays = FoldedValues(data, plan, source)
     edits = {}
     for number, fold in enumerate(plan.folds):
         nodes = []
         for index, (name, tensor) in enumerate(zip(fold.node.outputs, fold.outputs, strict=False)):
-            if not fold.used[index]:
-                continue
-            array = np.asarray(arrays[f"f{number}.{index}"])
+            array = arrays.outputs[number][index]
             if array.shape != tensor.shape:
                 raise GraphError(
                     f"{source}: its {fold.node.op} made a {array.shape} value where {tensor.shape} was due"
                 )
-            nodes.append(message_field(1, constant_node_bytes(name, array)))
+            if fold.used[index]:
+                nodes.append(message_field(1, constant_node_bytes(name, array)))
         edits[fold.node.span] = b"".join(nodes)
     return splice(data, 0, len(data), edits, source)
+
+
+class FoldedValues:
+    """The outputs of every fold of a plan, in rounds: numpy computes what it can exactly, in order; the folds that
+    need onnxruntime and whose inputs are known then run in one session; until every fold is done."""
+
+    def __init__(self, data: bytes, plan: Plan, source: str) -> None:
+        self.data, self.plan, self.source = data, plan, source
+        self.outputs: dict[int, list[np.ndarray]] = {}
+        self.constants: dict[int, np.ndarray | None] = {}
+        pending = list(range(len(plan.folds)))
+        while pending:
+            waiting = []
+            for number in pending:
+                inputs = plan.folds[number].inputs
+                if any(value is not None and value.fold >= 0 and value.fold not in self.outputs for value in inputs):
+                    continue
+                if not self.by_numpy(number):
+                    waiting.append(number)
+            if waiting:
+                self.by_onnxruntime(waiting)
+            left = [number for number in pending if number not in self.outputs]
+            if len(left) == len(pending):
+                raise GraphError(f"{source} is not a valid ONNX model (its constants depend on each other)")
+            pending = left
+
+    def array(self, value: Value) -> np.ndarray | None:
+        """A value's numbers: a fold's output, or a constant's (read from the file once)."""
+        if value.fold >= 0:
+            return self.outputs[value.fold][value.index]
+        tensor = value.tensor
+        key = id(tensor)
+        if key not in self.constants:
+            if tensor.values is not None:
+                self.constants[key] = tensor.values
+            else:
+                self.constants[key] = None if tensor.span is None else tensor_array(self.data, tensor.span, self.source)
+        return self.constants[key]
+
+    def by_numpy(self, number: int) -> bool:
+        """Compute fold `number` by numpy when its result is onnxruntime's, bit for bit."""
+        fold = self.plan.folds[number]
+        arrays = [None if value is None else self.array(value) for value in fold.inputs]
+        if any(value is not None and array is None for value, array in zip(fold.inputs, arrays, strict=True)):
+            return False
+        op = fold.node.op
+        first = arrays[0]
+        exact = op in MOVES or op == "Shape" or (op in ARITHMETIC and first is not None and first.dtype.kind in "iuf")
+        if (
+            op == "Cast"
+        ):  # integers to int32, int64, float32 or float64 (rounded to nearest, as C casts), or floats widened
+            to = fold.outputs[0].dtype
+            exact = first is not None and (
+                (first.dtype.kind in "biu" and to in (1, 6, 7, 11))
+                or (first.dtype.kind == "f" and to in (1, 11) and first.dtype.itemsize <= 4)
+            )
+        if not exact:
+            return False
+        tensors = [
+            None if value is None else Tensor(value.tensor.dtype, value.tensor.shape, array)
+            for value, array in zip(fold.inputs, arrays, strict=True)
+        ]
+        outputs, _ = infer(fold.node, tensors, self.plan.model.opsets, limit=1 << 62)
+        if any(tensor.values is None for tensor in outputs):
+            return False
+        self.outputs[number] = [np.asarray(tensor.values) for tensor in outputs]
+        return True
+
+    def by_onnxruntime(self, numbers: list[int]) -> None:
+        """Compute the folds `numbers` in one onnxruntime session of those nodes alone (no optimization: each node
+        runs as onnxruntime's folding ran it), given the outputs of earlier folds they read."""
+        fed = {
+            value.fold for n in numbers for value in self.plan.folds[n].inputs if value is not None and value.fold >= 0
+        }
+        side, names = self.plan.side_model(self.data, numbers, fed, self.source)
+        feed = {f"f{fold}.{index}": array for fold in fed for index, array in enumerate(self.outputs[fold])}
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        options.intra_op_num_threads = options.inter_op_num_threads = 1
+        options.log_severity_level = 4
+        try:
+            session = ort.InferenceSession(side, sess_options=options, providers=["CPUExecutionProvider"])
+            wanted = {arg.name for arg in session.get_inputs()}
+            results = dict(zip(names, session.run(names, {k: v for k, v in feed.items() if k in wanted}), strict=True))
+        except Exception as err:  # onnxruntime raises several untyped errors for a bad graph
+            raise GraphError(f"{self.source} is not a valid ONNX model ({str(err).splitlines()[0][:160]})") from None
+        for number in numbers:
+            count = len(self.plan.folds[number].outputs)
+            self.outputs[number] = [np.asarray(results[f"f{number}.{index}"]) for index in range(count)]
