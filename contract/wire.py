@@ -110,10 +110,8 @@ def read_graph(data: bytes, start: int, end: int, graph: Graph, model: Model, de
         elif number == 5:  # GraphProto.initializer (TensorProto)
             name, tensor = read_tensor(data, a, b, source)
             graph.initializers[name] = Tensor(tensor.dtype, tensor.shape, tensor.values, (a, b))
-        elif number == 15:  # GraphProto.sparse_initializer (SparseTensorProto: its values' name): never read
-            for field_number, c, d, _ in fields(data, a, b, source):
-                if field_number == 1:
-                    graph.initializers[read_tensor(data, c, d, source)[0]] = Tensor(0, None)
+        elif number == 15:  # GraphProto.sparse_initializer: onnxruntime makes it dense as it loads the file
+            raise GraphError(f"{source}: its graph holds a sparse tensor, which no makemore model does")
         elif number in (11, 12):  # GraphProto.input, .output (ValueInfoProto: its name)
             names = graph.inputs if number == 11 else graph.outputs
             names.update(
@@ -164,6 +162,8 @@ def read_attribute(
         elif number == 11:  # AttributeProto.graphs: one graph each
             node.graphs.append(Graph())
             read_graph(data, a, b, node.graphs[-1], model, depth + 1, source)
+        elif number in (22, 23):  # .sparse_tensor(s): onnxruntime makes them dense as it loads the file
+            raise GraphError(f"{source}: its graph holds a sparse tensor, which no makemore model does")
         elif number == 5:  # .t: a second one would be merged into the first: not read
             tensor = read_tensor(data, a, b, source)[1] if 5 not in by_field else Tensor(0, None)
             tensor.span = (a, b) if 5 not in by_field else None

@@ -651,3 +651,25 @@ def test_weights_in_another_file_are_refused(mlp_onnx, tmp_path) -> None:
     with pytest.raises(ModelFileError, match="weights are in another file"):
         OnnxSampler(tmp_path / "split.onnx")
     assert_usage_error(run("mm-gen", tmp_path / "split.onnx", "--n", 1))
+
+
+@pytest.mark.parametrize("where", ["sparse_initializer", "a Constant's sparse_value"])
+def test_a_sparse_tensor_is_refused_before_onnxruntime_makes_it_dense(mlp_onnx, tmp_path, where) -> None:
+    """onnxruntime made a sparse tensor of 2**28 values and one stored value dense as it loaded the file (2 GB),
+    whatever read it; makemore files hold none."""
+    values = numpy_helper.from_array(np.array([1.0], np.float32), "big")
+    sparse = helper.make_sparse_tensor(values, numpy_helper.from_array(np.array([5], np.int64), "at"), [1 << 28])
+    nodes = [
+        helper.make_node("ReduceSum", ["logits.raw"], ["dyn"], keepdims=0),  # computed at every call: not folded
+        helper.make_node("Mul", ["big", "dyn"], ["product"]),
+        *_reduced("product"),
+    ]
+    if where != "sparse_initializer":
+        nodes.insert(0, helper.make_node("Constant", [], ["big"], sparse_value=sparse))
+    path = _with_side_branch(mlp_onnx, tmp_path, "sparse", nodes, ZERO)
+    if where == "sparse_initializer":
+        model = onnx.load(str(path))
+        model.graph.sparse_initializer.append(sparse)
+        onnx.save(model, str(path))
+    with pytest.raises(ModelFileError, match="holds a sparse tensor"):
+        OnnxSampler(path)
