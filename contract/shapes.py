@@ -80,6 +80,24 @@ def values_of(inputs: list[Tensor | None], index: int, what: str, required: bool
     return tensor.values
 
 
+# the opset from which an op takes its axes (a Slice its bounds) as inputs rather than attributes
+AXES_AS_INPUT = {"Unsqueeze": 13, "Squeeze": 13, "ReduceSum": 13, "ReduceMean": 18, "ReduceMax": 18, "ReduceMin": 18,
+                 "Slice": 10}  # fmt: skip
+
+
+def as_inputs(node: Node, inputs: list[Tensor | None], opset: int, names: tuple[str, ...]) -> bool:
+    """Whether `node` takes those values as inputs at its opset (Unfoldable when it gives them the other way, which
+    onnxruntime refuses)."""
+    by_input = opset >= AXES_AS_INPUT[node.op]
+    if (len(inputs) > 1 and not by_input) or (by_input and any(name in node.attributes for name in names)):
+        raise Unfoldable(f"given its {names[0]} otherwise than opset {opset} takes them")
+    return by_input
+
+
+def axes_of(node: Node, inputs: list[Tensor | None], opset: int) -> list[int] | None:
+    return int_list(values_of(inputs, 1, "axes")) if as_inputs(node, inputs, opset, ("axes",)) else ints(node, "axes")
+
+
 def int_list(array: np.ndarray | None) -> list[int] | None:
     if array is None:
         return None
@@ -144,6 +162,8 @@ COMPARISONS = frozenset({"Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEq
 
 def elementwise(node: Node, inputs: list[Tensor | None], opset: int, limit: int) -> tuple[list[Tensor], int]:
     """Broadcasting ops: the broadcast shape; the values of Add, Sub, Mul, Div and Mod of few numbers."""
+    if opset < 7:
+        raise Unfoldable("at an opset before 7 (its broadcast is another)")
     tensors = [first(inputs, index) for index in range(len(inputs))]
     try:
         shape = np.broadcast_shapes(*(shape_of(t) for t in tensors))
@@ -171,7 +191,7 @@ def elementwise(node: Node, inputs: list[Tensor | None], opset: int, limit: int)
 
 def unsqueeze(node: Node, inputs: list[Tensor | None], opset: int, limit: int) -> tuple[list[Tensor], int]:
     x = first(inputs)
-    axes = int_list(values_of(inputs, 1, "axes")) if len(inputs) > 1 else ints(node, "axes")
+    axes = axes_of(node, inputs, opset)
     if axes is None:
         raise Unfoldable("without its axes")
     shape = list(shape_of(x))
@@ -187,7 +207,7 @@ def unsqueeze(node: Node, inputs: list[Tensor | None], opset: int, limit: int) -
 def squeeze(node: Node, inputs: list[Tensor | None], opset: int, limit: int) -> tuple[list[Tensor], int]:
     x = first(inputs)
     shape = shape_of(x)
-    axes = int_list(values_of(inputs, 1, "axes")) if len(inputs) > 1 else ints(node, "axes")
+    axes = axes_of(node, inputs, opset)
     drop = {i for i, dim in enumerate(shape) if dim == 1} if axes is None else {axis_in(a, len(shape)) for a in axes}
     if any(shape[axis] != 1 for axis in drop):
         raise Unfoldable("of an axis that is not 1 long")
@@ -227,7 +247,7 @@ def gather(node: Node, inputs: list[Tensor | None], opset: int, limit: int) -> t
 def slice_(node: Node, inputs: list[Tensor | None], opset: int, limit: int) -> tuple[list[Tensor], int]:
     x = first(inputs)
     shape = list(shape_of(x))
-    if len(inputs) > 1:
+    if as_inputs(node, inputs, opset, ("starts", "ends", "axes")):
         starts, ends = int_list(values_of(inputs, 1, "start")), int_list(values_of(inputs, 2, "end"))
         axes, steps = int_list(values_of(inputs, 3, "axes")), int_list(values_of(inputs, 4, "steps"))
     else:
@@ -386,7 +406,7 @@ def range_(node: Node, inputs: list[Tensor | None], opset: int, limit: int) -> t
 def reduce(node: Node, inputs: list[Tensor | None], opset: int, limit: int) -> tuple[list[Tensor], int]:
     x = first(inputs)
     shape = shape_of(x)
-    axes = int_list(values_of(inputs, 1, "axes")) if len(inputs) > 1 else ints(node, "axes")
+    axes = axes_of(node, inputs, opset)
     if not axes and one_int(node, "noop_with_empty_axes", 0):
         return [out(x.dtype, shape)], size(shape)
     picked = set(range(len(shape))) if not axes else {axis_in(a, len(shape)) for a in axes}
