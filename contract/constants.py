@@ -140,8 +140,9 @@ def visit(graph: Graph, outer: Scope, plan: Plan, budget: Budget, source: str) -
     scope = outer.new_child()
     for name, tensor in graph.initializers.items():
         scope[name] = Value(tensor)
-    for name in graph.inputs:
-        scope[name] = None  # fed by the caller: an initializer of that name is only its default
+    for name in graph.inputs - set(graph.initializers):
+        scope[name] = None  # fed at every call (an input with an initializer is a constant: the runtime feeds only
+        # the contract's inputs, and onnxruntime does not list one with an initializer as an input to feed)
     made = {out: node for node in graph.nodes for out in node.outputs if out}
     for name in made:
         scope[name] = None  # computed here (a constant once folded), hiding an outer name

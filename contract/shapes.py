@@ -80,6 +80,8 @@ def values_of(inputs: list[Tensor | None], index: int, what: str, required: bool
     return tensor.values
 
 
+INT32_MAX, INT64_MAX = (1 << 31) - 1, (1 << 63) - 1
+
 # the opset from which an op takes its axes (a Slice its bounds) as inputs rather than attributes
 AXES_AS_INPUT = {"Unsqueeze": 13, "Squeeze": 13, "ReduceSum": 13, "ReduceMean": 18, "ReduceMax": 18, "ReduceMin": 18,
                  "Slice": 10}  # fmt: skip
@@ -146,10 +148,19 @@ def cast(node: Node, inputs: list[Tensor | None], opset: int, limit: int) -> tup
 
 
 def int_divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a / b of integers, truncated toward zero (ONNX's, not numpy's floor)."""
+    check_divisor(a, b)
+    floor, rest = np.floor_divide(a, b), np.remainder(a, b)
+    quotient: np.ndarray = floor + ((rest != 0) & ((a < 0) != (b < 0)))
+    return quotient
+
+
+def check_divisor(a: np.ndarray, b: np.ndarray) -> None:
+    """No integer division by 0, or of the least integer by -1 (onnxruntime's process dies of either)."""
     if np.any(b == 0):
         raise Unfoldable("dividing by zero")
-    quotient: np.ndarray = np.sign(a) * np.sign(b) * (np.abs(a) // np.abs(b))  # ONNX truncates toward zero
-    return quotient
+    if a.dtype.kind == "i" and np.any((a == np.iinfo(a.dtype).min) & (b == -1)):
+        raise Unfoldable("dividing the least integer by -1")
 
 
 ARITHMETIC: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
@@ -181,8 +192,7 @@ def elementwise(node: Node, inputs: list[Tensor | None], opset: int, limit: int)
             elif node.op == "Div":
                 values = int_divide(a, b) if integer else np.divide(a, b)
             elif node.op == "Mod" and integer:
-                if np.any(b == 0):
-                    raise Unfoldable("dividing by zero")
+                check_divisor(a, b)
                 values = np.fmod(a, b) if one_int(node, "fmod", 0) else np.mod(a, b)
         if values is not None:
             values = values.astype(a.dtype)
@@ -261,12 +271,13 @@ def slice_(node: Node, inputs: list[Tensor | None], opset: int, limit: int) -> t
     picks: list[np.ndarray | slice] = [slice(None)] * len(shape)
     for axis, start, end, step in zip(axes, starts, ends, steps, strict=False):
         dim = shape[axis]
+        to_the_front = step < 0 and end in (INT32_MAX, INT64_MAX)  # onnxruntime's reading of "to the end"
         start, end = start + dim if start < 0 else start, end + dim if end < 0 else end
         if step > 0:
             start, end = min(max(start, 0), dim), min(max(end, 0), dim)
             count = max(0, -(-(end - start) // step))
         else:
-            start, end = min(max(start, 0), dim - 1), min(max(end, -1), dim - 1)
+            start, end = min(max(start, 0), dim - 1), -1 if to_the_front else min(max(end, -1), dim - 1)
             count = max(0, -(-(start - end) // -step))
         shape[axis] = count
         picks[axis] = start + step * np.arange(count)

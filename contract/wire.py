@@ -5,6 +5,7 @@ names its own), with the byte spans a rewrite needs (`splice`). What the graph m
 
 from __future__ import annotations
 
+import bisect
 import math
 import struct
 from collections.abc import Iterator
@@ -391,14 +392,24 @@ def splice(data: bytes, start: int, end: int, edits: dict[tuple[int, int], bytes
     """The message data[start:end] with each field whose bytes are an edit's span replaced by the edit (whole
     fields, key and length included: several, or none), at any depth: the messages around an edit are written
     again with their new lengths, every other field is copied."""
+    return splice_sorted(data, start, end, sorted(edits.items()), source)
+
+
+def splice_sorted(data: bytes, start: int, end: int, edits: list[tuple[tuple[int, int], bytes]], source: str) -> bytes:
+    """splice, the edits sorted by their spans (which never overlap but for one within another's message)."""
+    if not edits:
+        return data[start:end]
+    starts = [span[0] for span, _ in edits]
     out = bytearray()
     position = start
     for number, a, b, field_end in fields(data, start, end, source):
-        if (a, b) in edits:
-            out += edits[(a, b)]
-        elif b >= 0 and any(a <= s and e <= b and (s, e) != (a, b) for s, e in edits):
-            inner = {span: edit for span, edit in edits.items() if a <= span[0] and span[1] <= b}
-            out += message_field(number, splice(data, a, b, inner, source))
+        first = bisect.bisect_left(starts, a) if b >= 0 else len(starts)
+        last = bisect.bisect_right(starts, b - 1) if b >= 0 else first
+        inside = [edit for edit in edits[first:last] if edit[0][1] <= b]
+        if inside and inside[0][0] == (a, b):
+            out += inside[0][1]
+        elif inside:
+            out += message_field(number, splice_sorted(data, a, b, inside, source))
         else:
             out += data[position:field_end]
         position = field_end

@@ -10,12 +10,20 @@ from __future__ import annotations
 
 import numpy as np
 import onnxruntime as ort
-from makemore.contract.constants import Plan, Value
-from makemore.contract.shapes import infer
-from makemore.contract.wire import GraphError, Tensor, constant_node_bytes, message_field, splice, tensor_array
+from makemore.contract.constants import Plan, Value, a
+from makemore.contract.shapes import Unfoldable, infer
+from makemore.contract.wire import (
+    ONNX_TYPES,
+    GraphError,
+    Tensor,
+    constant_node_bytes,
+    message_field,
+    splice,
+    tensor_array,
+)
 
 MOVES = frozenset({"Identity", "Unsqueeze", "Squeeze", "Reshape", "Flatten", "Transpose", "Slice", "Gather", "Concat"})
-ARITHMETIC = frozenset({"Add", "Sub", "Mul", "Div"})  # one IEEE operation a value: numpy's bits are onnxruntime's
+ARITHMETIC = frozenset({"Add", "Sub", "Mul", "Div", "Mod"})  # one IEEE operation a value (Mod: integers only)
 
 
 def folded(data: bytes, plan: Plan, source: str) -> bytes:
@@ -32,6 +40,8 @@ def folded(data: bytes, plan: Plan, source: str) -> bytes:
                 raise GraphError(
                     f"{source}: its {fold.node.op} made a {array.shape} value where {tensor.shape} was due"
                 )
+            if ONNX_TYPES.get(array.dtype) != tensor.dtype:
+                raise GraphError(f"{source}: its {fold.node.op} makes a value of a type the runtime does not fold")
             if fold.used[index]:
                 nodes.append(message_field(1, constant_node_bytes(name, array)))
         edits[fold.node.span] = b"".join(nodes)
@@ -98,7 +108,10 @@ class FoldedValues:
             None if value is None else Tensor(value.tensor.dtype, value.tensor.shape, array)
             for value, array in zip(fold.inputs, arrays, strict=True)
         ]
-        outputs, _ = infer(fold.node, tensors, self.plan.model.opsets, limit=1 << 62)
+        try:
+            outputs, _ = infer(fold.node, tensors, self.plan.model.opsets, limit=1 << 62)
+        except Unfoldable as err:  # what the values show (a division by zero among more values than the check read)
+            raise GraphError(f"{self.source}: its graph computes {a(op)} from constants {err}") from None
         if any(tensor.values is None for tensor in outputs):
             return False
         self.outputs[number] = [np.asarray(tensor.values) for tensor in outputs]

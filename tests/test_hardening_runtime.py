@@ -512,6 +512,35 @@ HOSTILE_GRAPHS["a size from an op the check does not compute ahead"] = (
 )
 
 
+HOSTILE_GRAPHS["the least integer divided by -1 (onnxruntime's process died of it)"] = (
+    [
+        helper.make_node("Div", ["least", "minus"], ["q"]),
+        helper.make_node("Cast", ["q"], ["f"], to=TensorProto.FLOAT),
+        *_reduced("f"),
+    ],
+    {"least": np.array([-(1 << 63)], np.int64), "minus": np.array([-1], np.int64), **ZERO},
+    "computes a Div from constants dividing the least integer by -1",
+)
+HOSTILE_GRAPHS["a division by zero among more values than the check reads"] = (
+    [
+        helper.make_node("Div", ["many", "some_zero"], ["q"]),
+        helper.make_node("Cast", ["q"], ["f"], to=TensorProto.FLOAT),
+        *_reduced("f"),
+    ],
+    {"many": np.ones(100, np.int64), "some_zero": np.array([1] * 99 + [0], np.int64), **ZERO},
+    "computes a Div from constants dividing by zero",
+)
+HOSTILE_GRAPHS["a constant cast to strings"] = (
+    [
+        helper.make_node("Cast", ["zero"], ["text"], to=TensorProto.STRING),
+        helper.make_node("Cast", ["text"], ["back"], to=TensorProto.FLOAT),
+        helper.make_node("Mul", ["back", "zero"], ["side"]),
+    ],
+    ZERO,
+    "makes a value of a type the runtime does not fold",
+)
+
+
 @pytest.mark.parametrize("reverse", [False, True], ids=["in order", "nodes listed backwards"])
 def test_what_a_graph_computes_from_constants_is_bounded_in_any_node_order(mlp_onnx, tmp_path, reverse) -> None:
     """onnxruntime sorts a graph's nodes: the check follows what each node reads, not the order they are listed."""
@@ -673,3 +702,17 @@ def test_a_sparse_tensor_is_refused_before_onnxruntime_makes_it_dense(mlp_onnx, 
         onnx.save(model, str(path))
     with pytest.raises(ModelFileError, match="holds a sparse tensor"):
         OnnxSampler(path)
+
+
+@pytest.mark.parametrize("ir_version", [3, 8])
+def test_an_initializer_listed_as_an_input_is_bounded_as_a_constant(mlp_onnx, tmp_path, ir_version) -> None:
+    """An initializer that is also a graph input (every initializer of an opset 7 export, at IR 3; a default at IR
+    4 and later) is never fed by the runtime: onnxruntime computed from it at every call (2 GB a call) while the
+    check took it for a fed input."""
+    nodes, initializers, message = HOSTILE_GRAPHS["the broadcast of two constants (2**28 values)"]
+    model = onnx.load(str(_with_side_branch(mlp_onnx, tmp_path, "listed", nodes, initializers)))
+    model.ir_version = ir_version
+    model.graph.input.extend(helper.make_tensor_value_info(name, TensorProto.FLOAT, None) for name in ("a", "b"))
+    onnx.save(model, str(tmp_path / "listed.onnx"))
+    with pytest.raises(ModelFileError, match=message):
+        OnnxSampler(tmp_path / "listed.onnx")
