@@ -121,7 +121,7 @@ def check_graph(data: bytes, source: str) -> Plan:
     model = read_model(bytes(data), source)
     plan = Plan(model, [])
     budget = Budget(FOLD_VALUES + 2 * len(data), FOLD_WORK)
-    visit(model.graph, Scope(), plan, budget, source)
+    visit(model.graph, Scope(), plan, budget, source, frozenset())
     read = names_read(model.graph, {id(fold.node) for fold in plan.folds})
     for fold in plan.folds:
         fold.used = [out in read for out in fold.node.outputs]
@@ -134,9 +134,10 @@ class Budget:
     work: int
 
 
-def visit(graph: Graph, outer: Scope, plan: Plan, budget: Budget, source: str) -> None:
+def visit(graph: Graph, outer: Scope, plan: Plan, budget: Budget, source: str, written: frozenset[str]) -> None:
     """Fold what `graph` computes from constants (in dependency order, whatever the order of its nodes), check its
-    other nodes, then visit its subgraphs with its constants in scope."""
+    other nodes, then visit its subgraphs with its constants in scope (`written`: the names the graphs around it
+    compute, which it may not compute again)."""
     scope = outer.new_child()
     for name, tensor in graph.initializers.items():
         scope[name] = Value(tensor)
@@ -144,6 +145,8 @@ def visit(graph: Graph, outer: Scope, plan: Plan, budget: Budget, source: str) -
         scope[name] = None  # fed at every call (an input with an initializer is a constant: the runtime feeds only
         # the contract's inputs, and onnxruntime does not list one with an initializer as an input to feed)
     made = {out: node for node in graph.nodes for out in node.outputs if out}
+    if twice := next((name for name in made if name in written), None):
+        raise GraphError(f"{source} is not a valid ONNX model ({twice!r} is computed twice)")
     for name in made:
         scope[name] = None  # computed here (a constant once folded), hiding an outer name
     waiting: dict[int, int] = {}  # node -> inputs made here and not folded yet
@@ -179,7 +182,8 @@ def visit(graph: Graph, outer: Scope, plan: Plan, budget: Budget, source: str) -
         if id(node) not in folded and node.op in SIZED and node.domain == "":
             check_size(node, scope, source)
         for subgraph in node.graphs:
-            visit(subgraph, scope, plan, budget, source)
+            visit(subgraph, scope, plan, budget, source, written | (set(made) - set(node.outputs)))  # (a branch may
+            # name its value as the If names it, as onnxruntime allows)
 
 
 def fold(node: Node, scope: Scope, plan: Plan, budget: Budget, source: str) -> list[Value]:
@@ -194,6 +198,8 @@ def fold(node: Node, scope: Scope, plan: Plan, budget: Budget, source: str) -> l
         outputs, work = infer(node, [value.tensor if value else None for value in inputs], plan.model.opsets)
     except Unfoldable as err:
         raise GraphError(f"{source}: its graph computes {a(node.op)} from constants {err}") from None
+    except (IndexError, ValueError, TypeError, OverflowError):  # a case the rules missed: refused all the same
+        raise GraphError(f"{source}: its graph computes {a(node.op)} from constants that do not fit it") from None
     if any((t.size or 0) > MAX_CONSTANT_ELEMENTS for t in outputs):
         raise GraphError(f"{source}: its graph asks {a(node.op)} for more than {MAX_CONSTANT_ELEMENTS:,} values")
     count = sum(t.size or 0 for t in outputs)

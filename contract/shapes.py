@@ -8,7 +8,7 @@ import math
 from collections.abc import Callable
 
 import numpy as np
-from makemore.contract.wire import DTYPES, MAX_VALUES, Node, Tensor
+from makemore.contract.wire import DTYPES, MAX_RANK, MAX_VALUES, Node, Tensor
 
 
 class Unfoldable(Exception):
@@ -109,7 +109,7 @@ def int_list(array: np.ndarray | None) -> list[int] | None:
 
 
 def axis_in(axis: int, rank: int) -> int:
-    if not -rank <= axis < max(rank, 1):
+    if not -rank <= axis < rank:
         raise Unfoldable(f"along axis {axis} of a rank-{rank} value")
     return axis + rank if axis < 0 else axis
 
@@ -117,6 +117,8 @@ def axis_in(axis: int, rank: int) -> int:
 def out(dtype: int, shape: tuple[int, ...], values: np.ndarray | None = None) -> Tensor:
     if any(dim < 0 for dim in shape):
         raise Unfoldable("of a negative size")
+    if len(shape) > MAX_RANK:
+        raise Unfoldable(f"of more than {MAX_RANK} dimensions")
     return Tensor(dtype, tuple(int(dim) for dim in shape), None if values is None else values.reshape(shape))
 
 
@@ -218,7 +220,7 @@ def squeeze(node: Node, inputs: list[Tensor | None], opset: int, limit: int) -> 
     x = first(inputs)
     shape = shape_of(x)
     axes = axes_of(node, inputs, opset)
-    drop = {i for i, dim in enumerate(shape) if dim == 1} if axes is None else {axis_in(a, len(shape)) for a in axes}
+    drop = {i for i, dim in enumerate(shape) if dim == 1} if not axes else {axis_in(a, len(shape)) for a in axes}
     if any(shape[axis] != 1 for axis in drop):
         raise Unfoldable("of an axis that is not 1 long")
     kept = tuple(dim for i, dim in enumerate(shape) if i not in drop)
@@ -264,20 +266,21 @@ def slice_(node: Node, inputs: list[Tensor | None], opset: int, limit: int) -> t
         starts, ends, axes, steps = ints(node, "starts"), ints(node, "ends"), ints(node, "axes"), None
     if starts is None or ends is None or len(starts) != len(ends):
         raise Unfoldable("without its bounds")
-    axes = list(range(len(starts))) if axes is None else [axis_in(a, len(shape)) for a in axes]
+    axes = [axis_in(a, len(shape)) for a in (range(len(starts)) if axes is None else axes)]
     steps = [1] * len(starts) if steps is None else steps
     if len(axes) != len(starts) or len(steps) != len(starts) or len(set(axes)) != len(axes) or 0 in steps:
         raise Unfoldable("with bounds that do not match")
     picks: list[np.ndarray | slice] = [slice(None)] * len(shape)
     for axis, start, end, step in zip(axes, starts, ends, steps, strict=False):
         dim = shape[axis]
-        to_the_front = step < 0 and end in (INT32_MAX, INT64_MAX)  # onnxruntime's reading of "to the end"
+        if step < 0 and end in (INT32_MAX, INT64_MAX):  # its kernel reads "to the front", its shape inference not
+            raise Unfoldable("with a negative step to INT_MAX, which onnxruntime reads two ways")
         start, end = start + dim if start < 0 else start, end + dim if end < 0 else end
         if step > 0:
             start, end = min(max(start, 0), dim), min(max(end, 0), dim)
             count = max(0, -(-(end - start) // step))
         else:
-            start, end = min(max(start, 0), dim - 1), -1 if to_the_front else min(max(end, -1), dim - 1)
+            start, end = min(max(start, 0), dim - 1), min(max(end, -1), dim - 1)
             count = max(0, -(-(start - end) // -step))
         shape[axis] = count
         picks[axis] = start + step * np.arange(count)

@@ -17,6 +17,7 @@ from makemore.contract.metadata import ModelFileError
 MAX_DEPTH = 8  # subgraphs within subgraphs (an exported If holds one level)
 MAX_NODES = 1 << 20
 MAX_VALUES = 64  # values of one constant that are read: more, and only its shape is known
+MAX_RANK = 64  # dimensions of a tensor (numpy's limit)
 
 # TensorProto data types: numpy's little-endian dtype of each fixed-width one (strings, complex and the 8-bit
 # floats have none: their values are never read)
@@ -212,6 +213,10 @@ def read_tensor(data: bytes, start: int, end: int, source: str) -> tuple[str, Te
     shape = tuple(dims)
     if any(dim < 0 for dim in shape):
         raise GraphError(f"{source} is not a valid ONNX model (a tensor with a negative dimension)")
+    if len(shape) > MAX_RANK:
+        raise GraphError(
+            f"{source}: it holds a tensor of more than {MAX_RANK} dimensions, which no makemore model does"
+        )
     tensor = Tensor(data_type, shape)
     count = tensor.size
     if data_type not in DTYPES or unread or len(packed) > MAX_VALUES or count is None or count > MAX_VALUES:

@@ -3,8 +3,9 @@ multiplied), computed once before the file's session is made and put in the file
 folding at load stays off, since it computed whatever a file asked (contract/constants.py bounds them ahead).
 
 Each value is computed as onnxruntime's folding computed it, bit for bit: by numpy where numpy's result is exact
-(moving values, integer arithmetic, elementwise float arithmetic, casts from integers), and by onnxruntime itself,
-in a session of those nodes alone, for the rest (products of matrices, other casts, any other op)."""
+(moving values, integer arithmetic, elementwise float arithmetic without NaN, casts from integers), and by
+onnxruntime itself, in one session of those nodes alone, for the rest (products of matrices, other casts, any other
+op)."""
 
 from __future__ import annotations
 
@@ -49,28 +50,21 @@ def folded(data: bytes, plan: Plan, source: str) -> bytes:
 
 
 class FoldedValues:
-    """The outputs of every fold of a plan, in rounds: numpy computes what it can exactly, in order; the folds that
-    need onnxruntime and whose inputs are known then run in one session; until every fold is done."""
+    """The outputs of every fold of a plan, in one pass in the plan's order (each fold after the folds it reads):
+    numpy computes a fold when its inputs are known and its result is exact; the rest run together in one
+    onnxruntime session, given the numpy results they read."""
 
     def __init__(self, data: bytes, plan: Plan, source: str) -> None:
         self.data, self.plan, self.source = data, plan, source
         self.outputs: dict[int, list[np.ndarray]] = {}
         self.constants: dict[int, np.ndarray | None] = {}
-        pending = list(range(len(plan.folds)))
-        while pending:
-            waiting = []
-            for number in pending:
-                inputs = plan.folds[number].inputs
-                if any(value is not None and value.fold >= 0 and value.fold not in self.outputs for value in inputs):
-                    continue
-                if not self.by_numpy(number):
-                    waiting.append(number)
-            if waiting:
-                self.by_onnxruntime(waiting)
-            left = [number for number in pending if number not in self.outputs]
-            if len(left) == len(pending):
-                raise GraphError(f"{source} is not a valid ONNX model (its constants depend on each other)")
-            pending = left
+        batch: list[int] = []
+        for number, fold in enumerate(plan.folds):
+            ready = all(value is None or value.fold < 0 or value.fold in self.outputs for value in fold.inputs)
+            if not (ready and self.by_numpy(number)):
+                batch.append(number)
+        if batch:
+            self.by_onnxruntime(batch)
 
     def array(self, value: Value) -> np.ndarray | None:
         """A value's numbers: a fold's output, or a constant's (read from the file once)."""
@@ -94,13 +88,14 @@ class FoldedValues:
         op = fold.node.op
         first = arrays[0]
         exact = op in MOVES or op == "Shape" or (op in ARITHMETIC and first is not None and first.dtype.kind in "iuf")
+        if op in ARITHMETIC and any(x is not None and x.dtype.kind == "f" and np.isnan(x).any() for x in arrays):
+            exact = False  # which NaN comes out of two is onnxruntime's choice
         if (
             op == "Cast"
         ):  # integers to int32, int64, float32 or float64 (rounded to nearest, as C casts), or floats widened
             to = fold.outputs[0].dtype
             exact = first is not None and (
-                (first.dtype.kind in "biu" and to in (1, 6, 7, 11))
-                or (first.dtype.kind == "f" and to in (1, 11) and first.dtype.itemsize <= 4)
+                (first.dtype.kind in "biu" and to in (1, 6, 7, 11)) or (first.dtype == np.float32 and to in (1, 11))
             )
         if not exact:
             return False
@@ -112,6 +107,8 @@ class FoldedValues:
             outputs, _ = infer(fold.node, tensors, self.plan.model.opsets, limit=1 << 62)
         except Unfoldable as err:  # what the values show (a division by zero among more values than the check read)
             raise GraphError(f"{self.source}: its graph computes {a(op)} from constants {err}") from None
+        except (IndexError, ValueError, TypeError, OverflowError):  # a case the rules missed: onnxruntime's to say
+            return False
         if any(tensor.values is None for tensor in outputs):
             return False
         self.outputs[number] = [np.asarray(tensor.values) for tensor in outputs]
@@ -120,15 +117,16 @@ class FoldedValues:
     def by_onnxruntime(self, numbers: list[int]) -> None:
         """Compute the folds `numbers` in one onnxruntime session of those nodes alone (no optimization: each node
         runs as onnxruntime's folding ran it), given the outputs of earlier folds they read."""
-        fed = {
-            value.fold for n in numbers for value in self.plan.folds[n].inputs if value is not None and value.fold >= 0
-        }
+        inputs = [value for n in numbers for value in self.plan.folds[n].inputs if value is not None]
+        fed = {value.fold for value in inputs if value.fold >= 0} - set(numbers)  # computed by numpy
         side, names = self.plan.side_model(self.data, numbers, fed, self.source)
         feed = {f"f{fold}.{index}": array for fold in fed for index, array in enumerate(self.outputs[fold])}
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         options.intra_op_num_threads = options.inter_op_num_threads = 1
         options.log_severity_level = 4
+        options.add_session_config_entry("session.disable_prepacking", "1")  # as its folding: a prepacked weight
+        # matrix rounded a product of one row otherwise
         try:
             session = ort.InferenceSession(side, sess_options=options, providers=["CPUExecutionProvider"])
             wanted = {arg.name for arg in session.get_inputs()}
