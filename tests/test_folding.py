@@ -212,3 +212,85 @@ def test_any_chain_of_constant_ops_folds_to_what_onnxruntime_computes(data) -> N
     options.add_session_config_entry("optimization.disable_specified_optimizers", "ConstantFolding")
     got = ort.InferenceSession(data_folded, options, providers=["CPUExecutionProvider"]).run(["y"], {})[0]
     assert got.shape == expected.shape and np.array_equal(got, expected, equal_nan=True)
+
+
+def _bare(nodes: list, inits: dict, output: str = "y", opset: int = 17) -> bytes:
+    graph = helper.make_graph(
+        nodes,
+        "bare",
+        [],
+        [helper.make_tensor_value_info(output, TensorProto.FLOAT, None)],
+        initializer=[
+            value if isinstance(value, TensorProto) else numpy_helper.from_array(value, key)
+            for key, value in inits.items()
+        ],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=8).SerializeToString()
+
+
+def test_folds_for_onnxruntime_run_in_one_session_whatever_their_chain(monkeypatch) -> None:
+    """A chain of ops only onnxruntime computes (each needing the one before) is one session, not one a link (a
+    chain of 16,000 took 51 s)."""
+    from makemore.runtime import folding
+
+    sessions = []
+    real = folding.FoldedValues.by_onnxruntime
+    monkeypatch.setattr(
+        folding.FoldedValues, "by_onnxruntime", lambda self, numbers: sessions.append(numbers) or real(self, numbers)
+    )
+    nodes = [helper.make_node("Neg", [f"x{i}"], [f"x{i + 1}"]) for i in range(50)]
+    nodes.append(helper.make_node("Mul", ["x50", "two"], ["y"]))  # numpy's, after onnxruntime's
+    model = _bare(nodes, {"x0": np.ones(3, np.float32), "two": np.full(3, 2.0, np.float32)})
+    data = folded(model, check_graph(model, "chain.onnx"), "chain.onnx")
+    assert len(sessions) == 1 and len(sessions[0]) == 51
+    assert own_folding_session(data).run(["y"], {})[0].tolist() == [2.0, 2.0, 2.0]
+
+
+SCALAR = np.array(1.0, np.float32)
+MALFORMED = {
+    "a Gather of a scalar": ([helper.make_node("Gather", ["s", "i"], ["y"])], {"s": SCALAR, "i": np.array([0])}),
+    "a Concat of scalars": ([helper.make_node("Concat", ["s", "s"], ["y"], axis=0)], {"s": SCALAR}),
+    "a Slice of more axes than the value has": (
+        [helper.make_node("Slice", ["v", "b", "e"], ["y"])],
+        {"v": np.ones(3, np.float32), "b": np.array([0, 0]), "e": np.array([1, 1])},
+    ),
+    "a tensor of 70 dimensions": (
+        [helper.make_node("Identity", ["big"], ["y"])],
+        {"big": helper.make_tensor("big", TensorProto.FLOAT, [1] * 70, [0.0])},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_a_malformed_constant_computation_is_one_line(case) -> None:
+    """onnxruntime refuses each of these; the check refuses them in one line (it raised IndexError and ValueError
+    tracebacks)."""
+    nodes, inits = MALFORMED[case]
+    model = _bare(nodes, inits)
+    with pytest.raises(GraphError) as refused:
+        folded(model, check_graph(model, "bad.onnx"), "bad.onnx")
+    assert "\n" not in str(refused.value)
+
+
+def test_a_branch_may_not_compute_an_outer_name_again() -> None:
+    """onnxruntime refuses a subgraph that computes a name its outer graph computes (but not the If's own
+    output name); folding the outer node must not make such a file load."""
+    then = helper.make_graph(
+        [helper.make_node("Neg", ["x"], ["t"])],
+        "then",
+        [],
+        [helper.make_tensor_value_info("t", TensorProto.FLOAT, None)],
+    )
+    other = helper.make_graph(
+        [helper.make_node("Neg", ["x"], ["y"])],
+        "else",
+        [],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )
+    nodes = [
+        helper.make_node("Neg", ["x"], ["t"]),
+        helper.make_node("If", ["c"], ["y"], then_branch=then, else_branch=other),
+    ]
+    model = _bare(nodes, {"x": np.ones(2, np.float32), "c": np.array(True)})
+    with pytest.raises(GraphError, match="'t' is computed twice"):
+        check_graph(model, "twice.onnx")
