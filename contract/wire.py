@@ -291,7 +291,7 @@ def varints(data: bytes, start: int, end: int, source: str, limit: int | None = 
     return values
 
 
-def varint(data: bytes, position: int, end: int, source: str) -> tuple[int, int]:
+def varint(data: bytes | memoryview, position: int, end: int, source: str) -> tuple[int, int]:
     value, shift = 0, 0
     while True:
         if position >= end or shift > 63:
@@ -304,7 +304,7 @@ def varint(data: bytes, position: int, end: int, source: str) -> tuple[int, int]
         shift += 7
 
 
-def fields(data: bytes, start: int, end: int, source: str) -> Iterator[tuple[int, int, int, int]]:
+def fields(data: bytes | memoryview, start: int, end: int, source: str) -> Iterator[tuple[int, int, int, int]]:
     """(field number, a, b, where the field ends) of each field of a message in data[start:end]: a length-delimited
     or fixed-width field's bytes as data[a:b]; a varint's value as a, with b = -1."""
     position = start
@@ -362,21 +362,28 @@ def varint_field(number: int, value: int) -> bytes:
     return encode_varint(number << 3) + encode_varint(value)
 
 
-def tensor_bytes(name: str, array: np.ndarray) -> bytes:
+# A message written as its parts (bytes, or views of the file's bytes and of arrays), joined once at the end: a
+# weight's bytes are copied once, however deep the message that holds it.
+Parts = list[bytes | memoryview]
+
+
+def prefixed(number: int, parts: Parts) -> Parts:
+    """The parts of one length-delimited field holding `parts`."""
+    return [encode_varint(number << 3 | 2) + encode_varint(sum(len(part) for part in parts)), *parts]
+
+
+def tensor_parts(name: str, array: np.ndarray) -> Parts:
     """A TensorProto of `array` (its dims, type and raw little-endian data) named `name`."""
     dtype = array.dtype.newbyteorder("<") if array.dtype.byteorder == ">" else array.dtype
-    return (
-        b"".join(varint_field(1, dim) for dim in array.shape)
-        + varint_field(2, ONNX_TYPES[dtype])
-        + message_field(8, name.encode())
-        + message_field(9, np.ascontiguousarray(array, dtype).tobytes())
-    )
+    head = b"".join(varint_field(1, dim) for dim in array.shape) + varint_field(2, ONNX_TYPES[dtype])
+    raw = np.ascontiguousarray(array, dtype).data.cast("B")
+    return [head + message_field(8, name.encode()), *prefixed(9, [raw])]
 
 
-def constant_node_bytes(output: str, array: np.ndarray) -> bytes:
+def constant_node_parts(output: str, array: np.ndarray) -> Parts:
     """A NodeProto `Constant` giving `array` as `output`."""
-    value = message_field(1, b"value") + varint_field(20, 4) + message_field(5, tensor_bytes("", array))
-    return message_field(2, output.encode()) + message_field(4, b"Constant") + message_field(5, value)
+    value = [message_field(1, b"value") + varint_field(20, 4), *prefixed(5, tensor_parts("", array))]
+    return [message_field(2, output.encode()) + message_field(4, b"Constant"), *prefixed(5, value)]
 
 
 def renamed(data: bytes, span: tuple[int, int], names: dict[int, list[str]], source: str) -> bytes:
@@ -393,29 +400,32 @@ def renamed(data: bytes, span: tuple[int, int], names: dict[int, list[str]], sou
     return bytes(out)
 
 
-def splice(data: bytes, start: int, end: int, edits: dict[tuple[int, int], bytes], source: str) -> bytes:
+def splice(data: bytes, start: int, end: int, edits: dict[tuple[int, int], Parts], source: str) -> bytes:
     """The message data[start:end] with each field whose bytes are an edit's span replaced by the edit (whole
     fields, key and length included: several, or none), at any depth: the messages around an edit are written
     again with their new lengths, every other field is copied."""
-    return splice_sorted(data, start, end, sorted(edits.items()), source)
+    return b"".join(splice_parts(memoryview(data), start, end, sorted(edits.items()), source))
 
 
-def splice_sorted(data: bytes, start: int, end: int, edits: list[tuple[tuple[int, int], bytes]], source: str) -> bytes:
-    """splice, the edits sorted by their spans (which never overlap but for one within another's message)."""
+def splice_parts(
+    data: memoryview, start: int, end: int, edits: list[tuple[tuple[int, int], Parts]], source: str
+) -> Parts:
+    """splice as parts, the edits sorted by their spans (which never overlap but for one within another's
+    message)."""
     if not edits:
-        return data[start:end]
+        return [data[start:end]]
     starts = [span[0] for span, _ in edits]
-    out = bytearray()
+    parts: Parts = []
     position = start
     for number, a, b, field_end in fields(data, start, end, source):
         first = bisect.bisect_left(starts, a) if b >= 0 else len(starts)
         last = bisect.bisect_right(starts, b - 1) if b >= 0 else first
         inside = [edit for edit in edits[first:last] if edit[0][1] <= b]
         if inside and inside[0][0] == (a, b):
-            out += inside[0][1]
+            parts += inside[0][1]
         elif inside:
-            out += message_field(number, splice_sorted(data, a, b, inside, source))
+            parts += prefixed(number, splice_parts(data, a, b, inside, source))
         else:
-            out += data[position:field_end]
+            parts.append(data[position:field_end])
         position = field_end
-    return bytes(out)
+    return parts

@@ -16,9 +16,10 @@ from makemore.contract.shapes import Unfoldable, infer
 from makemore.contract.wire import (
     ONNX_TYPES,
     GraphError,
+    Parts,
     Tensor,
-    constant_node_bytes,
-    message_field,
+    constant_node_parts,
+    prefixed,
     splice,
     tensor_array,
 )
@@ -32,9 +33,9 @@ def folded(data: bytes, plan: Plan, source: str) -> bytes:
     if not plan.folds:
         return data
     arrays = FoldedValues(data, plan, source)
-    edits = {}
+    edits: dict[tuple[int, int], Parts] = {}
     for number, fold in enumerate(plan.folds):
-        nodes = []
+        nodes: Parts = []
         for index, (name, tensor) in enumerate(zip(fold.node.outputs, fold.outputs, strict=False)):
             array = arrays.outputs[number][index]
             if array.shape != tensor.shape:
@@ -44,8 +45,8 @@ def folded(data: bytes, plan: Plan, source: str) -> bytes:
             if ONNX_TYPES.get(array.dtype) != tensor.dtype:
                 raise GraphError(f"{source}: its {fold.node.op} makes a value of a type the runtime does not fold")
             if fold.used[index]:
-                nodes.append(message_field(1, constant_node_bytes(name, array)))
-        edits[fold.node.span] = b"".join(nodes)
+                nodes += prefixed(1, constant_node_parts(name, array))  # GraphProto.node
+        edits[fold.node.span] = nodes
     return splice(data, 0, len(data), edits, source)
 
 
