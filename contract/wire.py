@@ -376,7 +376,8 @@ def tensor_parts(name: str, array: np.ndarray) -> Parts:
     """A TensorProto of `array` (its dims, type and raw little-endian data) named `name`."""
     dtype = array.dtype.newbyteorder("<") if array.dtype.byteorder == ">" else array.dtype
     head = b"".join(varint_field(1, dim) for dim in array.shape) + varint_field(2, ONNX_TYPES[dtype])
-    raw = np.ascontiguousarray(array, dtype).data.cast("B")
+    flat = np.ascontiguousarray(array, dtype).reshape(-1)
+    raw = flat.data.cast("B") if flat.size else b""
     return [head + message_field(8, name.encode()), *prefixed(9, [raw])]
 
 
