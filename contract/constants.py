@@ -190,9 +190,7 @@ def fold(node: Node, scope: Scope, plan: Plan, budget: Budget, source: str) -> l
     """The values `node` computes from constants: a Constant's own, or the shapes (and few values) of a node the
     runtime will compute once, which must fit the budget."""
     if node.op == "Constant" and node.domain == "":
-        values = [v for k, v in node.attributes.items() if k.startswith("value") or k == "sparse_value"]
-        tensor = constant_tensor(node)
-        return [Value(tensor, node=node)] if len(node.outputs) == 1 and len(values) == 1 else [Value(Tensor(0, None))]
+        return [Value(constant_tensor(node), node=node)]
     inputs = [scope.get(name) if name else None for name in node.inputs]
     try:
         outputs, work = infer(node, [value.tensor if value else None for value in inputs], plan.model.opsets)

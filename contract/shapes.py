@@ -220,7 +220,9 @@ def squeeze(node: Node, inputs: list[Tensor | None], opset: int, limit: int) -> 
     x = first(inputs)
     shape = shape_of(x)
     axes = axes_of(node, inputs, opset)
-    drop = {i for i, dim in enumerate(shape) if dim == 1} if not axes else {axis_in(a, len(shape)) for a in axes}
+    if axes == [] and len(inputs) > 1:  # its kernel drops every 1-long axis, its shape inference none
+        raise Unfoldable("with empty axes, which onnxruntime reads two ways")
+    drop = {i for i, dim in enumerate(shape) if dim == 1} if axes is None else {axis_in(a, len(shape)) for a in axes}
     if any(shape[axis] != 1 for axis in drop):
         raise Unfoldable("of an axis that is not 1 long")
     kept = tuple(dim for i, dim in enumerate(shape) if i not in drop)
