@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from makemore.contract.shapes import Unfoldable, infer
 from makemore.contract.wire import (
+    DTYPES,
     Graph,
     GraphError,
     Model,
@@ -198,6 +199,9 @@ def fold(node: Node, scope: Scope, plan: Plan, budget: Budget, source: str) -> l
         raise GraphError(f"{source}: its graph computes {a(node.op)} from constants {err}") from None
     except (IndexError, ValueError, TypeError, OverflowError):  # a case the rules missed: refused all the same
         raise GraphError(f"{source}: its graph computes {a(node.op)} from constants that do not fit it") from None
+    if any(t.dtype not in DTYPES for t in outputs):  # strings (bytes of any length a value) and other types the
+        # runtime cannot write: refused before anything is computed
+        raise GraphError(f"{source}: its graph computes {a(node.op)} of a type the runtime does not fold")
     if any((t.size or 0) > MAX_CONSTANT_ELEMENTS for t in outputs):
         raise GraphError(f"{source}: its graph asks {a(node.op)} for more than {MAX_CONSTANT_ELEMENTS:,} values")
     count = sum(t.size or 0 for t in outputs)

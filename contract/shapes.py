@@ -28,6 +28,7 @@ def infer(
         raise Unfoldable("(an op the runtime does not compute ahead)")
     if any(t is not None and t.shape is None for t in inputs):
         raise Unfoldable("whose shape is not read")
+    check_types(node.op, inputs)
     outputs, work = rule(node, inputs, opsets.get("", 0), limit)
     if len([name for name in node.outputs if name]) > len(outputs):
         raise Unfoldable("with more outputs than it has")
@@ -35,6 +36,45 @@ def infer(
         if tensor.values is not None and tensor.values.size > limit:
             tensor.values = None
     return outputs, work
+
+
+# ---- the types an op takes (onnxruntime refuses the rest; a folded node is never shown to it)
+
+INT64, INDICES = frozenset({7}), frozenset({6, 7})
+AXES_INPUT = {op: {1: INT64} for op in ("Reshape", "Unsqueeze", "Squeeze", "ReduceSum", "ReduceMean", "ReduceMax",
+                                         "ReduceMin", "Tile", "Expand")}  # fmt: skip
+INPUT_TYPES: dict[str, dict[int, frozenset[int]]] = {
+    **AXES_INPUT,
+    "Gather": {1: INDICES},
+    "Slice": dict.fromkeys(range(1, 5), INDICES),
+    "ConstantOfShape": {0: INT64},
+}
+EVERY = None  # every input
+SAME_TYPE: dict[str, tuple[int, ...] | None] = {
+    **dict.fromkeys(("Add", "Sub", "Mul", "Div", "Mod", "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual",
+                     "And", "Or", "Xor", "Concat", "Range", "MatMul", "Gemm"), EVERY),
+    "Where": (1, 2),
+    "Slice": (1, 2, 3, 4),
+}  # fmt: skip
+
+
+# what may compute on float16 values: onnxruntime's optimizer computed the rest in float32 and dropped the cast back
+# (a quotient past float16's range stayed finite), which its kernels alone do not
+FLOAT16_OPS = frozenset({"Identity", "Unsqueeze", "Squeeze", "Reshape", "Flatten", "Transpose", "Slice", "Gather",
+                         "Concat", "Shape", "Cast", "Expand", "Tile"})  # fmt: skip
+
+
+def check_types(op: str, inputs: list[Tensor | None]) -> None:
+    if op not in FLOAT16_OPS and any(t is not None and t.dtype == 10 for t in inputs):
+        raise Unfoldable("of float16 values, which onnxruntime computes two ways")
+    for index, allowed in INPUT_TYPES.get(op, {}).items():
+        tensor = inputs[index] if index < len(inputs) else None
+        if tensor is not None and tensor.dtype not in allowed:
+            raise Unfoldable("given a value of a type it does not take")
+    if op in SAME_TYPE:
+        indices = SAME_TYPE[op] or range(len(inputs))
+        if len({t.dtype for i in indices if i < len(inputs) and (t := inputs[i]) is not None}) > 1:
+            raise Unfoldable("given values of two types")
 
 
 # ---- helpers
@@ -272,7 +312,7 @@ def slice_(node: Node, inputs: list[Tensor | None], opset: int, limit: int) -> t
     steps = [1] * len(starts) if steps is None else steps
     if len(axes) != len(starts) or len(steps) != len(starts) or len(set(axes)) != len(axes) or 0 in steps:
         raise Unfoldable("with bounds that do not match")
-    picks: list[np.ndarray | slice] = [slice(None)] * len(shape)
+    picks: list[tuple[int, int, int, int]] = []  # (axis, start, step, count)
     for axis, start, end, step in zip(axes, starts, ends, steps, strict=False):
         dim = shape[axis]
         if step < 0 and end in (INT32_MAX, INT64_MAX):  # its kernel reads "to the front", its shape inference not
@@ -285,13 +325,11 @@ def slice_(node: Node, inputs: list[Tensor | None], opset: int, limit: int) -> t
             start, end = min(max(start, 0), dim - 1), min(max(end, -1), dim - 1)
             count = max(0, -(-(start - end) // -step))
         shape[axis] = count
-        picks[axis] = start + step * np.arange(count)
-    values = None
-    if x.values is not None:
-        values = x.values
-        for axis, pick in enumerate(picks):
-            if isinstance(pick, np.ndarray):
-                values = np.take(values, pick, axis=axis)
+        picks.append((axis, start, step, count))
+    values = x.values
+    if values is not None:
+        for axis, start, step, count in picks:
+            values = np.take(values, start + step * np.arange(count), axis=axis)
     return [out(x.dtype, tuple(shape), values)], 0
 
 

@@ -137,6 +137,8 @@ def read_node(data: bytes, start: int, end: int, model: Model, depth: int, sourc
             node.domain = text(data, a, b, source)
         elif number == 5:  # NodeProto.attribute
             name, value = read_attribute(data, a, b, node, model, depth, source)
+            if name in node.attributes:  # onnxruntime refuses it ("appeared multiple times")
+                raise GraphError(f"{source} is not a valid ONNX model (a node's attribute {name!r} given twice)")
             node.attributes[name] = value
     if node.domain == "ai.onnx":
         node.domain = ""
@@ -186,87 +188,98 @@ def read_attribute(
     return name, values if len(values) <= MAX_VALUES else None
 
 
-def read_tensor(data: bytes, start: int, end: int, source: str) -> tuple[str, Tensor]:
-    """A TensorProto's name and its type, dims and (at most MAX_VALUES) values. Weights in another file are refused:
-    makemore files hold theirs."""
-    name, data_type, raw, repeated, unread = "", 0, b"", b"", False
-    dims: list[int] = []
-    packed: list[int] = []
+# TensorProto data type -> the field that holds its values when it has no raw_data: float_data, double_data,
+# int64_data, uint64_data, or int32_data (every narrower integer, bool and float16's bits)
+TYPED_FIELD = {1: 4, 11: 10, 7: 7, 12: 11, 13: 11, **dict.fromkeys((2, 3, 4, 5, 6, 9, 10), 5)}
+
+
+@dataclass
+class TensorFields:
+    """Where a TensorProto keeps what it holds: its type, dims, name, its last raw_data, its typed data fields."""
+
+    data_type: int = 0
+    dims: list[int] = field(default_factory=list)
+    name: str = ""
+    raw: tuple[int, int] | None = None
+    typed: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
+
+
+def tensor_fields(data: bytes, start: int, end: int, source: str) -> TensorFields:
+    found = TensorFields()
     for number, a, b, _ in fields(data, start, end, source):
         if number == 1:  # dims (packed or not)
-            dims.extend(signed(v) for v in (varints(data, a, b, source, limit=None) if b >= 0 else [a]))
+            found.dims.extend(signed(v) for v in (varints(data, a, b, source, limit=None) if b >= 0 else [a]))
         elif number == 8:
-            name = text(data, a, b, source)
+            found.name = text(data, a, b, source)
         elif number == 2 and b < 0:
-            data_type = a
+            found.data_type = a
         elif number == 9:  # raw_data: one field, the last one counts (protobuf's rule)
-            raw = data[a:b] if b - a <= 8 * MAX_VALUES else b""
-            unread = b - a > 8 * MAX_VALUES
-        elif number in (4, 10):  # float_data, double_data: repeated, little-endian (packed or one at a time)
-            unread = unread or len(repeated) + b - a > 8 * MAX_VALUES
-            repeated = repeated if unread else repeated + data[a:b]
-        elif number in (5, 7):  # int32_data (also int8 ... bool, float16), int64_data: varints
-            more = varints(data, a, b, source) if b >= 0 else [a]
-            packed.extend(more[: MAX_VALUES + 1 - len(packed)])
+            found.raw = (a, b)
+        elif number in (4, 5, 7, 10, 11):  # repeated: packed, or one value at a time
+            found.typed.setdefault(number, []).append((a, b))
         elif number == 13 or (number == 14 and b < 0 and a == 1):  # external_data, data_location EXTERNAL
             raise GraphError(f"{source}: its weights are in another file, which makemore files never are")
-    shape = tuple(dims)
-    if any(dim < 0 for dim in shape):
+    if any(dim < 0 for dim in found.dims):
         raise GraphError(f"{source} is not a valid ONNX model (a tensor with a negative dimension)")
-    if len(shape) > MAX_RANK:
+    if len(found.dims) > MAX_RANK:
         raise GraphError(
             f"{source}: it holds a tensor of more than {MAX_RANK} dimensions, which no makemore model does"
         )
-    tensor = Tensor(data_type, shape)
-    count = tensor.size
-    if data_type not in DTYPES or unread or len(packed) > MAX_VALUES or count is None or count > MAX_VALUES:
-        return name, tensor
-    dtype = np.dtype(DTYPES[data_type])
-    stored = raw or repeated
-    if stored:
-        values = np.frombuffer(stored[: count * dtype.itemsize], dtype)
-    elif data_type == 6 or (packed and data_type in (2, 3, 4, 5, 9)):  # int32_data: protobuf keeps the low 32 bits
-        values = np.array([((v & 0xFFFFFFFF) ^ 0x80000000) - 0x80000000 for v in packed], np.int64).astype(dtype)
-    elif data_type == 7:
-        values = np.array([signed(v) for v in packed], np.int64)
-    else:
-        values = np.zeros(0, dtype)
-    if values.size == count:  # a tensor whose data is not its size is left to onnxruntime, which refuses it
-        tensor.values = values.reshape(shape)
-    return name, tensor
+    return found
+
+
+def read_tensor(data: bytes, start: int, end: int, source: str) -> tuple[str, Tensor]:
+    """A TensorProto's name and its type, dims and (at most MAX_VALUES) values. Weights in another file are refused:
+    makemore files hold theirs."""
+    found = tensor_fields(data, start, end, source)
+    tensor = Tensor(found.data_type, tuple(found.dims))
+    if (tensor.size or 0) <= MAX_VALUES:
+        tensor.values = tensor_values(data, found, source)
+    return found.name, tensor
 
 
 def tensor_array(data: bytes, span: tuple[int, int], source: str) -> np.ndarray | None:
-    """All the values of the TensorProto data[span] (raw or in its typed field), or None for a type numpy does
-    not hold as ONNX does (strings, complex, the 8-bit floats) or data that is not its dims' size."""
-    data_type, raw = 0, None
-    dims: list[int] = []
-    typed: list[np.ndarray] = []
-    for number, a, b, _ in fields(data, span[0], span[1], source):
-        if number == 1:
-            dims.extend(signed(v) for v in (varints(data, a, b, source, limit=None) if b >= 0 else [a]))
-        elif number == 2 and b < 0:
-            data_type = a
-        elif number == 9:
-            raw = data[a:b]
-        elif number in (4, 10) and b >= 0:  # packed, or one fixed-width value
-            typed.append(np.frombuffer(data[a:b], "<f4" if number == 4 else "<f8"))
-        elif number in (5, 7):
-            typed.append(np.array([signed(v) for v in (varints(data, a, b, source, limit=None) if b >= 0 else [a])]))
-    if data_type not in DTYPES:
+    """All the values of the TensorProto data[span]."""
+    return tensor_values(data, tensor_fields(data, span[0], span[1], source), source)
+
+
+def tensor_values(data: bytes, found: TensorFields, source: str) -> np.ndarray | None:
+    """A tensor's values from its raw_data, or else from the one field its type keeps them in; None for a type
+    numpy does not hold as ONNX does (strings, complex, the 8-bit floats) or data that is not exactly its size
+    (onnxruntime refuses such a tensor)."""
+    if found.data_type not in DTYPES:
         return None
-    dtype = np.dtype(DTYPES[data_type])
-    if raw is not None:
-        values = np.frombuffer(raw, dtype) if len(raw) % dtype.itemsize == 0 else np.zeros(0, dtype)
-    elif typed and data_type in (2, 3, 4, 5, 6, 9):  # int32_data: the low bits of each
-        values = (np.concatenate(typed).astype(np.int64) & 0xFFFFFFFF).astype(np.uint32).view(np.int32).astype(dtype)
-    elif typed and data_type == 10:  # float16 in int32_data: its bits
-        values = np.concatenate(typed).astype(np.uint16).view(np.float16)
-    elif typed:
-        values = np.concatenate(typed).astype(dtype)
+    dtype = np.dtype(DTYPES[found.data_type])
+    count = math.prod(found.dims)
+    if found.raw is not None:
+        a, b = found.raw
+        values = np.frombuffer(data, dtype, count, a) if b - a == count * dtype.itemsize else None
     else:
-        values = np.zeros(0, dtype)
-    return values.reshape(dims) if values.size == math.prod(dims) else None
+        number = TYPED_FIELD[found.data_type]
+        spans = found.typed.get(number, [])
+        if number in (4, 10):  # little-endian floats or doubles, fixed width
+            width = 4 if number == 4 else 8
+            if sum(b - a for a, b in spans) != count * width:
+                return None
+            parts = [np.frombuffer(data, f"<f{width}", (b - a) // width, a) for a, b in spans]
+            values = np.concatenate(parts) if parts else np.zeros(0, dtype)
+        else:
+            ints: list[int] = []
+            for a, b in spans:
+                ints.extend(varints(data, a, b, source, limit=count + 1 - len(ints)) if b >= 0 else [a])
+                if len(ints) > count:
+                    return None
+            if len(ints) != count:
+                return None
+            if number == 5:  # int32_data: protobuf keeps the low 32 bits of each; a float16 keeps its bits there
+                low = np.array([v & 0xFFFFFFFF for v in ints], np.uint32).view(np.int32)
+                values = low.astype(np.uint16).view(np.float16) if found.data_type == 10 else low.astype(dtype)
+            else:
+                values = np.array(
+                    [signed(v) for v in ints] if number == 7 else ints, np.int64 if number == 7 else np.uint64
+                )
+        values = values.astype(dtype, copy=False)
+    return None if values is None else values.reshape(found.dims)
 
 
 def signed(value: int) -> int:

@@ -26,6 +26,8 @@ from makemore.contract.wire import (
 
 MOVES = frozenset({"Identity", "Unsqueeze", "Squeeze", "Reshape", "Flatten", "Transpose", "Slice", "Gather", "Concat"})
 ARITHMETIC = frozenset({"Add", "Sub", "Mul", "Div", "Mod"})  # one IEEE operation a value (Mod: integers only)
+# the types whose arithmetic numpy does as onnxruntime does (float16's, onnxruntime does in float32)
+EXACT_ARITHMETIC = frozenset(np.dtype(t) for t in ("i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "f4", "f8"))
 
 
 def folded(data: bytes, plan: Plan, source: str) -> bytes:
@@ -88,7 +90,9 @@ class FoldedValues:
             return False
         op = fold.node.op
         first = arrays[0]
-        exact = op in MOVES or op == "Shape" or (op in ARITHMETIC and first is not None and first.dtype.kind in "iuf")
+        exact = (
+            op in MOVES or op == "Shape" or (op in ARITHMETIC and first is not None and first.dtype in EXACT_ARITHMETIC)
+        )
         if op in ARITHMETIC and any(x is not None and x.dtype.kind == "f" and np.isnan(x).any() for x in arrays):
             exact = False  # which NaN comes out of two is onnxruntime's choice
         if (

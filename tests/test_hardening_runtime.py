@@ -537,7 +537,7 @@ HOSTILE_GRAPHS["a constant cast to strings"] = (
         helper.make_node("Mul", ["back", "zero"], ["side"]),
     ],
     ZERO,
-    "makes a value of a type the runtime does not fold",
+    "of a type the runtime does not fold",
 )
 
 
