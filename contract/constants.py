@@ -5,7 +5,7 @@ package: the runtime has none).
   anything), no weights in another file (onnxruntime would read a path the file names).
 - Every value the graph computes from constants alone (int8 weights made float, a recurrent cell's weights cut
   and multiplied) has its shape found op by op (`contract/shapes.py`) before anything is computed, and together
-  they may take at most FOLD_VALUES plus two values a byte of the file. The runtime computes them once
+  they may take at most FOLD_VALUES plus FOLD_PER_BYTE values a byte of the file. The runtime computes them once
   (`runtime/folding.py`) and loads the file with onnxruntime's own folding off, which had computed whatever a
   file asked as it loaded (`ConstantOfShape` of a product of constants, the broadcast of two constants: 2 GB).
 - An op that allocates what it is told (`ConstantOfShape`, `Expand`, `Tile`, `Range`) is given at most
@@ -37,7 +37,8 @@ from makemore.contract.wire import (
 LOOPS = frozenset({"Loop", "Scan", "SequenceMap"})  # ops that run a subgraph as many times as a value says
 SIZED = {"ConstantOfShape": (0,), "Expand": (1,), "Tile": (1,), "Range": (0, 1, 2)}  # op -> its size inputs
 MAX_CONSTANT_ELEMENTS = 1 << 24  # what a constant size may ask one op for (64 MB of float32)
-FOLD_VALUES = 1 << 24  # the values computed from constants, beyond two a byte of the file (an int8 weight is one)
+FOLD_VALUES = 1 << 24  # the values computed from constants, beyond FOLD_PER_BYTE a byte of the file
+FOLD_PER_BYTE = 6  # an int8 recurrent weight makes 3.6 (its cast, its scaled copy, a gate's gather and transpose)
 FOLD_WORK = 1 << 30  # multiply-adds and values written, computing them
 
 
@@ -121,7 +122,7 @@ def check_graph(data: bytes, source: str) -> Plan:
     are not the protobuf they should be."""
     model = read_model(bytes(data), source)
     plan = Plan(model, [])
-    budget = Budget(FOLD_VALUES + 2 * len(data), FOLD_WORK)
+    budget = Budget(FOLD_VALUES + FOLD_PER_BYTE * len(data), FOLD_WORK)
     visit(model.graph, Scope(), plan, budget, source, frozenset())
     read = names_read(model.graph, {id(fold.node) for fold in plan.folds})
     for fold in plan.folds:
@@ -202,7 +203,9 @@ def fold(node: Node, scope: Scope, plan: Plan, budget: Budget, source: str) -> l
     if any(t.dtype not in DTYPES for t in outputs):  # strings (bytes of any length a value) and other types the
         # runtime cannot write: refused before anything is computed
         raise GraphError(f"{source}: its graph computes {a(node.op)} of a type the runtime does not fold")
-    if any((t.size or 0) > MAX_CONSTANT_ELEMENTS for t in outputs):
+    largest = max((value.tensor.size or 0 for value in inputs if value is not None), default=0)
+    if any((t.size or 0) > max(MAX_CONSTANT_ELEMENTS, largest) for t in outputs):  # a value past the cap may be
+        # cast, scaled, moved (an int8 weight of a wide model), not made larger
         raise GraphError(f"{source}: its graph asks {a(node.op)} for more than {MAX_CONSTANT_ELEMENTS:,} values")
     count = sum(t.size or 0 for t in outputs)
     budget.values -= count

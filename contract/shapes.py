@@ -29,7 +29,10 @@ def infer(
     if any(t is not None and t.shape is None for t in inputs):
         raise Unfoldable("whose shape is not read")
     check_types(node.op, inputs)
-    outputs, work = rule(node, inputs, opsets.get("", 0), limit)
+    opset = opsets.get("", 0)
+    if opset < 11 and negative_axes(node, inputs):
+        raise Unfoldable(f"with a negative axis, which opset {opset} does not take")
+    outputs, work = rule(node, inputs, opset, limit)
     if len([name for name in node.outputs if name]) > len(outputs):
         raise Unfoldable("with more outputs than it has")
     for tensor in outputs:
@@ -62,6 +65,15 @@ SAME_TYPE: dict[str, tuple[int, ...] | None] = {
 # (a quotient past float16's range stayed finite), which its kernels alone do not
 FLOAT16_OPS = frozenset({"Identity", "Unsqueeze", "Squeeze", "Reshape", "Flatten", "Transpose", "Slice", "Gather",
                          "Concat", "Shape", "Cast", "Expand", "Tile"})  # fmt: skip
+
+
+def negative_axes(node: Node, inputs: list[Tensor | None]) -> bool:
+    """Whether `node` counts an axis from the end (from opset 11; onnxruntime refuses it before, or reads it two
+    ways)."""
+    given = [ints(node, name) or [] for name in ("axis", "axes")]
+    if node.op == "Slice" and len(inputs) > 3 and inputs[3] is not None and inputs[3].values is not None:
+        given.append([int(v) for v in inputs[3].values.ravel()])
+    return any(value < 0 for values in given for value in values)
 
 
 def check_types(op: str, inputs: list[Tensor | None]) -> None:

@@ -9,6 +9,8 @@ op)."""
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import onnxruntime as ort
 from makemore.contract.constants import Plan, Value, a
@@ -34,20 +36,13 @@ def folded(data: bytes, plan: Plan, source: str) -> bytes:
     """`data` with each folded node replaced by Constant nodes of the outputs that stay in use (none: removed)."""
     if not plan.folds:
         return data
-    arrays = FoldedValues(data, plan, source)
+    arrays = FoldedValues(data, plan, source).outputs
     edits: dict[tuple[int, int], Parts] = {}
     for number, fold in enumerate(plan.folds):
         nodes: Parts = []
-        for index, (name, tensor) in enumerate(zip(fold.node.outputs, fold.outputs, strict=False)):
-            array = arrays.outputs[number][index]
-            if array.shape != tensor.shape:
-                raise GraphError(
-                    f"{source}: its {fold.node.op} made a {array.shape} value where {tensor.shape} was due"
-                )
-            if ONNX_TYPES.get(array.dtype) != tensor.dtype:
-                raise GraphError(f"{source}: its {fold.node.op} makes a value of a type the runtime does not fold")
+        for index, name in enumerate(fold.node.outputs[: len(fold.outputs)]):
             if fold.used[index]:
-                nodes += prefixed(1, constant_node_parts(name, array))  # GraphProto.node
+                nodes += prefixed(1, constant_node_parts(name, arrays[number][index]))  # GraphProto.node
         edits[fold.node.span] = nodes
     return splice(data, 0, len(data), edits, source)
 
@@ -55,19 +50,43 @@ def folded(data: bytes, plan: Plan, source: str) -> bytes:
 class FoldedValues:
     """The outputs of every fold of a plan, in one pass in the plan's order (each fold after the folds it reads):
     numpy computes a fold when its inputs are known and its result is exact; the rest run together in one
-    onnxruntime session, given the numpy results they read."""
+    onnxruntime session, given the numpy results they read. A value no fold will read and the file does not keep
+    is let go once read."""
 
     def __init__(self, data: bytes, plan: Plan, source: str) -> None:
         self.data, self.plan, self.source = data, plan, source
         self.outputs: dict[int, list[np.ndarray]] = {}
         self.constants: dict[int, np.ndarray | None] = {}
+        self.reads = Counter(value.fold for fold in plan.folds for value in fold.inputs if value and value.fold >= 0)
         batch: list[int] = []
         for number, fold in enumerate(plan.folds):
             ready = all(value is None or value.fold < 0 or value.fold in self.outputs for value in fold.inputs)
-            if not (ready and self.by_numpy(number)):
+            if ready and self.by_numpy(number):
+                self.release(number)
+            else:
                 batch.append(number)
         if batch:
             self.by_onnxruntime(batch)
+
+    def store(self, number: int, arrays: list[np.ndarray]) -> None:
+        """Keep a fold's outputs, which must be the shapes and types the check found."""
+        fold = self.plan.folds[number]
+        for array, tensor in zip(arrays, fold.outputs, strict=True):
+            if array.shape != tensor.shape:
+                raise GraphError(
+                    f"{self.source}: its {fold.node.op} made a {array.shape} value where {tensor.shape} was due"
+                )
+            if ONNX_TYPES.get(array.dtype) != tensor.dtype:
+                raise GraphError(f"{self.source}: its {fold.node.op} makes a value of a type the runtime does not fold")
+        self.outputs[number] = arrays
+
+    def release(self, number: int) -> None:
+        """Let go of the values fold `number` was the last to read, unless the file keeps them."""
+        for value in self.plan.folds[number].inputs:
+            if value is not None and value.fold >= 0:
+                self.reads[value.fold] -= 1
+                if self.reads[value.fold] == 0 and not any(self.plan.folds[value.fold].used):
+                    del self.outputs[value.fold]
 
     def array(self, value: Value) -> np.ndarray | None:
         """A value's numbers: a fold's output, or a constant's (read from the file once)."""
@@ -116,7 +135,7 @@ class FoldedValues:
             return False
         if any(tensor.values is None for tensor in outputs):
             return False
-        self.outputs[number] = [np.asarray(tensor.values) for tensor in outputs]
+        self.store(number, [np.asarray(tensor.values) for tensor in outputs])
         return True
 
     def by_onnxruntime(self, numbers: list[int]) -> None:
@@ -125,7 +144,7 @@ class FoldedValues:
         inputs = [value for n in numbers for value in self.plan.folds[n].inputs if value is not None]
         fed = {value.fold for value in inputs if value.fold >= 0} - set(numbers)  # computed by numpy
         side, names = self.plan.side_model(self.data, numbers, fed, self.source)
-        feed = {f"f{fold}.{index}": array for fold in fed for index, array in enumerate(self.outputs[fold])}
+        feed = {f"f{fold}.{index}": aligned(array) for fold in fed for index, array in enumerate(self.outputs[fold])}
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         options.intra_op_num_threads = options.inter_op_num_threads = 1
@@ -140,4 +159,14 @@ class FoldedValues:
             raise GraphError(f"{self.source} is not a valid ONNX model ({str(err).splitlines()[0][:160]})") from None
         for number in numbers:
             count = len(self.plan.folds[number].outputs)
-            self.outputs[number] = [np.asarray(results[f"f{number}.{index}"]) for index in range(count)]
+            self.store(number, [np.asarray(results[f"f{number}.{index}"]) for index in range(count)])
+
+
+def aligned(array: np.ndarray) -> np.ndarray:
+    """A copy of `array` at a 64-byte boundary, as onnxruntime allocates its own: it computes on a caller's buffer
+    in place, and a sum's order (so its last bit) depended on the buffer's alignment."""
+    raw = np.empty(array.nbytes + 64, np.uint8)
+    offset = -raw.ctypes.data % 64
+    copy = raw[offset : offset + array.nbytes].view(array.dtype).reshape(array.shape)
+    copy[...] = array
+    return copy

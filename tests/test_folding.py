@@ -364,3 +364,54 @@ def test_the_load_path_reads_any_bytes_of_a_file_with_folds_in_one_line_or_folds
         folded(bytes(raw), check_graph(bytes(raw), "model.onnx"), "model.onnx")
     except GraphError as err:
         assert "\n" not in str(err) and str(err).startswith("model.onnx")
+
+
+def test_values_numpy_computed_are_given_to_onnxruntime_aligned() -> None:
+    """onnxruntime computes on a caller's buffer in place, and a ReduceSum added in another order (another last bit)
+    when the buffer (numpy's view of the file's bytes, at any offset) was not 16-byte aligned."""
+    for seed in range(40):
+        x = np.random.default_rng(seed).standard_normal((1, 4)).astype(np.float32)
+        nodes = [
+            helper.make_node("Transpose", ["x0"], ["x1"], perm=[0, 1]),
+            helper.make_node("ReduceSum", ["x1"], ["x2"], keepdims=0),
+        ]
+        model = _model(nodes, {"x0": x}, "x2", 11)
+        expected = own_folding_session(model).run(["y"], {})[0]
+        got = own_folding_session(folded(model, check_graph(model, "sum.onnx"), "sum.onnx")).run(["y"], {})[0]
+        assert got.tobytes() == expected.tobytes(), seed
+
+
+def test_a_negative_axis_before_opset_11_is_refused() -> None:
+    """Before opset 11 an axis is not counted from the end: onnxruntime refuses such a file, or reads it two ways
+    (its folding and its kernels gave Unsqueeze(axes=[-1]) of a [2] value two shapes)."""
+    model = _bare([helper.make_node("Unsqueeze", ["v"], ["y"], axes=[-1])], {"v": np.ones(2, np.float32)}, opset=9)
+    with pytest.raises(GraphError, match="negative axis, which opset 9 does not take"):
+        check_graph(model, "old.onnx")
+    model = _bare([helper.make_node("Unsqueeze", ["v"], ["y"], axes=[1])], {"v": np.ones(2, np.float32)}, opset=9)
+    assert check_graph(model, "old.onnx").folds
+
+
+def test_the_budget_takes_what_an_int8_recurrent_weight_makes_and_no_more(monkeypatch) -> None:
+    """An int8 recurrent weight makes 3.6 values a byte of the file (its cast, its scaled copy, a gate's rows, their
+    transpose): a wide model's file must load. Six a byte, and no more, beyond the fixed allowance (taken to 0 here);
+    a value may pass the one-value cap when it is no larger than what it was made from."""
+    from makemore.contract import constants
+
+    monkeypatch.setattr(constants, "FOLD_VALUES", 0)
+    monkeypatch.setattr(constants, "MAX_CONSTANT_ELEMENTS", 1000)
+    weight = np.ones((48, 64), np.int8)  # 3 gates of 16 rows, 64 wide: 3,072 values, more than the cap
+    nodes = [
+        helper.make_node("Cast", ["w"], ["wf"], to=TensorProto.FLOAT),
+        helper.make_node("Mul", ["wf", "scale"], ["scaled"]),
+        helper.make_node("Gather", ["scaled", "rows"], ["gate"]),
+        helper.make_node("Transpose", ["gate"], ["y"]),
+    ]
+    inits = {"w": weight, "scale": np.full((48, 1), 0.5, np.float32), "rows": np.arange(32)}
+    assert len(check_graph(_bare(nodes, inits), "wide.onnx").folds) == 4
+    grow = [helper.make_node("Tile", ["scaled", "twice"], ["y"])]  # larger than what it is made from: capped
+    with pytest.raises(GraphError, match="asks a Tile for more than 1,000 values"):
+        check_graph(_bare(nodes[:2] + grow, {**inits, "twice": np.array([2, 1])}), "grow.onnx")
+    copies = [helper.make_node("Identity", ["wf"], [f"c{i}"]) for i in range(10)]  # each its own weight's size
+    copies.append(helper.make_node("Identity", ["c0"], ["y"]))
+    with pytest.raises(GraphError, match="more from its constants than a file of its size may"):
+        check_graph(_bare(nodes[:1] + copies, {"w": weight}), "copies.onnx")
