@@ -108,20 +108,7 @@ class FoldedValues:
         if any(value is not None and array is None for value, array in zip(fold.inputs, arrays, strict=True)):
             return False
         op = fold.node.op
-        first = arrays[0]
-        exact = (
-            op in MOVES or op == "Shape" or (op in ARITHMETIC and first is not None and first.dtype in EXACT_ARITHMETIC)
-        )
-        if op in ARITHMETIC and any(x is not None and x.dtype.kind == "f" and np.isnan(x).any() for x in arrays):
-            exact = False  # which NaN comes out of two is onnxruntime's choice
-        if (
-            op == "Cast"
-        ):  # integers to int32, int64, float32 or float64 (rounded to nearest, as C casts), or floats widened
-            to = fold.outputs[0].dtype
-            exact = first is not None and (
-                (first.dtype.kind in "biu" and to in (1, 6, 7, 11)) or (first.dtype == np.float32 and to in (1, 11))
-            )
-        if not exact:
+        if not exact_by_numpy(op, arrays, fold.outputs[0].dtype if fold.outputs else 0):
             return False
         tensors = [
             None if value is None else Tensor(value.tensor.dtype, value.tensor.shape, array)
@@ -160,6 +147,24 @@ class FoldedValues:
         for number in numbers:
             count = len(self.plan.folds[number].outputs)
             self.store(number, [np.asarray(results[f"f{number}.{index}"]) for index in range(count)])
+
+
+def exact_by_numpy(op: str, arrays: list[np.ndarray | None], to: int) -> bool:
+    """Whether numpy computes `op` of `arrays` with onnxruntime's bits: moving values; one IEEE operation a value
+    of the EXACT_ARITHMETIC types without NaN (which NaN comes out of two is onnxruntime's choice); a cast of
+    integers to int32, int64, float32 or float64 (rounded to nearest, as C casts), or of float32 widened."""
+    first = arrays[0] if arrays else None
+    if op in MOVES or op == "Shape":
+        return True
+    if op in ARITHMETIC:
+        return (
+            first is not None
+            and first.dtype in EXACT_ARITHMETIC
+            and not any(x is not None and x.dtype.kind == "f" and np.isnan(x).any() for x in arrays)
+        )
+    if op == "Cast" and first is not None:
+        return (first.dtype.kind in "biu" and to in (1, 6, 7, 11)) or (first.dtype == np.float32 and to in (1, 11))
+    return False
 
 
 def aligned(array: np.ndarray) -> np.ndarray:
