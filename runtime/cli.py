@@ -313,7 +313,7 @@ def eval_command(
     from makemore.runtime.novelty import NoveltyCounter, format_novelty, model_split
     from makemore.runtime.onnx_sampler import OnnxSampler
 
-    check_eval_modes(names or [], score, samples)
+    check_eval_modes(names or [], score, samples, workers)
     workers = check_workers(usable_cores() if workers is None else workers, "--workers")
     out = stdout()
     sampler = OnnxSampler(model, workers=workers)
@@ -339,10 +339,12 @@ def eval_command(
     out.write(f"{sampler.nll(splits[split]):.6f}\n")
 
 
-def check_eval_modes(names: list[str], score: bool, samples: int | None) -> None:
-    """One mode at a time: --score NAME..., --samples N, or the NLL of a split."""
+def check_eval_modes(names: list[str], score: bool, samples: int | None, workers: int | None = None) -> None:
+    """One mode at a time: --score NAME..., --samples N, or the NLL of a split; --workers only with --samples."""
     if score and samples is not None:
         raise UserError("choose one of --score and --samples")
+    if workers is not None and samples is None:
+        raise UserError("--workers applies to --samples (the names it samples); scores and losses run on one thread")
     if score and not names:
         raise UserError("--score needs at least one name: mm-eval MODEL --score NAME...")
     if names and not score:

@@ -89,6 +89,8 @@ def test_eval_score_is_torch_free(model_files):
         (["--score", "em3a"], "not in the vocabulary"),
         (["--score", ""], "cannot score an empty name"),
         (["--samples", "0"], "--samples"),
+        (["--workers", "2"], "--workers applies to --samples"),  # it did nothing
+        (["--score", "emma", "--workers", "2"], "--workers applies to --samples"),
     ],
 )
 def test_eval_bad_modes_fail_in_one_line(model_files, args, message):
