@@ -348,7 +348,7 @@ def test_a_branch_may_not_compute_an_outer_name_again() -> None:
         check_graph(model, "twice.onnx")
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(data=st.data())
 def test_the_load_path_reads_any_bytes_of_a_file_with_folds_in_one_line_or_folds_it(other_exports, data) -> None:
     """Bytes changed or cut in files that fold (an int8 gru: numpy and onnxruntime folds inside an If's branches; an
