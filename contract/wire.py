@@ -168,9 +168,11 @@ def read_attribute(
             read_graph(data, a, b, node.graphs[-1], model, depth + 1, source)
         elif number in (22, 23):  # .sparse_tensor(s): onnxruntime makes them dense as it loads the file
             raise GraphError(f"{source}: its graph holds a sparse tensor, which no makemore model does")
-        elif number == 5:  # .t: a second one would be merged into the first: not read
-            tensor = read_tensor(data, a, b, source)[1] if 5 not in by_field else Tensor(0, None)
-            tensor.span = (a, b) if 5 not in by_field else None
+        elif number == 5 and 5 in by_field:  # a second .t would be merged into the first: not read
+            tensor = Tensor(0, None)
+        elif number == 5:  # .t
+            tensor = read_tensor(data, a, b, source)[1]
+            tensor.span = (a, b)
             by_field[5] = []
         elif number in (3, 8):  # .i, .ints (packed or not)
             by_field.setdefault(number, []).extend(signed(v) for v in (varints(data, a, b, source) if b >= 0 else [a]))
@@ -368,7 +370,7 @@ def encode_varint(value: int) -> bytes:
 
 def message_field(number: int, payload: bytes) -> bytes:
     """One length-delimited field: its key, its length and `payload`."""
-    return encode_varint(number << 3 | 2) + encode_varint(len(payload)) + payload
+    return b"".join(prefixed(number, [payload]))
 
 
 def varint_field(number: int, value: int) -> bytes:
