@@ -206,7 +206,7 @@ def fold(node: Node, scope: Scope, plan: Plan, budget: Budget, source: str) -> l
     largest = max((value.tensor.size or 0 for value in inputs if value is not None), default=0)
     if any((t.size or 0) > max(MAX_CONSTANT_ELEMENTS, largest) for t in outputs):  # a value past the cap may be
         # cast, scaled, moved (an int8 weight of a wide model), not made larger
-        raise GraphError(f"{source}: its graph asks {a(node.op)} for more than {MAX_CONSTANT_ELEMENTS:,} values")
+        raise too_large(node.op, source)
     count = sum(t.size or 0 for t in outputs)
     budget.values -= count
     budget.work -= work + count
@@ -239,7 +239,7 @@ def check_size(node: Node, scope: Scope, source: str) -> None:
         for index in SIZED[node.op]
     ]
     if any(value is not None and value.tensor.values is None for value in sizes):
-        raise GraphError(f"{source}: its graph asks {a(node.op)} for more than {MAX_CONSTANT_ELEMENTS:,} values")
+        raise too_large(node.op, source)
     arrays = [
         value.tensor.values.astype(np.float64).ravel() if value and value.tensor.values is not None else None
         for value in sizes
@@ -256,7 +256,11 @@ def check_size(node: Node, scope: Scope, source: str) -> None:
     else:
         count = float(np.prod(np.maximum(arrays[0], 0.0))) if arrays[0].size else 1.0
     if count > MAX_CONSTANT_ELEMENTS:
-        raise GraphError(f"{source}: its graph asks {a(node.op)} for more than {MAX_CONSTANT_ELEMENTS:,} values")
+        raise too_large(node.op, source)
+
+
+def too_large(op: str, source: str) -> GraphError:
+    return GraphError(f"{source}: its graph asks {a(op)} for more than {MAX_CONSTANT_ELEMENTS:,} values")
 
 
 def a(op: str) -> str:
