@@ -10,9 +10,9 @@ os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 from makemore.contract import ModelFileError, ModelInfo  # noqa: E402
 from makemore.runtime.options import SamplingError, SamplingOptions  # noqa: E402
-from makemore.runtime.sampling import Sampler  # noqa: E402
+from makemore.runtime.sampling import Sampler, Stopped  # noqa: E402
 
-__all__ = ["ModelFileError", "ModelInfo", "OnnxSampler", "Sampler", "SamplingError", "SamplingOptions"]
+__all__ = ["ModelFileError", "ModelInfo", "OnnxSampler", "Sampler", "SamplingError", "SamplingOptions", "Stopped"]
 
 
 def __getattr__(name: str) -> object:  # imports onnxruntime only when OnnxSampler is asked for

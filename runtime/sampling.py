@@ -10,11 +10,12 @@ draw lands on a rounding flip, never on the names after it.
 
 from __future__ import annotations
 
+import copy
 import functools
 import itertools
 import threading
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
 from makemore.contract import ModelInfo, StepFn, empty_state
@@ -114,6 +115,25 @@ class StepDecoder:
         return logits[:, -1]
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Stopped(Exception):
+    """A request's work ended before it was done: the stop event of Sampler.until was set."""
+
+
+def stopping(fn: F, stop: threading.Event) -> F:
+    """`fn`, raising Stopped instead of calling it once `stop` is set (a model's forward function: every decoder
+    step and scoring call of a request goes through it, so the request ends within one call)."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        if stop.is_set():
+            raise Stopped("the request was stopped before its work was done")
+        return fn(*args, **kwargs)
+
+    return call  # type: ignore[return-value]
+
+
 def rows_of(keep: np.ndarray) -> np.ndarray:
     """A keep argument as an int index array (a bool mask's true rows)."""
     return np.flatnonzero(keep) if keep.dtype == bool else keep
@@ -131,6 +151,10 @@ class WindowForward:
     def word_nll(self, words: list[str], label: int | None = None) -> Iterator[np.ndarray]:
         return window_word_nll(self.logits_fn, self.info, words, label)
 
+    def until(self, stop: threading.Event) -> WindowForward:
+        """This forward pass, ending in Stopped at its next call once `stop` is set."""
+        return WindowForward(stopping(self.logits_fn, stop), self.info)
+
 
 class StepForward:
     """A step model's forward pass: decoders and per-word NLL over step_fn(tokens [B, T], state) -> logits, state."""
@@ -143,6 +167,10 @@ class StepForward:
 
     def word_nll(self, words: list[str], label: int | None = None) -> Iterator[np.ndarray]:
         return step_word_nll(self.step_fn, self.info, words, label)
+
+    def until(self, stop: threading.Event) -> StepForward:
+        """This forward pass, ending in Stopped at its next call once `stop` is set."""
+        return StepForward(stopping(self.step_fn, stop), self.info)
 
 
 def next_token_weights(
@@ -431,6 +459,14 @@ class Sampler:
     @property
     def block_size(self) -> int:
         return self.info.block_size
+
+    def until(self, stop: threading.Event) -> Sampler:
+        """This sampler on the same model (nothing is copied but the object), whose work ends in Stopped at its
+        next model call once `stop` is set: another thread (the server, when a client leaves) can end a request
+        that is no longer wanted. Until then it gives the same names and scores as this sampler."""
+        view = copy.copy(self)
+        view.forward = self.forward.until(stop)
+        return view
 
     def decoder(self, label: np.ndarray | None = None) -> Decoder:
         """A fresh decoder for one chunk of names (a conditional model's: with each row's label index)."""

@@ -4,6 +4,7 @@ held for clients are bounded (and handed back), stalled clients are dropped, and
 from __future__ import annotations
 
 import json
+import os
 import resource
 import shutil
 import socket
@@ -456,3 +457,74 @@ def test_a_request_that_is_not_http_gets_a_json_400(model_files):
             assert head.startswith(b"HTTP/1.1 400"), (raw[:60], answer[:200])
             assert b"application/json" in head
             assert "not valid HTTP" in json.loads(body.decode("utf-8"))["error"]
+
+
+# --- a client that leaves before its answer stops its request's work ----------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    """A process's user and system CPU time so far (Linux /proc), threads included."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def heavy_request(port: int, n: int = 10_000) -> socket.socket:
+    """A connection that has sent a generate request of `n` names of at least 250 characters."""
+    body = json.dumps({"n": n, "min_len": 250, "max_len": 256, "seed": 1}).encode()
+    head = f"POST /v1/generate HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n"
+    sock = socket.create_connection((HOST, port), timeout=60)
+    sock.sendall(head.encode() + body)
+    return sock
+
+
+def test_a_client_that_leaves_before_its_answer_stops_its_work(model_files, tmp_path):
+    """Requests whose clients have gone stop at their next model call, running or queued, each in one log line:
+    the server is idle at once and answers the next request, where it used to finish every abandoned one. A client
+    gone mid-answer is seen before the next piece of it (no flood of asyncio's warnings in the log)."""
+    log, pids, abandoned = tmp_path / "server.log", [], 6
+    with running_server(model_files["mlp"][1], "--log-level", "info", log=log, pids=pids) as port:
+        with heavy_request(port, n=4000) as sock:  # its answer (1 MB) begins, and the client leaves mid-answer
+            assert sock.recv(12) == b"HTTP/1.1 200"
+        socks = [heavy_request(port) for _ in range(abandoned)]  # two run (the server's concurrency), four wait
+        time.sleep(0.3)
+        for sock in socks:
+            sock.close()
+        deadline = time.monotonic() + 30
+        while log.read_text().count("disconnected before its answer") < abandoned and time.monotonic() < deadline:
+            time.sleep(0.05)
+        busy = cpu_seconds(pids[0])
+        time.sleep(0.5)
+        idle = cpu_seconds(pids[0]) - busy
+        small = json.dumps({"n": 3, "seed": 1}).encode()
+        with socket.create_connection((HOST, port), timeout=10) as sock:
+            sock.sendall(b"POST /v1/generate HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(small) + small)
+            assert sock.recv(12) == b"HTTP/1.1 200"
+    text = log.read_text()
+    stopped = [line for line in text.splitlines() if "disconnected before its answer: /v1/generate stopped" in line]
+    assert len(stopped) == abandoned, text[-3000:]
+    assert idle < 0.25, idle  # nothing left running (each abandoned request alone takes about a second of CPU)
+    assert "Traceback" not in text and "socket.send() raised" not in text, text[-3000:]
+
+
+@pytest.mark.parametrize("kind", ["mlp", "gru"])
+def test_a_stopped_sampler_ends_its_work_at_the_next_model_call(model_files, kind):
+    """Sampler.until: the same names, scores and beams until its event is set; then every kind of work, and a
+    request already running on two threads, ends in Stopped."""
+    from makemore.runtime import Stopped
+
+    sampler = OnnxSampler(model_files[kind][1], workers=2)
+    stop = threading.Event()
+    view = sampler.until(stop)
+    assert view.sample(300, seed=4) == sampler.sample(300, seed=4)
+    assert view.score(["emma", "zzq"]) == sampler.score(["emma", "zzq"])
+    assert view.beam(5, width=8) == sampler.beam(5, width=8)
+    running = view.sample_chunks(200_000, seed=4, min_len=30, max_len=40)
+    next(running)  # a chunk done: the rest are being made on both threads
+    stop.set()
+    with pytest.raises(Stopped):
+        list(running)
+    for work in (lambda: view.sample(5), lambda: view.score(["emma"]), lambda: view.beam(3), lambda: view.nll(["ann"])):
+        with pytest.raises(Stopped):
+            work()
+    assert sampler.until(threading.Event()).sample(300, seed=4) == sampler.sample(300, seed=4)  # the model untouched

@@ -10,7 +10,7 @@ import typer
 from makemore.data.cli import INTERRUPTED
 from makemore.data.labels import LABELLED_HELP
 from makemore.data.reader import DATA_HELP
-from makemore.train.extra import run_training_cli
+from makemore.train.extra import DEVICE_HELP, THREADS_HELP, run_training_cli
 from makemore.train.kinds import KINDS, MODEL_KINDS
 
 PRESETS_HELP = "; ".join(f"{name}: {', '.join(spec.presets)}" for name, spec in KINDS.items() if spec.presets)
@@ -79,11 +79,9 @@ def train_command(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or table.")] = False,
     threads: Annotated[
         int | None,
-        typer.Option(help="torch threads, at most the cores [default: all]; use 1 when other jobs share the CPU."),
+        typer.Option(help=THREADS_HELP),
     ] = None,
-    device: Annotated[
-        Device, typer.Option(help="Where to train: auto (cuda, then mps, then cpu), cpu, cuda or mps.")
-    ] = Device.auto,
+    device: Annotated[Device, typer.Option(help=DEVICE_HELP)] = Device.auto,
     labelled: Annotated[bool, typer.Option("--labelled", help=LABELLED_HELP)] = False,
 ) -> None:
     from makemore.train.run import TrainRequest, run_training

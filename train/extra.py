@@ -11,6 +11,8 @@ from contextlib import redirect_stderr, redirect_stdout
 from makemore.data.cli import require_extra, run_cli
 from makemore.train.launch import is_secondary_rank
 
+THREADS_HELP = "torch threads, at most the cores [default: all]; use 1 when other jobs share the CPU."
+DEVICE_HELP = "Where to train: auto (cuda, then mps, then cpu), cpu, cuda or mps."
 SECONDARY_EXIT_DELAY = 5.0  # seconds a failing rank other than 0 leaves rank 0 to print its error first
 
 

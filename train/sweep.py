@@ -20,7 +20,7 @@ import typer
 from makemore.data import UserError
 from makemore.data.cli import INTERRUPTED
 from makemore.data.reader import DATA_HELP
-from makemore.train.extra import run_training_cli
+from makemore.train.extra import DEVICE_HELP, THREADS_HELP, run_training_cli
 
 GRID_KEYS = ("block_size", "n_embd", "n_hidden")
 MAX_CONFIGS = 1_000  # configs in one sweep: each trains for --steps, and all are checked before the first
@@ -145,12 +145,10 @@ def sweep_command(
     seed: Annotated[int | None, typer.Option(help="Seed of every run [default: mlp default].")] = None,
     data: Annotated[Path | None, typer.Option(help=DATA_HELP)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON instead of a table.")] = False,
-    device: Annotated[
-        str, typer.Option(help="Where to train: auto (cuda, then mps, then cpu), cpu, cuda or mps.")
-    ] = "auto",
+    device: Annotated[str, typer.Option(help=DEVICE_HELP)] = "auto",
     threads: Annotated[
         int | None,
-        typer.Option(help="torch threads, at most the cores [default: all]; use 1 when other jobs share the CPU."),
+        typer.Option(help=THREADS_HELP),
     ] = None,
 ) -> None:
     from makemore.train.device import check_threads

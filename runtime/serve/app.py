@@ -6,6 +6,7 @@ import ctypes
 import ctypes.util
 import functools
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.resources import files
@@ -19,7 +20,7 @@ from makemore.data import UserError
 from makemore.data.bounds import BEAM
 from makemore.runtime.novelty import known_names, novel_names
 from makemore.runtime.options import BOUNDS, SamplingOptions, check_option, label_index
-from makemore.runtime.sampling import Sampler
+from makemore.runtime.sampling import Sampler, Stopped
 from makemore.runtime.serve.flow import Admission
 from makemore.runtime.serve.in_browser import in_browser_routes
 from makemore.runtime.serve.validation import (
@@ -148,6 +149,27 @@ def beam_names(sampler: Sampler, n: int, width: int, options: SamplingOptions) -
     return sampler.beam(n, options, width=width)
 
 
+def name_scores(sampler: Sampler, names: list[str], label: str | None) -> list[float]:
+    """The scores of a checked score request (what mm-eval --score prints)."""
+    return sampler.score(names, label)
+
+
+def outcome(work: Callable[..., T], *args: object) -> tuple[T | None, Exception | None]:
+    """work(*args) (its freed heap handed back, see released), or the exception it raised: the caller raises it
+    outside its task group, which would wrap it in an ExceptionGroup that no handler matches."""
+    try:
+        return released(work, *args), None
+    except Exception as err:
+        return None, err
+
+
+async def set_when_gone(request: Request, stop: threading.Event) -> None:
+    """Set `stop` once the client disconnects (called after its body was read: all that can arrive is that)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        await anyio.sleep(0.05)  # not a busy loop, whatever the server hands over instead
+    stop.set()
+
+
 async def read_body(request: Request, limit: int, timeout: float = Limits.timeout) -> bytes:
     """The request body, refused with 413 as soon as it is known to exceed `limit` bytes, and with 408 when
     it has not all arrived within `timeout` seconds (its bytes are dropped and the connection closed).
@@ -164,10 +186,14 @@ async def read_body(request: Request, limit: int, timeout: float = Limits.timeou
     except TimeoutError:
         raise RequestError(408, f"the body did not arrive within {timeout:g} s", close=True) from None
     except ClientDisconnect:
-        client = f"{request.client.host}:{request.client.port}" if request.client else "a client"
-        LOG.info("%s disconnected before sending the whole body of %s", client, request.url.path)
+        LOG.info("%s disconnected before sending the whole body of %s", client_of(request), request.url.path)
         raise RequestError(400, "the client disconnected mid-body") from None
     return b"".join(chunks)
+
+
+def client_of(request: Request) -> str:
+    """The client's address as a log line names it."""
+    return f"{request.client.host}:{request.client.port}" if request.client else "a client"
 
 
 async def receive_chunks(request: Request, limit: int, chunks: list[bytes]) -> None:
@@ -206,6 +232,21 @@ def create_app(
     limiter = anyio.CapacityLimiter(limits.concurrency)
     _malloc_trim()  # caps glibc's heaps before the first worker thread allocates
 
+    async def answer(request: Request, work: Callable[..., T], *args: object) -> T:
+        """work(sampler, *args) in a worker thread (`limits.concurrency` at once); a client that leaves first stops
+        it at its next model call (no answer could reach it), in one log line."""
+        stop = threading.Event()
+        async with anyio.create_task_group() as group:
+            group.start_soon(set_when_gone, request, stop)
+            result, err = await to_thread.run_sync(outcome, work, sampler.until(stop), *args, limiter=limiter)
+            group.cancel_scope.cancel()
+        if isinstance(err, Stopped):
+            LOG.info("%s disconnected before its answer: %s stopped", client_of(request), request.url.path)
+            raise RequestError(400, "the client disconnected before its answer")
+        if err is not None:
+            raise err
+        return result  # type: ignore[return-value]
+
     async def generate(request: Request) -> JSONResponse:
         raw = await read_body(request, limits.max_body, limits.timeout)
         # checked in a worker thread: an exclude list of 100,000 names takes a while to sort and compile, and the
@@ -214,14 +255,10 @@ def create_app(
         if args["beam"] is not None:
             if args["novel"]:
                 raise RequestError(422, "beam cannot be combined with novel", "novel")
-            found = await to_thread.run_sync(
-                released, beam_names, sampler, args["n"], args["beam"], options, limiter=limiter
-            )
+            found = await answer(request, beam_names, args["n"], args["beam"], options)
             names, log_probs = [name for name, _ in found], [lp for _, lp in found]
             return JSONResponse({"names": names, "log_probs": log_probs, "model": summary})
-        names = await to_thread.run_sync(
-            released, generate_names, sampler, known, args["n"], args["novel"], options, limiter=limiter
-        )
+        names = await answer(request, generate_names, known, args["n"], args["novel"], options)
         return JSONResponse({"names": names, "model": summary})
 
     def generate_request(raw: bytes) -> tuple[dict[str, Any], SamplingOptions]:
@@ -232,7 +269,7 @@ def create_app(
         args = check_body(parse_json(await read_body(request, limits.max_body, limits.timeout)), sc_fields)
         names, label = args["names"], args["label"]
         label_index(check_option("label", label, BOUNDS["label"]), sampler.info)  # 422 before any work
-        nlls = await to_thread.run_sync(released, sampler.score, names, label, limiter=limiter)
+        nlls = await answer(request, name_scores, names, label)
         scores = [{"name": name, "nll": nll} for name, nll in zip(names, summary_json(nlls), strict=True)]
         return JSONResponse({"scores": scores, "model": summary})
 

@@ -86,5 +86,9 @@ def paced(send: Send, timeout: float) -> Send:
             if scope.cancelled_caught:
                 stalled = True
                 return
+            # the event loop runs between pieces: a client gone mid-answer is seen (uvicorn then drops the rest)
+            # before the next piece, not after the whole answer was written to a closed socket (asyncio's
+            # "socket.send() raised exception." for each piece)
+            await anyio.lowlevel.checkpoint()
 
     return send_paced
