@@ -71,6 +71,7 @@ class Plan:
 
     model: Model
     folds: list[Fold]
+    unread: list[tuple[int, int]] = field(default_factory=list)  # initializers only folds read (their bytes)
 
     def side_model(self, data: bytes, numbers: list[int], fed: set[int], source: str) -> tuple[bytes, list[str]]:
         """A model of the folds `numbers` alone (each name its own: f<fold>.<output>, c<n> for a constant) whose
@@ -127,6 +128,7 @@ def check_graph(data: bytes, source: str) -> Plan:
     read = names_read(model.graph, {id(fold.node) for fold in plan.folds})
     for fold in plan.folds:
         fold.used = [out in read for out in fold.node.outputs]
+    plan.unread = unread_initializers(model.graph, read)
     return plan
 
 
@@ -266,6 +268,21 @@ def too_large(op: str, source: str) -> GraphError:
 def a(op: str) -> str:
     """An op's name with its article ("an Add", "a Tile")."""
     return f"{'an' if op[:1] in 'AEIOU' else 'a'} {op}"
+
+
+def unread_initializers(graph: Graph, read: set[str]) -> list[tuple[int, int]]:
+    """The TensorProto spans of the initializers that no node reads once the folds are made, in `graph` and its
+    subgraphs (a file need not hold them beside the values folded from them); one that a graph lists as an input
+    stays (a caller may feed it)."""
+    spans = [
+        tensor.span
+        for name, tensor in graph.initializers.items()
+        if name not in read and name not in graph.inputs and tensor.span is not None
+    ]
+    for node in graph.nodes:
+        for subgraph in node.graphs:
+            spans += unread_initializers(subgraph, read)
+    return spans
 
 
 def names_read(graph: Graph, folded: set[int]) -> set[str]:

@@ -33,7 +33,8 @@ EXACT_ARITHMETIC = frozenset(np.dtype(t) for t in ("i1", "i2", "i4", "i8", "u1",
 
 
 def folded(data: bytes, plan: Plan, source: str) -> bytes:
-    """`data` with each folded node replaced by Constant nodes of the outputs that stay in use (none: removed)."""
+    """`data` with each folded node replaced by Constant nodes of the outputs that stay in use (none: removed), and
+    without the initializers that only folded nodes read."""
     if not plan.folds:
         return data
     arrays = FoldedValues(data, plan, source).outputs
@@ -44,6 +45,7 @@ def folded(data: bytes, plan: Plan, source: str) -> bytes:
             if fold.used[index]:
                 nodes += prefixed(1, constant_node_parts(name, arrays[number][index]))  # GraphProto.node
         edits[fold.node.span] = nodes
+    edits.update(dict.fromkeys(plan.unread, []))  # weights read by folds alone: the file keeps what they made
     return splice(data, 0, len(data), edits, source)
 
 

@@ -211,12 +211,11 @@ class OnnxSampler(Sampler):
         self.path = Path(path)
         self.session = open_session(self.path)
         self.info = read_model_info(self.session, str(self.path))
-        window = self.info.state is None
-        self.forward = WindowForward(self.logits, self.info) if window else session_forward(self.session, self.info)
+        self.forward = session_forward(self.session, self.info)
 
     def logits(self, context: np.ndarray, label: np.ndarray | None = None) -> np.ndarray:
         """A window model's int64 context [B, block_size] (and a conditional model's label indices [B]) ->
-        float32 logits [B, V]."""
-        if self.info.state is not None:
+        float32 logits [B, V] (through the forward pass, so a view of Sampler.until stops it too)."""
+        if not isinstance(self.forward, WindowForward):
             raise ModelFileError(f"{self.path} is a step model: it has no window logits (use sample, score, nll)")
-        return window_logits(self.session, context, self.info, label=label)
+        return self.forward.logits_fn(context, *(() if label is None else (label,)))

@@ -7,6 +7,7 @@ import tracemalloc
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 from hypothesis import given, settings
@@ -66,9 +67,40 @@ def test_the_runtimes_folding_gives_onnxruntimes_names_and_scores_bit_for_bit(
     names = theirs.sample(300, seed=3)
     assert ours.sample(300, seed=3) == names
     assert ours.nll_totals(names[:60]) == theirs.nll_totals(names[:60])
-    plan = check_graph(path.read_bytes(), str(path))
+    data = path.read_bytes()
+    plan = check_graph(data, str(path))
     if precision != "float" or kind in ("rnn", "gru", "lstm"):
         assert plan.folds, "the int8 weights and the cells' weights are computed from constants"
+    if precision == "int8":  # its int8 weights leave the file: their float values are folded in
+        int8 = {t.name for t in onnx.load_from_string(data).graph.initializer if t.data_type == TensorProto.INT8}
+        kept = {t.name for t in onnx.load_from_string(folded(data, plan, str(path))).graph.initializer}
+        assert int8 and not int8 & kept, int8 & kept
+
+
+def test_an_initializer_leaves_the_file_when_only_folds_read_it() -> None:
+    """Read by a fold alone: dropped (its folded value stays). Read by a node run at every call, listed as an input
+    (a caller may feed it), or a graph's output: kept."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [3])
+    fed = helper.make_tensor_value_info("fed", TensorProto.FLOAT, [3])
+    nodes = [
+        helper.make_node("Neg", ["only"], ["negated"]),  # folded: `only` has no other reader
+        helper.make_node("Add", ["x", "negated"], ["a"]),
+        helper.make_node("Neg", ["shared"], ["shared_negated"]),  # folded, but `shared` is read below too
+        helper.make_node("Add", ["a", "shared"], ["b"]),
+        helper.make_node("Add", ["b", "shared_negated"], ["c"]),
+        helper.make_node("Neg", ["fed"], ["fed_negated"]),
+        helper.make_node("Add", ["c", "fed_negated"], ["y"]),
+    ]
+    inits = {name: np.arange(3, dtype=np.float32) + i for i, name in enumerate(("only", "shared", "fed", "out"))}
+    outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("y", "out")]
+    graph = helper.make_graph(nodes, "g", [x, fed], outputs, initializer=[_named(v, k) for k, v in inits.items()])
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8).SerializeToString()
+    new = folded(data, check_graph(data, "g.onnx"), "g.onnx")
+    assert {t.name for t in onnx.load_from_string(new).graph.initializer} == {"shared", "fed", "out"}
+    feed = {"x": np.full(3, 10, np.float32)}
+    assert [a.tolist() for a in own_folding_session(new).run(None, feed)] == [
+        a.tolist() for a in own_folding_session(data).run(None, feed)
+    ]
 
 
 # ---- any chain of the ops the check computes ahead: its shapes are onnxruntime's, its values too

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import select
 import shutil
 import socket
 import subprocess
@@ -17,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pytest
 from clirun import assert_usage_error, run
 from hypothesis import HealthCheck, given, settings
@@ -507,6 +509,40 @@ def test_a_client_that_leaves_before_its_answer_stops_its_work(model_files, tmp_
     assert "Traceback" not in text and "socket.send() raised" not in text, text[-3000:]
 
 
+def test_a_client_that_leaves_while_its_request_waits_gives_up_its_place_at_once(model_files, tmp_path):
+    """Two long requests hold both turns; 14 more wait (16 in flight: the bound), and their clients leave. They
+    leave the queue at once, not when a turn frees: a new request is admitted (it was a 503), and the two long ones
+    are answered in full."""
+    log = tmp_path / "server.log"
+    with running_server(model_files["mlp"][1], "--max-n", "30000", "--log-level", "info", log=log) as port:
+        live = [heavy_request(port, n=30_000) for _ in range(2)]
+        time.sleep(0.2)  # both running
+        waiting = [post_raw(port, {"n": 5}) for _ in range(14)]
+        time.sleep(0.2)
+        for sock in waiting:
+            sock.close()
+        time.sleep(0.3)
+        running = [select.select([sock], [], [], 0)[0] == [] for sock in live]  # no answer has begun yet
+        with post_raw(port, {"n": 3}) as sock:
+            sock.settimeout(60)
+            assert sock.recv(12) == b"HTTP/1.1 200"
+        for sock in live:
+            with sock:
+                sock.settimeout(60)
+                assert sock.recv(12) == b"HTTP/1.1 200"
+    text = log.read_text()
+    assert text.count("disconnected before its answer: /v1/generate stopped") == 14, text[-3000:]
+    assert all(running), "the long requests ended before the test could tell"
+
+
+def post_raw(port: int, body: dict) -> socket.socket:
+    """A connection that has sent POST /v1/generate with `body`."""
+    raw = json.dumps(body).encode()
+    sock = socket.create_connection((HOST, port), timeout=60)
+    sock.sendall(b"POST /v1/generate HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(raw) + raw)
+    return sock
+
+
 @pytest.mark.parametrize("kind", ["mlp", "gru"])
 def test_a_stopped_sampler_ends_its_work_at_the_next_model_call(model_files, kind):
     """Sampler.until: the same names, scores and beams until its event is set; then every kind of work, and a
@@ -524,7 +560,10 @@ def test_a_stopped_sampler_ends_its_work_at_the_next_model_call(model_files, kin
     stop.set()
     with pytest.raises(Stopped):
         list(running)
-    for work in (lambda: view.sample(5), lambda: view.score(["emma"]), lambda: view.beam(3), lambda: view.nll(["ann"])):
+    calls = [lambda: view.sample(5), lambda: view.score(["emma"]), lambda: view.beam(3), lambda: view.nll(["ann"])]
+    if kind == "mlp":
+        calls.append(lambda: view.logits(np.zeros((2, sampler.block_size), np.int64)))
+    for work in calls:
         with pytest.raises(Stopped):
             work()
     assert sampler.until(threading.Event()).sample(300, seed=4) == sampler.sample(300, seed=4)  # the model untouched

@@ -225,12 +225,12 @@ def test_healthz_answers_while_a_big_request_runs(sampler):
     class BlockingSampler(OnnxSampler):
         def __init__(self):
             self.info, self.session = sampler.info, sampler.session
-            self.forward = WindowForward(self.logits, self.info)
+            self.forward = WindowForward(self.blocked, self.info)
 
-        def logits(self, context):
+        def blocked(self, context):
             entered.set()
             assert release.wait(30), "the test did not release the sampler"
-            return super().logits(context)
+            return sampler.logits(context)
 
     app = create_app(BlockingSampler())
     with TestClient(app) as test_client:

@@ -163,11 +163,14 @@ def outcome(work: Callable[..., T], *args: object) -> tuple[T | None, Exception 
         return None, err
 
 
-async def set_when_gone(request: Request, stop: threading.Event) -> None:
-    """Set `stop` once the client disconnects (called after its body was read: all that can arrive is that)."""
+async def stop_when_gone(request: Request, stop: threading.Event, waiting: anyio.CancelScope) -> None:
+    """Once the client disconnects (called after its body was read: all that can arrive is that), set `stop` (its
+    work ends at its next model call) and cancel `waiting` (a request still waiting for its turn leaves the queue,
+    and its place among the requests in flight, at once; onnxruntime's work in a thread is not cancelled by it)."""
     while (await request.receive())["type"] != "http.disconnect":
         await anyio.sleep(0.05)  # not a busy loop, whatever the server hands over instead
     stop.set()
+    waiting.cancel()
 
 
 async def read_body(request: Request, limit: int, timeout: float = Limits.timeout) -> bytes:
@@ -236,13 +239,16 @@ def create_app(
         """work(sampler, *args) in a worker thread (`limits.concurrency` at once); a client that leaves first stops
         it at its next model call (no answer could reach it), in one log line."""
         stop = threading.Event()
+        outcomes: list[tuple[T | None, Exception | None]] = []
         async with anyio.create_task_group() as group:
-            group.start_soon(set_when_gone, request, stop)
-            result, err = await to_thread.run_sync(outcome, work, sampler.until(stop), *args, limiter=limiter)
+            group.start_soon(stop_when_gone, request, stop, group.cancel_scope)
+            work_now = functools.partial(outcome, work, sampler.until(stop), *args)
+            outcomes.append(await to_thread.run_sync(work_now, limiter=limiter))
             group.cancel_scope.cancel()
-        if isinstance(err, Stopped):
+        if not outcomes or isinstance(outcomes[0][1], Stopped):  # none: it left while waiting for its turn
             LOG.info("%s disconnected before its answer: %s stopped", client_of(request), request.url.path)
             raise RequestError(400, "the client disconnected before its answer")
+        result, err = outcomes[0]
         if err is not None:
             raise err
         return result  # type: ignore[return-value]
