@@ -30,6 +30,7 @@ def infer(
         raise Unfoldable("whose shape is not read")
     check_types(node.op, inputs)
     opset = opsets.get("", 0)
+    check_attributes(node, opset)
     if opset < 11 and negative_axes(node, inputs):
         raise Unfoldable(f"with a negative axis, which opset {opset} does not take")
     outputs, work = rule(node, inputs, opset, limit)
@@ -52,6 +53,91 @@ INPUT_TYPES: dict[str, dict[int, frozenset[int]]] = {
     "Slice": dict.fromkeys(range(1, 5), INDICES),
     "ConstantOfShape": {0: INT64},
 }
+# the attributes each op takes from an opset on, each with its type (i int, f float, s string, t tensor, I ints, F
+# floats) and "!" where it must be given: ONNX's schemas, which onnxruntime checks (it refuses another attribute, a
+# type, or one left out); tests/test_folding.py compares this table with the onnx package's
+# fmt: off
+ATTRIBUTES: dict[str, tuple[tuple[int, str], ...]] = {
+    "Abs": ((1, "consumed_inputs:I"), (6, "")),
+    "Add": ((1, "axis:i broadcast:i consumed_inputs:I"), (6, "axis:i broadcast:i"), (7, "")),
+    "And": ((1, "axis:i broadcast:i"), (7, "")),
+    "Cast": ((1, "to:s!"), (6, "to:i!"), (19, "saturate:i to:i!"), (24, "round_mode:s saturate:i to:i!")),
+    "Ceil": ((1, "consumed_inputs:I"), (6, "")),
+    "Concat": ((1, "axis:i"), (4, "axis:i!")),
+    "ConstantOfShape": ((9, "value:t"),),
+    "DequantizeLinear": ((10, ""), (13, "axis:i"), (21, "axis:i block_size:i"),
+                         (23, "axis:i block_size:i output_dtype:i")),
+    "Div": ((1, "axis:i broadcast:i consumed_inputs:I"), (6, "axis:i broadcast:i"), (7, "")),
+    "Equal": ((1, "axis:i broadcast:i"), (7, "")),
+    "Erf": ((9, ""),),
+    "Exp": ((1, "consumed_inputs:I"), (6, "")),
+    "Expand": ((8, ""),),
+    "Flatten": ((1, "axis:i"),),
+    "Floor": ((1, "consumed_inputs:I"), (6, "")),
+    "Gather": ((1, "axis:i"),),
+    "Gemm": ((1, "alpha:f beta:f broadcast:i transA:i transB:i"), (7, "alpha:f beta:f transA:i transB:i")),
+    "Greater": ((1, "axis:i broadcast:i"), (7, "")),
+    "GreaterOrEqual": ((12, ""),),
+    "Identity": ((1, ""),),
+    "Less": ((1, "axis:i broadcast:i"), (7, "")),
+    "LessOrEqual": ((12, ""),),
+    "Log": ((1, "consumed_inputs:I"), (6, "")),
+    "MatMul": ((1, ""),),
+    "Mod": ((10, "fmod:i"),),
+    "Mul": ((1, "axis:i broadcast:i consumed_inputs:I"), (6, "axis:i broadcast:i"), (7, "")),
+    "Neg": ((1, "consumed_inputs:I"), (6, "")),
+    "Not": ((1, ""),),
+    "Or": ((1, "axis:i broadcast:i"), (7, "")),
+    "Pow": ((1, "axis:i broadcast:i"), (7, "")),
+    "QuantizeLinear": ((10, ""), (13, "axis:i"), (19, "axis:i saturate:i"),
+                       (21, "axis:i block_size:i output_dtype:i saturate:i"),
+                       (23, "axis:i block_size:i output_dtype:i precision:i saturate:i")),
+    "Range": ((11, ""), (27, "stash_type:i")),
+    "ReduceMax": ((1, "axes:I keepdims:i"), (18, "keepdims:i noop_with_empty_axes:i")),
+    "ReduceMean": ((1, "axes:I keepdims:i"), (18, "keepdims:i noop_with_empty_axes:i")),
+    "ReduceMin": ((1, "axes:I keepdims:i"), (18, "keepdims:i noop_with_empty_axes:i")),
+    "ReduceSum": ((1, "axes:I keepdims:i"), (13, "keepdims:i noop_with_empty_axes:i")),
+    "Relu": ((1, "consumed_inputs:I"), (6, "")),
+    "Reshape": ((1, "consumed_inputs:I shape:I"), (5, ""), (14, "allowzero:i")),
+    "Shape": ((1, ""), (15, "end:i start:i")),
+    "Sigmoid": ((1, "consumed_inputs:I"), (6, "")),
+    "Slice": ((1, "axes:I ends:I! starts:I!"), (10, "")),
+    "Sqrt": ((1, "consumed_inputs:I"), (6, "")),
+    "Squeeze": ((1, "axes:I"), (13, "")),
+    "Sub": ((1, "axis:i broadcast:i consumed_inputs:I"), (6, "axis:i broadcast:i"), (7, "")),
+    "Tanh": ((1, "consumed_inputs:I"), (6, "")),
+    "Tile": ((1, ""),),
+    "Transpose": ((1, "perm:I"),),
+    "Unsqueeze": ((1, "axes:I!"), (13, "")),
+    "Where": ((9, ""),),
+    "Xor": ((1, "axis:i broadcast:i"), (7, "")),
+}
+# fmt: on
+KINDS = {"f": 1, "i": 2, "s": 3, "t": 4, "g": 5, "F": 6, "I": 7, "S": 8}  # ONNX's AttributeProto.AttributeType
+
+
+def attributes_taken(op: str, opset: int) -> dict[str, tuple[int, bool]]:
+    """The attributes `op` takes at `opset`: name -> (its AttributeType, whether it must be given)."""
+    taken = ""
+    for since, names in ATTRIBUTES[op]:
+        if since <= opset:
+            taken = names
+    return {name: (KINDS[kind[0]], kind.endswith("!")) for name, kind in (a.split(":") for a in taken.split())}
+
+
+def check_attributes(node: Node, opset: int) -> None:
+    """Unfoldable unless `node` gives only attributes its op takes at `opset`, each of its type, and every one it
+    must be given (onnxruntime refuses the node otherwise; folded, it would never see it)."""
+    taken = attributes_taken(node.op, opset)
+    for name, kind in node.kinds.items():
+        if name not in taken:
+            raise Unfoldable(f"with an attribute it does not take at opset {opset} ({name!r:.40})")
+        if kind != taken[name][0]:
+            raise Unfoldable(f"with an attribute of another type than it takes ({name!r:.40})")
+    if missing := [name for name, (_, required) in taken.items() if required and name not in node.kinds]:
+        raise Unfoldable(f"without its attribute {missing[0]!r}")
+
+
 EVERY = None  # every input
 SAME_TYPE: dict[str, tuple[int, ...] | None] = {
     **dict.fromkeys(("Add", "Sub", "Mul", "Div", "Mod", "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual",

@@ -60,6 +60,7 @@ class Node:
     attributes: dict[str, Attribute]
     span: tuple[int, int]  # the NodeProto's bytes
     graphs: list[Graph] = field(default_factory=list)  # its subgraphs (an If's branches)
+    kinds: dict[str, int] = field(default_factory=dict)  # each attribute's declared AttributeType
 
 
 @dataclass
@@ -136,10 +137,10 @@ def read_node(data: bytes, start: int, end: int, model: Model, depth: int, sourc
         elif number == 7:
             node.domain = text(data, a, b, source)
         elif number == 5:  # NodeProto.attribute
-            name, value = read_attribute(data, a, b, node, model, depth, source)
+            name, kind, value = read_attribute(data, a, b, node, model, depth, source)
             if name in node.attributes:  # onnxruntime refuses it ("appeared multiple times")
                 raise GraphError(f"{source} is not a valid ONNX model (a node's attribute {name!r} given twice)")
-            node.attributes[name] = value
+            node.attributes[name], node.kinds[name] = value, kind
     if node.domain == "ai.onnx":
         node.domain = ""
     return node
@@ -147,9 +148,9 @@ def read_node(data: bytes, start: int, end: int, model: Model, depth: int, sourc
 
 def read_attribute(
     data: bytes, start: int, end: int, node: Node, model: Model, depth: int, source: str
-) -> tuple[str, Attribute]:
-    """An attribute's name and, by its declared type (as onnxruntime reads it), its value: an int or a float (as a
-    list of one), ints, floats, or a tensor; its subgraphs join `node.graphs`."""
+) -> tuple[str, int, Attribute]:
+    """An attribute's name, its declared type and, by that type (as onnxruntime reads it), its value: an int or a
+    float (as a list of one), ints, floats, or a tensor; its subgraphs join `node.graphs`."""
     name, kind, merged = "", 0, None
     by_field: dict[int, list[float]] = {}
     tensor: Tensor | None = None
@@ -180,14 +181,14 @@ def read_attribute(
             count = min((b - a) // 4, MAX_VALUES + 1)
             by_field.setdefault(number, []).extend(struct.unpack(f"<{count}f", data[a : a + 4 * count]))
     if kind == 4:  # TENSOR
-        return name, tensor
+        return name, kind, tensor
     field_of = {1: 2, 2: 3, 6: 7, 7: 8}  # AttributeType (FLOAT, INT, FLOATS, INTS) -> its field
     values = by_field.get(field_of.get(kind, 0))
     if values is None:
-        return name, None
+        return name, kind, None
     if kind in (1, 2):
         values = values[-1:]  # one number: the last of its field, protobuf's rule
-    return name, values if len(values) <= MAX_VALUES else None
+    return name, kind, values if len(values) <= MAX_VALUES else None
 
 
 # TensorProto data type -> the field that holds its values when it has no raw_data: float_data, double_data,

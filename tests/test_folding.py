@@ -447,3 +447,49 @@ def test_the_budget_takes_what_an_int8_recurrent_weight_makes_and_no_more(monkey
     copies.append(helper.make_node("Identity", ["c0"], ["y"]))
     with pytest.raises(GraphError, match="more from its constants than a file of its size may"):
         check_graph(_bare(nodes[:1] + copies, {"w": weight}), "copies.onnx")
+
+
+def test_the_table_of_attributes_is_onnxs() -> None:
+    """contract/shapes.py's ATTRIBUTES: what the onnx package's schemas say each op takes, at every opset."""
+    import onnx.defs
+    from makemore.contract.shapes import RULES, attributes_taken
+
+    for op in RULES:
+        for opset in range(1, onnx.defs.onnx_opset_version() + 1):
+            try:
+                schema = onnx.defs.get_schema(op, opset, "")
+            except onnx.defs.SchemaError:
+                continue
+            onnxs = {name: (int(a.type), a.required) for name, a in schema.attributes.items()}
+            assert attributes_taken(op, opset) == onnxs, (op, opset)
+
+
+def _with_attribute(node, name: str, values: list) -> object:
+    node.attribute.append(helper.make_attribute(name, values))
+    return node
+
+
+@pytest.mark.parametrize(
+    ("node", "opset"),
+    [
+        (helper.make_node("Transpose", ["w"], ["t"], perm=[1, 0], foo=3), 13),  # no op takes it
+        (helper.make_node("Unsqueeze", ["w", "zero"], ["t"], axes=[0]), 13),  # an input from opset 13 on
+        (helper.make_node("Add", ["w", "w"], ["t"], broadcast=1), 13),  # before opset 7
+        (helper.make_node("Cast", ["w"], ["t"], to=TensorProto.FLOAT, saturate=1), 17),  # from opset 19 on
+        (helper.make_node("Concat", ["w", "w"], ["t"]), 13),  # its axis must be given
+        (helper.make_node("Cast", ["w"], ["t"]), 13),  # so must its type
+        (_with_attribute(helper.make_node("Transpose", ["w"], ["t"]), "perm", [1.0, 0.0]), 13),  # ints, not floats
+        (_with_attribute(helper.make_node("Gather", ["w", "zero"], ["t"]), "axis", [0, 0]), 13),  # an int, not ints
+    ],
+    ids=["unknown", "axes-at-13", "broadcast-at-13", "saturate-at-17", "no-axis", "no-to", "perm-floats", "axis-ints"],
+)
+def test_a_folded_node_with_an_attribute_its_op_does_not_take_is_refused_as_onnxruntime_refuses_it(node, opset) -> None:
+    """onnxruntime refuses such a node (an attribute its op does not take at the opset, of another type, or left out
+    when it must be given); folded, onnxruntime never sees it: the check refuses it in one line itself."""
+    inits = {"w": np.ones((2, 2), np.float32), "zero": np.zeros(1, np.int64)}
+    data = _bare([node, helper.make_node("Identity", ["t"], ["y"])], inits, opset=opset)
+    with pytest.raises(Exception, match="INVALID_GRAPH|Unrecognized attribute"):
+        own_folding_session(data)
+    with pytest.raises(GraphError, match="attribute") as refused:
+        onnx_sampler.open_session(data, "x.onnx")
+    assert "\n" not in str(refused.value)
