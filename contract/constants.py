@@ -151,6 +151,10 @@ def visit(graph: Graph, outer: Scope, plan: Plan, budget: Budget, source: str, w
     made = {out: node for node in graph.nodes for out in node.outputs if out}
     if twice := next((name for name in made if name in written), None):
         raise GraphError(f"{source} is not a valid ONNX model ({twice!r} is computed twice)")
+    computed = (name for name, node in made.items() if name in graph.initializers and node.op != "Constant")
+    if twice := next(computed, None):
+        # onnxruntime refuses it ("Duplicate definition"); a folded node it would never see (a Constant it accepts)
+        raise GraphError(f"{source} is not a valid ONNX model ({twice!r} is an initializer and computed too)")
     for name in made:
         scope[name] = None  # computed here (a constant once folded), hiding an outer name
     waiting: dict[int, int] = {}  # node -> inputs made here and not folded yet

@@ -493,3 +493,18 @@ def test_a_folded_node_with_an_attribute_its_op_does_not_take_is_refused_as_onnx
     with pytest.raises(GraphError, match="attribute") as refused:
         onnx_sampler.open_session(data, "x.onnx")
     assert "\n" not in str(refused.value)
+
+
+def test_a_node_that_computes_an_initializers_name_is_refused_as_onnxruntime_refuses_it() -> None:
+    """onnxruntime refuses a graph whose node computes a name an initializer has ("Duplicate definition"); folded,
+    the node would have become a Constant beside it, which onnxruntime accepts: the check refuses it itself."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [3])
+    nodes = [helper.make_node("Neg", ["c"], ["w"]), helper.make_node("Add", ["x", "w"], ["y"])]
+    inits = [_named(np.arange(3, dtype=np.float32), "w"), _named(np.full(3, 5, np.float32), "c")]
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)]
+    graph = helper.make_graph(nodes, "g", [x], outputs, initializer=inits)
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8).SerializeToString()
+    with pytest.raises(Exception, match="Duplicate definition"):
+        own_folding_session(data)
+    with pytest.raises(GraphError, match="'w' is an initializer and computed too"):
+        onnx_sampler.open_session(data, "x.onnx")
