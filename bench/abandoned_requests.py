@@ -14,33 +14,16 @@ medians, and the load average before and after.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import socket
 import statistics
 import sys
 import time
 from pathlib import Path
 
-from loopback import HOST, running_server
+from loopback import cpu_seconds, running_server, sent_generate
 
 HEAVY = {"n": 10_000, "min_len": 250, "max_len": 256, "seed": 1}
 SMALL = {"n": 3, "seed": 1}
-
-
-def cpu_seconds(pid: int) -> float:
-    """A process's user and system CPU time so far (Linux /proc)."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def post(port: int, body: dict) -> socket.socket:
-    """A connection that has sent POST /v1/generate with `body`."""
-    raw = json.dumps(body).encode()
-    sock = socket.create_connection((HOST, port), timeout=120)
-    sock.sendall(f"POST /v1/generate HTTP/1.1\r\nHost: x\r\nContent-Length: {len(raw)}\r\n\r\n".encode() + raw)
-    return sock
 
 
 def one_round(model: Path, abandoned: int) -> tuple[float, float]:
@@ -48,12 +31,12 @@ def one_round(model: Path, abandoned: int) -> tuple[float, float]:
     after they left)."""
     pids: list[int] = []
     with running_server(model, pids=pids) as port:
-        socks = [post(port, HEAVY) for _ in range(abandoned)]
+        socks = [sent_generate(port, HEAVY) for _ in range(abandoned)]
         time.sleep(0.3)
         for sock in socks:
             sock.close()
         left, cpu = time.monotonic(), cpu_seconds(pids[0])
-        with post(port, SMALL) as sock:
+        with sent_generate(port, SMALL) as sock:
             assert sock.recv(12) == b"HTTP/1.1 200"
         answered = time.monotonic() - left
         time.sleep(max(0.0, left + 5 - time.monotonic()))

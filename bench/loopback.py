@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -30,6 +31,21 @@ def memory_mb(pid: int) -> dict[str, float]:
     with open(f"/proc/{pid}/status") as status:
         fields = dict(line.split(":", 1) for line in status)
     return {key: int(fields[key].split()[0]) / 1024 for key in ("VmRSS", "VmHWM")}
+
+
+def cpu_seconds(pid: int) -> float:
+    """A process's user and system CPU time so far, threads included (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def sent_generate(port: int, body: dict, timeout: float = 60.0) -> socket.socket:
+    """A connection that has sent POST /v1/generate with the JSON `body` (its answer is left to read, or not)."""
+    raw = json.dumps(body).encode()
+    sock = socket.create_connection((HOST, port), timeout=timeout)
+    sock.sendall(f"POST /v1/generate HTTP/1.1\r\nHost: x\r\nContent-Length: {len(raw)}\r\n\r\n".encode() + raw)
+    return sock
 
 
 def get(port: int, path: str, timeout: float = 10.0) -> tuple[int, bytes]:

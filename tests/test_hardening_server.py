@@ -4,7 +4,6 @@ held for clients are bounded (and handed back), stalled clients are dropped, and
 from __future__ import annotations
 
 import json
-import os
 import resource
 import select
 import shutil
@@ -23,7 +22,16 @@ import pytest
 from clirun import assert_usage_error, run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from loopback import HOST, free_port, get, memory_mb, running_server, wait_until_healthy
+from loopback import (
+    HOST,
+    cpu_seconds,
+    free_port,
+    get,
+    memory_mb,
+    running_server,
+    sent_generate,
+    wait_until_healthy,
+)
 from makemore.runtime.onnx_sampler import OnnxSampler
 from makemore.runtime.serve.app import Limits, create_app
 from starlette.testclient import TestClient
@@ -464,20 +472,9 @@ def test_a_request_that_is_not_http_gets_a_json_400(model_files):
 # --- a client that leaves before its answer stops its request's work ----------------------------------------
 
 
-def cpu_seconds(pid: int) -> float:
-    """A process's user and system CPU time so far (Linux /proc), threads included."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def heavy_request(port: int, n: int = 10_000) -> socket.socket:
     """A connection that has sent a generate request of `n` names of at least 250 characters."""
-    body = json.dumps({"n": n, "min_len": 250, "max_len": 256, "seed": 1}).encode()
-    head = f"POST /v1/generate HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n"
-    sock = socket.create_connection((HOST, port), timeout=60)
-    sock.sendall(head.encode() + body)
-    return sock
+    return sent_generate(port, {"n": n, "min_len": 250, "max_len": 256, "seed": 1})
 
 
 def test_a_client_that_leaves_before_its_answer_stops_its_work(model_files, tmp_path):
@@ -498,9 +495,7 @@ def test_a_client_that_leaves_before_its_answer_stops_its_work(model_files, tmp_
         busy = cpu_seconds(pids[0])
         time.sleep(0.5)
         idle = cpu_seconds(pids[0]) - busy
-        small = json.dumps({"n": 3, "seed": 1}).encode()
-        with socket.create_connection((HOST, port), timeout=10) as sock:
-            sock.sendall(b"POST /v1/generate HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(small) + small)
+        with sent_generate(port, {"n": 3, "seed": 1}, timeout=10) as sock:
             assert sock.recv(12) == b"HTTP/1.1 200"
     text = log.read_text()
     stopped = [line for line in text.splitlines() if "disconnected before its answer: /v1/generate stopped" in line]
@@ -517,13 +512,13 @@ def test_a_client_that_leaves_while_its_request_waits_gives_up_its_place_at_once
     with running_server(model_files["mlp"][1], "--max-n", "30000", "--log-level", "info", log=log) as port:
         live = [heavy_request(port, n=30_000) for _ in range(2)]
         time.sleep(0.2)  # both running
-        waiting = [post_raw(port, {"n": 5}) for _ in range(14)]
+        waiting = [sent_generate(port, {"n": 5}) for _ in range(14)]
         time.sleep(0.2)
         for sock in waiting:
             sock.close()
         time.sleep(0.3)
         running = [select.select([sock], [], [], 0)[0] == [] for sock in live]  # no answer has begun yet
-        with post_raw(port, {"n": 3}) as sock:
+        with sent_generate(port, {"n": 3}) as sock:
             sock.settimeout(60)
             assert sock.recv(12) == b"HTTP/1.1 200"
         for sock in live:
@@ -533,14 +528,6 @@ def test_a_client_that_leaves_while_its_request_waits_gives_up_its_place_at_once
     text = log.read_text()
     assert text.count("disconnected before its answer: /v1/generate stopped") == 14, text[-3000:]
     assert all(running), "the long requests ended before the test could tell"
-
-
-def post_raw(port: int, body: dict) -> socket.socket:
-    """A connection that has sent POST /v1/generate with `body`."""
-    raw = json.dumps(body).encode()
-    sock = socket.create_connection((HOST, port), timeout=60)
-    sock.sendall(b"POST /v1/generate HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(raw) + raw)
-    return sock
 
 
 @pytest.mark.parametrize("kind", ["mlp", "gru"])
