@@ -201,6 +201,35 @@ def _chain(draw, opset: int) -> tuple[list, dict, str]:
     return nodes, inits, current
 
 
+ATTRIBUTE_NAMES = ("axis", "axes", "perm", "to", "keepdims", "broadcast", "saturate", "allowzero",
+                   "noop_with_empty_axes", "start", "foo")  # fmt: skip
+
+
+def _changed(draw, nodes: list, last: str) -> tuple[list, str]:
+    """The chain as it was (most often), or with one node changed as a file may change it: an attribute added (any
+    name, any type, perhaps one it has), one taken away, or its output renamed to an initializer's name."""
+    change = draw(st.sampled_from(["none", "none", "none", "add", "drop", "clash"]))
+    if change == "none" or not nodes:
+        return nodes, last
+    index = draw(st.integers(0, len(nodes) - 1))
+    node = onnx.NodeProto()
+    node.CopyFrom(nodes[index])
+    if change == "add":
+        value = draw(st.sampled_from([0, 1, -1, 7, [0], [1, 0], [0, 1, 2], 1.0, [1.0, 0.0]]))
+        node.attribute.append(helper.make_attribute(draw(st.sampled_from(ATTRIBUTE_NAMES)), value))
+    elif change == "drop" and node.attribute:
+        del node.attribute[draw(st.integers(0, len(node.attribute) - 1))]
+    elif change == "clash":
+        old = node.output[0]
+        node.output[0] = "x0"  # the chain's first constant, an initializer
+        later = [onnx.NodeProto() for _ in nodes[index + 1 :]]
+        for copy, original in zip(later, nodes[index + 1 :], strict=True):
+            copy.CopyFrom(original)
+            copy.input[:] = ["x0" if name == old else name for name in copy.input]
+        return [*nodes[:index], node, *later], "x0" if last == old else last
+    return [*nodes[:index], node, *nodes[index + 1 :]], last
+
+
 def _model(nodes: list, inits: dict, last: str, opset: int) -> bytes:
     graph = helper.make_graph(
         [*nodes, helper.make_node("Identity", [last], ["y"])],
@@ -228,6 +257,7 @@ def test_any_chain_of_constant_ops_folds_to_what_onnxruntime_computes(data) -> N
     bit. A file onnxruntime refuses is refused in one line."""
     opset = data.draw(st.sampled_from([11, 13, 17]))
     nodes, inits, last = _chain(data.draw, opset)
+    nodes, last = _changed(data.draw, nodes, last)
     model = _model(nodes, inits, last, opset)
     try:
         expected = own_folding_session(model).run(["y"], {})[0]
