@@ -38,16 +38,21 @@ OPSET7_KINDS = ("wavenet", "gru")  # opset 7 lists a file's initializers as its 
 
 
 @pytest.fixture(scope="module")
-def other_exports(model_files, tmp_path_factory) -> dict[str, Path]:
-    """ "<kind> int8" and "<kind> opset 7" -> the quick model's file so exported."""
+def other_exports(model_files) -> dict[str, Path]:
+    """ "<kind> int8" and "<kind> opset 7" -> the quick model's file so exported (once per run, beside the quick
+    models: pytest-xdist's workers share them, as they share model_files)."""
+    from filelock import FileLock
     from makemore.export.onnx_export import export_checkpoint
 
-    folder = tmp_path_factory.mktemp("other-exports")
+    exports = {f"{kind} int8": (kind, {"quantize": "int8"}) for kind in INT8_KINDS}
+    exports |= {f"{kind} opset 7": (kind, {"opset": 7}) for kind in OPSET7_KINDS}
     files = {}
-    for kind in INT8_KINDS:
-        files[f"{kind} int8"] = export_checkpoint(model_files[kind][0], folder / f"{kind}.onnx", quantize="int8").path
-    for kind in OPSET7_KINDS:
-        files[f"{kind} opset 7"] = export_checkpoint(model_files[kind][0], folder / f"{kind}.7.onnx", opset=7).path
+    for name, (kind, options) in exports.items():
+        path = model_files.folder / f"{name.replace(' ', '-')}.onnx"
+        with FileLock(f"{path}.lock"):
+            if not path.is_file():
+                export_checkpoint(model_files[kind][0], path, **options)
+        files[name] = path
     return files
 
 
