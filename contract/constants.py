@@ -122,6 +122,8 @@ def check_graph(data: bytes, source: str) -> Plan:
     bounded or passes the bounds, an allocating op with a constant size past MAX_CONSTANT_ELEMENTS, or bytes that
     are not the protobuf they should be."""
     model = read_model(bytes(data), source)
+    if "" not in model.opsets:  # which version onnxruntime would assume is not known here
+        raise GraphError(f'{source}: it imports no version of ONNX\'s own ops (no opset_import of the domain "")')
     plan = Plan(model, [])
     budget = Budget(FOLD_VALUES + FOLD_PER_BYTE * len(data), FOLD_WORK)
     visit(model.graph, Scope(), plan, budget, source, frozenset())
@@ -151,10 +153,11 @@ def visit(graph: Graph, outer: Scope, plan: Plan, budget: Budget, source: str, w
     made = {out: node for node in graph.nodes for out in node.outputs if out}
     if twice := next((name for name in made if name in written), None):
         raise GraphError(f"{source} is not a valid ONNX model ({twice!r} is computed twice)")
-    computed = (name for name, node in made.items() if name in graph.initializers and node.op != "Constant")
-    if twice := next(computed, None):
-        # onnxruntime refuses it ("Duplicate definition"); a folded node it would never see (a Constant it accepts)
-        raise GraphError(f"{source} is not a valid ONNX model ({twice!r} is an initializer and computed too)")
+    if twice := next((name for name in made if name in graph.inputs or not shadows(graph, name, made[name])), None):
+        # onnxruntime refuses it ("Duplicate definition"); a folded node it would never see
+        raise GraphError(f"{source} is not a valid ONNX model ({twice!r:.40} is computed and given too)")
+    if len(made) < sum(1 for node in graph.nodes for out in node.outputs if out):
+        raise GraphError(f"{source} is not a valid ONNX model (a name is computed twice)")
     for name in made:
         scope[name] = None  # computed here (a constant once folded), hiding an outer name
     waiting: dict[int, int] = {}  # node -> inputs made here and not folded yet
@@ -189,9 +192,17 @@ def visit(graph: Graph, outer: Scope, plan: Plan, budget: Budget, source: str, w
     for node in graph.nodes:
         if id(node) not in folded and node.op in SIZED and node.domain == "":
             check_size(node, scope, source)
-        for subgraph in node.graphs:
-            visit(subgraph, scope, plan, budget, source, written | (set(made) - set(node.outputs)))  # (a branch may
-            # name its value as the If names it, as onnxruntime allows)
+        around = written | (set(made) - set(node.outputs)) | set(graph.initializers)  # (a branch may name its
+        for subgraph in node.graphs:  # value as the If names it, as onnxruntime allows)
+            visit(subgraph, scope, plan, budget, source, around)
+
+
+def shadows(graph: Graph, name: str, node: Node) -> bool:
+    """Whether `node` may compute `name` in `graph`: a name no initializer has, or a Constant of an initializer's
+    shape (onnxruntime takes that; a node of another op, or a Constant of another shape, it refuses)."""
+    if name not in graph.initializers:
+        return True
+    return node.op == "Constant" and node.domain == "" and constant_tensor(node).shape == graph.initializers[name].shape
 
 
 def fold(node: Node, scope: Scope, plan: Plan, budget: Budget, source: str) -> list[Value]:

@@ -113,12 +113,20 @@ def check_attributes(node: Node, opset: int) -> None:
     must be given (onnxruntime refuses the node otherwise; folded, it would never see it)."""
     taken = attributes_taken(node.op, opset)
     for name, kind in node.kinds.items():
+        if name.startswith("__"):  # ONNX's checker skips such a name (for a tool's own notes)
+            continue
         if name not in taken:
             raise Unfoldable(f"with an attribute it does not take at opset {opset} ({name!r:.40})")
         if kind != taken[name][0]:
             raise Unfoldable(f"with an attribute of another type than it takes ({name!r:.40})")
     if missing := [name for name, (_, required) in taken.items() if required and name not in node.kinds]:
         raise Unfoldable(f"without its attribute {missing[0]!r}")
+    if "fmod" in node.kinds and one_int(node, "fmod", 0) not in (0, 1):  # onnxruntime refuses another
+        raise Unfoldable("with its attribute fmod neither 0 nor 1")
+    if "saturate" in node.kinds and one_int(node, "saturate", 1) != 1:  # for float8 alone (never folded): 0 is
+        raise Unfoldable("with its attribute saturate other than 1")  # refused, another value read as garbage
+    if "round_mode" in node.kinds:
+        raise Unfoldable("with a round_mode (for float8 alone), which the runtime does not read")
 
 
 EVERY = None  # every input
@@ -417,7 +425,8 @@ def slice_(node: Node, inputs: list[Tensor | None], opset: int, limit: int) -> t
 def transpose(node: Node, inputs: list[Tensor | None], opset: int, limit: int) -> tuple[list[Tensor], int]:
     x = first(inputs)
     shape = shape_of(x)
-    perm = ints(node, "perm") or list(reversed(range(len(shape))))
+    perm = ints(node, "perm")
+    perm = list(reversed(range(len(shape)))) if perm is None else perm  # given empty: no permutation of a rank > 0
     if sorted(perm) != list(range(len(shape))):
         raise Unfoldable("with a permutation that is not one")
     values = None if x.values is None else np.transpose(x.values, perm)
@@ -441,7 +450,7 @@ def reshape(node: Node, inputs: list[Tensor | None], opset: int, limit: int) -> 
     if target is None:
         raise Unfoldable("without its shape")
     shape = shape_of(x)
-    allow_zero = one_int(node, "allowzero", 0)
+    allow_zero = one_int(node, "allowzero", 0) == 1  # 1 alone counts, as onnxruntime's kernel reads it
     dims = [shape[i] if d == 0 and not allow_zero and i < len(shape) else d for i, d in enumerate(target)]
     if dims.count(-1) > 1 or any(d < -1 for d in dims):
         raise Unfoldable("of a shape that is not one")
@@ -542,10 +551,10 @@ def reduce(node: Node, inputs: list[Tensor | None], opset: int, limit: int) -> t
     x = first(inputs)
     shape = shape_of(x)
     axes = axes_of(node, inputs, opset)
-    if not axes and one_int(node, "noop_with_empty_axes", 0):
+    if not axes and one_int(node, "noop_with_empty_axes", 0) == 1:  # 1 alone counts, as onnxruntime reads them
         return [out(x.dtype, shape)], size(shape)
     picked = set(range(len(shape))) if not axes else {axis_in(a, len(shape)) for a in axes}
-    keep = one_int(node, "keepdims", 1)
+    keep = one_int(node, "keepdims", 1) == 1
     result = tuple(1 if i in picked else d for i, d in enumerate(shape) if keep or i not in picked)
     return [out(x.dtype, result)], size(shape)
 

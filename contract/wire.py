@@ -146,6 +146,11 @@ def read_node(data: bytes, start: int, end: int, model: Model, depth: int, sourc
     return node
 
 
+# AttributeProto.AttributeType -> the field that holds its value (FLOAT f, INT i, STRING s, TENSOR t, GRAPH g,
+# FLOATS, INTS, STRINGS, TENSORS, GRAPHS, SPARSE_TENSOR(S), TYPE_PROTO(S))
+VALUE_FIELD = {1: 2, 2: 3, 3: 4, 4: 5, 5: 6, 6: 7, 7: 8, 8: 9, 9: 10, 10: 11, 11: 22, 12: 23, 13: 14, 14: 15}
+
+
 def read_attribute(
     data: bytes, start: int, end: int, node: Node, model: Model, depth: int, source: str
 ) -> tuple[str, int, Attribute]:
@@ -154,7 +159,10 @@ def read_attribute(
     name, kind, merged = "", 0, None
     by_field: dict[int, list[float]] = {}
     tensor: Tensor | None = None
+    given: set[int] = set()  # the value fields it holds
     for number, a, b, _ in fields(data, start, end, source):
+        if number in VALUE_FIELD.values():
+            given.add(number)
         if number == 1:
             name = text(data, a, b, source)
         elif number == 20 and b < 0:
@@ -180,14 +188,16 @@ def read_attribute(
         elif number in (2, 7) and b >= 0:  # .f, .floats
             count = min((b - a) // 4, MAX_VALUES + 1)
             by_field.setdefault(number, []).extend(struct.unpack(f"<{count}f", data[a : a + 4 * count]))
+    if kind and given - {VALUE_FIELD.get(kind)}:  # onnxruntime refuses it ("type field and data field mismatch")
+        raise GraphError(f"{source} is not a valid ONNX model (a node's attribute {name!r:.40} holds a value of "
+                         "another type than it declares)")  # fmt: skip
     if kind == 4:  # TENSOR
         return name, kind, tensor
-    field_of = {1: 2, 2: 3, 6: 7, 7: 8}  # AttributeType (FLOAT, INT, FLOATS, INTS) -> its field
-    values = by_field.get(field_of.get(kind, 0))
-    if values is None:
+    if kind not in (1, 2, 6, 7):  # FLOAT, INT, FLOATS, INTS
         return name, kind, None
+    values = by_field.get(VALUE_FIELD[kind], [])  # none given: onnxruntime reads 0, or an empty list
     if kind in (1, 2):
-        values = values[-1:]  # one number: the last of its field, protobuf's rule
+        values = values[-1:] or [0]  # one number: the last of its field, protobuf's rule
     return name, kind, values if len(values) <= MAX_VALUES else None
 
 

@@ -643,8 +643,9 @@ def _cos_of(shape_name: str) -> list:
 
 def test_protobuf_spellings_do_not_hide_a_constant_size(mlp_onnx, tmp_path) -> None:
     """The check reads the protobuf as onnxruntime does: a second `graph` field is merged into the first (its
-    initializer is the graph's), the last `raw_data` of a tensor counts, and a subgraph's Constant is its own (an
-    outer initializer of the same name does not stand for it)."""
+    initializer is the graph's), the last `raw_data` of a tensor counts, and a subgraph's Constant of an outer
+    initializer's name is refused (onnxruntime refuses it too: a name assigned twice), not taken for the outer
+    value."""
     zero = {"zero": np.array(0.0, np.float32)}
     base = _with_side_branch(mlp_onnx, tmp_path, "base", _cos_of("s"), zero).read_bytes()
     big = numpy_helper.from_array(np.array([1 << 14, 1 << 14], np.int64), "s").SerializeToString()
@@ -665,10 +666,13 @@ def test_protobuf_spellings_do_not_hide_a_constant_size(mlp_onnx, tmp_path) -> N
         [helper.make_node("If", ["yes"], ["sum"], then_branch=branch, else_branch=other), _cos_of("s")[2]],
         {"yes": np.array(True), "s": np.array([1], np.int64), **zero},
     ).read_bytes()
-    for name, data in (("merged", merged), ("shadowed", shadowed)):
+    for name, data, why in (
+        ("merged", merged, "asks a ConstantOfShape for more than"),
+        ("shadowed", shadowed, "'s' is computed twice"),
+    ):
         path = tmp_path / f"{name}.onnx"
         path.write_bytes(data)
-        with pytest.raises(ModelFileError, match="asks a ConstantOfShape for more than"):
+        with pytest.raises(ModelFileError, match=why):
             OnnxSampler(path)
 
 
