@@ -10,7 +10,7 @@ import time
 
 import pytest
 from clirun import assert_usage_error, run
-from loopback import get, running_server
+from loopback import free_port, get, running_server
 from makemore.data import read_lines
 from makemore.runtime.novelty import novel_names
 from makemore.runtime.onnx_sampler import OnnxSampler
@@ -255,8 +255,8 @@ def test_serve_never_imports_torch():
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["missing.onnx"], "model file not found"),
-        (["{model}", "--data", "missing.txt"], "missing.txt"),
+        (["missing.onnx", "--port", "{free}"], "model file not found"),  # a free port: 8000 may be in use here
+        (["{model}", "--data", "missing.txt", "--port", "{free}"], "missing.txt"),
         (["{model}", "--log-level", "loud"], "log level"),
         (["{model}", "--host", "no-such-host.invalid"], "cannot resolve --host"),
         (["{model}", "--port", "{busy}"], "cannot listen on"),
@@ -267,7 +267,7 @@ def test_cli_bad_input_is_one_line_exit_2(model_files, tmp_path, args, message):
     with socket.socket() as busy:  # a port something else listens on
         busy.bind(("127.0.0.1", 0))
         busy.listen()
-        values = {"model": model_files["bigram"][1], "busy": busy.getsockname()[1]}
+        values = {"model": model_files["bigram"][1], "busy": busy.getsockname()[1], "free": free_port()}
         result = run("mm-serve", *[a.format(**values) for a in args], cwd=tmp_path, timeout=60)
     assert_usage_error(result)
     assert message in result.stderr
