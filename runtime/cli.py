@@ -292,7 +292,9 @@ def eval_command(
         list[str] | None, typer.Argument(help="Names to score (with --score).", metavar="NAME", show_default=False)
     ] = None,
     data: Annotated[Path | None, typer.Option(help=DATA_HELP)] = None,
-    split: Annotated[str, typer.Option(help="train, val or test (the split rule is the model's).")] = "val",
+    split: Annotated[
+        str | None, typer.Option(help="train, val or test (the split rule is the model's) [default: val].")
+    ] = None,
     score: Annotated[
         bool, typer.Option("--score", help="Print each NAME's NLL per character (lower: more name-like).")
     ] = False,
@@ -313,7 +315,8 @@ def eval_command(
     from makemore.runtime.novelty import NoveltyCounter, format_novelty, model_split
     from makemore.runtime.onnx_sampler import OnnxSampler
 
-    check_eval_modes(names or [], score, samples, workers)
+    check_eval_modes(names or [], score, samples, workers, data, split)
+    split = "val" if split is None else split
     workers = check_workers(usable_cores() if workers is None else workers, "--workers")
     out = stdout()
     sampler = OnnxSampler(model, workers=workers)
@@ -339,12 +342,24 @@ def eval_command(
     out.write(f"{sampler.nll(splits[split]):.6f}\n")
 
 
-def check_eval_modes(names: list[str], score: bool, samples: int | None, workers: int | None = None) -> None:
-    """One mode at a time: --score NAME..., --samples N, or the NLL of a split; --workers only with --samples."""
+def check_eval_modes(
+    names: list[str],
+    score: bool,
+    samples: int | None,
+    workers: int | None = None,
+    data: Path | None = None,
+    split: str | None = None,
+) -> None:
+    """One mode at a time: --score NAME..., --samples N, or the NLL of a split; --workers only with --samples,
+    --data not with --score, --split only for a split's NLL (a flag that would do nothing is refused)."""
     if score and samples is not None:
         raise UserError("choose one of --score and --samples")
     if workers is not None and samples is None:
         raise UserError("--workers applies to --samples (the names it samples); scores and losses run on one thread")
+    if score and data is not None:
+        raise UserError("--data applies to a split's loss and to --samples; --score scores the names given")
+    if split is not None and (score or samples is not None):
+        raise UserError("--split applies to a split's loss (mm-eval MODEL --split S), not to --score or --samples")
     if score and not names:
         raise UserError("--score needs at least one name: mm-eval MODEL --score NAME...")
     if names and not score:

@@ -403,13 +403,19 @@ class AutomatonTooBig(SamplingError):
 def check_size(states: int, size: int, lengths: int, field: str) -> None:
     """SamplingError naming `field` when an automaton of `states` states passes the bounds for this vocabulary
     and (max_len + 1) `lengths`."""
-    cells = max(states * size, states * lengths)
-    if cells > AUTOMATON_CELLS or states * size * lengths > AUTOMATON_WORK:
-        raise AutomatonTooBig(
-            f"the constraints make an automaton of {states:,}+ states, too big for this vocabulary and max_len"
-            f" (at most {AUTOMATON_CELLS:,} states x characters): {field} is where it grew too big",
-            field,
-        )
+    if states * size > AUTOMATON_CELLS:
+        bound = f"at most {AUTOMATON_CELLS:,} states x characters"
+    elif states * lengths > AUTOMATON_CELLS:
+        bound = f"at most {AUTOMATON_CELLS:,} states x (max_len + 1)"
+    elif states * size * lengths > AUTOMATON_WORK:
+        bound = f"at most {AUTOMATON_WORK:,} states x characters x (max_len + 1)"
+    else:
+        return
+    raise AutomatonTooBig(
+        f"the constraints make an automaton of {states:,}+ states, too big for this vocabulary and max_len ({bound}):"
+        f" {field} is where it grew too big",
+        field,
+    )
 
 
 def bounded_prune(dfa: Dfa, vocab: Vocab, max_len: int, field: str) -> Dfa:

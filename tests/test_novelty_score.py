@@ -91,6 +91,9 @@ def test_eval_score_is_torch_free(model_files):
         (["--samples", "0"], "--samples"),
         (["--workers", "2"], "--workers applies to --samples"),  # it did nothing
         (["--score", "emma", "--workers", "2"], "--workers applies to --samples"),
+        (["--score", "emma", "--data", "missing.txt"], "--data applies to a split's loss"),  # it was not read
+        (["--score", "emma", "--split", "test"], "--split applies to a split's loss"),
+        (["--samples", "3", "--split", "foo"], "--split applies to a split's loss"),  # nor checked
     ],
 )
 def test_eval_bad_modes_fail_in_one_line(model_files, args, message):

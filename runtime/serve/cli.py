@@ -59,7 +59,7 @@ def serve_command(
         int, typer.Option(help=f"Largest request body, in bytes (1 to {SERVER['max_body'].high:,}).")
     ] = 1 << 20,
     data: Annotated[Path | None, typer.Option(help="Training names that novel=true drops [default: bundled]")] = None,
-    log_level: Annotated[str, typer.Option(help="uvicorn log level: debug, info, warning, error.")] = "info",
+    log_level: Annotated[str, typer.Option(help="uvicorn log level: debug, info, warning, error, critical.")] = "info",
     workers: Annotated[
         int,
         typer.Option(

@@ -38,14 +38,17 @@ function dfa(trans, accept, V) {
 
 /** The error naming `field` when an automaton of `states` states passes the site's bounds (check_size). */
 export function checkSize(states, V, lengths, field, limits) {
-  const cells = Math.max(states * V, states * lengths);
-  if (cells > limits.automaton_cells || states * V * lengths > limits.automaton_work) {
-    throw new ConstraintError(
-      `the constraints make an automaton of ${number(states)}+ states, too big for this vocabulary and max_len` +
-        ` (at most ${number(limits.automaton_cells)} states x characters): ${field} is where it grew too big`,
-      field,
-    );
-  }
+  let bound;
+  if (states * V > limits.automaton_cells) bound = `at most ${number(limits.automaton_cells)} states x characters`;
+  else if (states * lengths > limits.automaton_cells) bound = `at most ${number(limits.automaton_cells)} states x (max_len + 1)`;
+  else if (states * V * lengths > limits.automaton_work) {
+    bound = `at most ${number(limits.automaton_work)} states x characters x (max_len + 1)`;
+  } else return;
+  throw new ConstraintError(
+    `the constraints make an automaton of ${number(states)}+ states, too big for this vocabulary and max_len (${bound}):` +
+      ` ${field} is where it grew too big`,
+    field,
+  );
 }
 
 function universal(V) {
