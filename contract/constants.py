@@ -198,11 +198,10 @@ def visit(graph: Graph, outer: Scope, plan: Plan, budget: Budget, source: str, w
 
 
 def shadows(graph: Graph, name: str, node: Node) -> bool:
-    """Whether `node` may compute `name` in `graph`: a name no initializer has, or a Constant of an initializer's
-    shape (onnxruntime takes that; a node of another op, or a Constant of another shape, it refuses)."""
-    if name not in graph.initializers:
-        return True
-    return node.op == "Constant" and node.domain == "" and constant_tensor(node).shape == graph.initializers[name].shape
+    """Whether `node` may compute `name` in `graph`: a name no initializer has. onnxruntime refuses a node of another
+    op that computes an initializer's name, and a Constant of another shape; a Constant of the same shape it takes,
+    and keeps the initializer's values (a file that says two things of one name: refused here too)."""
+    return name not in graph.initializers
 
 
 def fold(node: Node, scope: Scope, plan: Plan, budget: Budget, source: str) -> list[Value]:

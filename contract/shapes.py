@@ -560,8 +560,16 @@ def reduce(node: Node, inputs: list[Tensor | None], opset: int, limit: int) -> t
 
 
 def quantize(node: Node, inputs: list[Tensor | None], opset: int, limit: int) -> tuple[list[Tensor], int]:
+    """DequantizeLinear makes its scale's type (or its output_dtype); QuantizeLinear its zero point's (or its
+    output_dtype, or uint8)."""
     x = first(inputs)
-    dtype = 1 if node.op == "DequantizeLinear" else (inputs[2].dtype if len(inputs) > 2 and inputs[2] else 2)
+    given = one_int(node, "output_dtype", 0)
+    if node.op == "DequantizeLinear":
+        scale = inputs[1] if len(inputs) > 1 else None
+        dtype = given or (scale.dtype if scale is not None else 1)
+    else:
+        zero = inputs[2] if len(inputs) > 2 else None
+        dtype = zero.dtype if zero is not None else (given or 2)
     return [out(dtype, shape_of(x))], 0
 
 

@@ -229,7 +229,7 @@ def _attribute(draw) -> onnx.AttributeProto:
 def _changed(draw, nodes: list, inits: dict, last: str) -> tuple[list, str]:
     """The chain as it was (most often), or with one node changed as a file may change it: an attribute added (see
     _attribute), one taken away, its output renamed to an initializer's name, a node computing its name again, or a
-    Constant of an initializer's name (of its shape or not)."""
+    Constant of an initializer's name."""
     change = draw(st.sampled_from(["none", "none", "none", "add", "drop", "clash", "again", "constant"]))
     if change == "none" or not nodes:
         return nodes, last
@@ -242,9 +242,8 @@ def _changed(draw, nodes: list, inits: dict, last: str) -> tuple[list, str]:
         del node.attribute[draw(st.integers(0, len(node.attribute) - 1))]
     elif change == "again":  # a second node computing the same name
         return [*nodes[: index + 1], helper.make_node("Identity", ["x0"], [node.output[0]]), *nodes[index + 1 :]], last
-    elif change == "constant":
-        shape = draw(st.sampled_from([inits["x0"].shape, (1,)]))
-        value = numpy_helper.from_array(np.ones(shape, np.float32))
+    elif change == "constant":  # of another shape (one of the same shape is refused where onnxruntime takes it)
+        value = numpy_helper.from_array(np.ones((*inits["x0"].shape, 2), np.float32))
         return [helper.make_node("Constant", [], ["x0"], value=value), *nodes], last
     elif change == "clash":
         old = node.output[0]
@@ -574,6 +573,12 @@ def _raw(op: str, inputs: list, outputs: list, *attributes: onnx.AttributeProto,
 
 
 W = np.arange(6, dtype=np.float32).reshape(2, 3)
+
+
+def _to_float(name: str) -> onnx.NodeProto:
+    return helper.make_node("Cast", [name], ["y"], to=TensorProto.FLOAT)
+
+
 READINGS = {  # a file onnxruntime reads one way (loads it, or refuses it), which the check must read the same way
     "an int with no value is 0": ([_raw("Flatten", ["w"], ["y"], onnx.AttributeProto(name="axis", type=2))], 13),
     "ints with no value are empty": ([_raw("Transpose", ["w"], ["y"], onnx.AttributeProto(name="perm", type=7))], 13),
@@ -598,13 +603,32 @@ READINGS = {  # a file onnxruntime reads one way (loads it, or refuses it), whic
     "fmod 2": ([helper.make_node("Mod", ["i", "i"], ["m"], fmod=2), helper.make_node("Cast", ["m"], ["y"], to=1)], 13),
     "saturate 0 outside float8": ([helper.make_node("Cast", ["w"], ["y"], to=1, saturate=0)], 19),
     "allowzero 2 is not 1": ([helper.make_node("Reshape", ["w", "s"], ["y"], allowzero=2)], 14),
+    "a dequantized value of output_dtype float16": (
+        [helper.make_node("DequantizeLinear", ["q", "sc"], ["d"], axis=0, output_dtype=10), _to_float("d")],
+        23,
+    ),
+    "a quantized value of output_dtype int8": (
+        [helper.make_node("QuantizeLinear", ["w", "sc"], ["d"], axis=0, output_dtype=3), _to_float("d")],
+        21,
+    ),
+    "a quantized value of an int8 zero point": (
+        [helper.make_node("QuantizeLinear", ["w", "sc", "zero"], ["d"], axis=0), _to_float("d")],
+        13,
+    ),
 }
 
 
 @pytest.mark.parametrize("case", list(READINGS))
 def test_the_check_reads_a_files_attributes_and_names_as_onnxruntime_does(case) -> None:
     nodes, opset = READINGS[case]
-    inits = {"w": W, "i": np.array([1, 2], np.int64), "s": np.array([0, 3], np.int64)}
+    inits = {
+        "w": W,
+        "i": np.array([1, 2], np.int64),
+        "s": np.array([0, 3], np.int64),
+        "q": np.arange(-4, 4, dtype=np.int8).reshape(2, 4),
+        "sc": np.array([0.5, 0.25], np.float32),
+        "zero": np.array([1, -1], np.int8),
+    }
     used = {name for node in nodes for name in node.input}
     data = _bare(nodes, {k: v for k, v in inits.items() if k in used}, opset=opset)
     try:
@@ -620,3 +644,16 @@ def test_the_check_reads_a_files_attributes_and_names_as_onnxruntime_does(case) 
     assert expected is not None, "loaded a file onnxruntime refuses"
     got = session.run(["y"], {})[0]
     assert got.shape == expected.shape and np.array_equal(got, expected)
+
+
+def test_a_constant_of_an_initializers_name_is_refused_though_onnxruntime_takes_it() -> None:
+    """onnxruntime takes a Constant of an initializer's name and shape, and computes with one value or the other
+    (here the Constant's; in a chain the property drew, the initializer's): the file says two things of one name,
+    and the check refuses it (a case it refuses where onnxruntime loads, as a file that imports no version of ONNX's
+    own ops)."""
+    nodes = [helper.make_node("Constant", [], ["w"], value=numpy_helper.from_array(np.ones((2, 3), np.float32))),
+             helper.make_node("Neg", ["w"], ["y"])]  # fmt: skip
+    data = _bare(nodes, {"w": W}, opset=13)
+    assert own_folding_session(data).run(["y"], {})[0].shape == (2, 3)  # onnxruntime loads it
+    with pytest.raises(GraphError, match="'w' is computed and given too"):
+        onnx_sampler.open_session(data, "x.onnx")
