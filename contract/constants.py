@@ -153,8 +153,10 @@ def visit(graph: Graph, outer: Scope, plan: Plan, budget: Budget, source: str, w
     made = {out: node for node in graph.nodes for out in node.outputs if out}
     if twice := next((name for name in made if name in written), None):
         raise GraphError(f"{source} is not a valid ONNX model ({twice!r} is computed twice)")
-    if twice := next((name for name in made if name in graph.inputs or not shadows(graph, name, made[name])), None):
-        # onnxruntime refuses it ("Duplicate definition"); a folded node it would never see
+    given = graph.inputs | set(graph.initializers)
+    if twice := next((name for name in made if name in given), None):  # onnxruntime refuses it ("Duplicate
+        # definition"; a Constant of an initializer's shape it takes, with one value or the other): folded, it would
+        # never see it
         raise GraphError(f"{source} is not a valid ONNX model ({twice!r:.40} is computed and given too)")
     if len(made) < sum(1 for node in graph.nodes for out in node.outputs if out):
         raise GraphError(f"{source} is not a valid ONNX model (a name is computed twice)")
@@ -192,16 +194,10 @@ def visit(graph: Graph, outer: Scope, plan: Plan, budget: Budget, source: str, w
     for node in graph.nodes:
         if id(node) not in folded and node.op in SIZED and node.domain == "":
             check_size(node, scope, source)
-        around = written | (set(made) - set(node.outputs)) | set(graph.initializers)  # (a branch may name its
-        for subgraph in node.graphs:  # value as the If names it, as onnxruntime allows)
-            visit(subgraph, scope, plan, budget, source, around)
-
-
-def shadows(graph: Graph, name: str, node: Node) -> bool:
-    """Whether `node` may compute `name` in `graph`: a name no initializer has. onnxruntime refuses a node of another
-    op that computes an initializer's name, and a Constant of another shape; a Constant of the same shape it takes,
-    and keeps the initializer's values (a file that says two things of one name: refused here too)."""
-    return name not in graph.initializers
+        if node.graphs:  # (a branch may name its value as the If names it, as onnxruntime allows)
+            around = written | given | (set(made) - set(node.outputs))
+            for subgraph in node.graphs:
+                visit(subgraph, scope, plan, budget, source, around)
 
 
 def fold(node: Node, scope: Scope, plan: Plan, budget: Budget, source: str) -> list[Value]:

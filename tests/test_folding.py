@@ -505,6 +505,12 @@ def test_the_budget_takes_what_an_int8_recurrent_weight_makes_and_no_more(monkey
         check_graph(_bare(nodes[:1] + copies, {"w": weight}), "copies.onnx")
 
 
+def _raw(op: str, inputs: list, outputs: list, *attributes: onnx.AttributeProto, **named) -> onnx.NodeProto:
+    node = helper.make_node(op, inputs, outputs, **named)
+    node.attribute.extend(attributes)
+    return node
+
+
 def test_the_table_of_attributes_is_onnxs() -> None:
     """contract/shapes.py's ATTRIBUTES: what the onnx package's schemas say each op takes, at every opset."""
     import onnx.defs
@@ -520,11 +526,6 @@ def test_the_table_of_attributes_is_onnxs() -> None:
             assert attributes_taken(op, opset) == onnxs, (op, opset)
 
 
-def _with_attribute(node, name: str, values: list) -> object:
-    node.attribute.append(helper.make_attribute(name, values))
-    return node
-
-
 @pytest.mark.parametrize(
     ("node", "opset"),
     [
@@ -534,8 +535,8 @@ def _with_attribute(node, name: str, values: list) -> object:
         (helper.make_node("Cast", ["w"], ["t"], to=TensorProto.FLOAT, saturate=1), 17),  # from opset 19 on
         (helper.make_node("Concat", ["w", "w"], ["t"]), 13),  # its axis must be given
         (helper.make_node("Cast", ["w"], ["t"]), 13),  # so must its type
-        (_with_attribute(helper.make_node("Transpose", ["w"], ["t"]), "perm", [1.0, 0.0]), 13),  # ints, not floats
-        (_with_attribute(helper.make_node("Gather", ["w", "zero"], ["t"]), "axis", [0, 0]), 13),  # an int, not ints
+        (_raw("Transpose", ["w"], ["t"], helper.make_attribute("perm", [1.0, 0.0])), 13),  # ints, not floats
+        (_raw("Gather", ["w", "zero"], ["t"], helper.make_attribute("axis", [0, 0])), 13),  # an int, not ints
     ],
     ids=["unknown", "axes-at-13", "broadcast-at-13", "saturate-at-17", "no-axis", "no-to", "perm-floats", "axis-ints"],
 )
@@ -564,12 +565,6 @@ def test_a_node_that_computes_an_initializers_name_is_refused_as_onnxruntime_ref
         own_folding_session(data)
     with pytest.raises(GraphError, match="'w' is computed and given too"):
         onnx_sampler.open_session(data, "x.onnx")
-
-
-def _raw(op: str, inputs: list, outputs: list, *attributes: onnx.AttributeProto, **named) -> onnx.NodeProto:
-    node = helper.make_node(op, inputs, outputs, **named)
-    node.attribute.extend(attributes)
-    return node
 
 
 W = np.arange(6, dtype=np.float32).reshape(2, 3)
