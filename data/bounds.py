@@ -28,6 +28,14 @@ AUTOMATON_WORK = 1 << 28  # ... and states x vocabulary x (max_len + 1), the wor
 MIXTURE_WORK = 1 << 24  # a conditional model's score without a label: labels x the names' predicted characters
 
 
+def is_finite(number: float) -> bool:
+    """Whether a number is finite as a float: NaN, the infinities and an int too large for a float (10**400) are not."""
+    try:
+        return math.isfinite(number)
+    except OverflowError:
+        return False
+
+
 @dataclass(frozen=True)
 class Bound:
     """One value's type and range: `kind` int, float, str (a str's bound is on its length) or tuple (a list of
@@ -68,7 +76,7 @@ class Bound:
             return self.nullable
         if not self.has_type(value):
             return False
-        if self.kind is float and not math.isfinite(value):  # type: ignore[arg-type]
+        if self.kind is float and not is_finite(value):  # type: ignore[arg-type]
             return False
         return self.in_range(len(value) if self.kind in (str, tuple) else value)  # type: ignore[arg-type]
 

@@ -84,6 +84,27 @@ def plain_mask(rows: int, length: int, max_len: int, size: int) -> np.ndarray:
     return allowed
 
 
+class Paths:
+    """The beam's rows as back-pointers: each step's parent row and character of every kept row (int32 [W] each),
+    so a step costs O(W) whatever the names' length, and a name is rebuilt (O(its length)) only when it finishes
+    among the best."""
+
+    def __init__(self, prefix_ids: list[int]) -> None:
+        self.prefix_ids = prefix_ids
+        self.steps: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def extend(self, parents: np.ndarray, chars: np.ndarray) -> None:
+        self.steps.append((parents.astype(np.int32), chars.astype(np.int32)))
+
+    def ids(self, row: int) -> list[int]:
+        """The prefix and the characters of the beam's row `row` at its last step."""
+        chars = []
+        for parents, step_chars in reversed(self.steps):
+            chars.append(int(step_chars[row]))
+            row = int(parents[row])
+        return [*self.prefix_ids, *reversed(chars)]
+
+
 def search(
     decoder: Decoder,
     automaton: Automaton | None,
@@ -98,7 +119,7 @@ def search(
     constraint = None if automaton is None else automaton.runner()
     if constraint is not None:
         constraint.start(1)
-    seqs = np.zeros((1, 0), dtype=np.int32)
+    paths = Paths(prefix_ids)
     scores = np.array([start])
     finished = Finished(n)
     for length in range(len(prefix_ids), max_len + 1):
@@ -107,7 +128,8 @@ def search(
         allowed = plain_mask(len(scores), length, max_len, size) if constraint is None else constraint.allowed()
         cand = np.where(allowed, scores[:, None] + log_softmax(logits), -np.inf)
         for row in np.flatnonzero(allowed[:, BOUNDARY]):
-            finished.add(float(cand[row, BOUNDARY]), decode([*prefix_ids, *seqs[row].tolist()]))
+            if cand[row, BOUNDARY] >= finished.floor:  # a name below the n-th best never enters: not rebuilt
+                finished.add(float(cand[row, BOUNDARY]), decode(paths.ids(int(row))))
         flat = cand[:, 1:].ravel()
         order = np.argsort(-flat, kind="stable")[:width]
         order = order[flat[order] > finished.floor]
@@ -119,7 +141,7 @@ def search(
         if constraint is not None:
             constraint.keep(parents)
             constraint.advance(chars)
-        seqs = np.concatenate([seqs[parents], chars[:, None].astype(np.int32)], axis=1)
+        paths.extend(parents, chars)
         scores = flat[order]
         logits = decoder.step(chars.astype(np.int64))
     return finished.heap

@@ -87,10 +87,10 @@ def format_novelty(stats: Novelty) -> str:
 def known_names(lines: Iterable[str], info: ModelInfo) -> frozenset[str]:
     """The names that a file of known names (--novel-vs, mm-serve --data) stands for: its lines, or for a conditional
     model, whose training file is label<TAB>item lines, each such line's item (a line without a TAB is a name: a
-    conditional model's names never hold one)."""
+    conditional model's names never hold one), stripped as the labelled reader strips it (data.labels)."""
     if not info.labelled:
         return frozenset(lines)
-    return frozenset(line.split("\t", 1)[-1] for line in lines)
+    return frozenset(line.split("\t", 1)[-1].strip() for line in lines)
 
 
 def novel_name_chunks(

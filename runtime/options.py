@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, fields
 from typing import Any
 
 from makemore.contract import MAX_LEN_LIMIT, ModelInfo
 from makemore.data import UserError, Vocab
-from makemore.data.bounds import MAX_EXCLUDE_CHARS, SAMPLING, Bound
+from makemore.data.bounds import MAX_EXCLUDE_CHARS, SAMPLING, Bound, is_finite
 
 
 class SamplingError(UserError):
@@ -33,8 +32,8 @@ def check_option(name: str, value: Any, bound: Bound) -> Any:
         return None
     if not bound.has_type(value):
         raise SamplingError(f"{name} must be {type_name(bound)}, got {value!r:.40}", name)
-    if bound.kind is float and not math.isfinite(value):
-        raise SamplingError(f"{name} must be a finite number, got {value}", name)
+    if bound.kind is float and not is_finite(value):
+        raise SamplingError(f"{name} must be a finite number, got {value!r:.40}", name)
     size = len(value) if bound.kind in (str, tuple) else value
     if not bound.in_range(size):
         words: dict[type, str] = {str: f"the length of {name}", tuple: f"the number of {name}"}

@@ -101,9 +101,26 @@ class StepDecoder:
         self.state: list[np.ndarray] = []
 
     def start(self, prefix_ids: list[int], rows: int) -> np.ndarray:
+        """The boundary and the prefix fed in one multi-step call per group of rows (start_rows: a long prefix's
+        call holds every position's activations, so fewer rows go at once; a row's logits do not depend on the
+        rows beside it)."""
+        steps = 1 + len(prefix_ids)
         tokens = np.tile(np.array([BOUNDARY, *prefix_ids], dtype=np.int64), (rows, 1))
-        logits, self.state = self.step_fn(tokens, empty_state(self.info, rows), *self.labels.args())
-        return logits[:, -1]
+        label = self.labels.label
+        tensors = state_of(self.info).tensors
+        group = start_rows(steps)
+        parts = []
+        for first in range(0, max(rows, 1), group):
+            cut = slice(first, first + group)
+            labels = () if label is None else (label[cut],)
+            size = len(tokens[cut])
+            logits, state = self.step_fn(tokens[cut], empty_state(self.info, size), *labels)
+            parts.append((logits[:, -1], state))
+        if len(parts) == 1:
+            self.state = parts[0][1]
+            return parts[0][0]
+        self.state = [np.concatenate([p[1][i] for p in parts], axis=t.batch_axis) for i, t in enumerate(tensors)]
+        return np.concatenate([p[0] for p in parts])
 
     def keep(self, running: np.ndarray) -> None:
         tensors = state_of(self.info).tensors
@@ -113,6 +130,17 @@ class StepDecoder:
     def step(self, tokens: np.ndarray) -> np.ndarray:
         logits, self.state = self.step_fn(tokens[:, None], self.state, *self.labels.args())
         return logits[:, -1]
+
+
+START_TOKENS = 1 << 14  # positions one call of a step model's start feeds at most (rows x the prefix's steps) ...
+START_PAIRS = 1 << 22  # ... and pairs of positions (rows x steps**2: a transformer's attention over the prefix)
+
+
+def start_rows(steps: int) -> int:
+    """Rows a step model's start feeds in one call of `steps` positions: all of a piece's for a short prefix, fewer
+    for a long one, so the call's activations are bounded by START_TOKENS and START_PAIRS, whatever the prefix; at
+    least 2."""
+    return max(2, min(START_TOKENS // steps, START_PAIRS // steps**2))  # (one row runs as two: onnx_sampler)
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -215,7 +243,9 @@ def next_token_weights(
     if top_p is not None and top_p < 1:  # likeliest first (by logit; ties by index), before z becomes the weights
         order = np.argsort(-ranked, axis=0, kind="stable")
     z -= z.max(axis=0)
-    weights = np.exp(z, out=z)
+    # exp in float64, rounded to float32: the page's Math.exp into a Float32Array, bit for bit (numpy's float32 exp
+    # differs from it in the last bit on about 2 values in 5, and by CPU: its SIMD paths give other bits)
+    weights: np.ndarray = np.exp(z.astype(np.float64)).astype(np.float32)
     if order is not None:
         probs = weights / row_by_row_total(weights)
         sorted_probs = np.take_along_axis(probs, order, axis=0)
@@ -258,6 +288,9 @@ def count_dtype(size: int) -> type[np.unsignedinteger]:
     return np.uint8 if size <= 0xFF else np.uint16 if size <= 0xFFFF else np.uint32
 
 
+TOKEN_DTYPE = np.uint32  # a chunk's picks as kept until its names are decoded: 4 bytes a character, any vocabulary
+
+
 def sample_chunk(
     decoder: Decoder,
     draws: ChunkDraws,
@@ -267,13 +300,14 @@ def sample_chunk(
     automaton: Automaton | None = None,
     kept: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Sample the rows of `draws` together: tokens [rows, length of the longest name], each padded with boundary (0).
+    """Sample the rows of `draws` together: tokens [rows, length of the longest name] (TOKEN_DTYPE), each padded with
+    boundary (0).
 
     `automaton` (the request's constraints, or None) masks each row's characters before every draw; `kept`
     (float64 [rows], or None) is multiplied by the share of each row's model distribution the mask keeps at each
     step (see kept_share)."""
     rows = draws.rows
-    columns = [np.full(rows, ix, dtype=np.int64) for ix in prefix_ids]
+    columns = [np.full(rows, ix, dtype=TOKEN_DTYPE) for ix in prefix_ids]
     active = np.arange(rows)
     tokens = None
     constraint = None if automaton is None else automaton.runner()
@@ -299,7 +333,7 @@ def sample_chunk(
             ),
             uniforms[active],
         )
-        column = np.zeros(rows, dtype=np.int64)
+        column = np.zeros(rows, dtype=TOKEN_DTYPE)
         column[active] = picks
         columns.append(column)
         running = picks != BOUNDARY
@@ -308,7 +342,7 @@ def sample_chunk(
             constraint.advance(picks)
             constraint.keep(running)
         tokens, active = picks[running], active[running]
-    return np.stack(columns, axis=1) if columns else np.zeros((rows, 0), dtype=np.int64)
+    return np.stack(columns, axis=1) if columns else np.zeros((rows, 0), dtype=TOKEN_DTYPE)
 
 
 def kept_share(logits: np.ndarray, allowed: np.ndarray, temperature: float, first: bool = False) -> np.ndarray:
@@ -353,13 +387,16 @@ STEP_PIECE_ROWS = 512  # a step model's: its state and activations (a cache, a 2
 DECODER_BYTES = 32 << 20  # memory one decoder may hold: a big step model's chunk runs in pieces of fewer rows
 IN_FLIGHT_BYTES = 128 << 20  # memory of all decoders running at once: fewer workers run where pieces are big
 ROW_OVERHEAD = 2048  # bytes a running row costs besides its state and logits (the graph's activations, draws)
+NAME_BYTES = 16  # bytes a name's character costs until the name is a string: its pick kept, the picks stacked,
+# their code points (4 bytes each) and the string
 
 
 def row_bytes(info: ModelInfo, max_len: int) -> int:
     """What one running name costs a decoder, about: its float32 state (a key/value cache grows to max_len + 1
-    positions), a few float32 copies of its logits, its context and ROW_OVERHEAD."""
+    positions), a few float32 copies of its logits, its context, its characters until it is decoded (NAME_BYTES
+    each, max_len of them) and ROW_OVERHEAD."""
     state = 0 if info.state is None else info.state.row_bytes(max_len + 1)
-    return state + 16 * info.vocab.size + 16 * info.block_size + ROW_OVERHEAD
+    return state + 16 * info.vocab.size + 16 * info.block_size + NAME_BYTES * max_len + ROW_OVERHEAD
 
 
 def rows_per_decoder(info: ModelInfo, max_len: int) -> int:

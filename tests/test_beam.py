@@ -8,6 +8,8 @@ import re
 import numpy as np
 import pytest
 from clirun import assert_usage_error, run
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from makemore.data import Vocab
 from makemore.runtime.beam import beam_search, check_beam
 from makemore.runtime.options import SamplingError, SamplingOptions
@@ -109,3 +111,57 @@ def test_beam_bounds(n, width, max_len, field) -> None:
     with pytest.raises(SamplingError) as err:
         check_beam(n, width, max_len)
     assert err.value.field == field
+
+
+def reference_search(table: np.ndarray, max_len: int, width: int, n: int, min_len: int) -> list[tuple[float, str]]:
+    """The beam of runtime.beam.search written plainly (every row's whole name carried, every end scored): the
+    oracle the back-pointer search must match name for name and bit for bit."""
+    from makemore.runtime.beam import Finished, log_softmax
+
+    vocab = Vocab("abc")
+    rows, scores, finished = [[]], np.array([0.0]), Finished(n)
+    for length in range(max_len + 1):
+        cand = scores[:, None] + log_softmax(table[[row[-1] if row else 0 for row in rows]])
+        cand[:, 1:] = -np.inf if length >= max_len else cand[:, 1:]
+        if length >= min_len:
+            for row, name in enumerate(rows):
+                finished.add(float(cand[row, 0]), vocab.decode(name))
+        flat = cand[:, 1:].ravel()
+        order = np.argsort(-flat, kind="stable")[:width]
+        order = order[flat[order] > finished.floor]
+        if order.size == 0:
+            break
+        parents, chars = np.divmod(order, table.shape[1] - 1)
+        rows, scores = [[*rows[p], c + 1] for p, c in zip(parents, chars, strict=True)], flat[order]
+    return finished.heap
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    max_len=st.integers(1, 12),
+    width=st.integers(1, 6),
+    n=st.integers(1, 10),
+    min_len=st.integers(1, 12),
+)
+def test_the_back_pointer_beam_matches_a_plain_one_and_rebuilds_only_names_that_enter(seed, max_len, width, n, min_len):
+    from makemore.runtime.beam import Finished, search
+    from makemore.runtime.constraints import compile_constraints
+
+    min_len = min(min_len, max_len)
+    vocab, table = Vocab("abc"), np.random.default_rng(seed).normal(size=(4, 4)) * 2
+    automaton = compile_constraints(SamplingOptions(max_len=max_len, min_len=min_len), vocab, max_len)
+    decoder = WindowDecoder(lambda context: table[context[:, -1]], 1)
+    entered: list[bool] = []
+
+    class Watched(Finished):
+        def add(self, log_prob: float, name: str) -> None:  # each name rebuilt is offered here: did it enter?
+            before = list(self.heap)
+            super().add(log_prob, name)
+            entered.append(self.heap != before)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("makemore.runtime.beam.Finished", Watched)
+        found = search(decoder, automaton, [], max_len, width, n, vocab.decode)
+    assert sorted(found) == sorted(reference_search(table, max_len, width, n, min_len))
+    assert all(entered)  # a name no likelier than the n-th best (random logits: no ties) is never rebuilt

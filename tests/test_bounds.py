@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from makemore.data.bounds import SAMPLING, TRAINING, Bound
+from makemore.data.bounds import SAMPLING, TRAINING, Bound, is_finite
 from makemore.runtime.options import SamplingError, SamplingOptions, check_option
 from makemore.train.config import check_values
 from makemore.train.kinds import ConfigError
@@ -20,9 +20,12 @@ VALUES = st.one_of(
     st.none(),
     st.booleans(),
     st.integers(min_value=-(2**70), max_value=2**70),
+    st.integers(min_value=-(10**400), max_value=10**400),  # past a float's range: not finite, never an OverflowError
     st.floats(allow_nan=True, allow_infinity=True),
     st.text(max_size=8),
-    st.sampled_from([0, 1, 2, 1024, 1025, 2**20, 2**20 + 1, 0.0, 1.0, 1e-12, 1e12, 5e-324, 2**64 - 1, 2**64]),
+    st.sampled_from(
+        [0, 1, 2, 1024, 1025, 2**20, 2**20 + 1, 0.0, 1.0, 1e-12, 1e12, 5e-324, 2**64 - 1, 2**64, 10**400, -(10**400)]
+    ),
 )
 
 
@@ -53,9 +56,9 @@ def test_the_trainer_admits_exactly_what_the_table_admits(name: str, value: obje
     except ConfigError as err:
         assert str(err).startswith(f"--{name.replace('_', '-')} must be ")
         admitted = False
-    finite = bound.kind is not float or not isinstance(value, (int, float)) or math.isfinite(value)
+    finite = bound.kind is not float or not isinstance(value, (int, float)) or is_finite(value)
     expected = value is not None and bound.admits(value) and finite
-    if bound.kind is float and bound.has_type(value) and not isinstance(value, bool):
+    if bound.kind is float and bound.has_type(value) and not isinstance(value, bool) and finite:
         expected = bound.admits(float(value))  # the trainer takes any real number, an int as a float
     assert admitted == expected
 
@@ -75,6 +78,7 @@ def test_the_page_reads_the_table_from_the_site_json() -> None:
     [
         (Bound(float, 0.0, 1.0, low_open=True), [1.0, 0.5, 5e-324], [0.0, 1.5, math.nan, math.inf]),
         (Bound(float, 0.0, 1.0, high_open=True), [0.0, 0.999], [1.0, -0.0001]),
+        (Bound(float, 0.0, None), [0, 10**300, 1e308], [10**400, math.inf, -1]),  # past a float's range: not finite
         (Bound(int, 1, 3, nullable=True), [None, 1, 3], [0, 4, True, 2.0, "2"]),
         (Bound(str, 0, 2), ["", "ab"], ["abc", None, 1]),
     ],

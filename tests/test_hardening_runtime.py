@@ -269,6 +269,69 @@ def test_busy_workers_are_bounded_by_pieces_and_memory(model_files, kind) -> Non
     assert sampling.busy_workers(2, info, info.max_len, 0, 10**9) == min(2, many)
 
 
+def test_long_names_are_held_in_memory_bounded_by_the_decoders_bound(model_files) -> None:
+    """A chunk's characters count in what a decoder may hold: 2,048 names of 2,000 characters (one piece of 2,048
+    rows before, 65 MB of int64 picks and as much again stacked) stay near DECODER_BYTES, with the same names."""
+    import tracemalloc
+
+    from makemore.runtime import sampling
+
+    sampler = OnnxSampler(model_files["mlp"][1], workers=1)
+    request = {"n": 2048, "seed": 1, "min_len": 2000, "max_len": 2000, "top_k": 1}
+    assert sampling.rows_per_decoder(sampler.info, 2000) < 2048  # the test asks for more than one piece
+    tracemalloc.start()
+    try:
+        names = sampler.sample(**request)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(names) == 2048 and {len(name) for name in names} == {2000}
+    assert peak < 1.5 * sampling.DECODER_BYTES, peak / 2**20
+    assert sampler.sample(**{**request, "n": 5}) == names[:5]
+
+
+@pytest.mark.parametrize("steps", [1, 2, 33, 200, 5000])
+def test_a_step_models_prefix_is_fed_in_calls_of_bounded_positions(steps) -> None:
+    """StepDecoder.start feeds a long prefix in groups of rows, each call at most START_TOKENS positions and
+    START_PAIRS pairs (or 2 rows), and gives what one call of every row gives (a row's outputs are its own)."""
+    from makemore.runtime import sampling
+
+    spec = StateSpec((StateTensor("state.h", "next.h", (1, "batch", 4)),))
+    info = ModelInfo("gru", VOCAB, 1, contract=STEP, state=spec)
+    calls: list[tuple[int, int]] = []
+
+    def step_fn(tokens: np.ndarray, state: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+        calls.append(tokens.shape)
+        logits = np.cumsum(tokens, axis=1)[:, :, None] * np.ones(VOCAB.size, dtype=np.float32)
+        return logits.astype(np.float32), [state[0] + tokens.sum(axis=1)[None, :, None]]
+
+    prefix = [1 + i % 26 for i in range(steps - 1)]
+    decoder = sampling.StepDecoder(step_fn, info)
+    logits = decoder.start(prefix, 512)
+    assert logits.shape == (512, VOCAB.size) and decoder.state[0].shape == (1, 512, 4)
+    np.testing.assert_array_equal(logits[:, 0], sum(prefix))
+    np.testing.assert_array_equal(decoder.state[0], sum(prefix))
+    assert sum(rows for rows, _ in calls) == 512
+    for rows, width in calls:
+        assert width == steps and (
+            rows <= 2 or (rows * steps <= sampling.START_TOKENS and rows * steps**2 <= sampling.START_PAIRS)
+        )
+
+
+def test_a_long_prefix_gives_the_same_names_in_any_grouping(model_files, monkeypatch) -> None:
+    """The groups of StepDecoder.start do not change a name: a gru's and a transformer's names with a prefix are
+    the same when each call feeds a few rows."""
+    from makemore.runtime import sampling
+
+    for kind, prefix in (("gru", "mari" * 10), ("transformer", "mari")):
+        sampler = OnnxSampler(model_files[kind][1])
+        request = {"n": 600, "seed": 4, "prefix": prefix, "max_len": min(len(prefix) + 8, sampler.info.longest_name)}
+        whole = sampler.sample(**request)
+        monkeypatch.setattr(sampling, "START_TOKENS", 3 * (len(prefix) + 1))
+        assert sampler.sample(**request) == whole, kind
+        monkeypatch.undo()
+
+
 def test_a_state_that_grows_otherwise_than_declared_is_refused_mid_run(model_files) -> None:
     """Every step call's new state must be its input grown by the steps fed (no silent growth)."""
     sampler = OnnxSampler(model_files["gru"][1])

@@ -134,6 +134,7 @@ SCALARS = st.one_of(
     st.booleans(),
     st.integers(),
     st.integers(min_value=-(2**80), max_value=2**80),
+    st.integers(min_value=-(10**400), max_value=10**400),  # JSON's integers have no bound: past a float's range too
     st.floats(allow_nan=False, allow_infinity=False),
     TEXT,
 )

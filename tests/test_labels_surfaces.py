@@ -510,6 +510,9 @@ def test_novel_drops_a_conditional_models_training_items(labelled, labelled_path
     names_only.write_text("".join(f"{item}\n" for item in sorted(items)), encoding="utf-8")
     same = run("mm-gen", labelled["mlp"], "--n", 3000, "--seed", 1, "--novel-vs", names_only)
     assert same.stdout == result.stdout
+    spaced = tmp_path / "spaced.tsv"  # spaces around the tab: mm-train --labelled strips the label and the item
+    spaced.write_text("".join(line.replace("\t", " \t ") + "\n" for line in read_lines(labelled_path)), "utf-8")
+    assert run("mm-gen", labelled["mlp"], "--n", 3000, "--seed", 1, "--novel-vs", spaced).stdout == result.stdout
     with TestClient(create_app(sampler, frozenset(read_lines(labelled_path)))) as client:
         answer = client.post("/v1/generate", json={"n": 3000, "seed": 1, "novel": True})
     assert answer.status_code == 200 and answer.json()["names"] == result.stdout.split()
