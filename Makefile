@@ -43,13 +43,15 @@ check: lint typecheck
 	$(BIN)/python -m pytest -q -n auto -m "not slow"
 
 # mypy over the packages as installed names (makemore.data, ...: a tree of links to the folders), in one run: the
-# torch-free ones strictly, train/ and export/ with mypy's defaults (pyproject.toml's [tool.mypy] and its override).
+# torch-free ones strictly, train/ and export/ with mypy's defaults (pyproject.toml's [tool.mypy] and its override),
+# and tests/typed_client.py, the API as a client program types it, strictly.
 TYPECHECK := build/typecheck
 TYPED := data contract runtime train export
 typecheck: install
 	mkdir -p $(TYPECHECK)/makemore && touch $(TYPECHECK)/makemore/__init__.py
 	for pkg in $(TYPED); do ln -sfn ../../../$$pkg $(TYPECHECK)/makemore/$$pkg; done
-	cd $(TYPECHECK) && ../../$(BIN)/mypy --config-file ../../pyproject.toml $(TYPED:%=-p makemore.%)
+	ln -sfn ../../tests/typed_client.py $(TYPECHECK)/typed_client.py
+	cd $(TYPECHECK) && ../../$(BIN)/mypy --config-file ../../pyproject.toml $(TYPED:%=-p makemore.%) -m typed_client
 
 # The documentation site, built strictly: a broken link or anchor fails the build (-> build/site).
 docs: install

@@ -5,12 +5,16 @@ is off; we turn it off here (keeping any value the user set), before anything im
 """
 
 import os
+from typing import TYPE_CHECKING
 
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 from makemore.contract import ModelFileError, ModelInfo  # noqa: E402
 from makemore.runtime.options import SamplingError, SamplingOptions  # noqa: E402
 from makemore.runtime.sampling import Sampler, Stopped  # noqa: E402
+
+if TYPE_CHECKING:  # what the lazy import below gives, for a type checker
+    from makemore.runtime.onnx_sampler import OnnxSampler
 
 __all__ = ["ModelFileError", "ModelInfo", "OnnxSampler", "Sampler", "SamplingError", "SamplingOptions", "Stopped"]
 

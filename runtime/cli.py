@@ -133,7 +133,7 @@ def gen_command(
         raise UserError(f"--json cannot be combined with {other}")
     form = "json" if as_json else "jsonl" if as_jsonl else ""
     sampler = OnnxSampler(model_or_pretrained(model), workers=workers)
-    options.label_index(sampler.info)  # an unknown label: one error line before any work
+    options.for_model(sampler.info)  # a prefix, max_len or label the model cannot take: one error line before any work
     if beam is not None:
         found = sampler.beam(n, options, width=beam)  # checked and searched before anything is printed
         write_scored(stdout(), found, form)

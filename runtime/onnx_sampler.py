@@ -32,7 +32,7 @@ from makemore.contract.signature import (
 from makemore.data import first_line, input_file_problem
 from makemore.runtime.folding import folded
 from makemore.runtime.parallel import check_workers, usable_cores
-from makemore.runtime.sampling import Sampler, StepForward, WindowForward
+from makemore.runtime.sampling import Sampler, StepForward, WindowForward, window_inputs
 
 ORT_PREAMBLE = re.compile(r"^\[ONNXRuntimeError\] : \d+ : \w+ : (Non-zero status code returned while running )?")
 
@@ -218,4 +218,4 @@ class OnnxSampler(Sampler):
         float32 logits [B, V] (through the forward pass, so a view of Sampler.until stops it too)."""
         if not isinstance(self.forward, WindowForward):
             raise ModelFileError(f"{self.path} is a step model: it has no window logits (use sample, score, nll)")
-        return self.forward.logits_fn(context, *(() if label is None else (label,)))
+        return self.forward.logits_fn(*window_inputs(self.info, context, label))

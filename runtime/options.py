@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -64,7 +65,7 @@ class SamplingOptions:
     ends_with: str = ""
     contains: str = ""
     match: str = ""
-    exclude: tuple[str, ...] = ()
+    exclude: Collection[str] = ()  # any collection of names; kept as a sorted tuple of distinct names
     label: str | None = None
 
     def __post_init__(self) -> None:
@@ -85,6 +86,8 @@ class SamplingOptions:
     def of(cls, options: SamplingOptions | None = None, **values: Any) -> SamplingOptions:
         """`options` with `values` replacing its fields (unknown names are a SamplingError); `options` itself when
         nothing replaces it (a request's options are built and checked once)."""
+        if options is not None and not isinstance(options, cls):
+            raise SamplingError(f"options must be a SamplingOptions or None, got {type(options).__name__}")
         if isinstance(options, cls) and not values:
             return options
         unknown = sorted(set(values) - set(BOUNDS))
@@ -104,6 +107,11 @@ class SamplingOptions:
         """The label's index among a conditional model's labels, or None (no label given); SamplingError naming
         "label" for a label the model does not know or a label given to an unlabelled model."""
         return label_index(self.label, info)
+
+    def for_model(self, info: ModelInfo) -> tuple[list[int], int, int | None]:
+        """What these options ask of `info`'s model, checked in one order on every surface: the prefix's indices,
+        the longest name (at most the model's longest_name) and the label's index (or None)."""
+        return self.prefix_ids(info.vocab), self.length(info, ceiling=info.longest_name), self.label_index(info)
 
     def length(self, info: ModelInfo, ceiling: int = MAX_LEN_LIMIT) -> int:
         """The longest name to sample: max_len, or the model's longest training word; at most `ceiling`."""
@@ -129,7 +137,7 @@ def check_exclude(names: Any) -> tuple[str, ...]:
 def label_index(label: str | None, info: ModelInfo) -> int | None:
     """`label`'s index among the model's labels (None stays None); SamplingError naming "label" for an unknown
     label, or for any label given to an unlabelled model."""
-    if label is None:
+    if check_option("label", label, BOUNDS["label"]) is None:  # its type and length first, as SamplingOptions checks
         return None
     if not info.labelled:
         raise SamplingError(f"label {label!r:.40} given, but this model has no labels (it is not conditional)", "label")

@@ -15,7 +15,7 @@ import functools
 import itertools
 import threading
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, Self, TypeVar
 
 import numpy as np
 from makemore.contract import ModelInfo, StepFn, empty_state
@@ -443,10 +443,8 @@ def iter_sample_chunks(
     if not isinstance(start, int) or isinstance(start, bool) or start < 0:
         raise SamplingError(f"start must be a whole number of at least 0, got {start!r:.40}", "start")
     workers = check_workers(workers)
-    prefix_ids = options.prefix_ids(info.vocab)
-    max_len = options.length(info, ceiling=info.longest_name)
+    prefix_ids, max_len, label = options.for_model(info)
     seed = request_seed(options.seed)
-    label = options.label_index(info)
     automaton = request_automaton(options, info, max_len)
 
     def names(span: ChunkSpan) -> list[str]:
@@ -482,6 +480,40 @@ def row_labels(info: ModelInfo, label: int | None, seed: int, span: ChunkSpan) -
     return (chunk_labels(seed, span, info.label_counts),)
 
 
+def window_inputs(info: ModelInfo, context: Any, label: Any = None) -> tuple[np.ndarray, ...]:
+    """A window model's call as the logits API takes it, checked: context, whole numbers [B, block_size] each in
+    0..V-1, and a conditional model's label, whole numbers [B] each in 0..labels-1 (none for an unlabelled model),
+    as int64 arrays; a SamplingError naming `context` or `label` otherwise (onnxruntime's Gather wraps -1 to the
+    last row, torch raises, a float is cut to an int: neither is an answer)."""
+    context = whole_numbers(context, "context", (None, info.block_size), info.vocab.size)
+    if info.labelled != (label is not None):
+        need = "a conditional model needs a label index per row" if info.labelled else "this model takes no label"
+        raise SamplingError(need, "label")
+    if label is None:
+        return (context,)
+    return context, whole_numbers(label, "label", (len(context),), len(info.labels))
+
+
+def whole_numbers(value: Any, name: str, shape: tuple[int | None, ...], size: int) -> np.ndarray:
+    """`value` as an int64 array of `shape` (None: any length) whose entries lie in 0..size-1; SamplingError naming
+    `name` otherwise."""
+    try:
+        array = np.asarray(value) if isinstance(value, (np.ndarray, list, tuple)) else None
+    except ValueError:  # a ragged list
+        array = None
+    want = "[" + ", ".join("B" if d is None else str(d) for d in shape) + "]"
+    if array is None or array.dtype.kind not in "iu":
+        got = type(value).__name__ if array is None else f"{array.dtype} values"
+        raise SamplingError(f"{name} must be an array of whole numbers {want}, got {got}", name)
+    if array.ndim != len(shape) or any(d is not None and d != got for d, got in zip(shape, array.shape, strict=False)):
+        raise SamplingError(f"{name} must be an array of whole numbers {want}, got shape {list(array.shape)}", name)
+    if array.size and (array.min() < 0 or array.max() >= size):
+        raise SamplingError(
+            f"{name} must hold indices from 0 to {size - 1}, got {int(array.min())}..{int(array.max())}", name
+        )
+    return np.ascontiguousarray(array, dtype=np.int64)
+
+
 class Sampler:
     """Sampling and scoring over a backend's forward pass (WindowForward or StepForward, set by the subclass)."""
 
@@ -497,10 +529,12 @@ class Sampler:
     def block_size(self) -> int:
         return self.info.block_size
 
-    def until(self, stop: threading.Event) -> Sampler:
+    def until(self, stop: threading.Event) -> Self:
         """This sampler on the same model (nothing is copied but the object), whose work ends in Stopped at its
         next model call once `stop` is set: another thread (the server, when a client leaves) can end a request
         that is no longer wanted. Until then it gives the same names and scores as this sampler."""
+        if not callable(getattr(stop, "is_set", None)):
+            raise TypeError(f"until needs a threading.Event, got {type(stop).__name__}")
         view = copy.copy(self)
         view.forward = self.forward.until(stop)
         return view
@@ -518,7 +552,8 @@ class Sampler:
         mass: KeptMass | None = None,
         **values: Any,
     ) -> Iterator[list[str]]:
-        """The names of `sample(n, ...)`, yielded chunk by chunk (bounded memory for any n), sampled on
+        """The names of `sample(n, ...)`, yielded a list per piece (the rows one decoder runs: see rows_per_decoder;
+        bounded memory for any n), sampled on
         `self.workers` threads; from name `start` of the request on (the names before it are skipped, not made);
         `mass` collects the constrained names' importance weights (see KeptMass)."""
         options = SamplingOptions.of(options, **values)
@@ -538,7 +573,7 @@ class Sampler:
         from makemore.runtime.beam import beam_search
 
         options = SamplingOptions.of(options, **values)
-        label = options.label_index(self.info)
+        label = options.for_model(self.info)[2]
         if self.info.labelled and label is None:
             raise SamplingError("this model is conditional: give a label for beam search", "label")
         labels = () if label is None else (np.array([label], dtype=np.int64),)

@@ -138,6 +138,8 @@ def as_words(words: Iterable[str]) -> list[str]:
     (its characters would be scored one by one), an item that is not a string, or an empty word."""
     if isinstance(words, (str, bytes)):
         raise DatasetError("give a list of names, not one string")
+    if not isinstance(words, Iterable):
+        raise DatasetError(f"give a list of names, got {type(words).__name__}")
     listed = list(words)
     for word in listed:
         if not isinstance(word, str):

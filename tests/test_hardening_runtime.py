@@ -13,7 +13,7 @@ import onnx
 import pytest
 from clirun import BIN, assert_usage_error, run
 from conftest import rewrite_metadata
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from makemore.contract import STEP, ModelFileError, ModelInfo, ModelOutputError, StateSpec, StateTensor
 from makemore.data import DatasetError, Vocab
@@ -426,6 +426,17 @@ def test_the_scoring_api_takes_any_iterable_of_names_and_refuses_what_is_not_one
     with pytest.raises(DatasetError, match="no words"):
         sampler.nll([])
     assert sampler.score([]) == []
+    for call in (sampler.score, sampler.nll, sampler.nll_totals):  # not a list at all: a TypeError before
+        with pytest.raises(DatasetError, match="give a list of names, got NoneType"):
+            call(None)
+    from makemore.runtime.options import SamplingError
+
+    with pytest.raises(SamplingError, match="options must be a SamplingOptions or None, got dict"):
+        sampler.sample(3, {"seed": 1})  # an AttributeError before
+    with pytest.raises(SamplingError, match="label must be a string or null, got 0"):
+        sampler.score(names, label=0)  # the message sample(label=0) gives
+    with pytest.raises(TypeError, match="until needs a threading.Event"):
+        sampler.until(None)  # an AttributeError at the first call before
 
 
 # --- a graph's own demands, checked from its bytes before a session is made (contract/wire.py) --------------------
@@ -783,3 +794,55 @@ def test_an_initializer_listed_as_an_input_is_bounded_as_a_constant(mlp_onnx, tm
     onnx.save(model, str(tmp_path / "listed.onnx"))
     with pytest.raises(ModelFileError, match=message):
         OnnxSampler(tmp_path / "listed.onnx")
+
+
+CONTEXTS = st.one_of(
+    st.none(),
+    st.text(max_size=4),
+    st.integers(-3, 30),
+    st.lists(st.lists(st.integers(-2, 29), min_size=0, max_size=5), min_size=0, max_size=3),
+    st.tuples(
+        st.sampled_from(["int64", "int32", "uint8", "float32", "bool"]),
+        st.integers(0, 3),
+        st.integers(0, 5),
+        st.integers(-2, 29),
+    ).map(lambda t: np.full((t[1], t[2]), t[3]).astype(t[0])),
+)
+
+
+@pytest.fixture(scope="module")
+def window_pair(model_files):
+    from makemore.train.sampler import TorchSampler
+
+    pt, onnx_path = model_files["mlp"]
+    return OnnxSampler(onnx_path), TorchSampler(pt)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(context=CONTEXTS)
+def test_logits_take_indices_of_the_right_shape_or_refuse_them_alike_on_both_backends(window_pair, context) -> None:
+    """logits(context) is [B, V] for whole numbers [B, block_size] in 0..V-1, else one SamplingError naming
+    `context`, the same on onnxruntime and torch (a -1 was the last character's row on onnxruntime, an IndexError
+    on torch; a float was cut to an int)."""
+    from makemore.runtime.options import SamplingError
+
+    outcomes = []
+    for sampler in window_pair:
+        try:
+            outcomes.append(sampler.logits(context).shape)
+        except SamplingError as err:
+            assert err.field == "context" and "\n" not in str(err)
+            outcomes.append(str(err))
+    assert outcomes[0] == outcomes[1]
+    try:
+        array = np.asarray(context) if isinstance(context, (list, np.ndarray)) else None
+    except ValueError:  # a ragged list
+        array = None
+    valid = (
+        array is not None
+        and array.dtype.kind in "iu"
+        and array.ndim == 2
+        and array.shape[1] == window_pair[0].block_size
+        and (array.size == 0 or (array.min() >= 0 and array.max() < window_pair[0].vocab.size))
+    )
+    assert (outcomes[0] == (len(array), window_pair[0].vocab.size)) if valid else isinstance(outcomes[0], str)

@@ -516,3 +516,50 @@ def test_novel_drops_a_conditional_models_training_items(labelled, labelled_path
     with TestClient(create_app(sampler, frozenset(read_lines(labelled_path)))) as client:
         answer = client.post("/v1/generate", json={"n": 3000, "seed": 1, "novel": True})
     assert answer.status_code == 200 and answer.json()["names"] == result.stdout.split()
+
+
+@pytest.mark.parametrize("label", [None, [-1], [3, 3], [1.0], "a", [[0]], [10**6]], ids=str)
+def test_a_window_models_logits_refuse_a_label_that_is_not_one_index_per_row(labelled, label) -> None:
+    """A conditional model's logits take one label index per row, each one of its labels: anything else is one
+    SamplingError naming `label` on onnxruntime and torch alike (a -1 was the last label on onnxruntime, [3, 3]
+    broadcast against one row, a float was cut to an int)."""
+    from makemore.runtime.onnx_sampler import OnnxSampler
+    from makemore.runtime.options import SamplingError
+    from makemore.train.sampler import TorchSampler
+
+    pt, onnx_path = labelled.models["mlp"]
+    for sampler in (OnnxSampler(onnx_path), TorchSampler(pt)):
+        context = np.zeros((1, sampler.block_size), dtype=np.int64)
+        with pytest.raises(SamplingError) as err:
+            sampler.logits(context, None if label is None else np.array(label))
+        assert err.value.field == "label"
+        assert sampler.logits(context, np.array([len(sampler.info.labels) - 1])).shape == (1, sampler.vocab.size)
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        {"prefix": "A", "label": "nope"},
+        {"min_len": 35, "max_len": 30, "label": "nope"},
+        {"prefix": "A", "min_len": 35, "max_len": 30},
+        {"prefix": "A", "label": "nope", "beam": 3},
+        {"label": "nope", "beam": 3, "ends_with": "zz", "max_len": 1},
+        {"label": "a-end", "beam": 0},  # the server worded the beam's range its own way
+        {"label": "a-end", "beam": 257},
+    ],
+    ids=lambda r: "+".join(r),
+)
+def test_a_request_with_two_faults_gets_the_same_first_error_everywhere(labelled_client, labelled, request_) -> None:
+    """The CLI, the API and the server check a request in one order (its own fields, then what the model takes:
+    prefix, max_len, label, SamplingOptions.for_model), so a request with two faults gets the same message on each
+    (the CLI checked the label first)."""
+    client, sampler = labelled_client
+    width = request_.get("beam")
+    fields = {k: v for k, v in request_.items() if k != "beam"}
+    with pytest.raises(SamplingError) as err:
+        sampler.beam(3, width=width, **fields) if "beam" in request_ else sampler.sample(3, **fields)
+    answer = client.post("/v1/generate", json={"n": 3, **request_})
+    assert answer.status_code == 422 and answer.json()["error"] == str(err.value)
+    flags = [item for key, value in request_.items() for item in (f"--{key.replace('_', '-')}", str(value))]
+    result = run("mm-gen", labelled["mlp"], "--n", 3, *flags)
+    assert result.returncode == 2 and result.stderr == f"error: {err.value}\n" and result.stdout == ""

@@ -190,6 +190,7 @@ def test_constraint_fields_are_checked_as_sampling_options_are(tmp_path) -> None
         ({"exclude": "\n".join(["ab"] * 100_001)}, str(python_error(exclude=("ab",) * 100_001))),
         ({"exclude": "x" * (MAX_EXCLUDE_CHARS + 1)}, str(python_error(exclude=("x" * (MAX_EXCLUDE_CHARS + 1),)))),
         ({"prefix": "abc", "max_len": "2"}, str(python_error(prefix="abc", max_len=2))),
+        *(({"prefix": prefix}, prefix_error(prefix)) for prefix in ("A", "Zé'x", "b'\"Q", "\U0001f600\uffe0A" * 30)),
     ]
     good = {"min_len": " 3 ", "max_len": "12", "ends_with": "na", "contains": "r", "exclude": EXCLUDE_TEXT}
     got = run_node(tmp_path, OPTIONS_SCRIPT, {"site": site, "requests": [fields for fields, _ in bad] + [good]})
@@ -199,6 +200,15 @@ def test_constraint_fields_are_checked_as_sampling_options_are(tmp_path) -> None
     options = SamplingOptions(min_len=3, max_len=12, ends_with="na", contains="r", exclude=[s for s in lines if s])
     constraints = {"min_len": 3, "ends_with": "na", "contains": "r", "exclude": list(options.exclude)}
     assert got[-1] == {"maxLen": 12, "constraints": constraints}
+
+
+def prefix_error(prefix: str) -> str:
+    """mm-gen's message for a prefix with characters outside a-z (sorted by code point, quoted as Python quotes)."""
+    try:
+        SamplingOptions(prefix=prefix).prefix_ids(Vocab("abcdefghijklmnopqrstuvwxyz"))
+    except SamplingError as err:
+        return str(err)
+    raise AssertionError(f"no error for {prefix!r}")
 
 
 def python_error(**values) -> SamplingError:

@@ -9,7 +9,7 @@ import torch
 from makemore.contract import ModelFileError, ModelInfo
 from makemore.contract.signature import StepFn
 from makemore.runtime.parallel import check_workers
-from makemore.runtime.sampling import Sampler, StepForward, WindowForward
+from makemore.runtime.sampling import Sampler, StepForward, WindowForward, window_inputs
 from makemore.runtime.scoring import LogitsFn
 from makemore.train.checkpoint import load_checkpoint, load_model, model_info
 from makemore.train.models import SequenceModel, is_sequence, sequence_model
@@ -76,4 +76,4 @@ class TorchSampler(Sampler):
             raise ModelFileError(
                 f"a {self.info.kind} is a step model: it has no window logits (use sample, score, nll)"
             )
-        return self.forward.logits_fn(context, *(() if label is None else (label,)))
+        return self.forward.logits_fn(*window_inputs(self.info, context, label))

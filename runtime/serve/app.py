@@ -17,7 +17,6 @@ from anyio import to_thread
 from makemore.contract import ModelInfo, ModelOutputError
 from makemore.contract.metadata import summary_json
 from makemore.data import UserError
-from makemore.data.bounds import BEAM
 from makemore.runtime.novelty import known_names, novel_names
 from makemore.runtime.options import BOUNDS, SamplingOptions, check_option, label_index
 from makemore.runtime.sampling import Sampler, Stopped
@@ -62,7 +61,7 @@ def generate_fields(limits: Limits) -> dict[str, Field]:
     return {
         "n": Field(INTEGER, 20, low=1, high=limits.max_n),
         "novel": Field(BOOLEAN, False),
-        "beam": Field(INTEGER, None, nullable=True, low=int(BEAM["beam"].low or 1), high=int(BEAM["beam"].high or 1)),
+        "beam": Field(INTEGER, None, nullable=True),  # its range: data.bounds.BEAM, as Sampler.beam words it
     }
 
 

@@ -121,8 +121,8 @@ export function parseOptions(fields, site) {
   const { maxLen, constraints } = parseConstraints(fields, site);
   const prefix = Array.from(String(fields.prefix ?? ""));
   const vocab = Array.from(site.vocab);
-  const bad = [...new Set(prefix.filter((ch) => !vocab.includes(ch)))].sort();
-  if (bad.length) throw new Error(`prefix has characters outside the model's vocabulary: ${clip(bad.join(""))}`);
+  const bad = [...new Set(prefix.filter((ch) => !vocab.includes(ch)))].sort((a, b) => a.codePointAt(0) - b.codePointAt(0));
+  if (bad.length) throw new Error(`prefix has characters outside the model's vocabulary: ${pyRepr(bad.join(""), 60)}`);
   if (prefix.length > maxLen) throw new Error(`prefix is longer (${prefix.length}) than max_len (${maxLen})`);
   const minLen = constraints.min_len;
   if (minLen !== null && minLen > maxLen) throw new Error(`min_len (${minLen}) is above max_len (${maxLen})`);
