@@ -22,7 +22,8 @@ def check_output_path(path: str | Path, inputs: Iterable[str | Path] = ()) -> Pa
     """The real path that an atomic write of `path` will replace, after refusing what no user means.
 
     Refused: a missing folder, anything that exists and is not a regular file (a device such as
-    /dev/full, a folder, a pipe, a socket; a link is judged by what it points to), and any of `inputs`.
+    /dev/full, a folder, a pipe, a socket; a link is judged by what it points to), any of `inputs`, and a folder
+    where no file can be made.
     A link to a regular file is followed, so the file it points to is replaced and the link stays.
     """
     path = Path(path)
@@ -42,7 +43,20 @@ def check_output_path(path: str | Path, inputs: Iterable[str | Path] = ()) -> Pa
     for source in inputs:
         if Path(os.path.realpath(source)) == real:
             raise OutputError(f"output path is the input file itself: {path}")
+    check_writable(real, path)
     return real
+
+
+def check_writable(real: Path, shown: Path) -> None:
+    """OutputError when no file can be made in `real`'s folder (read-only, no permission: root ignores the mode
+    bits, not a read-only file system), found now by making and removing an empty temporary there, before any
+    work (a run of minutes found it at its end)."""
+    try:
+        fd, probe = tempfile.mkstemp(prefix=temp_prefix(real.name), suffix=".tmp", dir=real.parent)
+    except OSError as err:
+        raise OutputError(f"cannot write {shown}: {err.strerror or first_line(err)}") from None
+    os.close(fd)
+    Path(probe).unlink(missing_ok=True)
 
 
 NAME_IN_TEMP = 120  # bytes of an output's name kept in its temporary's (a name may take 255 bytes; so may no more)

@@ -125,6 +125,14 @@ def nested(depth: int) -> list:
     return value
 
 
+def shared(depth: int) -> list:
+    """[x, x] of [x, x] ... `depth` deep: 2**depth values as JSON writes it, a few KB as a pickle (shared refs)."""
+    value: list = [0.0]
+    for _ in range(depth):
+        value = [value, value]
+    return value
+
+
 HOSTILE: dict[str, Callable[[dict], None]] = {
     # non-finite values
     "config lr nan": setting("config", "train", "lr", value=math.nan),
@@ -167,6 +175,8 @@ HOSTILE: dict[str, Callable[[dict], None]] = {
     "config seed beyond 2**64": setting("config", "train", "seed", value=10**30),
     "config int of 5000 digits": setting("config", "note", value=10**5000),
     "config nested 100 deep": setting("config", "note", value=nested(100)),
+    "metrics holds one list 2**28 times over": setting("metrics", "shared", value=shared(28)),  # hung every reader
+    "labels hold one list 2**28 times over": setting("labels", value=shared(28)),
     "format_version a bool": setting("format_version", value=True),
     "format_version a string": setting("format_version", value="1"),
     "kind unknown": setting("kind", value="gpt"),

@@ -11,7 +11,8 @@ import pytest
 from clirun import BIN, assert_usage_error, run
 from makemore.data import OutputError, UserError, atomic_write, check_output_path
 
-BAD_OUTPUTS = ["folder", "fifo", "link-to-device", "link-to-folder", "missing-folder"]
+BAD_OUTPUTS = ["folder", "fifo", "link-to-device", "link-to-folder", "missing-folder", "unwritable-folder"]
+UNWRITABLE = Path("/sys")  # sysfs: no file can be made in it, by root either (root ignores a folder's mode bits)
 
 
 def bad_output(kind: str, tmp_path: Path, name: str = "out.x") -> Path:
@@ -25,6 +26,8 @@ def bad_output(kind: str, tmp_path: Path, name: str = "out.x") -> Path:
     elif kind == "link-to-folder":
         (tmp_path / "sub").mkdir()
         (tmp_path / name).symlink_to(tmp_path / "sub")
+    elif kind == "unwritable-folder":
+        return UNWRITABLE / name
     else:
         return tmp_path / "nowhere" / name
     return tmp_path / name
@@ -62,6 +65,20 @@ def test_export_refuses_bad_outputs(model_files, tmp_path, kind) -> None:
     before = snapshot(tmp_path)
     assert_usage_error(run("mm-export", model_files["bigram"][0], out))
     assert snapshot(tmp_path) == before
+
+
+def test_an_unwritable_folder_is_refused_before_training() -> None:
+    """A folder where no file can be made is found before the run (it was found after a run of any length): a
+    million steps of the mlp would take an hour here."""
+    result = subprocess.run(
+        [BIN / "mm-train", "mlp", "--steps", "1000000", "--out", UNWRITABLE / "model.pt", "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert_usage_error(result)
+    assert result.stderr.startswith(f"error: cannot write {UNWRITABLE / 'model.pt'}: ")
 
 
 @pytest.mark.parametrize("kind", BAD_OUTPUTS)

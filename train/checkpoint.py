@@ -36,6 +36,7 @@ from torch.overrides import TorchFunctionMode
 
 KEYS = ("format_version", "kind", "config", "vocab", "state_dict", "metrics", "data_sha256")
 MAX_JSON_DEPTH = 32  # nesting of a config or metrics value
+MAX_JSON_VALUES = 1 << 18  # values in one (a run's loss history holds a few thousand)
 RANDOM_INIT = ("normal_", "uniform_", "trunc_normal_")  # what SkipRandomInit skips
 MAX_JSON_INT = 2**64  # the largest integer magnitude in a config or metrics (a seed is at most 2**64 - 1)
 FLAT_CONFIG_VERSION = 1  # the format whose config was one flat dict (before the typed configs)
@@ -169,31 +170,42 @@ def brief(value: object) -> str:
     return f"a value of type {type(value).__name__}"
 
 
-def check_json(value: object, name: str, source: str, depth: int = 0) -> None:
+def check_json(value: object, name: str, source: str) -> None:
     """`value` is what strict JSON holds exactly: None, a bool, an int within +-2**64, a finite float, a str, and
-    lists and string-keyed dicts of these, at most MAX_JSON_DEPTH deep. CheckpointError naming where otherwise."""
-    if depth > MAX_JSON_DEPTH:
-        raise CheckpointError(f"{source}: {name:.80} nests deeper than {MAX_JSON_DEPTH} levels")
-    if value is None or isinstance(value, (bool, str)):
-        return
-    if is_int(value):
-        if abs(value) > MAX_JSON_INT:
-            raise CheckpointError(f"{source}: {name:.80} is an integer beyond 2**64")
-        return
-    if isinstance(value, float):
-        if not is_finite_number(value):
-            raise CheckpointError(f"{source}: {name:.80} must be a finite number, got {brief(value)}")
-        return
-    if isinstance(value, list):
-        for index, item in enumerate(value):
-            check_json(item, f"{name}[{index}]", source, depth + 1)
-        return
-    if not isinstance(value, dict):
-        raise CheckpointError(f"{source}: {name:.80} holds {brief(value)}, which JSON cannot hold")
-    for key, item in value.items():
-        if not isinstance(key, str):
-            raise CheckpointError(f"{source}: {name:.80} has a key that is not a string: {brief(key)}")
-        check_json(item, f"{name}.{key}", source, depth + 1)
+    lists and string-keyed dicts of these, at most MAX_JSON_DEPTH deep and MAX_JSON_VALUES values in all (counted
+    as JSON writes them: a pickle may hold one list many times over, [x, x] nested 28 deep is 2**28 values in a
+    file of 120 KB). CheckpointError naming where otherwise."""
+    count = 0
+
+    def walk(value: object, path: str, depth: int) -> None:
+        nonlocal count
+        count += 1
+        if count > MAX_JSON_VALUES:
+            raise CheckpointError(f"{source}: {name:.80} holds more than {MAX_JSON_VALUES:,} values")
+        if depth > MAX_JSON_DEPTH:
+            raise CheckpointError(f"{source}: {path:.80} nests deeper than {MAX_JSON_DEPTH} levels")
+        if value is None or isinstance(value, (bool, str)):
+            return
+        if is_int(value):
+            if abs(value) > MAX_JSON_INT:
+                raise CheckpointError(f"{source}: {path:.80} is an integer beyond 2**64")
+            return
+        if isinstance(value, float):
+            if not is_finite_number(value):
+                raise CheckpointError(f"{source}: {path:.80} must be a finite number, got {brief(value)}")
+            return
+        if isinstance(value, list):
+            for index, item in enumerate(value):
+                walk(item, f"{path}[{index}]", depth + 1)
+            return
+        if not isinstance(value, dict):
+            raise CheckpointError(f"{source}: {path:.80} holds {brief(value)}, which JSON cannot hold")
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise CheckpointError(f"{source}: {path:.80} has a key that is not a string: {brief(key)}")
+            walk(item, f"{path}.{key}", depth + 1)
+
+    walk(value, name, 0)
 
 
 def typed_config(kind: str, stored: dict, version: int, source: str) -> Config:

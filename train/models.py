@@ -57,22 +57,27 @@ class Bigram(nn.Module):
 
     @torch.no_grad()
     def fit_counts(self, counts: torch.Tensor, smoothing: float) -> None:
-        """From counts [V, V] of (previous, next) pairs: add `smoothing` to every cell and normalise rows."""
-        counts = counts.to(torch.float64) + smoothing
-        self.log_probs.copy_((counts / counts.sum(dim=1, keepdim=True)).log())
+        """From counts [V, V] of (previous, next) pairs: add `smoothing` to every cell and normalise rows (in place on
+        one float64 copy: a big vocabulary's table is held twice at most, besides the counts)."""
+        self.log_probs.copy_(log_frequencies(counts, smoothing, dim=1))
 
     @torch.no_grad()
     def fit_label_counts(self, counts: torch.Tensor, smoothing: float) -> None:
         """From counts [n_labels, V, V] of (previous, next) pairs per label: every table, and the shared one from
         their sum."""
         self.fit_counts(counts.sum(dim=0), smoothing)
-        counts = counts.to(torch.float64) + smoothing
-        self.label_log_probs.copy_((counts / counts.sum(dim=2, keepdim=True)).log())
+        self.label_log_probs.copy_(log_frequencies(counts, smoothing, dim=2))
 
     def forward(self, context: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
         if check_label(self, label) is None:
             return self.log_probs[context[:, -1]]
         return self.label_log_probs[label, context[:, -1]]
+
+
+def log_frequencies(counts: torch.Tensor, smoothing: float, dim: int) -> torch.Tensor:
+    """log((counts + smoothing) / their sum along `dim`), in float64, computed in place on one copy of the counts."""
+    table = counts.to(torch.float64).add_(smoothing)
+    return table.div_(table.sum(dim=dim, keepdim=True)).log_()
 
 
 class BigramNN(nn.Module):
