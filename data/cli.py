@@ -16,10 +16,22 @@ INTERRUPTED = 130
 
 
 def fail(message: str, status: int = USAGE_ERROR) -> NoReturn:
-    """Print `error: message` on stderr and exit with `status`."""
+    """Print `error: message` on stderr (its characters that a terminal would act on escaped) and exit with
+    `status`."""
     if sys.stderr is not None:
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {printable(message)}", file=sys.stderr)
     raise SystemExit(status)
+
+
+def printable(message: str) -> str:
+    """`message` with each character Python calls unprintable written as its escape (`\\x1b`, `\\u202e`), so that
+    text from a file or a library (torch's unpickling error is bold: ESC [ 1 m) cannot restyle or reorder the
+    user's terminal, nor break the one line; a space stays."""
+    if message.isprintable():
+        return message
+    return "".join(
+        ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape").decode("ascii") for ch in message
+    )
 
 
 _warnings: list[str] = []  # the running command's, printed when it ends well (run_cli)
@@ -33,7 +45,7 @@ def warn(message: str) -> None:
 
 def _print_warnings() -> None:
     while _warnings and sys.stderr is not None:
-        print(f"warning: {_warnings.pop(0)}", file=sys.stderr)
+        print(f"warning: {printable(_warnings.pop(0))}", file=sys.stderr)
 
 
 def stdout() -> TextIO:

@@ -235,7 +235,7 @@ def _limited(reads: Iterator[bytes], limit: int | None, path: Path) -> Iterator[
 def too_large(limit: int, path: Path) -> DatasetError:
     return DatasetError(
         f"data file is larger than {limit >> 20} MiB, the most this command reads"
-        f" (mm-train and mm-sweep stream a regular file of any size): {path}"
+        f" (mm-train and mm-sweep stream a regular file of any size, unless --labelled): {path}"
     )
 
 

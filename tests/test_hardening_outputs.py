@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 from clirun import BIN
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from inprocess import is_usage_error, run_main
 from makemore.data import atomic_write
 from makemore.runtime.cli import eval_main, gen_main
@@ -431,3 +433,19 @@ def test_a_model_at_a_path_that_is_not_utf8_is_read(model_files, tmp_path, comma
     plain = run_main(gen_main if command == "mm-gen" else eval_main, model_files["bigram"][1], *args)
     assert outcome.status == 0 and outcome.stderr == "", outcome
     assert outcome.stdout == plain.stdout
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(message=st.text(st.characters(codec="utf-8"), max_size=40))
+def test_an_error_line_is_one_line_a_terminal_only_prints(message, capsys) -> None:
+    """Whatever text an error carries (a file's, a library's: torch's unpickling error holds ESC [ 1 m), its line is
+    one line of printable characters and spaces, the others escaped; printable text stays as it was."""
+    from makemore.data.cli import fail
+
+    with pytest.raises(SystemExit) as exit_:
+        fail(message)
+    line = capsys.readouterr().err
+    assert exit_.value.code == 2 and line.startswith("error: ") and line.endswith("\n")
+    body = line[len("error: ") : -1]
+    assert all(ch.isprintable() or ch == " " for ch in body)
+    assert body == message or not message.isprintable()
