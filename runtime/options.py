@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -65,7 +65,7 @@ class SamplingOptions:
     ends_with: str = ""
     contains: str = ""
     match: str = ""
-    exclude: Collection[str] = ()  # any collection of names; kept as a sorted tuple of distinct names
+    exclude: list[str] | tuple[str, ...] | AbstractSet[str] = ()  # kept as a sorted tuple of distinct names
     label: str | None = None
 
     def __post_init__(self) -> None:
@@ -108,10 +108,12 @@ class SamplingOptions:
         "label" for a label the model does not know or a label given to an unlabelled model."""
         return label_index(self.label, info)
 
-    def for_model(self, info: ModelInfo) -> tuple[list[int], int, int | None]:
+    def for_model(self, info: ModelInfo, ceiling: int | None = None) -> tuple[list[int], int, int | None]:
         """What these options ask of `info`'s model, checked in one order on every surface: the prefix's indices,
-        the longest name (at most the model's longest_name) and the label's index (or None)."""
-        return self.prefix_ids(info.vocab), self.length(info, ceiling=info.longest_name), self.label_index(info)
+        the longest name (at most `ceiling`: the model's longest_name, or a server's lower bound) and the label's
+        index (or None)."""
+        longest = info.longest_name if ceiling is None else min(ceiling, info.longest_name)
+        return self.prefix_ids(info.vocab), self.length(info, ceiling=longest), self.label_index(info)
 
     def length(self, info: ModelInfo, ceiling: int = MAX_LEN_LIMIT) -> int:
         """The longest name to sample: max_len, or the model's longest training word; at most `ceiling`."""

@@ -93,8 +93,8 @@ class WindowDecoder:
 
 class StepDecoder:
     """The step contract as a decoder: its state is the model's own (a key/value cache or a hidden state),
-    carried from call to call (and a conditional model's label of every row); the prefix is fed in one
-    multi-step call."""
+    carried from call to call (and a conditional model's label of every row); the prefix is fed in multi-step
+    calls, one per group of rows (start_rows)."""
 
     def __init__(self, step_fn: StepFn, info: ModelInfo, label: np.ndarray | None = None) -> None:
         self.step_fn, self.info, self.labels = step_fn, info, RowLabels(label)
@@ -132,7 +132,7 @@ class StepDecoder:
         return logits[:, -1]
 
 
-START_TOKENS = 1 << 14  # positions one call of a step model's start feeds at most (rows x the prefix's steps) ...
+START_TOKENS = 1 << 14  # positions one call of a step model's start feeds at most (rows x steps; or 2 rows) ...
 START_PAIRS = 1 << 22  # ... and pairs of positions (rows x steps**2: a transformer's attention over the prefix)
 
 
@@ -245,7 +245,7 @@ def next_token_weights(
     z -= z.max(axis=0)
     # exp in float64, rounded to float32: the page's Math.exp into a Float32Array, bit for bit (numpy's float32 exp
     # differs from it in the last bit on about 2 values in 5, and by CPU: its SIMD paths give other bits)
-    weights: np.ndarray = np.exp(z.astype(np.float64)).astype(np.float32)
+    weights: np.ndarray = np.exp(z, out=z, dtype=np.float64, casting="same_kind")  # in place: no temporaries
     if order is not None:
         probs = weights / row_by_row_total(weights)
         sorted_probs = np.take_along_axis(probs, order, axis=0)

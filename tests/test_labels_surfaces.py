@@ -544,6 +544,7 @@ def test_a_window_models_logits_refuse_a_label_that_is_not_one_index_per_row(lab
         {"prefix": "A", "min_len": 35, "max_len": 30},
         {"prefix": "A", "label": "nope", "beam": 3},
         {"label": "nope", "beam": 3, "ends_with": "zz", "max_len": 1},
+        {"prefix": "A", "max_len": 5000},  # past the server's max_len: the prefix's error first, as elsewhere
         {"label": "a-end", "beam": 0},  # the server worded the beam's range its own way
         {"label": "a-end", "beam": 257},
     ],

@@ -15,6 +15,8 @@ def client() -> None:
     sampler = OnnxSampler("model.onnx", workers=2)
     names: list[str] = sampler.sample(5, seed=1, temperature=0.8, top_k=10, prefix="ka")
     options = SamplingOptions(seed=1, temperature=0, max_len=12, exclude=["alia", "ava"])
+    SamplingOptions(exclude={"alia"}), SamplingOptions(exclude=("alia",))
+    SamplingOptions(exclude="alia")  # type: ignore[arg-type]  # one string is no list of names (refused at runtime)
     for chunk in sampler.sample_chunks(10**9, options, start=5):
         names.extend(chunk)
     stop = threading.Event()

@@ -130,9 +130,7 @@ def released(work: Callable[..., T], *args: object) -> T:
 def sampling_options(body: dict[str, Any], info: ModelInfo, limits: Limits) -> SamplingOptions:
     """The request's SamplingOptions (a SamplingError naming the field otherwise), max_len within the server's bound."""
     options = SamplingOptions.of(**{key: body[key] for key in BOUNDS if key in body})
-    options.length(info, ceiling=limits.max_len)
-    options.prefix_ids(info.vocab)
-    options.label_index(info)
+    options.for_model(info, ceiling=limits.max_len)  # in the order every surface checks them
     return options
 
 
