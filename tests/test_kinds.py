@@ -9,6 +9,7 @@ from makemore.train import memory
 from makemore.train.config import make_config
 from makemore.train.config_types import Config
 from makemore.train.kinds import KINDS, MODEL_KINDS, ConfigError, build_model, kind_spec, state_spec
+from makemore.train.trainer import packs
 
 SMALL = {"n_embd": 8, "n_hidden": 12, "n_layer": 2, "n_head": 2}
 
@@ -34,6 +35,7 @@ def test_the_spec_says_what_the_model_is(kind: str) -> None:
     spec, config = KINDS[kind], small_config(kind)
     model = build_model(kind, 27, config)
     assert getattr(model, "is_sequence", False) is spec.sequence
+    assert packs(model) is spec.packed  # the memory estimate bounds a packed batch by its packed rows
     assert memory.activation_floats(kind, 27, config) > 0
     if spec.embedding_table is not None:
         assert model.state_dict()[spec.embedding_table].shape == (27, config.flat()["n_embd"])

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from clirun import BIN, assert_usage_error, run
@@ -514,3 +515,67 @@ def test_a_counted_bigrams_table_takes_no_more_memory_than_its_estimate(tmp_path
     table = peak_mb("--data", data, "--out", tmp_path / "big.pt") - peak_mb("--out", tmp_path / "small.pt")
     cells = kind_spec("bigram").params(6001, make_config("bigram").model)
     assert table * 2**20 <= cells * (memory.FLOAT + 3 * 8), (table, cells)
+
+
+@pytest.mark.parametrize("share", [0.0, 0.01, 0.3, 0.97, 1.0])
+@pytest.mark.parametrize(("draws", "steps"), [(1, 1), (16, 100), (40, 10**6)])
+def test_long_draws_is_the_binomial_quantile_of_the_runs_risk(share, draws, steps) -> None:
+    """The k of long_draws is the smallest with steps * P(K > k) <= RUN_RISK, K ~ Binomial(draws, share), as exact
+    rational arithmetic computes it."""
+    from fractions import Fraction
+
+    p = Fraction(share)
+    tails = [
+        sum(math.comb(draws, j) * p**j * (1 - p) ** (draws - j) for j in range(k + 1, draws + 1))
+        for k in range(draws + 1)
+    ]
+    exact = next(k for k, tail in enumerate(tails) if steps * tail <= Fraction(memory.RUN_RISK))
+    assert memory.long_draws(share, draws, steps, draws) == exact
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    short=st.lists(st.integers(2, 32), min_size=1, max_size=40),
+    long=st.lists(st.integers(33, 400), min_size=1, max_size=5),
+    batch=st.integers(1, 64),
+    k=st.integers(0, 64),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_a_packed_batch_never_has_more_rows_than_its_bound(short, long, batch, k, seed) -> None:
+    """Any batch of at most k long words (the k packed_batch is given) packs (data.packing, best fit decreasing)
+    into no more rows than the bound packed_batch gives for its width."""
+    from makemore.data.packing import pack_sizes
+
+    sizes = np.array(short + long)
+    k = min(k, batch)
+    rng = np.random.default_rng(seed)
+    drawn = np.concatenate([rng.choice(long, size=k), rng.choice(short, size=batch - k)])
+    width = max(32, int(drawn.max()))
+    rows = int(pack_sizes(drawn, width)[0].max()) + 1
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(memory, "long_draws", lambda *args: k)
+        bounds = dict((w, n) for n, w in memory.packed_batch(sizes, batch, batch, 1, 32))
+    assert rows <= bounds.get(width, batch), (rows, bounds, width)
+
+
+def test_one_long_line_does_not_make_the_default_transformer_ask_for_hundreds_of_gib() -> None:
+    """The names and one line of 3,000 characters: a packed batch holds that word in one row of 3,001 positions and
+    the names in a few more, not 128 rows as wide (434 GiB estimated, 4.7 GiB measured with the word drawn)."""
+    words = read_words(bundled_names_path()) + ["ab" * 1500]
+    sizes = np.array([len(word) + 1 for word in words])
+    config = make_config("transformer").replace(block_size=3001)
+    split = {"train": sum(sizes), "val": 0, "test": 0}
+    memory.check_memory(
+        "transformer",
+        config,
+        28,
+        split,
+        DEFAULTS["transformer"].flat(),
+        limit=24 * 2**30,
+        words=len(words),
+        train_sizes=sizes,
+    )
+    with pytest.raises(memory.MemoryLimitError):  # every row as wide as the word: what it estimated before
+        memory.check_memory(
+            "transformer", config, 28, split, DEFAULTS["transformer"].flat(), limit=24 * 2**30, words=len(words)
+        )

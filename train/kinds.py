@@ -58,6 +58,8 @@ class KindSpec:
     `state`: model config -> the step contract's state (None for a window kind). `check`: extra checks of the whole
     Config (ConfigError). `embedding_table`: the state_dict name of the character embeddings (None: the kind has none).
     `counted`: fitted by counting pairs, not by gradient descent (its memory is the counts, not a batch's).
+    `packed`: trains on packed rows (several words to a row, train.trainer.training_batch): its batch's memory is
+    that of its packed rows (train.memory.packed_batch), not of batch_size rows of block_size.
     `quick`: overrides of `defaults` that train it in seconds, for the tests.
     `presets`: named overrides of `defaults` (`mm-train KIND --preset NAME`), each with what it reached here.
     `fixed`: config keys the model fixes whatever their value (a bigram's context is one character): no flag sets them.
@@ -74,6 +76,7 @@ class KindSpec:
     check: Callable[[Config], None] = _no_check
     embedding_table: str | None = "embedding.weight"
     counted: bool = False
+    packed: bool = False
     quick: Mapping[str, Any] = field(default_factory=dict)
     presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     fixed: tuple[str, ...] = ()
@@ -341,6 +344,7 @@ SPECS = (
         activations=_transformer_activations,
         state=_transformer_state,
         check=_check_transformer,
+        packed=True,
         embedding_table="token_embedding.weight",
         quick={
             "steps": 200,

@@ -9,16 +9,20 @@ The estimates are deliberately generous (peaks, not averages); what they count:
   each batch and each evaluation chunk builds its rows from the tokens (counted with the activations);
 - model: the parameters, their gradients, the optimizer's state and the checkpoint's copy;
 - activations: what one training batch keeps for backward (twice: forward values and their gradients) with
-  its int64 rows, and one evaluation chunk with its rows (see eval_rows).
+  its int64 rows (a packed kind's: its packed rows, see packed_batch), and one evaluation chunk with its rows (see
+  eval_rows).
 """
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from makemore.data import Tokens, UserError
+from makemore.data.packing import PACK_WIDTH
 from makemore.train.config_types import BigramConfig, BigramNNConfig, Config
 from makemore.train.kinds import kind_spec
 
@@ -35,6 +39,7 @@ SEQUENCE_EVAL_FLOATS = 2**28  # activations of one sequence evaluation chunk at 
 PAIR_ROWS = 1 << 19  # window rows whose distinct (context, target) pairs are found at once (evaluate.evaluate_rows)
 PAIR_INDICES = 8  # int64s per such row besides its context: target, keys, sort order, masks
 DRAW_INDICES = 5  # int64s per row drawn for --buckets: the draw, the sort's values and order, its scratch (measured)
+RUN_RISK = 1e-6  # the chance that a packed kind's batches ever pass their estimate in a whole run (see packed_batch)
 SIZE_FLAGS = ("block_size", "n_embd", "n_hidden", "n_layer", "n_head", "batch_size", "buckets")  # what a memory
 # error may blame
 CGROUP_LIMITS = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
@@ -96,12 +101,58 @@ def eval_rows(kind: str, vocab_size: int, config: Config) -> int:
     return max(1, min(EVAL_ROWS_MAX, EVAL_FLOATS // floats))
 
 
+def long_draws(share: float, draws: int, steps: int, limit: int) -> int:
+    """The most long words a batch of `draws` words (drawn with replacement, each long with probability `share`)
+    holds in any of `steps` steps, but with a chance under RUN_RISK: the smallest k with steps * P(K > k) <=
+    RUN_RISK, K binomial (each term from lgamma, so a large batch does not underflow); `draws` when that k would
+    pass `limit` (a batch holds at most batch_size words)."""
+    if share <= 0:
+        return 0
+    if share >= 1:
+        return draws
+    log_p, log_q, whole = math.log(share), math.log1p(-share), math.lgamma(draws + 1)
+    below = 0.0  # P(K <= k)
+    for k in range(min(draws, limit) + 1):
+        below += math.exp(whole - math.lgamma(k + 1) - math.lgamma(draws - k + 1) + k * log_p + (draws - k) * log_q)
+        if steps * (1.0 - below) <= RUN_RISK:
+            return k
+    return draws
+
+
+def packed_batch(sizes: np.ndarray, batch: int, draws: int, steps: int, narrow: int) -> list[tuple[int, int]]:
+    """(rows, width) pairs a packed kind's training batch stays within, but with a chance under RUN_RISK in the run:
+    `batch` words of the training words' `sizes` (length + 1), from `draws` drawn per step (batch x buckets), packed
+    best fit decreasing (data.packing) into rows `narrow` wide (min(block_size, PACK_WIDTH)), or as wide as the
+    longest word drawn. With k long words (wider than `narrow`: long_draws) the short ones come after them, and a
+    short word opens a row only where every row has less room than it: every row a short word opened but the last
+    is more than w - s full (s: the widest short word), so a batch w wide holds at most k + (batch - k) s //
+    (w - s + 1) + 1 rows, and never more than batch. One pair per width a long word can give (the widest need not
+    cost the most)."""
+    sizes = np.asarray(sizes)
+    long = sizes > narrow
+    k = min(batch, long_draws(float(long.mean()) if long.size else 0.0, draws, steps, batch))
+    if k == 0:
+        return [(batch, narrow)]
+    short = int(sizes[~long].max(initial=1))
+    return [
+        (min(batch, k + (batch - k) * short // (width - short + 1) + 1), width)
+        for width in np.unique(sizes[long]).tolist()
+    ]
+
+
 def estimate(
-    kind: str, config: Config, vocab_size: int, split_sizes: dict[str, int], words: int | None = None
+    kind: str,
+    config: Config,
+    vocab_size: int,
+    split_sizes: dict[str, int],
+    words: int | None = None,
+    train_sizes: np.ndarray | None = None,
 ) -> dict[str, int]:
     """Bytes needed by the data, the model (with gradients and optimizer state) and the activations.
 
     `words`: how many words the examples come from; None assumes the most, every word one character long.
+    `train_sizes`: the training words' lengths + 1, which a packed kind's batch is bounded by (packed_batch); None
+    counts batch_size rows of block_size.
     """
     block = config.block_size or 1  # a sequence kind's before the data sets it: 1
     examples = sum(split_sizes.values())
@@ -119,8 +170,16 @@ def estimate(
         model = params * FLOAT * (4 + states + averages)  # weights, gradients, state, the checkpoint's copy
         rows = (train and train.batch_size) or split_sizes.get("train", 0)  # no batch size: full batch
     floats = activation_floats(kind, vocab_size, config)
-    batch = rows * (2 * floats * FLOAT + 2 * (block + 1) * INDEX)
     buckets = (config.train and config.train.buckets) or 1
+    if spec.packed and train_sizes is not None and config.train is not None:
+        narrow = min(block, PACK_WIDTH)
+        shapes = packed_batch(train_sizes, rows, rows * buckets, config.train.steps, narrow)
+        batch = max(
+            n * (2 * activation_floats(kind, vocab_size, config.replace(block_size=w)) * FLOAT + 2 * (w + 1) * INDEX)
+            for n, w in shapes
+        )
+    else:
+        batch = rows * (2 * floats * FLOAT + 2 * (block + 1) * INDEX)
     if buckets > 1:  # trainer.batch_indices draws buckets x batch_size rows at once and sorts them
         batch += buckets * rows * DRAW_INDICES * INDEX
     if spec.counted:  # counted COUNT_ROWS examples at a time: their indices, no activations
@@ -135,8 +194,15 @@ def estimate(
     }
 
 
-def needed(kind: str, config: Config, vocab_size: int, split_sizes: dict[str, int], words: int | None = None) -> int:
-    return OVERHEAD + sum(estimate(kind, config, vocab_size, split_sizes, words).values())
+def needed(
+    kind: str,
+    config: Config,
+    vocab_size: int,
+    split_sizes: dict[str, int],
+    words: int | None = None,
+    train_sizes: np.ndarray | None = None,
+) -> int:
+    return OVERHEAD + sum(estimate(kind, config, vocab_size, split_sizes, words, train_sizes).values())
 
 
 def describe(n_bytes: float) -> str:
@@ -155,15 +221,16 @@ def culprit(
     split_sizes: dict[str, int],
     defaults: dict[str, Any],
     words: int | None = None,
+    train_sizes: np.ndarray | None = None,
 ) -> str | None:
     """The size flag whose return to its default (`defaults`: flat) saves the most memory (None when none saves
     any)."""
-    total = needed(kind, config, vocab_size, split_sizes, words)
+    total = needed(kind, config, vocab_size, split_sizes, words, train_sizes)
     values = config.flat()
     savings = {}
     for key in SIZE_FLAGS:  # a sequence kind's block_size comes from the data: config.size_defaults gives its own
         if key in values and key in defaults and values[key] > defaults[key]:
-            smaller = needed(kind, config.replace(**{key: defaults[key]}), vocab_size, split_sizes, words)
+            smaller = needed(kind, config.replace(**{key: defaults[key]}), vocab_size, split_sizes, words, train_sizes)
             savings[key] = total - smaller
     best = max(savings, key=savings.__getitem__, default=None)
     return best if best is not None and savings[best] > 0 else None
@@ -177,21 +244,23 @@ def check_memory(
     defaults: dict[str, Any],
     limit: int | None = None,
     words: int | None = None,
+    train_sizes: np.ndarray | None = None,
 ) -> None:
     """MemoryLimitError naming the flag to lower when the run would need more than MEMORY_FRACTION of the memory.
 
     `words`: the words of all splits (None: the most the examples allow, see estimate). `defaults`: the flat
-    values that a memory error compares the size flags with (config.size_defaults).
+    values that a memory error compares the size flags with (config.size_defaults). `train_sizes`: the training
+    words' lengths + 1 (a packed kind's batch, see packed_batch).
     """
     machine = machine_memory() if limit is None else limit
     allowed = int(machine * MEMORY_FRACTION)
-    total = needed(kind, config, vocab_size, split_sizes, words)
+    total = needed(kind, config, vocab_size, split_sizes, words, train_sizes)
     if total <= allowed:
         return
-    parts = estimate(kind, config, vocab_size, split_sizes, words)
+    parts = estimate(kind, config, vocab_size, split_sizes, words, train_sizes)
     detail = ", ".join(f"{name} {describe(size)}" for name, size in parts.items())
     need = f"needs about {describe(total)} of memory ({detail}); this machine allows {describe(allowed)}"
-    key = culprit(kind, config, vocab_size, split_sizes, defaults, words)
+    key = culprit(kind, config, vocab_size, split_sizes, defaults, words, train_sizes)
     if key is None:
         n_examples = sum(split_sizes.values())
         raise MemoryLimitError(f"a {kind} on this data ({n_examples:,} examples, {vocab_size - 1:,} characters) {need}")

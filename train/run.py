@@ -152,7 +152,13 @@ def run_training(request: TrainRequest) -> bool:
     config = with_block_size(request.kind, config, split)  # sequence kinds: from the data
     n_words = sum(split[name].n_words for name in ("train", "val", "test"))
     check_memory(
-        request.kind, config, vocab.size, split_sizes(split), size_defaults(request.kind, split), words=n_words
+        request.kind,
+        config,
+        vocab.size,
+        split_sizes(split),
+        size_defaults(request.kind, split),
+        words=n_words,
+        train_sizes=split["train"].lengths + 1,
     )
     if launch is not None and request.kind == "bigram":  # nothing to average: rank 0 counts, alone
         if not launch.is_main:

@@ -13,6 +13,7 @@ from typing import NamedTuple, cast
 import numpy as np
 import torch
 from makemore.data import DatasetError, Split, Tokens, UserError, Vocab, vocab_problem
+from makemore.data.packing import PACK_WIDTH
 from makemore.data.rows import Rows, SequenceRows, subset
 from makemore.data.tokens import bigram_counts, tokenize_split
 from makemore.train.averaging import WeightAverage
@@ -35,9 +36,6 @@ from makemore.train.models import IGNORE, Bigram, cross_entropy, trains_in_bfloa
 from makemore.train.progress import Progress, Reporter
 from torch import nn
 
-# The widest packed rows unless a word needs more: on names (block_size 16) 16 positions hold 7.6% padding,
-# 32 hold 6.0%, for attention twice as long: about as fast (bench/transformer_step.py)
-PACK_WIDTH = 32
 # where torch has a fused AdamW (one kernel for every parameter); the kinds that train in bfloat16 use it (see
 # models.trains_in_bfloat16; the others keep the for-each AdamW: the same rounding, so the same weights for a seed)
 FUSED_DEVICES = ("cpu", "cuda")
