@@ -94,26 +94,35 @@ def window_word_nll(
 
 
 def step_word_nll(step_fn: StepFn, info: ModelInfo, words: list[str], label: int | None = None) -> Iterator[np.ndarray]:
-    """The same for a step model: each padded group of words in one multi-step call from the empty state, groups
-    bounded by SCORE_BYTES (their logits and state); a word longer than the model's positions is a DatasetError."""
+    """The same for a step model: each padded group of words in multi-step calls from the empty state, groups
+    bounded by SCORE_BYTES (their logits and state); a group's positions go in one call, or, for a word alone that
+    passes examples_per_call (a long word, a big vocabulary), in calls of that many positions, the state carried
+    from one to the next; a word longer than the model's positions is a DatasetError."""
     longest = max(map(len, words), default=0)
     if longest > info.longest_name:
         raise DatasetError(f"a word of {longest:,} characters is longer than this model takes ({info.longest_name:,})")
     max_rows = max(1, SCORE_BYTES // state_of(info).row_bytes(longest + 1))
     step_fn = with_label(step_fn, label)
-    for group in word_groups(words, examples_per_call(info), padded=True, max_rows=max_rows):
+    per_call = examples_per_call(info)
+    for group in word_groups(words, per_call, padded=True, max_rows=max_rows):
         width = max(len(word) for word in group) + 1
         tokens = np.zeros((len(group), width), dtype=np.int64)  # boundary, the word, boundary padding
         ids = encode_words(group, info.vocab)
         rows = np.repeat(np.arange(len(group)), [len(word) for word in group])
         cols = np.concatenate([np.arange(1, len(word) + 1) for word in group]) if len(ids) else ids
         tokens[rows, cols] = ids
-        logits = np.asarray(step_fn(tokens, empty_state(info, len(group)))[0], dtype=np.float64)
-        check_finite_logits(logits, "while scoring")
-        shifted = logits - logits.max(axis=2, keepdims=True)
-        log_probs = shifted - np.log(np.exp(shifted).sum(axis=2, keepdims=True))
         targets = np.concatenate([tokens[:, 1:], np.zeros((len(group), 1), dtype=np.int64)], axis=1)
-        nll = -np.take_along_axis(log_probs, targets[:, :, None], axis=2)[:, :, 0]
+        nll = np.empty((len(group), width), dtype=np.float64)
+        state = empty_state(info, len(group))
+        step = max(1, per_call // len(group))
+        for first in range(0, width, step):
+            cut = slice(first, first + step)
+            output, state = step_fn(tokens[:, cut], state)
+            logits = np.asarray(output, dtype=np.float64)
+            check_finite_logits(logits, "while scoring")
+            shifted = logits - logits.max(axis=2, keepdims=True)
+            log_probs = shifted - np.log(np.exp(shifted).sum(axis=2, keepdims=True))
+            nll[:, cut] = -np.take_along_axis(log_probs, targets[:, cut, None], axis=2)[:, :, 0]
         yield from (nll[row, : len(word) + 1] for row, word in enumerate(group))
 
 

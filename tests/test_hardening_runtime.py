@@ -846,3 +846,33 @@ def test_logits_take_indices_of_the_right_shape_or_refuse_them_alike_on_both_bac
         and (array.size == 0 or (array.min() >= 0 and array.max() < window_pair[0].vocab.size))
     )
     assert (outcomes[0] == (len(array), window_pair[0].vocab.size)) if valid else isinstance(outcomes[0], str)
+
+
+def test_a_long_word_is_scored_in_calls_of_bounded_positions_with_its_state_carried() -> None:
+    """A word past examples_per_call (a long word, or a big vocabulary's few positions a call) is scored in calls of
+    at most that many positions, the state carried from one to the next, with the NLL one call gives: a gru's
+    4,000-character name over 20,000 characters held 3.3 GB in one call of [1, 4001, 20001] logits."""
+    from makemore.runtime import scoring
+
+    vocab = Vocab("".join(chr(0x4E00 + i) for i in range(3000)))
+    spec = StateSpec((StateTensor("state.h", "next.h", (1, "batch", 1)),))
+    info = ModelInfo("gru", vocab, 1, contract=STEP, state=spec)
+    calls: list[tuple[int, ...]] = []
+
+    def step_fn(tokens: np.ndarray, state: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+        calls.append(tokens.shape)
+        running = state[0][0, :, 0][:, None] + np.cumsum(tokens, axis=1)  # [B, T]: the sum of every token so far
+        logits = np.sin(running[:, :, None] * 0.001 * np.arange(vocab.size)).astype(np.float32)
+        return logits, [running[:, -1][None, :, None].astype(np.float32)]
+
+    word = "".join(vocab.chars[(7 * i) % len(vocab.chars)] for i in range(1500))
+    per_call = scoring.examples_per_call(info)
+    assert per_call < len(word)  # the test's word needs several calls
+    sliced = next(scoring.step_word_nll(step_fn, info, [word]))
+    assert len(calls) > 1 and all(rows * steps <= per_call for rows, steps in calls)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(scoring, "SCORE_BYTES", 1 << 40)  # one call of every position, as before
+        calls.clear()
+        whole = next(scoring.step_word_nll(step_fn, info, [word]))
+    assert calls == [(1, len(word) + 1)]
+    np.testing.assert_allclose(sliced, whole, rtol=0, atol=1e-9)

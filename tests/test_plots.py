@@ -326,3 +326,36 @@ def test_a_hostile_graph_before_the_table_is_one_line_at_once(model_files, tmp_p
     result = run("mm-plot", "embeddings", path, "--out", tmp_path / "e.png", timeout=30)
     assert_usage_error(result)
     assert not (tmp_path / "e.png").exists()
+
+
+def test_an_onnx_files_embedding_table_is_found_in_time_linear_in_its_nodes(model_files, tmp_path) -> None:
+    """mm-plot embeddings reads an untrusted file: 3,000 dead Gathers of an int8 [V, 2] table before the model's
+    nodes (each scanned every node for its dequantizer: quadratic, 72 s for 16,000), and Transposes that read each
+    other after such a Gather (followed for ever), still give the model's own table at once."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(model_files["mlp"][1]))
+    from makemore.runtime.onnx_sampler import OnnxSampler
+
+    graph, vocab_size = model.graph, OnnxSampler(model_files["mlp"][1]).vocab.size
+    context = graph.input[0].name
+    graph.initializer.append(numpy_helper.from_array(np.ones((vocab_size, 2), np.int8), "int8_table"))
+    dead = [helper.make_node("Gather", ["int8_table", context], [f"dead{i}"]) for i in range(3000)]
+    loop = [  # dead0 -> z -> y -> z -> ...: a file's graph may loop, whatever ONNX allows
+        helper.make_node("Transpose", ["dead0"], ["z"]),
+        helper.make_node("Transpose", ["z"], ["y"]),
+        helper.make_node("Transpose", ["y"], ["z"]),
+    ]
+    nodes = dead + loop + list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    path = tmp_path / "hostile.onnx"
+    onnx.save(model, str(path))
+    probe = (
+        "import sys, numpy as np; from makemore.train.plots import onnx_embedding_table as t; "
+        "a, b = t(sys.argv[1], int(sys.argv[3])), t(sys.argv[2], int(sys.argv[3])); print(np.array_equal(a, b))"
+    )
+    argv = [sys.executable, "-c", probe, str(path), str(model_files["mlp"][1]), str(vocab_size)]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == 0 and result.stdout == "True\n", result.stderr[-1000:]

@@ -115,13 +115,22 @@ def onnx_embedding_table(path: Path, vocab_size: int) -> np.ndarray:
     initializers = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
     nodes = list(every_node(graph))
     made_by = {name: node for node in nodes for name in node.output}
+    readers: dict[str, list[Any]] = {}  # a value -> the nodes whose first input it is (built once: a file may hold
+    for node in nodes:  # any number of nodes, and a scan of them all per Gather was quadratic)
+        if node.input:
+            readers.setdefault(node.input[0], []).append(node)
+    tables: dict[str, np.ndarray | None] = {}  # each value computed once, however many Gathers read it
     for node in nodes:
-        table = constant(node.input[0], initializers, made_by) if node.op_type == "Gather" else None
+        if node.op_type != "Gather" or not node.input:
+            continue
+        if node.input[0] not in tables:
+            tables[node.input[0]] = constant(node.input[0], initializers, made_by)
+        table = tables[node.input[0]]
         if table is None or table.ndim != 2 or table.shape[0] != vocab_size:
             continue
         if table.dtype.kind == "f":
             return table.astype(np.float64)
-        dequantize = dequantizers(nodes, node.output[0])  # onnxruntime's dynamic quantization (0.2.0's int8)
+        dequantize = dequantizers(readers, node.output[0])  # onnxruntime's dynamic quantization (0.2.0's int8)
         if dequantize and all(name in initializers for name in dequantize[0].input[1:]):
             scale, *zero = (initializers[name].astype(np.float64) for name in dequantize[0].input[1:])
             if scale.ndim == 0 and all(z.ndim == 0 for z in zero):  # per-tensor, as quantize_dynamic wrote it
@@ -155,15 +164,18 @@ def broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
         return False
 
 
-def dequantizers(nodes: list[Any], value: str) -> list[Any]:
-    """The DequantizeLinear nodes that read `value`, or read it through ops that only move values (a recurrent
-    model's int8 embedding is transposed to the time-major layout before it is dequantized)."""
-    found, frontier = [], [value]
+def dequantizers(readers: dict[str, list[Any]], value: str) -> list[Any]:
+    """The DequantizeLinear nodes that read `value` (first input: `readers`), or read it through ops that only move
+    values (a recurrent model's int8 embedding is transposed to the time-major layout before it is dequantized);
+    each value followed once (a hostile graph may loop)."""
+    found, frontier, seen = [], [value], {value}
     while frontier:
         read = frontier.pop()
-        readers = [n for n in nodes if n.input and n.input[0] == read]
-        found += [n for n in readers if n.op_type == "DequantizeLinear"]
-        frontier += [n.output[0] for n in readers if n.op_type in MOVES]
+        found += [n for n in readers.get(read, []) if n.op_type == "DequantizeLinear"]
+        for node in readers.get(read, []):
+            if node.op_type in MOVES and node.output and node.output[0] not in seen:
+                seen.add(node.output[0])
+                frontier.append(node.output[0])
     return found
 
 
