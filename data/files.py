@@ -108,10 +108,17 @@ def remove_stale_temps(folder: Path, name: str, folder_contents: frozenset[str] 
             mode = os.lstat(path).st_mode
             if stat.S_ISREG(mode):
                 path.unlink(missing_ok=True)
-            elif stat.S_ISDIR(mode) and folder_contents is not None and set(os.listdir(path)) <= folder_contents:
+            elif stat.S_ISDIR(mode) and folder_contents is not None and is_writers_folder(path, folder_contents):
                 shutil.rmtree(path, ignore_errors=True)
         except OSError:
             pass
+
+
+def is_writers_folder(path: Path, contents: frozenset[str]) -> bool:
+    """Whether the folder `path` holds nothing but regular files of `contents`' names (what a writer of folders
+    makes): a link, a folder or another name in it is a user's."""
+    entries = os.listdir(path)
+    return set(entries) <= contents and all(stat.S_ISREG(os.lstat(path / entry).st_mode) for entry in entries)
 
 
 def atomic_write(path: str | Path, write: Callable[[str], object], inputs: Iterable[str | Path] = ()) -> None:

@@ -195,13 +195,40 @@ def test_an_old_site_moved_aside_by_a_killed_build_is_put_back(tmp_path) -> None
     aside = tmp_path / f".site.{dead.pid}.abcdefgh.old"  # killed between moving the old site aside and the new in
     aside.mkdir()
     (aside / "index.html").write_text("old")
+    (aside / MARKER).write_text("{}")
 
     def failing(tmp: Path) -> None:
         raise OSError(28, "No space left on device")
 
     with pytest.raises(Exception, match="No space left"):
-        replace_folder(tmp_path / "site", failing)
+        replace_folder(tmp_path / "site", failing, frozenset({"index.html"}))
     assert os.listdir(tmp_path) == ["site"] and (tmp_path / "site" / "index.html").read_text() == "old"
+
+
+@pytest.mark.parametrize("inside", ["no marker", "a user's file", "a folder", "a link"])
+def test_a_users_folder_named_like_an_old_site_is_never_put_in_place_nor_deleted(tmp_path, inside) -> None:
+    """Only a site mm-web wrote is put back from `.NAME.PID.XXXXXXXX.old` (a killed build's): a user's folder of
+    that name (a thesis, a .git) was renamed into the site's place and then deleted as the old site."""
+    aside = tmp_path / f".site.{DEAD_PID}.abcdefgh.old"
+    aside.mkdir()
+    (aside / "index.html").write_text("mine")
+    if inside != "no marker":
+        (aside / MARKER).write_text("{}")
+    if inside == "a user's file":
+        (aside / "thesis.tex").write_text("precious")
+    elif inside == "a folder":
+        (aside / "app.js").mkdir()
+        (aside / "app.js" / "HEAD").write_text("precious")
+    elif inside == "a link":
+        (tmp_path / "elsewhere").write_text("precious")
+        (aside / "app.js").symlink_to(tmp_path / "elsewhere")
+    before = snapshot(aside)
+    replace_folder(
+        tmp_path / "site", lambda tmp: (tmp / "index.html").write_text("new"), frozenset({"index.html", "app.js"})
+    )
+    assert (tmp_path / "site" / "index.html").read_text() == "new"  # built, not the folder put in its place
+    if inside != "no marker":  # (site files alone, without the marker: a killed build's half-written folder)
+        assert snapshot(aside) == before and (aside / "index.html").read_text() == "mine"
 
 
 # -- 10. Noise and encodings --------------------------------------------------------------------------------------

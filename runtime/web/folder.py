@@ -40,23 +40,32 @@ def check_site_folder(
     if os.path.lexists(real):
         if not real.is_dir():
             raise OutputError(f"output path exists and is not a folder: {path}")
-        try:
-            entries = os.listdir(real)
-        except OSError as err:
-            raise OutputError(f"cannot read output folder {path}: {err.strerror}") from None
-        marker = real / MARKER
-        if entries and (os.path.islink(marker) or not os.path.isfile(marker)):
-            raise OutputError(f"output folder {path} is not empty and not a site mm-web wrote (no {MARKER})")
-        others = sorted(set(entries) - site_names - {MARKER})
-        if others:
-            raise OutputError(f"output folder {path} holds {others[0]!r:.60}, which no site of mm-web holds")
-        odd = [name for name in sorted(entries) if not is_plain_file(real / name)]
-        if odd:
-            raise OutputError(f"output folder {path} holds {odd[0]!r:.60} that is not a regular file: not a site")
+        problem = not_a_site(real, site_names)
+        if problem is not None:
+            raise OutputError(f"output folder {path} {problem}")
     for source in inputs:
         if real in Path(os.path.realpath(source)).parents:
             raise OutputError(f"output folder {path} holds the input {source}: write the site elsewhere")
     return real
+
+
+def not_a_site(folder: Path, site_names: frozenset[str]) -> str | None:
+    """Why the folder `folder` is not one mm-web may delete (None: it is empty, or a site it wrote: a regular MARKER
+    and nothing but `site_names`, each a regular file)."""
+    try:
+        entries = os.listdir(folder)
+    except OSError as err:
+        return f"cannot be read: {err.strerror}"
+    marker = folder / MARKER
+    if entries and (os.path.islink(marker) or not os.path.isfile(marker)):
+        return f"is not empty and not a site mm-web wrote (no {MARKER})"
+    others = sorted(set(entries) - site_names - {MARKER})
+    if others:
+        return f"holds {others[0]!r:.60}, which no site of mm-web holds"
+    odd = [name for name in sorted(entries) if not is_plain_file(folder / name)]
+    if odd:
+        return f"holds {odd[0]!r:.60} that is not a regular file: not a site"
+    return None
 
 
 def is_plain_file(path: Path) -> bool:
@@ -75,7 +84,11 @@ def replace_folder(real: Path, build: Callable[[Path], object], contents: frozen
     after its old site is put back in place if the kill came between the two renames (a folder of that name that
     holds anything but `contents`' names, the site's files, is a user's and is left alone).
     """
-    old_sites = [path for path in stale_temps(real.parent, real.name) if path.suffix == ".old"]
+    old_sites = [
+        path
+        for path in stale_temps(real.parent, real.name)
+        if path.suffix == ".old" and not path.is_symlink() and path.is_dir() and not_a_site(path, contents) is None
+    ]  # a folder of that name that is not a site mm-web wrote is a user's: never put in place, never deleted
     if old_sites and not os.path.lexists(real):
         with contextlib.suppress(OSError):  # at worst the old site is deleted below: the new one replaces it
             os.replace(old_sites[-1], real)
