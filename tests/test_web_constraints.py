@@ -341,3 +341,46 @@ def test_outside_vocabulary_messages_equal_pythons(tmp_path, text) -> None:
         cases.append(case)
         want.append(answer)
     assert run_node(tmp_path, MASKS_SCRIPT, cases) == want
+
+
+def test_the_page_makes_names_of_at_most_256_characters() -> None:
+    """A site's longest name and default max_len are at most 256 (mm-serve's default --max-len): 10,000 names of
+    100,000 characters (a window model's own bound) would hold the tab for an hour and tens of GB."""
+    from makemore.runtime.web.site import MAX_COUNT, MAX_NAME_LEN, site_json
+
+    info = site_info("mlp", block_size=3, longest_name=100_000)
+    info.max_len = 3000  # its longest training word
+    meta = site_json(info, "0" * 64)  # type: ignore[arg-type]
+    assert MAX_NAME_LEN == 256 and meta["longest_name"] == meta["max_len"] == 256 and meta["max_count"] == MAX_COUNT
+    small = site_json(site_info("gru", block_size=1, longest_name=77), "0" * 64)  # type: ignore[arg-type]
+    assert small["longest_name"] == 77  # a model that takes fewer keeps its own bound
+
+
+BREATHE_SCRIPT = """
+import { sampleChunk } from "./sampler.js";
+import { ChunkDraws } from "./pcg64.js";
+let timerRan = false, seenAt = null, steps = 0;
+setTimeout(() => { timerRan = true; }, 0);
+const logits = (rows) => Float32Array.from({ length: rows * 3 }, (_, i) => (i % 3 === 0 ? -100 : 0));  // no end
+const busy = (ms) => { const end = performance.now() + ms; while (performance.now() < end); };
+const decoder = {  // every step takes 20 ms of the tab, as a big model's would
+  start: async (prefix, rows) => { busy(20); return logits(rows); },
+  step: async (tokens) => {
+    busy(20);
+    steps++;
+    if (timerRan && seenAt === null) seenAt = steps;
+    return logits(tokens.length);
+  },
+  keep: () => {},
+};
+const draws = new ChunkDraws(1n, 0, 0, 4, 4096);
+await sampleChunk(decoder, draws, [], 30, 3, { temperature: 1 });
+console.log(JSON.stringify({ steps, seenAt }));
+"""
+
+
+def test_the_pages_sampling_loop_lets_the_tab_answer_while_it_runs(tmp_path) -> None:
+    """A timer set before a long request runs during it, within a few steps of 20 ms (the loop yields every 50 ms:
+    awaiting the model alone never let the browser draw or take input until the request ended)."""
+    got = run_node(tmp_path, BREATHE_SCRIPT, {})
+    assert got["steps"] > 10 and got["seenAt"] is not None and got["seenAt"] <= 4, got

@@ -25,7 +25,9 @@ ORT_MAX_BYTES = {".js": 16 << 20, ".mjs": 16 << 20, ".wasm": 128 << 20}  # 1.30.
 WASM_MAGIC = b"\0asm\x01\0\0\0"  # every WebAssembly binary starts so (magic, version 1)
 PAGE_FILES = ("index.html", "app.js", "sampler.js", "options.js", "pcg64.js", "constraints.js")
 MODEL_NAME = "model.onnx"
-MAX_COUNT = 10_000  # names the page makes at once (mm-serve's default --max-n)
+MAX_COUNT = 10_000  # names the page makes at once (mm-serve's default --max-n) ...
+MAX_NAME_LEN = 256  # ... and the longest name it makes (mm-serve's default --max-len): a request's work in the tab is
+# at most MAX_COUNT x MAX_NAME_LEN characters (10,000 names of 10,000 characters froze a tab for minutes, 2.6 GB)
 CHECKOUT_DIST = Path(__file__).resolve().parents[2] / "ort-web" / "node_modules" / "onnxruntime-web" / "dist"
 
 
@@ -111,8 +113,8 @@ def site_json(info: ModelInfo, model_sha256: str) -> dict[str, Any]:
         "kind": info.kind,
         "vocab": info.vocab.chars,
         "block_size": info.block_size,
-        "max_len": info.max_len,
-        "longest_name": info.longest_name,
+        "max_len": min(info.max_len, MAX_NAME_LEN),
+        "longest_name": min(info.longest_name, MAX_NAME_LEN),
         "contract": info.contract,
         "state": state,
         "inputs": [CONTEXT if info.state is None else TOKENS, *([LABEL] if info.labelled else [])],

@@ -230,6 +230,16 @@ export class StepDecoder {
   }
 }
 
+const SLICE_MS = 50; // the longest the sampling loop holds the tab before it lets the page draw and answer input
+
+/** Let the browser run (draw, take a click or a key) when the loop has held it SLICE_MS since it last did; the
+ * names do not depend on it. */
+async function breathe(clock) {
+  if (performance.now() - clock.last < SLICE_MS) return;
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  clock.last = performance.now();
+}
+
 /** Sample the rows of `draws` together (sample_chunk): each row's character indices after the prefix's.
  * `automaton` (the request's constraints, constraints.js, or null) masks each row's characters before every draw. */
 export async function sampleChunk(decoder, draws, prefixIds, maxLen, V, options, automaton = null) {
@@ -238,7 +248,9 @@ export async function sampleChunk(decoder, draws, prefixIds, maxLen, V, options,
   let active = Array.from({ length: rows }, (_, r) => r);
   let tokens = null;
   const constraint = automaton === null ? null : new Constraint(automaton, rows);
+  const clock = { last: performance.now() };
   for (let pos = prefixIds.length; pos < maxLen && active.length > 0; pos++) {
+    await breathe(clock);
     const uniforms = draws.next();
     const logits = tokens === null ? await decoder.start(prefixIds, rows) : await decoder.step(tokens);
     const allowed = constraint === null ? null : constraint.allowed();
