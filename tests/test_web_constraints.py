@@ -191,6 +191,7 @@ def test_constraint_fields_are_checked_as_sampling_options_are(tmp_path) -> None
         ({"exclude": "x" * (MAX_EXCLUDE_CHARS + 1)}, str(python_error(exclude=("x" * (MAX_EXCLUDE_CHARS + 1),)))),
         ({"prefix": "abc", "max_len": "2"}, str(python_error(prefix="abc", max_len=2))),
         *(({"prefix": prefix}, prefix_error(prefix)) for prefix in ("A", "Zé'x", "b'\"Q", "\U0001f600\uffe0A" * 30)),
+        *(({"prefix": p}, prefix_error(p)) for p in ("\u200b", "x\xa0y", "\xad", "\U0001f600\uff01", "\U000e0001")),
     ]
     good = {"min_len": " 3 ", "max_len": "12", "ends_with": "na", "contains": "r", "exclude": EXCLUDE_TEXT}
     got = run_node(tmp_path, OPTIONS_SCRIPT, {"site": site, "requests": [fields for fields, _ in bad] + [good]})
@@ -384,3 +385,37 @@ def test_the_pages_sampling_loop_lets_the_tab_answer_while_it_runs(tmp_path) -> 
     awaiting the model alone never let the browser draw or take input until the request ended)."""
     got = run_node(tmp_path, BREATHE_SCRIPT, {})
     assert got["steps"] > 10 and got["seenAt"] is not None and got["seenAt"] <= 4, got
+
+
+REPR_SCRIPT = """
+import { readFileSync } from "node:fs";
+import { byCodePoint, pyRepr } from "./constraints.js";
+const texts = JSON.parse(readFileSync(0, "utf8"));
+console.log(JSON.stringify({ reprs: texts.map((t) => pyRepr(t, 60)), order: [...texts].sort(byCodePoint) }));
+"""
+
+
+def test_the_page_quotes_and_orders_text_as_python_does(tmp_path) -> None:
+    """pyRepr is Python's repr cut to 60 characters (every character str.isprintable() rejects escaped: a zero-width
+    space showed as empty quotes), and byCodePoint is Python's order of strings (JavaScript's sort put an emoji
+    before a full-width mark): 3,000 random texts of characters Python's Unicode has assigned (the page's may be
+    newer), surrogates and the characters of the review's cases."""
+    import unicodedata
+
+    rng = random.Random(7)
+    special = list("\u0378\uffff\u200b\xa0\xad\u2028\x85'\"\\ \udcff\U0001f600\uff01\U000e0001")
+
+    def char() -> str:
+        while True:
+            ch = (
+                rng.choice(special)
+                if rng.random() < 0.3
+                else chr(rng.choice([rng.randrange(0x300), rng.randrange(0x110000)]))
+            )
+            if unicodedata.category(ch) != "Cn" or ch in special:
+                return ch
+
+    texts = ["".join(char() for _ in range(rng.randrange(0, 14))) for _ in range(3000)]
+    got = run_node(tmp_path, REPR_SCRIPT, texts)
+    assert got["reprs"] == [f"{text!r:.60}" for text in texts]
+    assert got["order"] == sorted(texts)

@@ -18,17 +18,29 @@ export class ConstraintError extends Error {
 
 const number = (n) => n.toLocaleString("en-US");
 
+// What Python's str.isprintable() rejects (its repr escapes them): controls, formats, surrogates, private use,
+// unassigned, and every separator but the space.
+const UNPRINTABLE = /[\p{Cc}\p{Cf}\p{Cs}\p{Co}\p{Cn}\p{Zl}\p{Zp}\p{Zs}]/u;
+
 /** Python's repr() of a string, cut to `width` characters (f"{text!r:.60}"). */
 export function pyRepr(text, width = 60) {
   const quote = text.includes("'") && !text.includes('"') ? '"' : "'";
   const escapes = { "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", [quote]: `\\${quote}` };
   const body = Array.from(text, (ch) => {
     if (escapes[ch]) return escapes[ch];
-    const code = ch.codePointAt(0);
-    if (code < 0x20 || (code >= 0x7f && code < 0xa0)) return `\\x${code.toString(16).padStart(2, "0")}`;
-    return ch;
+    if (ch === " " || !UNPRINTABLE.test(ch)) return ch;
+    const hex = ch.codePointAt(0).toString(16);
+    return hex.length <= 2 ? `\\x${hex.padStart(2, "0")}` : hex.length <= 4 ? `\\u${hex.padStart(4, "0")}` : `\\U${hex.padStart(8, "0")}`;
   }).join("");
   return Array.from(`${quote}${body}${quote}`).slice(0, width).join("");
+}
+
+/** Python's order of strings (by code point; JavaScript's sort() goes by UTF-16 unit: 😀 before ！). */
+export function byCodePoint(a, b) {
+  const x = Array.from(a, (ch) => ch.codePointAt(0));
+  const y = Array.from(b, (ch) => ch.codePointAt(0));
+  for (let i = 0; i < Math.min(x.length, y.length); i++) if (x[i] !== y[i]) return x[i] - y[i];
+  return x.length - y.length;
 }
 
 /** A deterministic automaton: trans Int32Array [S * V] (DEAD: no move; column 0 always DEAD), accept Uint8Array [S]. */
@@ -179,7 +191,7 @@ function component(field, request, index, V, limits, maxLen) {
     throw new ConstraintError(`${field} is longer (${number(Array.from(value).length)}) than max_len (${number(maxLen)})`, field);
   }
   if ((field === "ends_with" || field === "contains") && value) {
-    const bad = [...new Set(Array.from(value).filter((ch) => !index.has(ch)))].sort();
+    const bad = [...new Set(Array.from(value).filter((ch) => !index.has(ch)))].sort(byCodePoint);
     if (bad.length) {
       throw new ConstraintError(`${field} has characters outside the model's vocabulary: ${pyRepr(bad.join(""))}`, field);
     }

@@ -1,7 +1,7 @@
 // The page's inputs as sampling options, checked against the bounds mm-gen uses (data/bounds.py, written into the
 // site's JSON as `site.bounds`: no copy of them here), one message per mistake.
 
-import { pyRepr } from "./constraints.js";
+import { byCodePoint, pyRepr } from "./constraints.js";
 
 const WHOLE = /^\d+$/;
 const DECIMAL = /^\+?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
@@ -64,7 +64,7 @@ function excludeNames(textValue, site) {
   if (total > most) {
     throw new Error(`exclude must hold at most ${most.toLocaleString("en-US")} characters in all, got ${total.toLocaleString("en-US")}`);
   }
-  return [...new Set(names)].sort();
+  return [...new Set(names)].sort(byCodePoint);
 }
 
 /** max_len, min_len, ends_with, contains and exclude -> {maxLen, constraints}, as SamplingOptions and its length(). */
@@ -121,7 +121,7 @@ export function parseOptions(fields, site) {
   const { maxLen, constraints } = parseConstraints(fields, site);
   const prefix = Array.from(String(fields.prefix ?? ""));
   const vocab = Array.from(site.vocab);
-  const bad = [...new Set(prefix.filter((ch) => !vocab.includes(ch)))].sort((a, b) => a.codePointAt(0) - b.codePointAt(0));
+  const bad = [...new Set(prefix.filter((ch) => !vocab.includes(ch)))].sort(byCodePoint);
   if (bad.length) throw new Error(`prefix has characters outside the model's vocabulary: ${pyRepr(bad.join(""), 60)}`);
   if (prefix.length > maxLen) throw new Error(`prefix is longer (${prefix.length}) than max_len (${maxLen})`);
   const minLen = constraints.min_len;
