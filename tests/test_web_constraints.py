@@ -8,6 +8,7 @@ import random
 
 import numpy as np
 import pytest
+from makemore.contract import ModelInfo
 from makemore.data import Vocab
 from makemore.data.bounds import AUTOMATON_CELLS, AUTOMATON_WORK, MAX_EXCLUDE_CHARS, SAMPLING, Bound
 from makemore.runtime.constraints import compile_constraints
@@ -419,3 +420,57 @@ def test_the_page_quotes_and_orders_text_as_python_does(tmp_path) -> None:
     got = run_node(tmp_path, REPR_SCRIPT, texts)
     assert got["reprs"] == [f"{text!r:.60}" for text in texts]
     assert got["order"] == sorted(texts)
+
+
+TWO_FAULTS = [
+    {"seed": "-1", "max_len": "1000"},
+    {"seed": str(2**64), "prefix": "Q"},
+    {"prefix": "Q", "max_len": "1000"},
+    {"min_len": "0", "label": "x" * 100},
+    {"max_len": "1000", "min_len": "2000"},
+    {"prefix": "abc", "max_len": "2", "min_len": "0"},
+    {"ends_with": "a" * 100_001, "seed": "-5"},
+    {"exclude": "ab\n" * 100_001, "label": "y" * 70},
+    {"top_k": "0", "prefix": "Q"},
+    {"prefix": "Qabc", "min_len": "9", "max_len": "3"},
+]
+
+
+def python_message(fields: dict) -> str:
+    """mm-gen's message for the page's fields (SamplingOptions of them, then for_model against a 40-character model
+    of a-z: its max_len 15)."""
+    values = {key: value for key, value in fields.items() if key in SAMPLING}
+    typed = {k: int(v) for k, v in values.items() if k in ("seed", "max_len", "min_len", "top_k")}
+    if "exclude" in values:
+        typed["exclude"] = [line for line in values["exclude"].split("\n") if line]
+    options = {**values, **typed}
+    try:
+        SamplingOptions(**options).for_model(
+            ModelInfo("mlp", Vocab("abcdefghijklmnopqrstuvwxyz"), 3, config={"max_len": 15}), ceiling=40
+        )
+    except SamplingError as err:
+        return str(err)
+    raise AssertionError(f"no error for {fields}")
+
+
+def test_a_request_with_two_mistakes_gets_mm_gens_message_on_the_page(tmp_path) -> None:
+    """The page checks the fields in mm-gen's order (SamplingOptions' fields, then for_model): with two mistakes it
+    named the other one (a seed of -1 and a max_len past the model's: the page said max_len, mm-gen the seed)."""
+    bounds = {"count": Bound(int, 1, MAX_COUNT).to_json(), **{k: b.to_json() for k, b in SAMPLING.items()}}
+    site = {
+        "vocab": "abcdefghijklmnopqrstuvwxyz",
+        "max_len": 15,
+        "longest_name": 40,
+        "bounds": bounds,
+        "limits": LIMITS,
+    }
+    got = run_node(tmp_path, OPTIONS_SCRIPT, {"site": site, "requests": TWO_FAULTS})
+    for fields, answer in zip(TWO_FAULTS, got, strict=True):  # the field each names (the page words a number's
+        want = python_message(fields)  # range its own way: "a whole number from 1 to 100,000", "in [1, 100,000]")
+        assert field_named(answer.get("error", "")) == field_named(want), (str(fields)[:80], answer, want)
+
+
+def field_named(message: str) -> str:
+    """The option a message is about: its first word, past "the length of" or "the number of" (top-k is top_k)."""
+    words = message.removeprefix("the length of ").removeprefix("the number of ").split()
+    return words[0].replace("-", "_") if words else ""

@@ -59,29 +59,16 @@ function excludeNames(textValue, site) {
     .map((line) => line.replace(PY_SPACE, ""))
     .filter((line) => line !== "");
   bounded("exclude", names, site.bounds.exclude, "number");
+  return [...new Set(names)].sort(byCodePoint);
+}
+
+/** The exclude names' characters in all, at most the site's exclude_chars (check_exclude, after the other fields). */
+function excludeChars(names, site) {
   const total = names.reduce((sum, name) => sum + Array.from(name).length, 0);
   const most = site.limits.exclude_chars;
   if (total > most) {
     throw new Error(`exclude must hold at most ${most.toLocaleString("en-US")} characters in all, got ${total.toLocaleString("en-US")}`);
   }
-  return [...new Set(names)].sort(byCodePoint);
-}
-
-/** max_len, min_len, ends_with, contains and exclude -> {maxLen, constraints}, as SamplingOptions and its length(). */
-function parseConstraints(fields, site) {
-  const bounds = site.bounds;
-  const text = (name) => String(fields[name] ?? "").trim();
-  const m = bounds.max_len;
-  const maxLen = text("max_len") === "" ? site.max_len : Number(whole("max_len", text("max_len"), end(m.low), end(m.high)));
-  if (maxLen > site.longest_name) {
-    throw new Error(`max_len must be at most ${site.longest_name.toLocaleString("en-US")} for this model, got ${maxLen}`);
-  }
-  const n = bounds.min_len;
-  const minLen = text("min_len") === "" ? null : Number(whole("min_len", text("min_len"), end(n.low), end(n.high)));
-  const endsWith = bounded("ends_with", String(fields.ends_with ?? ""), bounds.ends_with);
-  const contains = bounded("contains", String(fields.contains ?? ""), bounds.contains);
-  const exclude = excludeNames(fields.exclude, site);
-  return { maxLen, constraints: { min_len: minLen, ends_with: endsWith, contains, exclude } };
 }
 
 /** The label field (its text as is: "" is any label, drawn per name) -> the label's index among the model's labels,
@@ -104,8 +91,9 @@ export function parseLabel(value, site) {
 }
 
 /** The fields' texts -> {count, temperature, topK, topP, prefix, prefixIds, maxLen, seed, constraints, label (an
- * index, or null: drawn per name)}; an Error
- * with one line otherwise.
+ * index, or null: drawn per name)}; an Error with one line otherwise, checked in mm-gen's order (SamplingOptions'
+ * fields in turn, then what they ask of the model: SamplingOptions.for_model), so that a request with two mistakes
+ * gets mm-gen's message.
  * Temperature 0 (greedy) only with `greedy: true` (the test hook): the page asks for a temperature above 0. */
 export function parseOptions(fields, site) {
   const bounds = site.bounds;
@@ -118,16 +106,36 @@ export function parseOptions(fields, site) {
   const topK = text("top_k") === "" ? null : Number(min(whole("top-k", text("top_k"), end(k.low), end(k.high)), 1n << 30n));
   const p = bounds.top_p;
   const topP = text("top_p") === "" ? null : decimal("top-p", text("top_p"), { low: p.low, high: p.high, what: `a number in (${p.low}, ${p.high}]` });
-  const { maxLen, constraints } = parseConstraints(fields, site);
-  const prefix = Array.from(String(fields.prefix ?? ""));
+  const prefix = Array.from(bounded("prefix", String(fields.prefix ?? ""), bounds.prefix));
+  const m = bounds.max_len;
+  const asked = text("max_len") === "" ? null : Number(whole("max_len", text("max_len"), end(m.low), end(m.high)));
+  const seed = text("seed") === "" ? randomSeed() : whole("seed", text("seed"), end(bounds.seed.low), end(bounds.seed.high));
+  const n = bounds.min_len;
+  const minLen = text("min_len") === "" ? null : Number(whole("min_len", text("min_len"), end(n.low), end(n.high)));
+  const endsWith = bounded("ends_with", String(fields.ends_with ?? ""), bounds.ends_with);
+  const contains = bounded("contains", String(fields.contains ?? ""), bounds.contains);
+  const exclude = excludeNames(fields.exclude, site);
+  const label = String(fields.label ?? "");
+  if (Array.from(label).length > bounds.label.high) parseLabel(label, site); // its length's message, in its turn
+  lengthsAgree(prefix, minLen, asked);
+  excludeChars(exclude, site);
+  // what the options ask of the model (for_model): the prefix's characters, the longest name, the label
   const vocab = Array.from(site.vocab);
   const bad = [...new Set(prefix.filter((ch) => !vocab.includes(ch)))].sort(byCodePoint);
   if (bad.length) throw new Error(`prefix has characters outside the model's vocabulary: ${pyRepr(bad.join(""), 60)}`);
-  if (prefix.length > maxLen) throw new Error(`prefix is longer (${prefix.length}) than max_len (${maxLen})`);
-  const minLen = constraints.min_len;
-  if (minLen !== null && minLen > maxLen) throw new Error(`min_len (${minLen}) is above max_len (${maxLen})`);
-  const seed = text("seed") === "" ? randomSeed() : whole("seed", text("seed"), end(bounds.seed.low), end(bounds.seed.high));
+  const maxLen = asked === null ? site.max_len : asked;
+  if (maxLen > site.longest_name) {
+    throw new Error(`max_len must be at most ${site.longest_name.toLocaleString("en-US")} for this model, got ${maxLen}`);
+  }
+  lengthsAgree(prefix, minLen, maxLen);
   const prefixIds = prefix.map((ch) => vocab.indexOf(ch) + 1);
-  const label = parseLabel(fields.label, site);
-  return { count, temperature, topK, topP, prefix: prefix.join(""), prefixIds, maxLen, seed, constraints, label };
+  const constraints = { min_len: minLen, ends_with: endsWith, contains, exclude };
+  return { count, temperature, topK, topP, prefix: prefix.join(""), prefixIds, maxLen, seed, constraints, label: parseLabel(label, site) };
+}
+
+/** SamplingOptions' checks of a prefix and min_len against max_len (none while max_len is not given). */
+function lengthsAgree(prefix, minLen, maxLen) {
+  if (maxLen === null) return;
+  if (prefix.length > maxLen) throw new Error(`prefix is longer (${prefix.length}) than max_len (${maxLen})`);
+  if (minLen !== null && minLen > maxLen) throw new Error(`min_len (${minLen}) is above max_len (${maxLen})`);
 }
