@@ -56,7 +56,10 @@ def check_writable(real: Path, shown: Path) -> None:
     except OSError as err:
         raise OutputError(f"cannot write {shown}: {err.strerror or first_line(err)}") from None
     os.close(fd)
-    Path(probe).unlink(missing_ok=True)
+    try:
+        os.unlink(probe)
+    except OSError as err:  # a folder where files can be made but not deleted (chattr +a): nor can a write's be
+        raise OutputError(f"cannot write {shown}: {err.strerror or first_line(err)}") from None
 
 
 NAME_IN_TEMP = 120  # bytes of an output's name kept in its temporary's (a name may take 255 bytes; so may no more)
@@ -99,16 +102,27 @@ def stale_temps(folder: Path, name: str) -> list[Path]:
     return [folder / entry for entry, match in matches if match and not pid_alive(int(match.group(1)))]
 
 
-def remove_stale_temps(folder: Path, name: str, folder_contents: frozenset[str] | None = None) -> None:
+def remove_stale_temps(
+    folder: Path,
+    name: str,
+    folder_contents: frozenset[str] | None = None,
+    writers: Callable[[Path], bool] | None = None,
+) -> None:
     """Delete stale_temps(folder, name) that are what the writer makes: regular files, and (for a writer of folders)
-    folders holding nothing but `folder_contents`' names; anything else of such a name is a user's and stays, and
-    so does one that cannot be deleted (already gone, a read-only folder)."""
+    folders holding nothing but `folder_contents`' names as regular files, and that `writers` (when given) says are
+    its own; anything else of such a name is a user's and stays, and so does one that cannot be deleted (already
+    gone, a read-only folder)."""
     for path in stale_temps(folder, name):
         try:
             mode = os.lstat(path).st_mode
             if stat.S_ISREG(mode):
                 path.unlink(missing_ok=True)
-            elif stat.S_ISDIR(mode) and folder_contents is not None and is_writers_folder(path, folder_contents):
+            elif (
+                stat.S_ISDIR(mode)
+                and folder_contents is not None
+                and is_writers_folder(path, folder_contents)
+                and (writers is None or writers(path))
+            ):
                 shutil.rmtree(path, ignore_errors=True)
         except OSError:
             pass

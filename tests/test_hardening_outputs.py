@@ -227,8 +227,8 @@ def test_a_users_folder_named_like_an_old_site_is_never_put_in_place_nor_deleted
         tmp_path / "site", lambda tmp: (tmp / "index.html").write_text("new"), frozenset({"index.html", "app.js"})
     )
     assert (tmp_path / "site" / "index.html").read_text() == "new"  # built, not the folder put in its place
-    if inside != "no marker":  # (site files alone, without the marker: a killed build's half-written folder)
-        assert snapshot(aside) == before and (aside / "index.html").read_text() == "mine"
+    assert snapshot(aside) == before and (aside / "index.html").read_text() == "mine"  # (an .old without the marker
+    # is no killed build's: its .old is a site moved aside or the empty folder made for one)
 
 
 # -- 10. Noise and encodings --------------------------------------------------------------------------------------

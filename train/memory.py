@@ -104,19 +104,25 @@ def eval_rows(kind: str, vocab_size: int, config: Config) -> int:
 def long_draws(share: float, draws: int, steps: int, limit: int) -> int:
     """The most long words a batch of `draws` words (drawn with replacement, each long with probability `share`)
     holds in any of `steps` steps, but with a chance under RUN_RISK: the smallest k with steps * P(K > k) <=
-    RUN_RISK, K binomial (each term from lgamma, so a large batch does not underflow); `draws` when that k would
-    pass `limit` (a batch holds at most batch_size words)."""
+    RUN_RISK, K binomial; `draws` when that k would pass `limit` (a batch holds at most batch_size words). Each
+    tail is a sum of the small terms above k, added from the top (1 - P(K <= k) was rounding error at 1e-12)."""
     if share <= 0:
         return 0
-    if share >= 1:
+    if share >= 1 or draws * share > limit:
         return draws
+    spread = math.sqrt(draws * share * (1 - share))
+    top = min(draws, math.ceil(draws * share + 40 * spread + 40))  # terms above it are under e**-700
     log_p, log_q, whole = math.log(share), math.log1p(-share), math.lgamma(draws + 1)
-    below = 0.0  # P(K <= k)
-    for k in range(min(draws, limit) + 1):
-        below += math.exp(whole - math.lgamma(k + 1) - math.lgamma(draws - k + 1) + k * log_p + (draws - k) * log_q)
-        if steps * (1.0 - below) <= RUN_RISK:
-            return k
-    return draws
+    terms = [
+        math.exp(whole - math.lgamma(j + 1) - math.lgamma(draws - j + 1) + j * log_p + (draws - j) * log_q)
+        for j in range(top + 1)
+    ]
+    above = 0.0  # P(K > k), from k = top down
+    tails = [0.0] * (top + 1)
+    for k in range(top, -1, -1):
+        tails[k] = above
+        above += terms[k]
+    return next((k for k in range(min(top, limit) + 1) if steps * tails[k] <= RUN_RISK), draws)
 
 
 def packed_batch(sizes: np.ndarray, batch: int, draws: int, steps: int, narrow: int) -> list[tuple[int, int]]:
@@ -127,17 +133,18 @@ def packed_batch(sizes: np.ndarray, batch: int, draws: int, steps: int, narrow: 
     short word opens a row only where every row has less room than it: every row a short word opened but the last
     is more than w - s full (s: the widest short word), so a batch w wide holds at most k + (batch - k) s //
     (w - s + 1) + 1 rows, and never more than batch. One pair per width a long word can give (the widest need not
-    cost the most)."""
+    cost the most), and (batch, narrow): a batch of no long word (rows of 32 may pack short words worse than 33)."""
     sizes = np.asarray(sizes)
     long = sizes > narrow
     k = min(batch, long_draws(float(long.mean()) if long.size else 0.0, draws, steps, batch))
     if k == 0:
         return [(batch, narrow)]
     short = int(sizes[~long].max(initial=1))
-    return [
+    wide = [
         (min(batch, k + (batch - k) * short // (width - short + 1) + 1), width)
         for width in np.unique(sizes[long]).tolist()
     ]
+    return [(batch, narrow), *wide]  # and a batch of no long word: narrow, but it may pack worse than a wider one
 
 
 def estimate(

@@ -92,7 +92,10 @@ def replace_folder(real: Path, build: Callable[[Path], object], contents: frozen
     if old_sites and not os.path.lexists(real):
         with contextlib.suppress(OSError):  # at worst the old site is deleted below: the new one replaces it
             os.replace(old_sites[-1], real)
-    remove_stale_temps(real.parent, real.name, contents)
+    # a killed build's .old is a site moved aside (its marker) or the empty folder made for one: any other is a user's
+    remove_stale_temps(
+        real.parent, real.name, contents, lambda path: path.suffix != ".old" or not_a_site(path, contents) is None
+    )
     try:
         tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(real.name), suffix=".tmp", dir=real.parent))
     except OSError as err:
