@@ -47,15 +47,21 @@ def check_output_path(path: str | Path, inputs: Iterable[str | Path] = ()) -> Pa
     return real
 
 
+def temp_beside(real: Path, shown: Path) -> str:
+    """A new empty `.NAME.PID.XXXXXXXX.tmp` beside `real` (0600); OutputError naming `shown` when none can be made."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(real.name), suffix=".tmp", dir=real.parent)
+    except OSError as err:
+        raise OutputError(f"cannot write {shown}: {err.strerror or first_line(err)}") from None
+    os.close(fd)
+    return tmp
+
+
 def check_writable(real: Path, shown: Path) -> None:
     """OutputError when no file can be made in `real`'s folder (read-only, no permission: root ignores the mode
     bits, not a read-only file system), found now by making and removing an empty temporary there, before any
     work (a run of minutes found it at its end)."""
-    try:
-        fd, probe = tempfile.mkstemp(prefix=temp_prefix(real.name), suffix=".tmp", dir=real.parent)
-    except OSError as err:
-        raise OutputError(f"cannot write {shown}: {err.strerror or first_line(err)}") from None
-    os.close(fd)
+    probe = temp_beside(real, shown)
     try:
         os.unlink(probe)
     except OSError as err:  # a folder where files can be made but not deleted (chattr +a): nor can a write's be
@@ -145,11 +151,7 @@ def atomic_write(path: str | Path, write: Callable[[str], object], inputs: Itera
     """
     real = check_output_path(path, inputs)
     remove_stale_temps(real.parent, real.name)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(real.name), suffix=".tmp", dir=real.parent)
-    except OSError as err:
-        raise OutputError(f"cannot write {path}: {err.strerror}") from None
-    os.close(fd)
+    tmp = temp_beside(real, Path(path))
     try:
         write(tmp)
         umask = os.umask(0)  # mkstemp makes the file 0600; give it the mode a plain open() would

@@ -168,17 +168,22 @@ console.log(JSON.stringify(out));
 """
 
 
-def test_constraint_fields_are_checked_as_sampling_options_are(tmp_path) -> None:
-    """Each bad constraint field gets SamplingOptions' own message (from the same bounds); good ones parse to the
-    values SamplingOptions keeps (exclude: stripped lines, blank ones dropped, distinct and sorted)."""
+def stand_in_site() -> dict:
+    """What parseOptions reads of a site's JSON: a-z, max_len 15, names of at most 40 characters, every bound."""
     bounds = {"count": Bound(int, 1, MAX_COUNT).to_json(), **{k: b.to_json() for k, b in SAMPLING.items()}}
-    site = {
+    return {
         "vocab": "abcdefghijklmnopqrstuvwxyz",
         "max_len": 15,
         "longest_name": 40,
         "bounds": bounds,
         "limits": LIMITS,
     }
+
+
+def test_constraint_fields_are_checked_as_sampling_options_are(tmp_path) -> None:
+    """Each bad constraint field gets SamplingOptions' own message (from the same bounds); good ones parse to the
+    values SamplingOptions keeps (exclude: stripped lines, blank ones dropped, distinct and sorted)."""
+    site = stand_in_site()
     bad = [
         ({"min_len": "0"}, "min_len must be a whole number from 1 to 100,000"),
         ({"min_len": "x"}, "min_len must be a whole number"),
@@ -456,14 +461,7 @@ def python_message(fields: dict) -> str:
 def test_a_request_with_two_mistakes_gets_mm_gens_message_on_the_page(tmp_path) -> None:
     """The page checks the fields in mm-gen's order (SamplingOptions' fields, then for_model): with two mistakes it
     named the other one (a seed of -1 and a max_len past the model's: the page said max_len, mm-gen the seed)."""
-    bounds = {"count": Bound(int, 1, MAX_COUNT).to_json(), **{k: b.to_json() for k, b in SAMPLING.items()}}
-    site = {
-        "vocab": "abcdefghijklmnopqrstuvwxyz",
-        "max_len": 15,
-        "longest_name": 40,
-        "bounds": bounds,
-        "limits": LIMITS,
-    }
+    site = stand_in_site()
     got = run_node(tmp_path, OPTIONS_SCRIPT, {"site": site, "requests": TWO_FAULTS})
     for fields, answer in zip(TWO_FAULTS, got, strict=True):  # the field each names (the page words a number's
         want = python_message(fields)  # range its own way: "a whole number from 1 to 100,000", "in [1, 100,000]")
