@@ -133,3 +133,32 @@ def test_window_losses_over_distinct_pairs_are_the_losses_over_every_row(kind, n
     x, y = (torch.from_numpy(a) for a in rows.take(np.arange(len(rows))))
     loss, count = evaluate.evaluate_rows(model, rows, None, 64)
     assert loss == pytest.approx(evaluate.evaluate(model, x, y), abs=1e-6) and count == len(y)
+
+
+def test_a_split_with_one_long_word_is_evaluated_in_chunks_as_wide_as_each_needs(names) -> None:
+    """Evaluation calls are sized by their own width (memory.eval_chunk): 2,000 names and one word of 1,000
+    characters ran one word a call (the chunk fitted the long word's width), now a few calls, each within the
+    activations the estimate charges at block_size, with the loss of one call per word."""
+    from makemore.train import memory
+    from makemore.train.kinds import build_model
+
+    words = names[:2000] + ["ab" * 500]
+    vocab = Vocab.from_words(words)
+    config = make_config("transformer", n_layer=1, n_head=2, n_embd=16).replace(block_size=1001)
+    model = build_model("transformer", vocab.size, config).eval()
+    rows = make_rows(words, vocab, None, IGNORE)
+    chunk = memory.eval_chunk("transformer", vocab.size, config)
+    budget = memory.eval_rows("transformer", vocab.size, config) * memory.activation_floats(
+        "transformer", vocab.size, config
+    )
+    shapes: list[tuple[int, int]] = []
+    hook = model.register_forward_pre_hook(lambda module, args: shapes.append(tuple(args[0].shape)))
+    loss, count = evaluate.evaluate_rows(model, rows, None, chunk)
+    hook.remove()
+    assert len(shapes) <= 6, shapes  # 2,001 words: four of 512 or so, and the long one
+    for n, width in shapes:
+        assert n * memory.activation_floats("transformer", vocab.size, config.replace(block_size=width)) <= max(
+            budget, memory.activation_floats("transformer", vocab.size, config.replace(block_size=width))
+        )
+    one_by_one, counted = evaluate.evaluate_rows(model, rows, None, 1)
+    assert count == counted and loss == pytest.approx(one_by_one, rel=1e-6)

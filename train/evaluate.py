@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from makemore.data import Tokens, Vocab
@@ -62,33 +64,49 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 65
     return total / count
 
 
+EvalChunk = int | Callable[[int], int]  # rows per evaluation call, or rows per call of that many positions a row
+
+
 @torch.no_grad()
 def evaluate_rows(
-    model: nn.Module, rows: Rows, chosen: np.ndarray | None = None, chunk: int = 65536
+    model: nn.Module, rows: Rows, chosen: np.ndarray | None = None, chunk: EvalChunk = 65536
 ) -> tuple[float, int]:
     """(mean NLL per predicted character, characters predicted) over rows `chosen` (all when None), in eval mode.
 
-    Sequence rows are built and run `chunk` at a time (at most EVAL_WORDS, 512 words). Window rows are built
-    PAIR_ROWS at a time and run once per distinct context among them (`chunk` contexts a time): in eval mode a window
-    model's
-    logits depend on the row alone, so the loss is the same, for a tenth of the forward rows on names.
-    Memory is one chunk's, whatever the split's size.
+    Sequence rows are built and run `chunk` at a time (at most EVAL_WORDS, 512 words): `chunk(width)` words a call
+    when it is a function of the call's width (memory.eval_chunk: a split of short words and one long one ran word by
+    word). Window rows are built PAIR_ROWS at a time and run once per distinct context among them (`chunk` contexts a
+    time): in eval mode a window model's logits depend on the row alone, so the loss is the same, for a tenth of the
+    forward rows on names. Memory is one chunk's, whatever the split's size.
     """
-    window = isinstance(rows, WindowRows)
-    step = PAIR_ROWS if window else min(EVAL_WORDS, chunk)
+    rows_at: Callable[[int], int] = chunk if callable(chunk) else (lambda width: chunk)
+    order = np.arange(row_count(rows, chosen)) if chosen is None else np.asarray(chosen)
     was_training = model.training
     model.eval()
-    total, count = 0.0, 0
-    for start in range(0, row_count(rows, chosen), step):
-        stop = min(start + step, row_count(rows, chosen))
-        part = np.arange(start, stop) if chosen is None else chosen[start:stop]
-        if window:
-            part_total, part_count = _pairs_loss_sum(model, distinct_pairs(*_label_column(*rows.take(part))), chunk)
+    total, count, start = 0.0, 0, 0
+    while start < len(order):
+        if isinstance(rows, WindowRows):
+            part = order[start : start + PAIR_ROWS]
+            pairs = distinct_pairs(*_label_column(*rows.take(part)))
+            part_total, part_count = _pairs_loss_sum(model, pairs, rows_at(0))
         else:
+            part = sequence_part(rows, order, start, rows_at)
             part_total, part_count = _loss_sum(model, *map(torch.from_numpy, rows.take(part)))
-        total, count = total + part_total, count + part_count
+        total, count, start = total + part_total, count + part_count, start + len(part)
     model.train(was_training)
     return total / count, count
+
+
+def sequence_part(rows: SequenceRows, order: np.ndarray, start: int, rows_at: Callable[[int], int]) -> np.ndarray:
+    """The rows of the next evaluation call from `start` of `order`: the most (at most EVAL_WORDS) that rows_at allows
+    at the call's width (its longest word + 1); at least one."""
+    lengths = rows.tokens.lengths[rows.tokens.by_length]
+    widths = np.maximum.accumulate(lengths[order[start : start + EVAL_WORDS]]) + 1  # each prefix's width
+    low, high = 1, len(widths)  # the first `low` rows fit (one always does); find the most that do
+    while low < high:
+        mid = (low + high + 1) // 2
+        low, high = (mid, high) if rows_at(int(widths[mid - 1])) >= mid else (low, mid - 1)
+    return order[start : start + low]
 
 
 def _label_column(x: np.ndarray, y: np.ndarray, label: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -129,7 +147,7 @@ def _loss_sum(
     return total, int((y != IGNORE).sum())
 
 
-def final_losses(model: nn.Module, data: dict[str, Rows], chunk: int) -> dict:
+def final_losses(model: nn.Module, data: dict[str, Rows], chunk: EvalChunk) -> dict:
     """train_loss on at most TRAIN_EVAL_WORDS words, val_loss and test_loss on all; each with its characters."""
     metrics: dict = {}
     for name in ("train", "val", "test"):
@@ -138,7 +156,7 @@ def final_losses(model: nn.Module, data: dict[str, Rows], chunk: int) -> dict:
     return metrics
 
 
-def label_losses(model: nn.Module, rows: Rows, labels: tuple[str, ...], chunk: int) -> dict[str, float]:
+def label_losses(model: nn.Module, rows: Rows, labels: tuple[str, ...], chunk: EvalChunk) -> dict[str, float]:
     """The mean loss over the rows of each label (by name) that the rows hold."""
     losses = {}
     for index, name in enumerate(labels):

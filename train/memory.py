@@ -15,8 +15,10 @@ The estimates are deliberately generous (peaks, not averages); what they count:
 
 from __future__ import annotations
 
+import functools
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +147,23 @@ def packed_batch(sizes: np.ndarray, batch: int, draws: int, steps: int, narrow: 
         for width in np.unique(sizes[long]).tolist()
     ]
     return [(batch, narrow), *wide]  # and a batch of no long word: narrow, but it may pack worse than a wider one
+
+
+def eval_chunk(kind: str, vocab_size: int, config: Config) -> Callable[[int], int]:
+    """Rows per evaluation call of rows `width` positions wide: eval_rows for a window kind; for a sequence kind, as
+    many whole words of that width (EVAL_WORDS at most) as fit the activations eval_rows charges at block_size, so
+    the estimate holds at every width (a split of short words and one long one ran word by word: 37,000 calls)."""
+    rows = eval_rows(kind, vocab_size, config)
+    if not kind_spec(kind).sequence:
+        return lambda width: rows
+    budget = rows * activation_floats(kind, vocab_size, config)
+
+    @functools.cache
+    def at(width: int) -> int:
+        floats = activation_floats(kind, vocab_size, config.replace(block_size=max(1, width)))
+        return max(1, min(EVAL_WORDS, budget // floats))
+
+    return at
 
 
 def estimate(

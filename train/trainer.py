@@ -24,6 +24,7 @@ from makemore.train.distributed import SINGLE, Ranks
 from makemore.train.evaluate import (
     EVAL_POINTS,
     VAL_WORDS,
+    EvalChunk,
     evaluate_rows,
     final_losses,
     label_losses,
@@ -31,7 +32,7 @@ from makemore.train.evaluate import (
     split_rows,
 )
 from makemore.train.kinds import build_model
-from makemore.train.memory import eval_rows
+from makemore.train.memory import eval_chunk
 from makemore.train.models import IGNORE, Bigram, cross_entropy, trains_in_bfloat16
 from makemore.train.progress import Progress, Reporter
 from torch import nn
@@ -136,7 +137,7 @@ def train(
         model.load_state_dict(state_dict)
     steps_done, interrupted, started = 0, False, time.perf_counter()
     history: dict = {"step": [], "train_loss": [], "val_step": [], "val_loss": []}
-    chunk = eval_rows(kind, vocab.size, config)
+    chunk = eval_chunk(kind, vocab.size, config)
     val_subset = subset(data["val"], VAL_WORDS)
     val_seconds = 0.0
     if isinstance(model, Bigram):
@@ -262,7 +263,7 @@ def _gradient_descent(
     val_subset: np.ndarray | None,
     history: dict,
     on_step: Callable[[Progress], None],
-    chunk: int,
+    chunk: EvalChunk,
     ranks: Ranks = SINGLE,
 ) -> tuple[int, bool, float]:
     """Minibatch descent (full batch when no batch_size) on the model's device, each batch's rows built when
@@ -322,7 +323,7 @@ def _gradient_descent(
 
 
 def _val_loss(
-    model: nn.Module, average: WeightAverage | None, rows: Rows, chosen: np.ndarray | None, chunk: int
+    model: nn.Module, average: WeightAverage | None, rows: Rows, chosen: np.ndarray | None, chunk: EvalChunk
 ) -> float:
     """The val loss of what training would keep now: the model, or its weight average."""
     if average is None:
