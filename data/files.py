@@ -18,7 +18,7 @@ class OutputError(UserError):
     """An output path that must not be written (a device, a folder, the input itself, ...)."""
 
 
-def check_output_path(path: str | Path, inputs: Iterable[str | Path] = ()) -> Path:
+def check_output_path(path: str | Path, inputs: Iterable[str | Path] = (), probe: bool = True) -> Path:
     """The real path that an atomic write of `path` will replace, after refusing what no user means.
 
     Refused: a missing folder, anything that exists and is not a regular file (a device such as
@@ -43,7 +43,8 @@ def check_output_path(path: str | Path, inputs: Iterable[str | Path] = ()) -> Pa
     for source in inputs:
         if Path(os.path.realpath(source)) == real:
             raise OutputError(f"output path is the input file itself: {path}")
-    check_writable(real, path)
+    if probe:  # (atomic_write makes its temporary at once: that is its probe)
+        check_writable(real, path)
     return real
 
 
@@ -108,27 +109,16 @@ def stale_temps(folder: Path, name: str) -> list[Path]:
     return [folder / entry for entry, match in matches if match and not pid_alive(int(match.group(1)))]
 
 
-def remove_stale_temps(
-    folder: Path,
-    name: str,
-    folder_contents: frozenset[str] | None = None,
-    writers: Callable[[Path], bool] | None = None,
-) -> None:
+def remove_stale_temps(folder: Path, name: str, writers_folder: Callable[[Path], bool] | None = None) -> None:
     """Delete stale_temps(folder, name) that are what the writer makes: regular files, and (for a writer of folders)
-    folders holding nothing but `folder_contents`' names as regular files, and that `writers` (when given) says are
-    its own; anything else of such a name is a user's and stays, and so does one that cannot be deleted (already
-    gone, a read-only folder)."""
+    the folders `writers_folder` says are its own (see is_writers_folder); anything else of such a name is a user's
+    and stays, and so does one that cannot be deleted (already gone, a read-only folder)."""
     for path in stale_temps(folder, name):
         try:
             mode = os.lstat(path).st_mode
             if stat.S_ISREG(mode):
                 path.unlink(missing_ok=True)
-            elif (
-                stat.S_ISDIR(mode)
-                and folder_contents is not None
-                and is_writers_folder(path, folder_contents)
-                and (writers is None or writers(path))
-            ):
+            elif stat.S_ISDIR(mode) and writers_folder is not None and writers_folder(path):
                 shutil.rmtree(path, ignore_errors=True)
         except OSError:
             pass
@@ -149,7 +139,7 @@ def atomic_write(path: str | Path, write: Callable[[str], object], inputs: Itera
     one-line OutputErrors. The temporary file is `.NAME.PID.XXXXXXXX.tmp`: one that a killed writer left
     (its PID no longer runs) is deleted by the next write of the same path.
     """
-    real = check_output_path(path, inputs)
+    real = check_output_path(path, inputs, probe=False)
     remove_stale_temps(real.parent, real.name)
     tmp = temp_beside(real, Path(path))
     try:

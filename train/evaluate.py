@@ -100,8 +100,8 @@ def evaluate_rows(
 def sequence_part(rows: SequenceRows, order: np.ndarray, start: int, rows_at: Callable[[int], int]) -> np.ndarray:
     """The rows of the next evaluation call from `start` of `order`: the most (at most EVAL_WORDS) that rows_at allows
     at the call's width (its longest word + 1); at least one."""
-    lengths = rows.tokens.lengths[rows.tokens.by_length]
-    widths = np.maximum.accumulate(lengths[order[start : start + EVAL_WORDS]]) + 1  # each prefix's width
+    candidates = rows.tokens.by_length[order[start : start + EVAL_WORDS]]  # these rows' words alone: O(512) a call
+    widths = np.maximum.accumulate(rows.tokens.lengths[candidates]) + 1  # each prefix's width
     low, high = 1, len(widths)  # the first `low` rows fit (one always does); find the most that do
     while low < high:
         mid = (low + high + 1) // 2

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from makemore.data import OutputError, first_line
-from makemore.data.files import remove_stale_temps, stale_temps, temp_prefix
+from makemore.data.files import is_writers_folder, remove_stale_temps, stale_temps, temp_prefix
 
 MARKER = "makemore-site.json"  # every site mm-web writes holds it: such a folder may be replaced
 
@@ -92,9 +92,14 @@ def replace_folder(real: Path, build: Callable[[Path], object], contents: frozen
     if old_sites and not os.path.lexists(real):
         with contextlib.suppress(OSError):  # at worst the old site is deleted below: the new one replaces it
             os.replace(old_sites[-1], real)
-    # a killed build's .old is a site moved aside (its marker) or the empty folder made for one: any other is a user's
+    # a killed build's .tmp holds site files; its .old is a site moved aside (its marker) or the empty folder made
+    # for one: any other folder of such a name is a user's
     remove_stale_temps(
-        real.parent, real.name, contents, lambda path: path.suffix != ".old" or not_a_site(path, contents) is None
+        real.parent,
+        real.name,
+        lambda path: (
+            is_writers_folder(path, contents) and (path.suffix != ".old" or not_a_site(path, contents) is None)
+        ),
     )
     try:
         tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(real.name), suffix=".tmp", dir=real.parent))
